@@ -25,7 +25,9 @@ def notebooks_dir() -> Path:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         f"--ServerApp.root_dir={notebooks_dir()}",
         f"--ServerApp.ip={args.ip}",
         f"--ServerApp.port={args.port}",
@@ -60,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="launch JupyterLab on the notebooks")
-    lab.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL")
-    lab.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 in containers)")
+    lab.add_argument(
+        "--no-browser", action="store_true", help="do not open a browser; print the URL"
+    )
+    lab.add_argument(
+        "--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 in containers)"
+    )
     lab.add_argument("--port", type=int, default=8888)
     lab.set_defaults(run=cmd_lab)
     info = sub.add_parser("info", help="versions, device, threads")
