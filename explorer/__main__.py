@@ -34,6 +34,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     ]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines often run as root
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     print("Starting JupyterLab on", notebooks_dir(), "— open the URL it prints below.", flush=True)
     return subprocess.call(command, env=env)
