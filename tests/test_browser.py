@@ -50,3 +50,27 @@ def test_welcome_notebook_runs_and_reacts_in_jupyterlab(tmp_path):
         browser.screenshot(page, "00_welcome_jupyterlab")
         page.locator(".explorer-table").first.scroll_into_view_if_needed()
         browser.screenshot(page, "00_welcome_table")
+
+
+def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
+    pytest.importorskip("voila")
+    with (
+        browser.voila_server("00_welcome.ipynb", tmp_path) as url,
+        browser.chromium(tmp_path) as page,
+    ):
+        page.goto(url, timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+        page.wait_for_timeout(1000)
+        before = browser.plot_signature(page, 1)
+        page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
+            label="Pearson χ²"
+        )
+        after = browser.wait_for_plot_change(page, 1, before)
+        assert "Pearson" in after
+        assert (
+            page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).count()
+            == 0
+        )
+        browser.screenshot(page, "00_welcome_voila")
