@@ -1,5 +1,12 @@
-"""The frontier explorer: reward against KL for alignment methods, exact and trained."""
+"""The frontier explorer: what reward each alignment method buys per nat of KL, exactly.
 
+Public API: :func:`tilted`, :func:`best_of_n`, :func:`f_regularized`, :func:`kl`,
+:func:`win_rate`, the vectorised curves :func:`kl_frontier` and :func:`bon_frontier`, and the app
+:class:`FrontierApp`. More in the submodules: ``exact`` (measures, InfAlign, reward transforms),
+``scenario``, ``trained``, ``limits`` (Gao et al. fits, the memoryless-LM limit).
+"""
+
+from .app import FrontierApp
 from .exact import (
     best_of_n,
     bon_frontier,
@@ -11,6 +18,7 @@ from .exact import (
 )
 
 __all__ = [
+    "FrontierApp",
     "best_of_n",
     "bon_frontier",
     "f_regularized",

@@ -158,7 +158,8 @@ def distinct_correct(pi, correct, k) -> float:
     mask = _check_mask(correct, p.size)
     k = _check_k(k)
     pc = np.minimum(p[mask], 1.0)
-    return float(np.sum(-np.expm1(k * np.log1p(-pc))))
+    with np.errstate(divide="ignore"):  # an answer with probability 1 is surely covered
+        return float(np.sum(-np.expm1(k * np.log1p(-pc))))
 
 
 def _check_mask(correct, size: int) -> np.ndarray:
@@ -185,13 +186,29 @@ def tilted(pi_ref, r, beta) -> np.ndarray:
 
     The reward is shifted by its maximum over the support before exponentiating, so a tiny beta
     neither overflows nor loses the top response."""
+    return np.exp(tilted_log(pi_ref, r, beta))
+
+
+def tilted_log(pi_ref, r, beta) -> np.ndarray:
+    """log of :func:`tilted`, finite wherever pi_ref > 0 even when the probability underflows."""
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
     (b,) = check_beta(beta)
     with np.errstate(divide="ignore"):
         logits = np.log(p) + (values - values[p > 0].max()) / b
     logits[p == 0] = -np.inf
-    return np.exp(logits - logsumexp(logits))
+    return logits - logsumexp(logits)
+
+
+def kl_from_log(log_pi, log_ref) -> float:
+    """KL(P || Q) from log-probabilities (-inf for zeros): exact even where P or Q underflow."""
+    log_pi = np.asarray(log_pi, dtype=np.float64)
+    log_ref = np.asarray(log_ref, dtype=np.float64)
+    inside = np.isfinite(log_pi)
+    if np.any(~np.isfinite(log_ref[inside])):
+        return math.inf
+    value = float(np.exp(log_pi[inside]) @ (log_pi[inside] - log_ref[inside]))
+    return max(value, 0.0)
 
 
 def kl_frontier(pi_ref, r, betas, extra=None):
@@ -363,12 +380,19 @@ def best_of_n(pi_ref, r, n) -> np.ndarray:
     """The exact best-of-n policy: draw n responses from pi_ref, keep one with the highest reward
     (ties broken uniformly at random). Level l gets F_l^n - F_{l-1}^n, shared in proportion to
     pi_ref; computed from upper tails so that n = 10^6 is as exact as n = 2."""
+    with np.errstate(under="ignore"):
+        return np.exp(best_of_n_log(pi_ref, r, n))
+
+
+def best_of_n_log(pi_ref, r, n) -> np.ndarray:
+    """log of :func:`best_of_n`, finite wherever pi_ref > 0 even when the probability underflows."""
     p, _, inverse, _, mass, log_f, d, keep = _bon_levels(pi_ref, r)
     (count,) = check_n(n)
-    prob, _ = _bon_level_probs(log_f, d, count)
-    ratio = np.zeros(keep.size)  # P_bon(level) / P_ref(level), levels descending
-    ratio[keep] = prob / mass
-    return p * ratio[::-1][inverse]
+    _, log_prob = _bon_level_probs(log_f, d, count)
+    log_ratio = np.full(keep.size, -np.inf)  # log P_bon(level) / P_ref(level), levels descending
+    log_ratio[keep] = log_prob - np.log(mass)
+    with np.errstate(divide="ignore"):
+        return np.log(p) + log_ratio[::-1][inverse]
 
 
 def bon_frontier(pi_ref, r, ns, extra=None):
