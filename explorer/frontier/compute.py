@@ -59,6 +59,13 @@ class Curve:
     gold: np.ndarray
     entropy: np.ndarray
     p_correct: np.ndarray  # probability mass on correct answers (verifiable scenario)
+    p_each_correct: np.ndarray  # (points, correct answers): the probability of each one
+    forgotten: np.ndarray  # KL(pi_ref || pi): how much of pi_ref the policy dropped (NaN: not computed)
+
+    def distinct_correct(self, k: int) -> np.ndarray:
+        """Expected number of distinct correct answers among k samples, along the curve."""
+        with np.errstate(divide="ignore"):
+            return np.sum(-np.expm1(k * np.log1p(-np.minimum(self.p_each_correct, 1.0))), axis=1)
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,18 @@ def cached_scenario(n_responses, reference, reward, correlation, n_hackable, see
     return make_scenario(n_responses, reference, reward, correlation, n_hackable, seed=seed)
 
 
-def _curve_from_expectations(name, parameter, values, kls, proxy, extra, log_ref_column=1):
-    gold = extra[:, 0]
-    minus_log_ref = -extra[:, log_ref_column]
-    return Curve(name, parameter, np.asarray(values, float), kls, proxy, gold,
-                 np.maximum(minus_log_ref - kls, 0.0), extra[:, 2])
+def _extra_rewards(s: Scenario) -> list[np.ndarray]:
+    """What a curve carries besides its reward: gold, log pi_ref (for the entropy), the correct
+    mass, the proxy, and one indicator per correct answer (for coverage)."""
+    indicators = [np.arange(s.size) == i for i in np.flatnonzero(s.correct)]
+    return [s.gold, np.log(s.pi_ref), s.correct.astype(float), s.proxy, *indicators]
+
+
+def _curve_from_expectations(name, parameter, values, kls, extra, forgotten):
+    # H(pi) = -E_pi[log pi_ref] - KL(pi || pi_ref)
+    entropy_values = np.maximum(-extra[:, 1] - kls, 0.0)
+    return Curve(name, parameter, np.asarray(values, float), kls, extra[:, 3], extra[:, 0],
+                 entropy_values, extra[:, 2], extra[:, 4:], forgotten)
 
 
 @lru_cache(maxsize=32)
@@ -108,9 +122,11 @@ def tilted_curve(key, reward_kind: str) -> Curve:
     """KL-RL on the proxy (or a transform of it): the exact curve over BETAS."""
     s = cached_scenario(*key)
     reward, name = _method_reward(s, reward_kind)
-    extra = [s.gold, np.log(s.pi_ref), s.correct.astype(float), s.proxy]
-    kls, _, means = kl_frontier(s.pi_ref, reward, BETAS, extra=extra)
-    return _curve_from_expectations(name, "β", BETAS, kls, means[:, 3], means)
+    kls, mean_reward, means = kl_frontier(s.pi_ref, reward, BETAS, extra=_extra_rewards(s))
+    # log pi_beta = log pi_ref + (r - E_ref r)/beta - log Z and KL(pi||ref) = (E r - E_ref r)/beta - log Z
+    # give KL(pi_ref || pi_beta) = log Z = (E_beta r - E_ref r)/beta - KL(pi_beta || pi_ref)
+    forgotten = np.maximum((mean_reward - float(s.pi_ref @ reward)) / BETAS - kls, 0.0)
+    return _curve_from_expectations(name, "β", BETAS, kls, means, forgotten)
 
 
 def _method_reward(s: Scenario, kind: str):
@@ -128,9 +144,8 @@ def _method_reward(s: Scenario, kind: str):
 @lru_cache(maxsize=8)
 def bon_curve(key) -> Curve:
     s = cached_scenario(*key)
-    extra = [s.gold, np.log(s.pi_ref), s.correct.astype(float)]
-    kls, proxy, means = bon_frontier(s.pi_ref, s.proxy, NS, extra=extra)
-    return _curve_from_expectations("best-of-n (exact)", "n", NS, kls, proxy, means)
+    kls, _, means = bon_frontier(s.pi_ref, s.proxy, NS, extra=_extra_rewards(s))
+    return _curve_from_expectations("best-of-n (exact)", "n", NS, kls, means, np.full(NS.size, np.nan))
 
 
 @lru_cache(maxsize=32)
@@ -143,11 +158,13 @@ def f_curve(key, divergence: str, alpha) -> Curve:
         except ValueError:
             continue  # a beta whose root cannot be bracketed is left out of the curve
         betas.append(beta)
-        rows.append((kl(pi, s.pi_ref), pi @ s.proxy, pi @ s.gold, entropy(pi), pi @ s.correct))
+        rows.append((kl(pi, s.pi_ref), pi @ s.proxy, pi @ s.gold, entropy(pi), pi @ s.correct,
+                     pi[s.correct], kl(s.pi_ref, pi)))
     if not rows:
         raise ValueError(f"no beta in the sweep gives a {divergence} optimum for this scenario")
-    kls, proxy, gold, ent, correct = (np.array(c) for c in zip(*rows, strict=True))
-    return Curve(_f_label(divergence, alpha), "β", np.array(betas), kls, proxy, gold, ent, correct)
+    kls, proxy, gold, ent, correct, each, forgotten = (np.array(c) for c in zip(*rows, strict=True))
+    return Curve(_f_label(divergence, alpha), "β", np.array(betas), kls, proxy, gold, ent, correct,
+                 each.reshape(len(rows), -1), forgotten)
 
 
 def _f_label(divergence, alpha):

@@ -50,11 +50,9 @@ def _y(result, curve_or_obj):
 
 
 def _layout(fig, title, **extra):
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        margin={"t": 40, "b": 40, "l": 55, "r": 10},
-        **{"legend": {"font": {"size": 10}}, **SIZE, **extra},
-    )
+    settings = {"legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
+                **SIZE, **extra}
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, **settings)
     return fig
 
 
@@ -130,30 +128,30 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
 
 
 def diversity(result: FrontierResult) -> go.Figure:
-    """Entropy against KL and (verifiable scenario) the mass on correct answers / pass@k."""
+    """Entropy, KL(pi_ref || pi) (what the policy dropped of pi_ref; infinite with zeros) and, in
+    the verifiable scenario, how many distinct correct answers k samples cover, against KL."""
     verifiable = bool(result.scenario.correct.any())
     k = result.settings["k"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "entropy", f"pass@{k} (correct answers)" if verifiable else "win rate vs π_ref (gold)"))
+    titles = ["entropy", "KL(π_ref‖π): what π dropped"]
+    titles.append(f"distinct correct answers in {k} samples" if verifiable else "gold reward")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.09)
     for key in ("kl_rl", "f", "chi_po", "bon"):
         curve = result.curves[key]
         x = _x(result, curve.kl)
-        fig.add_scatter(x=x, y=curve.entropy, mode="lines", name=curve.name,
-                        line={"color": COLOURS[key]}, legendgroup=key, row=1, col=1)
-        if verifiable:
-            with np.errstate(divide="ignore"):
-                y = -np.expm1(k * np.log1p(-np.minimum(curve.p_correct, 1.0)))
-            fig.add_scatter(x=x, y=y, mode="lines", showlegend=False, legendgroup=key,
-                            line={"color": COLOURS[key]}, row=1, col=2)
-    if not verifiable:
-        for name, m in result.selected.items():
-            fig.add_bar(x=[name.split(":")[-1].split("(")[0].strip()], y=[m.win_rate], showlegend=False,
-                        marker_color="#888", row=1, col=2)
-        fig.update_yaxes(range=[0, 1], row=1, col=2)
-    for col in (1, 2) if verifiable else (1,):
+        style = {"mode": "lines", "line": {"color": COLOURS[key]}, "legendgroup": key}
+        fig.add_scatter(x=x, y=curve.entropy, name=curve.name, row=1, col=1, **style)
+        if np.any(np.isfinite(curve.forgotten)):
+            finite = np.isfinite(curve.forgotten)
+            fig.add_scatter(x=x[finite], y=curve.forgotten[finite], showlegend=False, row=1, col=2, **style)
+        third = curve.distinct_correct(k) if verifiable else curve.gold
+        fig.add_scatter(x=x, y=third, showlegend=False, row=1, col=3, **style)
+    for col in (1, 2, 3):
         fig.update_xaxes(title=_x_title(result), row=1, col=col)
     fig.update_yaxes(title="nats", row=1, col=1)
-    return _layout(fig, "diversity: what each optimum keeps", width=760, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}})
+    fig.update_yaxes(type="log", row=1, col=2)
+    return _layout(fig, "diversity: what each optimum keeps", width=900,
+                   legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 
 def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
@@ -190,7 +188,8 @@ def memoryless(result: FrontierResult) -> go.Figure:
         fig.update_xaxes(title="sequence length L", type="log", row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=2)
     return _layout(fig, f"memoryless LM, Δ = {m.delta:g} nats/token: best-of-N → KL-RL per token",
-                   width=760, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}})
+                   width=760, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 
 def measures_table(result: FrontierResult) -> HTMLView:
