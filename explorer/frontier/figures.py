@@ -167,9 +167,10 @@ def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
     for (name, pi), colour in zip(result.policies.items(), colours, strict=False):
         fig.add_bar(x=labels, y=pi[shown], name=f"{name} ({result.selected[name].setting})", marker_color=colour)
     fig.update_layout(barmode="group")
-    fig.update_yaxes(title="probability", type="log")
+    fig.update_yaxes(title="probability (log; below 1e-8 not shown)", type="log", range=[-8, 0.05])
     fig.update_xaxes(title="response (by π_ref rank); ✓ correct, ⚠ hackable", tickangle=-60)
-    return _layout(fig, "the policies themselves", width=760, legend={"orientation": "h", "y": -0.45, "font": {"size": 10}})
+    return _layout(fig, "the policies themselves", width=760, height=470,
+                   legend={"orientation": "h", "y": -0.6, "font": {"size": 10}})
 
 
 def memoryless(result: FrontierResult) -> go.Figure:
