@@ -22,12 +22,15 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 
 from .. import divergences
+from . import bon_sweep
 
 #: exp(x) for x below this is a subnormal float (slow) or zero: we flush it to an exact zero.
 _FLUSH = -700.0
 #: Best-of-n levels whose whole lower tail has probability below exp(-_TAIL) are dropped: their
 #: total mass is below 2e-22, far under float64 resolution of anything we report.
 _TAIL = 50.0
+#: From this many reward levels on, many-n best-of-n sweeps use the binned transform.
+_SWEEP_LEVELS = 20_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,7 +401,8 @@ def best_of_n_log(pi_ref, r, n) -> np.ndarray:
 def bon_frontier(pi_ref, r, ns, extra=None):
     """Exact (KL(best-of-n || pi_ref), E[r]) for each n, vectorised over reward levels.
 
-    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22). With
+    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22). Many
+    levels and many n go through :mod:`explorer.frontier.bon_sweep` (one pass for all n). With
     ``extra`` (list of other rewards) also returns E_bon[extra] of shape (len(ns), len(extra))."""
     p, _, inverse, levels, mass, log_f, d, keep = _bon_levels(pi_ref, r)
     counts = check_n(ns, "ns")
@@ -409,6 +413,9 @@ def bon_frontier(pi_ref, r, ns, extra=None):
         sums = np.bincount(inverse, weights=p * g, minlength=keep.size)[::-1][keep]
         level_extra.append(sums / mass)
     level_extra = np.stack(level_extra, axis=1) if others else np.zeros((mass.size, 0))
+    if mass.size >= _SWEEP_LEVELS and counts.size >= 8:
+        kls, rewards, mean_extra = bon_sweep.frontier(levels, mass, log_f, d, counts, level_extra)
+        return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
     log_mass = np.log(mass)
     depth = -log_f  # increasing down the levels
     kls = np.empty(counts.size)
