@@ -186,6 +186,28 @@ def test_bon_frontier_matches_best_of_n_one_by_one():
     assert kls[0] == pytest.approx(0.0, abs=1e-15)  # best-of-1 is pi_ref
 
 
+@pytest.mark.parametrize("heavy", [False, True])
+def test_bon_sweep_over_many_levels_matches_the_per_n_sum(heavy, monkeypatch):
+    """The binned Laplace-transform sweep (many levels, many n) against the direct per-n sum."""
+    from explorer.frontier import exact
+
+    rng = np.random.default_rng(8)
+    size = 40_000
+    p = rng.dirichlet(np.ones(size))
+    if heavy:  # a few responses with large reference mass, and ties
+        p[rng.choice(size, 5, replace=False)] += 0.05
+        p /= p.sum()
+    r = np.round(rng.standard_normal(size), 4 if heavy else 12)
+    gold = rng.standard_normal(size)
+    ns = np.r_[1, 2, 3, 5, 17, 64, 100, 333, 1000, 2048]
+    kls, rewards, golds = bon_frontier(p, r, ns, extra=[gold])
+    monkeypatch.setattr(exact, "_SWEEP_LEVELS", 10**9)
+    direct_kls, direct_rewards, direct_golds = bon_frontier(p, r, ns, extra=[gold])
+    np.testing.assert_allclose(kls, direct_kls, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(rewards, direct_rewards, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(golds, direct_golds, rtol=1e-10, atol=1e-13)
+
+
 def test_bon_frontier_with_ties_stays_below_the_continuous_formula():
     p = np.full(10, 0.1)
     r = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1.0])  # only two reward levels
