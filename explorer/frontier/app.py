@@ -92,13 +92,20 @@ class FrontierApp(App):
     )
     presets = {
         "default: Gaussian gold, proxy correlation 0.8": dict(
-            reward="gaussian", correlation=0.8, n_hackable=0, divergence="forward_kl"),
+            reward="gaussian", correlation=0.8, n_hackable=0, divergence="forward_kl",
+            x_axis="kl", y_reward="gold", beta=0.3, n=16),
         "reward hacking: 3 rare hackable responses": dict(
-            reward="gaussian", correlation=0.8, n_hackable=3, x_axis="sqrt_kl"),
+            reward="gaussian", correlation=0.8, n_hackable=3, divergence="forward_kl",
+            x_axis="sqrt_kl", y_reward="gold", beta=0.3, n=16),
         "verifiable answers: coverage and pass@k": dict(
-            reward="verifiable", correlation=0.9, n_hackable=0, divergence="js", k=8),
-        "plain χ² makes zeros": dict(reward="gaussian", n_hackable=0, divergence="neyman", beta=0.3),
-        "heavy-tailed gold, weak proxy": dict(reward="heavy_tailed", correlation=0.5, n_hackable=0),
+            reward="verifiable", correlation=0.9, n_hackable=0, divergence="js",
+            x_axis="kl", y_reward="gold", beta=0.1, n=16, k=8),
+        "plain χ² (neyman here) makes zeros": dict(
+            reward="gaussian", correlation=0.8, n_hackable=0, divergence="neyman",
+            x_axis="kl", y_reward="gold", beta=0.3),
+        "heavy-tailed gold, weak proxy": dict(
+            reward="heavy_tailed", correlation=0.5, n_hackable=0, divergence="forward_kl",
+            x_axis="kl", y_reward="gold", beta=0.3),
     }
 
     def __init__(self, **params):
