@@ -101,3 +101,21 @@ def test_explore_is_reproducible():
     a = explore(n_responses=300, seed=5, n_hackable=2)
     b = explore(n_responses=300, seed=5, n_hackable=2)
     assert a.selected["KL-RL"] == b.selected["KL-RL"]
+
+
+def test_training_in_the_background_can_be_cancelled():
+    app = FrontierApp(n_responses=100, beta=1.0)
+    app.train(steps=20_000)  # far more than the test waits for
+    app.runner.cancel()
+    app.runner.join(timeout=60)
+    assert app.runner.outcome == "cancelled"
+    # what was trained before the cancel stays on the plane
+    assert len(app.result.trajectories) <= 1
+
+
+def test_training_in_the_background_finishes_and_updates_the_figures():
+    app = FrontierApp(n_responses=100, beta=1.0)
+    app.train(steps=200)
+    app.runner.join(timeout=120)
+    assert app.runner.outcome == "done"
+    assert any(trace.name.startswith("trained") for trace in app.figures["plane"].data)
