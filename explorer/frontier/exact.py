@@ -31,6 +31,8 @@ _FLUSH = -700.0
 _TAIL = 50.0
 #: From this many reward levels on, many-n best-of-n sweeps use the binned transform.
 _SWEEP_LEVELS = 20_000
+#: ... and when the per-n sums would touch more than this many times the number of levels.
+_SWEEP_FACTOR = 30
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,11 +415,13 @@ def bon_frontier(pi_ref, r, ns, extra=None):
         sums = np.bincount(inverse, weights=p * g, minlength=keep.size)[::-1][keep]
         level_extra.append(sums / mass)
     level_extra = np.stack(level_extra, axis=1) if others else np.zeros((mass.size, 0))
-    if mass.size >= _SWEEP_LEVELS and counts.size >= 8:
+    depth = -log_f  # increasing down the levels
+    # levels each n needs on its own; the sweep costs about 30 passes over all levels at once
+    direct_work = np.searchsorted(depth, _TAIL / counts, side="right").sum()
+    if mass.size >= _SWEEP_LEVELS and direct_work > _SWEEP_FACTOR * mass.size:
         kls, rewards, mean_extra = bon_sweep.frontier(levels, mass, log_f, d, counts, level_extra)
         return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
     log_mass = np.log(mass)
-    depth = -log_f  # increasing down the levels
     kls = np.empty(counts.size)
     rewards = np.empty(counts.size)
     mean_extra = np.empty((counts.size, level_extra.shape[1]))

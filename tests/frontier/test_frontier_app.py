@@ -119,3 +119,14 @@ def test_training_in_the_background_finishes_and_updates_the_figures():
     app.runner.join(timeout=120)
     assert app.runner.outcome == "done"
     assert any(trace.name.startswith("trained") for trace in app.figures["plane"].data)
+
+
+def test_the_widget_builds_and_a_control_drives_the_app():
+    app = FrontierApp(n_responses=100)
+    widget = app.widget
+    assert widget is not None
+    control = app._controls["beta"]
+    control.value = 0.8
+    assert app.params.beta == pytest.approx(0.8)
+    app._controls["n"].value = 0  # out of range for the slider: clamped by the widget
+    assert app.params.n >= 1

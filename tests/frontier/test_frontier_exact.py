@@ -200,6 +200,7 @@ def test_bon_sweep_over_many_levels_matches_the_per_n_sum(heavy, monkeypatch):
     r = np.round(rng.standard_normal(size), 4 if heavy else 12)
     gold = rng.standard_normal(size)
     ns = np.r_[1, 2, 3, 5, 17, 64, 100, 333, 1000, 2048]
+    monkeypatch.setattr(exact, "_SWEEP_FACTOR", 0)  # always sweep
     kls, rewards, golds = bon_frontier(p, r, ns, extra=[gold])
     monkeypatch.setattr(exact, "_SWEEP_LEVELS", 10**9)
     direct_kls, direct_rewards, direct_golds = bon_frontier(p, r, ns, extra=[gold])
