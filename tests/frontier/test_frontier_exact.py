@@ -201,7 +201,11 @@ def test_bon_sweep_over_many_levels_matches_the_per_n_sum(heavy, monkeypatch):
     gold = rng.standard_normal(size)
     ns = np.r_[1, 2, 3, 5, 17, 64, 100, 333, 1000, 2048]
     monkeypatch.setattr(exact, "_SWEEP_FACTOR", 0)  # always sweep
+    swept = []
+    sweep = exact.bon_sweep.frontier
+    monkeypatch.setattr(exact.bon_sweep, "frontier", lambda *args: swept.append(1) or sweep(*args))
     kls, rewards, golds = bon_frontier(p, r, ns, extra=[gold])
+    assert swept
     monkeypatch.setattr(exact, "_SWEEP_LEVELS", 10**9)
     direct_kls, direct_rewards, direct_golds = bon_frontier(p, r, ns, extra=[gold])
     np.testing.assert_allclose(kls, direct_kls, rtol=1e-11, atol=1e-13)
