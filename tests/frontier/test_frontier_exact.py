@@ -403,3 +403,27 @@ def test_an_unbracketable_root_says_so():
     # reference mass on the only good answer no lambda makes the policy sum to one
     with pytest.raises(ValueError, match="bracket"):
         f_regularized([1 - 1e-300, 1e-300], [0.0, 1.0], 1e-3, "js")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.01, 1.0), min_size=2, max_size=4),
+    st.lists(st.integers(0, 2), min_size=4, max_size=4),
+    st.integers(1, 3),
+)
+def test_best_of_n_matches_enumeration_property(weights, levels, n):
+    p = np.array(weights) / np.sum(weights)
+    r = np.array(levels[: p.size], dtype=float)
+    np.testing.assert_allclose(best_of_n(p, r, n), brute_force_best_of_n(p, r, n), atol=1e-14)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.floats(0.02, 50.0), st.sampled_from(SOLVABLE))
+def test_f_regularized_is_a_distribution_that_prefers_higher_reward(seed, beta, member):
+    """Stationarity makes pi/pi_ref a non-decreasing function of the reward."""
+    name, alpha = member
+    p, r = random_problem(seed)
+    pi = f_regularized(p, r, beta, name, alpha)
+    assert pi.sum() == pytest.approx(1.0, abs=1e-9) and np.all(pi >= 0)
+    order = np.argsort(r)
+    assert np.all(np.diff((pi / p)[order]) >= -1e-9 * (pi / p).max())
