@@ -18,7 +18,8 @@ close do trained policies get to the exact optimum?
 3. see reward over-optimisation appear (and fit Gao et al.'s curves to it) when the proxy is wrong in its tail;
 4. tell apart what a regulariser does to *coverage* (what π drops of π_ref) from what it does to *entropy*;
 5. watch a trained tabular policy walk to the exact optimum for its β;
-6. see the memoryless-LM limit: best-of-N and KL-RL agree per token, not in absolute KL.
+6. see the memoryless-LM limit: best-of-N and KL-RL agree per token, not in absolute KL;
+7. see why summing $\log\sigma$-transformed rewards acts as a logical AND.
 
 Everything is **exact** on a finite set of responses (float64, log space): no sampling except in the *Train* tab.
 Conventions: methods optimise the proxy; *gold* is the true reward. A regulariser named D is the registry's
@@ -39,7 +40,8 @@ app"""),
 4. **Preset *plain χ² (neyman here) makes zeros*.** Read the table row of the f-DPO optimum. Why is KL(π_ref‖π) infinite while KL(π‖π_ref) is finite?
 5. **Preset *verifiable answers*.** Open *diversity*. At equal KL(π‖π_ref), which optimum covers more distinct correct answers in 8 samples: KL-RL or JS / forward KL? And which one *drops* less of π_ref?
 6. **Train.** With the default preset press *Train* (policy gradient + KL, β = 0.3), then switch *method* to the DPO family with `forward_kl` and train again. Where do the paths end?
-7. **Memoryless LM.** Move Δ. What happens to KL(best-of-N‖RL) and to KL(best-of-N‖RL)/L as L grows?"""),
+7. **Memoryless LM.** Move Δ. What happens to KL(best-of-N‖RL) and to KL(best-of-N‖RL)/L as L grows?
+8. **Two rewards.** Open *two rewards*: KL-RL on $r_1 + r_2$ against KL-RL on $\log\sigma(r_1 - \text{ref}_1) + \log\sigma(r_2 - \text{ref}_2)$. Which one gets both rewards above a typical reference response more often at the same KL, and why?"""),
     new_markdown_cell(r"""<details><summary>Answer</summary>
 
 1. KL-RL is higher on proxy at every KL: the tilted policy $\pi_\beta \propto \pi_\text{ref} e^{r/\beta}$ *maximises* $E_\pi[r] - \beta\,\mathrm{KL}$, so no policy beats it on proxy at its own KL. Best-of-n is close (about 0.1–0.15 below at KL 1–5 nats here): it is nearly KL-optimal (Beirami et al.; Gui et al.). On gold the gap is similar because gold and proxy are jointly Gaussian here.
@@ -49,6 +51,7 @@ app"""),
 5. In the exact optima KL-RL covers *more* distinct correct answers at equal KL(π‖π_ref): forward KL's optimum $\pi \propto \pi_\text{ref}\,\beta/(\lambda - r)$ piles its extra mass onto the single top-proxy response and keeps a π_ref-shaped floor on everything else, while the exponential tilt spreads over all high-proxy (mostly correct) answers. What forward KL / JS buy is the middle panel: they drop far less of π_ref (KL(π_ref‖π) stays small; JS only until β is very small — JS is bounded by log 2, so a tiny β lets the reward win everywhere, as the table at β = 0.1 shows) — the "rehearsal" of the reference's skills that DPH-RL argues for. A trained tabular policy (*Train*) ends near the exact optimum here too, without collapsing: the collapse reported for RL on language models needs what this toy leaves out (parameters shared across prompts, rare correct answers that are never sampled, training without any KL term).
 6. Policy gradient with the KL penalty walks towards the tilted policy for β = 0.3 (the × on the blue curve); DPO with `forward_kl` walks towards the f-DPO optimum for its β (the × on the green curve). With more steps (and, for DPO, more preference pairs) the endpoints meet the exact optima; the tests check this on small sets.
 7. KL(best-of-N‖RL) *grows* with L (like log L), but divided by L it vanishes, and the per-token rewards converge (Yang et al., *Asymptotics of LM alignment*): best-of-N and KL-RL are the same *per token*, not in absolute terms.
+8. The transformed sum: at 2 nats it puts about 85% of its mass where both rewards beat their π_ref median, the plain sum under 60%. The second reward is wider, so the plain sum buys most of its gain there and neglects $r_1$; $\log\sigma$ saturates once a reward is comfortably good, so further gain only comes from the weaker one — the sum of log-probabilities of "good" is the log-probability that *both* are good (Wang et al. 2024).
 </details>"""),
     new_markdown_cell("""## Under the hood
 

@@ -141,6 +141,8 @@ class FrontierApp(App):
             "diversity": self._cached(
                 "diversity", (*(id(c) for c in curves.values()), x_axis, k), figures.diversity, result),
             "memoryless": self._cached("memoryless", (id(result.memoryless),), figures.memoryless, result),
+            "two_rewards": self._cached(
+                "two_rewards", (id(result.two_rewards), x_axis), figures.two_rewards, result),
         }
 
     def _refresh_views(self) -> None:
@@ -242,8 +244,10 @@ class FrontierApp(App):
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
         tabs = widgets.Tab([
             widgets.VBox([views["plane"], views["measures"]]),
-            views["overoptimisation"], views["diversity"], views["policy"], views["memoryless"],
+            views["overoptimisation"], views["diversity"], views["policy"], views["two_rewards"],
+            views["memoryless"],
         ])
-        for i, name in enumerate(("frontier", "overoptimisation", "diversity", "policy", "memoryless LM")):
+        names = ("frontier", "overoptimisation", "diversity", "policy", "two rewards", "memoryless LM")
+        for i, name in enumerate(names):
             tabs.set_title(i, name)
         return tabs

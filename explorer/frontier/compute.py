@@ -84,6 +84,17 @@ class Measures:
     inference_win_rate: float  # best-of-n from this policy vs best-of-n from pi_ref (proxy)
 
 
+@dataclass(frozen=True)
+class TwoRewards:
+    """KL-RL on r1 + r2 against KL-RL on log σ(r1 - ref1) + log σ(r2 - ref2) (Wang et al. 2024)."""
+
+    references: tuple[float, float]  # r_ref: each reward's median under pi_ref
+    kl: dict[str, np.ndarray]  # "sum" | "log_sigmoid" -> KL along BETAS
+    first: dict[str, np.ndarray]
+    second: dict[str, np.ndarray]
+    both_good: dict[str, np.ndarray]  # P(r1 > ref1 and r2 > ref2)
+
+
 @dataclass
 class FrontierResult:
     scenario: Scenario
@@ -94,6 +105,7 @@ class FrontierResult:
     memoryless: MemorylessLimit
     bon_bound: np.ndarray  # log n - (n - 1)/n along NS
     settings: dict
+    two_rewards: TwoRewards | None = None
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -175,6 +187,31 @@ def _f_label(divergence, alpha):
     return f"f-DPO optimum: {divergence}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
 
 
+def reference_median(pi_ref, r) -> float:
+    """The median of r under pi_ref: a typical reference response's reward."""
+    order = np.argsort(r)
+    return float(r[order][np.searchsorted(np.cumsum(pi_ref[order]), 0.5)])
+
+
+@lru_cache(maxsize=8)
+def two_rewards(key) -> TwoRewards:
+    """The conjunction view: summing log σ-transformed rewards asks for both to be good."""
+    s = cached_scenario(*key)
+    r1, r2 = s.proxy, s.second
+    ref1, ref2 = reference_median(s.pi_ref, r1), reference_median(s.pi_ref, r2)
+    both = ((r1 > ref1) & (r2 > ref2)).astype(float)
+    combined = {
+        "sum": r1 + r2,
+        "log_sigmoid": log_sigmoid_transform(r1, ref1) + log_sigmoid_transform(r2, ref2),
+    }
+    out = {"kl": {}, "first": {}, "second": {}, "both_good": {}}
+    for name, reward in combined.items():
+        kls, _, means = kl_frontier(s.pi_ref, reward, BETAS, extra=[r1, r2, both])
+        out["kl"][name], out["first"][name] = kls, means[:, 0]
+        out["second"][name], out["both_good"][name] = means[:, 1], means[:, 2]
+    return TwoRewards((ref1, ref2), **out)
+
+
 @lru_cache(maxsize=8)
 def cached_memoryless(delta: float) -> MemorylessLimit:
     return memoryless_limit(TOKEN_PROBS, TOKEN_REWARDS, delta, LENGTHS)
@@ -247,5 +284,5 @@ def explore(
     return FrontierResult(
         s, curves, selected, policies, fits, cached_memoryless(float(delta)), bon_kl_bound(NS),
         {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
-         "divergence": divergence, "alpha": alpha}, notes=notes,
+         "divergence": divergence, "alpha": alpha}, two_rewards=two_rewards(key), notes=notes,
     )

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..ui import HTMLView
+from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
 
 COLOURS = {
@@ -206,6 +207,28 @@ def memoryless(result: FrontierResult) -> go.Figure:
                    margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 
+def two_rewards(result: FrontierResult) -> go.Figure:
+    """KL-RL on the plain sum of two rewards against the sum of log σ-transformed ones: the
+    paths of (E r1, E r2) as β falls, and P(both better than a typical reference response)."""
+    t = result.two_rewards
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "E[r₁] (proxy) vs E[r₂] (second reward) as β falls", "P(both above their π_ref median)"))
+    styles = {"sum": ("r₁ + r₂", "#1f77b4"), "log_sigmoid": ("log σ(r₁ − ref₁) + log σ(r₂ − ref₂)", "#2ca02c")}
+    for name, (label, colour) in styles.items():
+        fig.add_scatter(x=t.first[name], y=t.second[name], mode="lines", name=label,
+                        line={"color": colour}, legendgroup=name, customdata=BETAS_FOR_HOVER,
+                        hovertemplate="β = %{customdata:.3g}<extra></extra>", row=1, col=1)
+        fig.add_scatter(x=_x(result, t.kl[name]), y=t.both_good[name], mode="lines", showlegend=False,
+                        line={"color": colour}, legendgroup=name, row=1, col=2)
+    fig.update_xaxes(title="E[r₁]", row=1, col=1)
+    fig.update_yaxes(title="E[r₂]", row=1, col=1)
+    fig.update_xaxes(title=_x_title(result), row=1, col=2)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    return _layout(fig, "two rewards: a sum trades one for the other, log σ sums ask for both",
+                   width=820, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+
+
 def measures_table(result: FrontierResult) -> HTMLView:
     """The selected policies' measures, infinite values shown as ∞ with the reason."""
     verifiable = bool(result.scenario.correct.any())
@@ -242,5 +265,6 @@ def all_figures(result: FrontierResult) -> dict:
         "diversity": diversity(result),
         "policy": policy_bars(result),
         "memoryless": memoryless(result),
+        "two_rewards": two_rewards(result),
         "measures": measures_table(result),
     }

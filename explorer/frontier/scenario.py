@@ -26,6 +26,7 @@ class Scenario:
     correct: np.ndarray  # gold == 1 in the verifiable scenario, all False otherwise
     hackable: np.ndarray  # responses whose proxy was inflated
     description: str
+    second: np.ndarray  # a second reward (say harmlessness): wider, mildly at odds with the proxy
 
     @property
     def size(self) -> int:
@@ -130,5 +131,8 @@ def make_scenario(
         f"proxy correlation {correlation:g}"
         + (f", {n_hackable} hackable" if n_hackable else "")
     )
-    return Scenario(pi_ref, gold, proxy, gold == 1.0 if reward == "verifiable" else
-                    np.zeros(n_responses, dtype=bool), hackable, description)
+    # drawn last, so that the other rewards do not depend on it
+    z_proxy = (proxy - proxy.mean()) / proxy.std()
+    second = 2.0 * (-0.3 * z_proxy + math.sqrt(1 - 0.3**2) * rng.standard_normal(n_responses))
+    correct = gold == 1.0 if reward == "verifiable" else np.zeros(n_responses, dtype=bool)
+    return Scenario(pi_ref, gold, proxy, correct, hackable, description, second)

@@ -17,7 +17,8 @@ def app():
 
 
 def test_default_view_has_every_figure(app):
-    assert set(app.figures) == {"plane", "measures", "policy", "overoptimisation", "diversity", "memoryless"}
+    assert set(app.figures) == {"plane", "measures", "policy", "overoptimisation", "diversity",
+                                "memoryless", "two_rewards"}
     for name, figure in app.figures.items():
         assert isinstance(figure, HTMLView if name == "measures" else go.Figure)
 
@@ -130,3 +131,12 @@ def test_the_widget_builds_and_a_control_drives_the_app():
     assert app.params.beta == pytest.approx(0.8)
     app._controls["n"].value = 0  # out of range for the slider: clamped by the widget
     assert app.params.n >= 1
+
+
+def test_log_sigmoid_sum_asks_for_both_rewards(app):
+    """At equal KL the transformed sum puts more mass where both rewards beat their median."""
+    t = app.result.two_rewards
+    for target in (1.0, 2.0):
+        plain = np.interp(target, t.kl["sum"][::-1], t.both_good["sum"][::-1])
+        transformed = np.interp(target, t.kl["log_sigmoid"][::-1], t.both_good["log_sigmoid"][::-1])
+        assert transformed > plain
