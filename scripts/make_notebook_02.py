@@ -84,6 +84,7 @@ app.figures["overoptimisation"]"""),
     new_markdown_cell(r"""## References
 * T. Korbak, E. Perez, C. Buckley (2022). *RL with KL penalties is better viewed as Bayesian inference.* — the tilted optimum $\pi_\beta \propto \pi_\text{ref} e^{r/\beta}$.
 * A. Beirami et al. (2024). *Theoretical guarantees on the best-of-n alignment policy.* — exact best-of-n KL, and $\log n - \frac{n-1}{n}$ as an upper bound.
+* L. Gui, C. Gârbacea, V. Veitch (2024). *BoNBoN alignment for large language models and the sweetness of best-of-n sampling.* — best-of-n is nearly the optimal reward–KL trade-off.
 * J. Q. Yang, S. Salamatian, Z. Sun, A. T. Suresh, A. Beirami (2024). *Asymptotics of language model alignment.* — best-of-N vs KL-RL per token.
 * C. Wang et al. (2024). *Beyond reverse KL: generalizing direct preference optimization with diverse divergence constraints* (f-DPO).
 * A. Huang et al. (2025). *Correcting the mythos of KL-regularization: direct alignment without overoptimization via χ²-preference optimization* (chi-PO).
