@@ -146,20 +146,6 @@ class FrontierApp(App):
                 "two_rewards", (id(result.two_rewards), x_axis), figures.two_rewards, result),
         }
 
-    def _refresh_views(self) -> None:
-        # A reused (cached) figure is already on screen: refreshing a plotly widget with the same
-        # figure costs tens of milliseconds for nothing. (A candidate for explorer.ui itself.)
-        shown = getattr(self, "_shown_figures", {})
-        changed = {name: fig for name, fig in self.figures.items() if shown.get(name) is not fig}
-        everything = self.figures
-        self.figures = changed
-        try:
-            super()._refresh_views()
-        finally:
-            self.figures = everything
-        if self._views:
-            self._shown_figures = dict(everything)
-
     def _cached(self, name, key, draw, result):
         cached = self._figure_cache.get(name)
         if cached is not None and cached[0] == key:
