@@ -217,6 +217,7 @@ def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 30_000
 def press_slider(page, label: str, key: str = "ArrowRight", times: int = 3) -> None:
     """Move the ipywidgets slider whose description is ``label`` with the keyboard."""
     handle = page.locator(".widget-slider", has_text=label).locator(".noUi-handle").first
+    handle.wait_for(state="visible", timeout=30_000)
     handle.scroll_into_view_if_needed()
     handle.focus()
     for _ in range(times):
@@ -228,3 +229,30 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def all_plot_signatures(page) -> list[str]:
+    count = page.locator(".js-plotly-plot").count()
+    return [plot_signature(page, i) for i in range(count)]
+
+
+def wait_for_any_plot_change(page, before: list[str], timeout_ms: int = 60_000) -> list[str]:
+    """Wait until some plotly figure on the page differs from ``before`` (a list of signatures)."""
+    page.wait_for_function(
+        f"""(old) => {{ const n = document.querySelectorAll('.js-plotly-plot').length;
+            for (let i = 0; i < n; i++) {{ const now = (() => {{ {_SIGNATURE_JS} }})();
+                if (now !== old[i]) return true; }} return false; }}""",
+        arg=before,
+        timeout=timeout_ms,
+    )
+    return all_plot_signatures(page)
+
+
+def select_dropdown(page, label: str, option: str) -> None:
+    """Choose ``option`` (its value or label) in the ipywidgets Dropdown described by ``label``."""
+    select = page.locator(".widget-dropdown", has_text=label).locator("select").first
+    select.scroll_into_view_if_needed()
+    try:
+        select.select_option(label=option, timeout=5000)
+    except Exception:  # noqa: BLE001 - fall back to the option's value
+        select.select_option(value=option, timeout=5000)

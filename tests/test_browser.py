@@ -116,3 +116,38 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         page.wait_for_timeout(1500)
         assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
         browser.screenshot(page, "runner_cancelled")
+
+
+#: per explorer notebook: one slider to move by keyboard, and one dropdown option to choose
+EXPLORER_NOTEBOOKS = {
+    "02_reward_kl_frontiers.ipynb": {
+        "slider": "proxy–gold corr.",
+        "dropdown": ("gold reward", "verifiable"),
+    },
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
+def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
+    spec = EXPLORER_NOTEBOOKS[notebook]
+    with (
+        browser.jupyterlab_server(tmp_path) as (base, token),
+        browser.chromium(tmp_path) as page,
+    ):
+        browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.wait_for_timeout(1500)
+        assert browser.error_outputs(page) == []
+        before = browser.all_plot_signatures(page)
+        browser.press_slider(page, spec["slider"])
+        after_slider = browser.wait_for_any_plot_change(page, before)
+        label, option = spec["dropdown"]
+        browser.select_dropdown(page, label, option)
+        browser.wait_for_any_plot_change(page, after_slider)
+        page.wait_for_timeout(1000)
+        assert browser.error_outputs(page) == []
+        assert page.locator(".explorer-status", has_text="✗").count() == 0, (
+            "the status line shows an error"
+        )
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        browser.screenshot(page, f"{notebook.split('.')[0]}_jupyterlab")

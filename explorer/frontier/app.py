@@ -193,16 +193,17 @@ class FrontierApp(App):
 
     # ----- widgets ------------------------------------------------------------------------
     def build_controls(self) -> list[widgets.Widget]:
-        style = {"description_width": "initial"}
-        slider = dict(continuous_update=False, style=style)
+        # a fixed description column keeps labels whole inside the narrow control tabs
+        style = {"description_width": "135px"}
+        slider = dict(continuous_update=False, style=style, layout={"width": "96%"})
         log_beta = widgets.FloatLogSlider(min=-2, max=1.4, step=0.05, description="β (selected)", **slider)
         scenario = widgets.VBox([
             self.bind(widgets.Dropdown(options=REFERENCES, description="π_ref", style=style), "reference"),
             self.bind(widgets.Dropdown(options=REWARDS, description="gold reward", style=style), "reward"),
             self.bind(widgets.FloatSlider(min=-1, max=1, step=0.05, description="proxy–gold corr.", **slider), "correlation"),
-            self.bind(widgets.IntSlider(min=0, max=20, description="hackable responses", **slider), "n_hackable"),
+            self.bind(widgets.IntSlider(min=0, max=20, description="hackable", tooltip="rare responses whose proxy reward is inflated", **slider), "n_hackable"),
             self.bind(widgets.Dropdown(options=[100, 500, 2000, 10_000], description="responses", style=style), "n_responses"),
-            self.bind(widgets.IntText(description="seed", style=style, layout={"width": "150px"}), "seed"),
+            self.bind(widgets.IntText(description="seed", style=style, layout={"width": "220px"}), "seed"),
         ])
         methods = widgets.VBox([
             widgets.HTML("<b>f-regularised optimum (f-DPO)</b>"),

@@ -198,7 +198,7 @@ class App:
             parts.append(self._preset_menu())
         body = widgets.HBox(
             [
-                widgets.VBox(controls, layout=widgets.Layout(min_width="300px", max_width="340px")),
+                widgets.VBox(controls, layout=widgets.Layout(min_width="320px", max_width="380px")),
                 self.layout_views(self._views),
             ]
         )

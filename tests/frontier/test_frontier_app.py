@@ -17,8 +17,15 @@ def app():
 
 
 def test_default_view_has_every_figure(app):
-    assert set(app.figures) == {"plane", "measures", "policy", "overoptimisation", "diversity",
-                                "memoryless", "two_rewards"}
+    assert set(app.figures) == {
+        "plane",
+        "measures",
+        "policy",
+        "overoptimisation",
+        "diversity",
+        "memoryless",
+        "two_rewards",
+    }
     for name, figure in app.figures.items():
         assert isinstance(figure, HTMLView if name == "measures" else go.Figure)
 
@@ -36,14 +43,22 @@ def test_plane_curve_is_the_public_kl_frontier(app):
 def test_selected_policy_follows_beta(app):
     app.set(beta=0.7)
     s = cached_scenario(*app.params.scenario_key)
-    np.testing.assert_allclose(app.result.policies["KL-RL"], tilted(s.pi_ref, s.proxy, 0.7), rtol=1e-12)
+    np.testing.assert_allclose(
+        app.result.policies["KL-RL"], tilted(s.pi_ref, s.proxy, 0.7), rtol=1e-12
+    )
     assert app.result.selected["KL-RL"].setting == "β = 0.7"
 
 
 def test_bad_input_keeps_the_last_good_state(app):
     app.set(beta=0.5)
     before = app.figures
-    for change in ({"beta": -1.0}, {"n": 0}, {"alpha": 99.0}, {"divergence": "tv"}, {"reward": "nope"}):
+    for change in (
+        {"beta": -1.0},
+        {"n": 0},
+        {"alpha": 99.0},
+        {"divergence": "tv"},
+        {"reward": "nope"},
+    ):
         with pytest.raises(ValueError):
             app.set(**change)
         assert app.params.beta == 0.5 and app.figures is before

@@ -138,7 +138,9 @@ def brute_force_best_of_n(p, r, n):
 @pytest.mark.parametrize("rewards", [[0.3, 1.0, -2.0, 0.5], [1.0, 0.0, 1.0, 0.0], [2.0] * 4])
 def test_best_of_n_matches_enumeration_with_ties(n, rewards):
     p = np.array([0.1, 0.2, 0.3, 0.4])
-    np.testing.assert_allclose(best_of_n(p, rewards, n), brute_force_best_of_n(p, rewards, n), atol=1e-15)
+    np.testing.assert_allclose(
+        best_of_n(p, rewards, n), brute_force_best_of_n(p, rewards, n), atol=1e-15
+    )
 
 
 def test_best_of_n_kl_equals_direct_summation_for_distinct_rewards():
@@ -231,7 +233,9 @@ def test_worst_of_n_is_the_mirror_image():
 
 def test_reverse_kl_regulariser_gives_the_tilted_policy():
     p, r = random_problem(7)
-    np.testing.assert_allclose(f_regularized(p, r, 0.4, "reverse_kl"), tilted(p, r, 0.4), rtol=1e-12)
+    np.testing.assert_allclose(
+        f_regularized(p, r, 0.4, "reverse_kl"), tilted(p, r, 0.4), rtol=1e-12
+    )
 
 
 SOLVABLE = [

@@ -72,11 +72,23 @@ def test_sampled_pg_with_kl_penalty_approaches_the_tilted_policy():
     assert total_variation(run.policy, tilted(P, R, 0.5)) < 0.03
 
 
-@pytest.mark.parametrize("divergence, alpha", [("reverse_kl", None), ("forward_kl", None),
-                                               ("js", None), ("alpha", 0.5), ("chi_po", None)])
+@pytest.mark.parametrize(
+    "divergence, alpha",
+    [("reverse_kl", None), ("forward_kl", None), ("js", None), ("alpha", 0.5), ("chi_po", None)],
+)
 def test_dpo_variants_approach_their_exact_optimum(divergence, alpha):
-    run = train(P, R, method="dpo", divergence=divergence, alpha=alpha, beta=0.5, steps=600,
-                learning_rate=0.1, n_pairs=100_000, seed=1)
+    run = train(
+        P,
+        R,
+        method="dpo",
+        divergence=divergence,
+        alpha=alpha,
+        beta=0.5,
+        steps=600,
+        learning_rate=0.1,
+        n_pairs=100_000,
+        seed=1,
+    )
     exact = f_regularized(P, R, 0.5, divergence, alpha)
     assert total_variation(run.policy, exact) < 0.02
     # and it is the optimum of ITS divergence, not of another one
@@ -108,8 +120,13 @@ def test_training_reports_progress_and_can_be_stopped():
 
 @pytest.mark.parametrize(
     "changes, message",
-    [({"method": "ppo"}, "method"), ({"beta": -1.0}, "beta"), ({"steps": 0}, "steps"),
-     ({"method": "pg", "divergence": "js"}, "KL penalty"), ({"divergence": "tv"}, "divergence")],
+    [
+        ({"method": "ppo"}, "method"),
+        ({"beta": -1.0}, "beta"),
+        ({"steps": 0}, "steps"),
+        ({"method": "pg", "divergence": "js"}, "KL penalty"),
+        ({"divergence": "tv"}, "divergence"),
+    ],
 )
 def test_training_bad_input(changes, message):
     with pytest.raises(ValueError, match=message):
