@@ -366,7 +366,9 @@ class Neyman(Divergence):
     def f_prime_inverse(self, u):
         u = _as_float64(u)
         inside = u < 1.0
-        return torch.where(inside, torch.rsqrt(1.0 - torch.where(inside, u, torch.zeros_like(u))), _INF)
+        return torch.where(
+            inside, torch.rsqrt(1.0 - torch.where(inside, u, torch.zeros_like(u))), _INF
+        )
 
     def dual(self):
         return Pearson("pearson")
@@ -442,7 +444,7 @@ class Alpha(Divergence):
     """Amari's alpha family f_a(t) = [t^a - 1 - a (t - 1)] / (a (a - 1)).
 
     a = 1 is KL(p||q) and a = 0 is KL(q||p) (as limits, evaluated exactly through expm1(c x)/c
-    continued at c = 0); a = 1/2 is 4 x squared Hellinger, a = 2 is Pearson / 2, a = -1 is
+    continued at c = 0); a = 1/2 is 2 x squared Hellinger, a = 2 is Pearson / 2, a = -1 is
     Neyman / 2. Cichocki & Amari (2010), "Families of alpha- beta- and gamma-divergences", eq. 3.
     """
 
@@ -474,9 +476,17 @@ class Alpha(Divergence):
         a = self.a
         if a >= 0:
             return torch.exp(log_q) * self.f_log(s)
-        # q t^a = exp(log q + a s) may be finite while t^a alone overflows
+        # q (t^a - 1)/a: as q expm1(a s)/a while a s is moderate (exact near a = 0), and as
+        # (exp(log q + a s) - q)/a once t^a is huge, where t^a alone could overflow but q t^a not
         q = torch.exp(log_q)
-        return (torch.exp(log_q + a * s) / a - q / a - q * torch.expm1(s)) / (a - 1.0)
+        huge = a * s > 30.0
+        moderate_s = torch.where(huge, torch.full_like(s, 30.0 / a), s)
+        power_part = torch.where(
+            huge,
+            (torch.exp(log_q + a * torch.where(huge, s, torch.zeros_like(s))) - q) / a,
+            q * _expm1_over(moderate_s, a),
+        )
+        return (power_part - q * torch.expm1(s)) / (a - 1.0)
 
     def f_prime(self, t):
         return _expm1_over(torch.log(_as_float64(t)), self.a - 1.0)
@@ -560,7 +570,9 @@ def _check_distribution(x, argument: str, atol: float = 1e-6) -> Tensor:
     if t.ndim == 0 or t.numel() == 0:
         raise ValueError(f"{argument} must be a non-empty array of probabilities")
     if not bool(torch.all(torch.isfinite(t))):
-        raise ValueError(f"{argument} contains NaN or infinite entries; probabilities must be finite")
+        raise ValueError(
+            f"{argument} contains NaN or infinite entries; probabilities must be finite"
+        )
     if bool(torch.any(t < 0)):
         raise ValueError(f"{argument} has negative entries; probabilities must be >= 0")
     total = float(t.detach().sum())
@@ -584,7 +596,9 @@ def between(name: str, p, q, alpha: float | None = None):
     p_t = _check_distribution(p, "p")
     q_t = _check_distribution(q, "q")
     if p_t.shape != q_t.shape:
-        raise ValueError(f"p and q must have the same shape, got {tuple(p_t.shape)} and {tuple(q_t.shape)}")
+        raise ValueError(
+            f"p and q must have the same shape, got {tuple(p_t.shape)} and {tuple(q_t.shape)}"
+        )
     return _result(divergence.terms(torch.log(p_t), torch.log(q_t)).sum(), keep_tensor)
 
 
@@ -598,7 +612,9 @@ def on_grid(name: str, log_p, log_q, cell: float, alpha: float | None = None):
     keep_tensor = isinstance(log_p, Tensor) or isinstance(log_q, Tensor)
     lp, lq = _as_float64(log_p), _as_float64(log_q)
     if lp.shape != lq.shape:
-        raise ValueError(f"log_p and log_q must have the same shape, got {tuple(lp.shape)} and {tuple(lq.shape)}")
+        raise ValueError(
+            f"log_p and log_q must have the same shape, got {tuple(lp.shape)} and {tuple(lq.shape)}"
+        )
     if bool(torch.any(torch.isnan(lp))) or bool(torch.any(torch.isnan(lq))):
         raise ValueError("log-densities contain NaN; use -inf for zero density")
     if bool(torch.any(lp == _INF)) or bool(torch.any(lq == _INF)):

@@ -1,0 +1,116 @@
+"""Where torch runs, with how many threads, and from which seed.
+
+* ``choose_device(device=None)``: the argument if given, else the ``EXPLORER_DEVICE``
+  environment variable, else ``cuda`` when a GPU is present, else ``cpu``.
+* ``configure_threads()``: one intra-op thread per process by default. Measured on shared cores:
+  for the small tensors of an interactive app, two threads are many times slower than one
+  (they spin and wait for each other). ``EXPLORER_THREADS`` overrides it.
+* ``seed_everything(seed)`` seeds Python, NumPy and torch from one integer;
+  ``generator(seed, device)`` gives a private torch generator for one computation.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+DEVICE_VARIABLE = "EXPLORER_DEVICE"
+THREADS_VARIABLE = "EXPLORER_THREADS"
+
+
+def choose_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to compute on: argument > $EXPLORER_DEVICE > cuda if present > cpu."""
+    requested = device if device is not None else os.environ.get(DEVICE_VARIABLE) or None
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {requested!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {requested!r} was asked for, but no CUDA GPU is available; use 'cpu'"
+        )
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {requested!r} is not supported; use 'cpu' or 'cuda'")
+    return chosen
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (default 1, or $EXPLORER_THREADS) and return the number."""
+    if threads is None:
+        threads = int(os.environ.get(THREADS_VARIABLE, "1"))
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA) from one integer."""
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global generator, on purpose
+    torch.manual_seed(seed)
+
+
+def generator(seed: int, device: str | torch.device | None = None) -> torch.Generator:
+    """A private torch generator seeded with ``seed`` on ``device``: same seed, same numbers."""
+    gen = torch.Generator(device=choose_device(device))
+    gen.manual_seed(check_seed(seed))
+    return gen
+
+
+def check_seed(seed) -> int:
+    """A seed must be a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def info() -> dict[str, str]:
+    """Versions, device and threads, as shown by ``python -m explorer info``."""
+    import matplotlib
+    import plotly
+    import scipy
+
+    device = choose_device()
+    rows = {
+        "explorer": _explorer_version(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "matplotlib": matplotlib.__version__,
+        "plotly": plotly.__version__,
+        "device": str(device),
+        "device source": _device_source(),
+        "cuda available": str(torch.cuda.is_available()),
+        "torch threads": str(torch.get_num_threads()),
+    }
+    if device.type == "cuda":
+        rows["gpu"] = torch.cuda.get_device_name(device)
+    return rows
+
+
+def _device_source() -> str:
+    if os.environ.get(DEVICE_VARIABLE):
+        return f"${DEVICE_VARIABLE}={os.environ[DEVICE_VARIABLE]}"
+    return "automatic (cuda when present, else cpu)"
+
+
+def _explorer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("explorer")
+    except PackageNotFoundError:
+        return "not installed (running from source)"

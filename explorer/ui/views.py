@@ -1,0 +1,58 @@
+"""Turning a figure into a widget once, and refreshing that widget in place afterwards.
+
+An app's ``make_figures`` returns plain figures (plotly ``Figure``, matplotlib ``Figure`` or an
+``HTMLView``); the app shows each one in a widget made here and, on every update, swaps the
+content of the *same* widget, so the notebook never re-renders and nothing flickers.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from matplotlib.figure import Figure as MatplotlibFigure
+
+
+@dataclass
+class HTMLView:
+    """A table or short text shown as HTML (e.g. the score table of a fit)."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def make_view(figure) -> widgets.Widget:
+    """A new widget that shows ``figure``."""
+    if isinstance(figure, go.Figure):
+        return go.FigureWidget(figure)
+    if isinstance(figure, MatplotlibFigure):
+        return widgets.Image(value=matplotlib_png(figure), format="png")
+    if isinstance(figure, HTMLView):
+        return widgets.HTML(value=figure.html)
+    raise TypeError(f"cannot show a {type(figure).__name__}; use plotly, matplotlib or HTMLView")
+
+
+def refresh_view(view: widgets.Widget, figure) -> None:
+    """Show ``figure`` in the existing widget ``view``."""
+    if isinstance(view, go.FigureWidget):
+        with view.batch_update():
+            view.data = ()
+            view.add_traces(list(figure.data))
+            view.layout = figure.layout
+    elif isinstance(view, widgets.Image):
+        view.value = matplotlib_png(figure)
+    elif isinstance(view, widgets.HTML):
+        view.value = figure.html
+    else:
+        raise TypeError(f"cannot refresh a {type(view).__name__}")
+
+
+def matplotlib_png(figure: MatplotlibFigure, dpi: int = 100) -> bytes:
+    """The PNG bytes of a matplotlib figure (made without pyplot, so nothing leaks)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()

@@ -1,0 +1,141 @@
+"""Figures of the divergence calculator: pure functions from a Calculation to a figure."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .. import divergences
+from ..ui import HTMLView
+from .compute import Calculation
+
+P_COLOUR, Q_COLOUR = "#1f77b4", "#d62728"
+
+
+def format_value(value: float) -> str:
+    """A divergence as text: infinite values are shown as ∞, never as a huge number."""
+    if math.isinf(value):
+        return "∞"
+    if math.isnan(value):
+        return "undefined"
+    return f"{value:.6f}"
+
+
+def densities(result: Calculation) -> go.Figure:
+    """p and q on one plot: curves for densities, grouped bars for token distributions."""
+    fig = go.Figure()
+    if result.kind == "continuous":
+        keep = (result.p > 1e-6) | (result.q > 1e-6)
+        span = result.support[keep] if keep.any() else result.support
+        lo, hi = float(span.min()), float(span.max())
+        fig.add_scatter(x=result.support, y=result.p, name="p (target)", line={"color": P_COLOUR})
+        fig.add_scatter(x=result.support, y=result.q, name="q (model)", line={"color": Q_COLOUR})
+        fig.update_xaxes(title="x", range=[lo - 0.5, hi + 0.5])
+        fig.update_yaxes(title="density")
+    else:
+        fig.add_bar(x=result.support, y=result.p, name="p (target)", marker_color=P_COLOUR)
+        fig.add_bar(x=result.support, y=result.q, name="q (model)", marker_color=Q_COLOUR)
+        fig.update_xaxes(title="token", dtick=1)
+        fig.update_yaxes(title="probability")
+    fig.update_layout(
+        title="the two distributions",
+        height=320,
+        width=520,
+        margin={"t": 40, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.25},
+        barmode="group",
+    )
+    return fig
+
+
+def weight_curve(name: str, alpha: float) -> go.Figure:
+    """h(r) = f''(r) r^2 for the chosen divergence, with forward and reverse KL for reference.
+
+    f-distill (Xu et al. 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
+    weighs all r alike (h = 1); forward KL weighs regions where p > q (h = r), i.e. the modes q misses.
+    """
+    r = np.logspace(-3, 3, 400)
+    member = divergences.get(name, alpha if name == "alpha" else None)
+    fig = go.Figure()
+    for ref, dash in (("forward_kl", "dot"), ("reverse_kl", "dash")):
+        if ref != name:
+            fig.add_scatter(
+                x=r,
+                y=divergences.get(ref).h(r).numpy(),
+                name=ref,
+                line={"color": "#aaaaaa", "dash": dash},
+            )
+    h = member.h(r).numpy()
+    fig.add_scatter(x=r, y=h, name=member.label, line={"color": "#2ca02c", "width": 3})
+    title = f"gradient weight h(r) = f''(r) r² — {member.label}"
+    if not np.any(h > 0):
+        title = "h(r) = 0 away from r = 1: TV's curvature sits at the kink r = 1"
+        fig.update_yaxes(type="linear")
+    else:
+        fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(type="log", title="r = p/q", exponentformat="power")
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=320,
+        width=520,
+        margin={"t": 40, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def table(result: Calculation) -> HTMLView:
+    """Every registered divergence D(p‖q), the chosen one in bold, infinite ones with the reason."""
+    has_exact = any(row.exact is not None for row in result.rows)
+    head = "<tr><th>divergence</th><th>D(p‖q)</th>" + ("<th>closed form</th>" if has_exact else "")
+    head += "<th>behaviour</th><th>why infinite</th></tr>"
+    lines = [head]
+    for row in result.rows:
+        style = " style='font-weight:bold;background:#eef6ee'" if row.name == result.chosen else ""
+        exact = ""
+        if has_exact:
+            exact = f"<td>{'' if row.exact is None else format_value(row.exact)}</td>"
+        lines.append(
+            f"<tr{style}><td>{html.escape(row.label)}</td><td style='text-align:right'>"
+            f"{format_value(row.value)}</td>{exact}<td>{row.behaviour}</td>"
+            f"<td style='color:#b00020'>{html.escape(row.reason or '')}</td></tr>"
+        )
+    note = (
+        f"<div style='font-size:11px;color:#666'>{html.escape(divergences.CONVENTION)}"
+        + (
+            " Continuous pairs: quadrature on 8001 points over [−20, 20]."
+            if result.kind == "continuous"
+            else ""
+        )
+        + "</div>"
+    )
+    return HTMLView(
+        "<table class='explorer-table' style='border-collapse:collapse;font-size:13px'>"
+        + "".join(lines)
+        + "</table>"
+        + note
+    )
+
+
+def estimator_table(result: Calculation) -> HTMLView:
+    """Monte-Carlo estimates of KL(q‖p) from samples of q against the exact value."""
+    lines = ["<tr><th>estimator</th><th>estimate ± s.e.</th><th>what it is</th></tr>"]
+    for key, (estimate, error) in result.estimates.items():
+        shown = format_value(estimate) + ("" if math.isinf(estimate) else f" ± {error:.4f}")
+        lines.append(
+            f"<tr><td>{key}</td><td style='text-align:right'>{shown}</td>"
+            f"<td>{html.escape(divergences.KL_ESTIMATORS[key])}</td></tr>"
+        )
+    lines.append(
+        f"<tr style='font-weight:bold'><td>exact</td><td style='text-align:right'>"
+        f"{format_value(result.reverse_kl)}</td><td>reverse KL by quadrature</td></tr>"
+    )
+    return HTMLView(
+        f"<b>KL(q‖p) from {result.samples} samples of q</b> (Schulman's estimators)"
+        "<table class='explorer-table' style='border-collapse:collapse;font-size:13px'>"
+        + "".join(lines)
+        + "</table>"
+    )
