@@ -29,7 +29,9 @@ from .targets import MAX_LOST_MASS, Discrete, Mixture1D, Mixture2D
 Tensor = torch.Tensor
 
 #: Default grid sizes: points on the line, points per axis in the plane.
-GRID_POINTS = {"1d": 512, "2d": 128, "discrete": None}
+GRID_POINTS = {"1d": 512, "2d": 256, "discrete": None}
+#: 2D fits run every start on this coarser grid first, then polish the distinct optima.
+COARSE_POINTS_2D = 64
 
 
 def _device(device) -> torch.device:
@@ -349,18 +351,23 @@ class FitResult:
 
 
 def check_divergence(divergence: str, alpha) -> registry.Divergence:
-    if divergence != "alpha" and alpha is not None:
-        alpha = None  # the app keeps an alpha slider for every divergence; only 'alpha' reads it
+    """The registry member; ``alpha`` is required by, and only allowed for, 'alpha'."""
     return registry.get(divergence, alpha)
 
 
 def make_objective(target, family="gaussian", divergence="reverse_kl", alpha=None, components=1,
-                   grid_points=None, device=None) -> Objective:
+                   grid_points=None, device=None, grid_range=None) -> Objective:
+    """The objective D(p || q_theta) on the default grid (or ``grid_points`` / ``grid_range``)."""
     kind = kind_of(target)
     k = check_family(family, components)
     div = check_divergence(divergence, alpha)
     points = GRID_POINTS[kind] if grid_points is None else int(grid_points)
-    grid = target.grid(points) if kind != "discrete" else target.grid()
+    if kind == "discrete":
+        grid = target.grid()
+    elif grid_range is None:
+        grid = target.grid(points)
+    else:
+        grid = target.grid(points, *grid_range)
     return Objective(target, Family(kind, k), div, grid, _device(device))
 
 
@@ -394,13 +401,34 @@ def _init_theta(init, objective: Objective) -> np.ndarray:
     return theta
 
 
+def _best_first(found: list[Optimum], tie: float = 1e-9) -> list[Optimum]:
+    """Sort by value; among optima tied with the best (relative ``tie``, e.g. the two mirror
+    images of a symmetric target) the one from the earliest start wins, so a warm start given
+    as ``init`` keeps a sweep on one branch instead of flipping between mirror images."""
+    ranked = sorted(found, key=lambda o: o.value)
+    best = ranked[0].value
+    if not math.isfinite(best):
+        return ranked
+    tied = [o for o in found if o.value <= best + tie * (1.0 + abs(best))]
+    return [tied[0]] + [o for o in ranked if o is not tied[0]]
+
+
 def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float = 1e-10,
-          max_iterations: int = 200, record_path: bool = False) -> FitResult:
-    """L-BFGS-B from each start; deduplicate the optima; the global one first."""
+          max_iterations: int = 200, record_path: bool = False,
+          coarse: Objective | None = None, bounds_from=None) -> FitResult:
+    """L-BFGS-B from each start; deduplicate the optima; the global one first.
+
+    With a ``coarse`` objective (the same problem on a coarser grid) every start is first run
+    there and only the distinct optima are polished on the fine grid: for 2D this saves most of
+    the cost, as the polish from a nearby point takes a few evaluations."""
     family, grid = objective.family, objective.grid
-    box = bounds(family, grid)
-    found: list[Optimum] = []
+    box = bounds(family, grid) if bounds_from is None else bounds_from
     evaluations = 0
+    if coarse is not None:
+        rough = solve(coarse, start_points, 1e-8, max_iterations, bounds_from=box)
+        start_points = [o.theta for o in rough.optima]
+        evaluations += rough.evaluations
+    found: list[Optimum] = []
     for start in start_points:
         start = np.clip(start, [b[0] for b in box], [b[1] for b in box])
         path = [start.copy()] if record_path else None
@@ -415,6 +443,9 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         value = float(result.fun) if np.isfinite(result.fun) else math.inf
         found.append(Optimum(theta, family.to_model(theta, grid.points), value, None, value,
                              start, np.array(path) if record_path else None))
+    if bounds_from is not None:
+        return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
+                         evaluations)
     for optimum in found:
         log_q = objective.log_q(torch.as_tensor(optimum.theta)).detach()
         optimum.reason = infinite_reason(objective.divergence, objective.target, optimum.model,
@@ -423,8 +454,7 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
             optimum.value = math.inf
             optimum.reason = optimum.reason or (
                 "the integrand overflows float64: q is far too narrow or too far from p")
-    # stable sort: among exact ties the earlier start (e.g. a given init) wins
-    found.sort(key=lambda o: o.value)
+    found = _best_first(found)
     notes = []
     if grid.lost_mass > MAX_LOST_MASS:
         notes.append(f"the grid cuts off {grid.lost_mass:.2g} of p's mass (more than "
@@ -440,23 +470,30 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
 
 def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=None,
         components: int = 1, init=None, seed: int = 0, grid_points: int | None = None,
-        restarts: int = 6, device=None, record_path: bool = False) -> FitResult:
+        restarts: int = 6, device=None, record_path: bool = False,
+        grid_range: tuple[float, float] | None = None) -> FitResult:
     """Fit q_theta to p by minimising D_divergence(p || q_theta) exactly (quadrature + L-BFGS-B).
 
     ``family``: 'gaussian' (one component; full covariance in 2D; softmax of a quadratic logit for
     tokens) or 'mixture' with ``components`` = K. ``init``: an extra first start (a dict such as
     ``{"mean": 1.0, "std": 0.5}`` or ``{"means": [...], "stds": [...], "weights": [...]}``).
-    ``seed`` drives the random extra starts for mixtures. Returns a ``FitResult`` with the global
+    ``seed`` drives the random extra starts for mixtures. ``grid_range`` = (low, high) overrides
+    the grid's extent (it warns when the grid cuts off more than 1e-4 of p's mass). Returns a ``FitResult`` with the global
     optimum (``mean``/``std`` or ``means``/``stds``/``weights``), its ``value`` (``inf`` with a
     ``reason`` when infinite) and the other ``local_optima``.
     """
-    objective = make_objective(target, family, divergence, alpha, components, grid_points, device)
+    objective = make_objective(target, family, divergence, alpha, components, grid_points, device,
+                               grid_range)
     if not 1 <= int(restarts) <= 16:
         raise ValueError(f"restarts must be between 1 and 16, got {restarts!r}")
     points = starts(target, objective.family, objective.grid, seed, int(restarts))
     if init is not None:
         points = [_init_theta(init, objective)] + points
-    result = solve(objective, points, record_path=record_path)
+    coarse = None
+    if objective.family.kind == "2d" and objective.grid.shape[0] > COARSE_POINTS_2D:
+        coarse = make_objective(target, family, divergence, alpha, components, COARSE_POINTS_2D,
+                                device, (objective.grid.axes[0][0], objective.grid.axes[0][-1]))
+    result = solve(objective, points, record_path=record_path, coarse=coarse)
     for note in result.warnings:
         warnings.warn(note, stacklevel=2)
     return result
@@ -503,7 +540,7 @@ def monte_carlo_value(target, model, divergence: str = "reverse_kl", alpha=None,
 
 @dataclass
 class AdamPath:
-    """Every iterate of Adam: thetas (steps + 1, P), exact objective values, skipped steps."""
+    """Every iterate of Adam: thetas (steps + 1, P), exact objective values, rejected steps."""
 
     family: Family
     thetas: np.ndarray
@@ -511,6 +548,7 @@ class AdamPath:
     skipped: list[int]
     learning_rate: float
     evaluation: str
+    stopped: str | None = None
 
     @property
     def final(self) -> np.ndarray:
@@ -532,8 +570,10 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
 
     ``evaluation='exact'`` uses the quadrature; ``'monte_carlo'`` the reparameterised estimate
     mean_i f(p(x_i)/q(x_i)), x_i = mu + sigma eps_i (single 1D Gaussian only), fresh noise each
-    step from ``seed``. A step with a non-finite gradient is skipped and recorded; Adam's moment
-    estimates are never updated with it, so one overflow cannot poison the rest of the run.
+    step from ``seed``. A step that lands where the loss or its gradient is not finite is
+    rejected: theta goes back halfway to the last good iterate and Adam's moment estimates are
+    not updated, so one overflow can neither poison the run nor freeze it. If the start itself
+    is infinite the path stops there and ``stopped`` says why.
     """
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning rate must be positive, got {learning_rate!r}")
@@ -552,7 +592,7 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     v = torch.zeros_like(theta)
     generator = torch.Generator().manual_seed(int(seed))
     thetas, values, skipped = [theta.clone()], [], []
-    t_adam = 0
+    last_good, stopped, t_adam = None, None, 0
     for step in range(int(steps)):
         leaf = theta.clone().requires_grad_(True)
         exact = objective.value(leaf)
@@ -562,15 +602,20 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
             noise = torch.randn(int(batch_size), dtype=torch.float64, generator=generator)
             x = sample_reparameterised(family, leaf, noise)
             log_q = family.log_prob(leaf, x)
-            log_p = objective.target.log_prob(x)
-            loss = objective.divergence.f_log(log_p - log_q).mean()
+            loss = objective.divergence.f_log(objective.target.log_prob(x) - log_q).mean()
         values.append(float(exact.detach()))
         gradient = (torch.autograd.grad(loss, leaf)[0] if torch.isfinite(loss)
                     else torch.full_like(theta, math.nan))
         if not bool(torch.all(torch.isfinite(gradient))):
             skipped.append(step)
+            if last_good is None:
+                stopped = ("the objective or its gradient is not finite at the start point "
+                           "(it overflows float64); choose a start closer to p or wider")
+                break
+            theta = 0.5 * (theta + last_good)  # reject the step: back halfway
             thetas.append(theta.clone())
             continue
+        last_good = theta.clone()
         t_adam += 1
         m = betas[0] * m + (1 - betas[0]) * gradient
         v = betas[1] * v + (1 - betas[1]) * gradient * gradient
@@ -581,4 +626,4 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     values.append(objective.evaluate(theta.numpy()))
     values = np.array([v if math.isfinite(v) else math.inf for v in values])
     return AdamPath(family, torch.stack(thetas).numpy(), values, skipped, float(learning_rate),
-                    evaluation)
+                    evaluation, stopped)

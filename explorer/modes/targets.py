@@ -383,8 +383,9 @@ def discrete(probs) -> Discrete:
 def teacher(vocabulary: int = 40, peaks=(10, 28), heights=(0.5, 0.5), width: float = 2.0,
             floor: float = 1e-3) -> Discrete:
     """A multi-peaked "teacher" next-token distribution, as in knowledge distillation: a
-    mixture of discretised bumps at ``peaks`` plus a small ``floor`` on every token (0 allowed,
-    which makes zero-forcing divergences infinite for any full-support student)."""
+    mixture of discretised bumps at ``peaks`` (each cut off at 3 ``width``) plus a small ``floor``
+    spread over every token. ``floor=0`` leaves tokens of probability zero, which makes the
+    zero-forcing divergences (reverse KL, Neyman) infinite for any full-support student."""
     if vocabulary < 4:
         raise ValueError(f"vocabulary must be at least 4 tokens, got {vocabulary}")
     peaks = _vector(peaks, "peaks")
@@ -396,7 +397,9 @@ def teacher(vocabulary: int = 40, peaks=(10, 28), heights=(0.5, 0.5), width: flo
     if not 0 <= floor < 1:
         raise ValueError(f"floor must be in [0, 1), got {floor!r}")
     tokens = np.arange(vocabulary)
-    bumps = np.exp(-0.5 * ((tokens[:, None] - peaks) / width) ** 2)
+    distance = (tokens[:, None] - peaks) / width
+    # each bump is cut off at 3 widths, so that floor = 0 leaves tokens the teacher never says
+    bumps = np.where(np.abs(distance) <= 3.0, np.exp(-0.5 * distance**2), 0.0)
     bumps /= bumps.sum(axis=0)
     probs = (1 - floor) * bumps @ heights + floor / vocabulary
     return Discrete(probs / probs.sum())
