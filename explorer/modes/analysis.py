@@ -124,14 +124,17 @@ def _sweep(name, values, make_fit) -> Sweep:
 
 def alpha_sweep(target, alphas=None, family: str = "gaussian", components: int = 1,
                 grid_points: int | None = None, restarts: int = 6) -> Sweep:
-    """Fit under the alpha family for each alpha (default 31 values from -1 to 2), each fit
-    warm-started at the previous optimum (ties go to it, so a branch is followed smoothly)."""
+    """Fit under the alpha family for each alpha (default 31 values from -1 to 2).
+
+    The first fit uses all the usual starts; each later one starts from the previous optimum
+    (ties go to it, so a branch is followed smoothly) and from moment matching (so a switch to
+    the covering branch is not missed)."""
     if kind_of(target) == "2d":
         raise ValueError("sweeps are drawn for 1D and token targets")
     alphas = np.linspace(-1.0, 2.0, 31) if alphas is None else np.asarray(alphas, dtype=np.float64)
     return _sweep("alpha", alphas, lambda a, prev: fit(
         target, family, "alpha", a, components, init=prev, grid_points=grid_points,
-        restarts=restarts))
+        restarts=restarts if prev is None or components > 1 else 1))
 
 
 def separation_sweep(divergence: str = "js", alpha=None, separations=None,

@@ -340,11 +340,12 @@ class Discrete:
 
     @property
     def modes(self) -> np.ndarray:
-        """Local maxima of the token probabilities (the teacher's peaks)."""
+        """Local maxima of the token probabilities (the teacher's peaks), ignoring bumps below
+        a tenth of the highest (a flat floor has no peaks)."""
         p = self.probs
         left = np.concatenate([[-np.inf], p[:-1]])
         right = np.concatenate([p[1:], [-np.inf]])
-        peaks = np.flatnonzero((p > left) & (p >= right))
+        peaks = np.flatnonzero((p > left) & (p >= right) & (p >= 0.1 * p.max()))
         return peaks.astype(np.float64)
 
     @property
