@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .targets import Discrete, Mixture1D, Mixture2D, log_prob_2d
+from .targets import Discrete, Mixture1D, Mixture2D
 
 Tensor = torch.Tensor
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -80,24 +80,35 @@ class Family:
 
     # ----- densities -----------------------------------------------------------------------
     def log_prob(self, theta: Tensor, points: Tensor) -> Tensor:
-        """log q_theta at the grid points (differentiable in theta)."""
-        comp, logits = self.split(theta)
-        log_w = _log_weights(logits)
+        """log q_theta at the grid points (differentiable in theta).
+
+        ``theta`` is one parameter vector (P,) -> (N,), or a batch (R, P) -> (R, N): the solver
+        runs all its starts as one batch, as the cost of a small tensor is mostly overhead."""
+        batched = theta.ndim == 2
+        th = theta if batched else theta[None]
+        r, k = th.shape[0], self.components
         if self.kind == "2d":
-            mu = comp[:, :2]
-            zero = torch.zeros_like(comp[:, 2])
-            chol = torch.stack(
-                [torch.stack([torch.exp(comp[:, 2]), zero], -1),
-                 torch.stack([comp[:, 3], torch.exp(comp[:, 4])], -1)], -2)
-            return log_prob_2d(points, mu, chol, log_w)
-        mu, log_sigma = comp[:, 0], comp[:, 1]
-        z = (points[:, None] - mu) / torch.exp(log_sigma)
-        if self.kind == "discrete":
-            # softmax over the vocabulary of a quadratic logit, one per component
-            per_component = torch.log_softmax(-0.5 * z * z, dim=0)
+            comp, logits = th[:, : 5 * k].reshape(r, k, 5), th[:, 5 * k :]
         else:
-            per_component = -0.5 * z * z - log_sigma - 0.5 * _LOG_2PI
-        return torch.logsumexp(log_w + per_component, dim=-1)
+            comp, logits = torch.stack([th[:, :k], th[:, k : 2 * k]], dim=-1), th[:, 2 * k :]
+        log_w = torch.log_softmax(torch.cat([logits, torch.zeros_like(th[:, :1])], dim=1), dim=1)
+        if self.kind == "2d":
+            a, b, c = torch.exp(comp[..., 2]), comp[..., 3], torch.exp(comp[..., 4])  # (R, K)
+            diff = points[None, :, None, :] - comp[:, None, :, :2]  # (R, N, K, 2)
+            z0 = diff[..., 0] / a[:, None]
+            z1 = (diff[..., 1] - b[:, None] * z0) / c[:, None]
+            per_component = (-0.5 * (z0 * z0 + z1 * z1) - (comp[..., 2] + comp[..., 4])[:, None]
+                             - _LOG_2PI)
+        else:
+            mu, log_sigma = comp[..., 0][:, None, :], comp[..., 1][:, None, :]
+            z = (points[None, :, None] - mu) / torch.exp(log_sigma)  # (R, N, K)
+            if self.kind == "discrete":
+                # softmax over the vocabulary of a quadratic logit, one per component
+                per_component = torch.log_softmax(-0.5 * z * z, dim=1)
+            else:
+                per_component = -0.5 * z * z - log_sigma - 0.5 * _LOG_2PI
+        out = torch.logsumexp(log_w[:, None, :] + per_component, dim=-1)
+        return out if batched else out[0]
 
     # ----- conversions ---------------------------------------------------------------------
     def to_model(self, theta, points: Tensor | None = None):
