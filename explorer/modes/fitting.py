@@ -14,6 +14,7 @@ fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinit
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from scipy.optimize import minimize
 from threadpoolctl import ThreadpoolController
 
 from explorer import divergences as registry
+from explorer.device import DEVICE_VARIABLE, choose_device
 
 from .families import Family, check_family
 from .targets import MAX_LOST_MASS, Discrete, Mixture1D, Mixture2D
@@ -40,10 +42,11 @@ COARSE_POINTS_2D = 64
 
 
 def _device(device) -> torch.device:
-    try:
-        from explorer.device import choose_device
-    except ImportError:  # the foundation's device module not present yet
-        return torch.device(device or "cpu")
+    """The device for a fit. These problems are tiny (a few thousand grid points, a handful of
+    parameters) and bound by kernel-launch overhead, so the default is the CPU; ask for a GPU
+    with ``device="cuda"`` or ``EXPLORER_DEVICE``."""
+    if device is None and not os.environ.get(DEVICE_VARIABLE):
+        return torch.device("cpu")
     return choose_device(device)
 
 
@@ -511,7 +514,7 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
                          evaluations)
     for optimum in found:
-        log_q = objective.log_q(torch.as_tensor(optimum.theta)).detach()
+        log_q = objective.log_q(torch.as_tensor(optimum.theta, device=objective.device)).detach()
         optimum.reason = infinite_reason(objective.divergence, objective.target, optimum.model,
                                          objective.log_p_cell, log_q)
         if optimum.reason is not None or not math.isfinite(optimum.value):
@@ -524,7 +527,8 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         notes.append(f"the grid cuts off {grid.lost_mass:.2g} of p's mass (more than "
                      f"{MAX_LOST_MASS:g}); widen the grid")
     with torch.no_grad():
-        raw = objective.family.log_prob(torch.as_tensor(found[0].theta), objective.points)
+        raw = objective.family.log_prob(torch.as_tensor(found[0].theta, device=objective.device),
+                                        objective.points)
         q_mass = float(torch.exp(torch.logsumexp(raw + objective.log_cell, 0)))
     if abs(1 - q_mass) > 1e-3:
         notes.append(f"the fitted q has {1 - q_mass:.2g} of its mass outside the grid")
@@ -649,9 +653,11 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     if evaluation == "monte_carlo" and (family.kind != "1d" or family.components != 1):
         raise ValueError("Monte-Carlo training is available for the single 1D Gaussian only")
     box = bounds(family, objective.grid)
-    low = torch.tensor([b[0] for b in box], dtype=torch.float64)
-    high = torch.tensor([b[1] for b in box], dtype=torch.float64)
-    theta = torch.as_tensor(np.asarray(start, dtype=np.float64)).clone().clamp(low, high)
+    device = objective.device
+    low = torch.tensor([b[0] for b in box], dtype=torch.float64, device=device)
+    high = torch.tensor([b[1] for b in box], dtype=torch.float64, device=device)
+    theta = torch.as_tensor(np.asarray(start, dtype=np.float64), device=device).clone()
+    theta = theta.clamp(low, high)
     m = torch.zeros_like(theta)
     v = torch.zeros_like(theta)
     generator = torch.Generator().manual_seed(int(seed))
@@ -663,7 +669,8 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
         if evaluation == "exact":
             loss = exact
         else:
-            noise = torch.randn(int(batch_size), dtype=torch.float64, generator=generator)
+            noise = torch.randn(int(batch_size), dtype=torch.float64,
+                                generator=generator).to(device)
             x = sample_reparameterised(family, leaf, noise)
             log_q = family.log_prob(leaf, x)
             loss = objective.divergence.f_log(objective.target.log_prob(x) - log_q).mean()
@@ -687,7 +694,8 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
         v_hat = v / (1 - betas[1] ** t_adam)
         theta = (theta - learning_rate * m_hat / (v_hat.sqrt() + eps)).clamp(low, high)
         thetas.append(theta.clone())
-    values.append(objective.evaluate(theta.numpy()))
+    values.append(objective.evaluate(theta.cpu().numpy()))
     values = np.array([v if math.isfinite(v) else math.inf for v in values])
-    return AdamPath(family, torch.stack(thetas).numpy(), values, skipped, float(learning_rate),
+    return AdamPath(family, torch.stack(thetas).cpu().numpy(), values, skipped,
+                    float(learning_rate),
                     evaluation, stopped)

@@ -106,9 +106,9 @@ class Mixture1D:
     def log_prob(self, x) -> Tensor:
         """log p(x) for x of any shape, in float64 (logsumexp over components)."""
         x = torch.as_tensor(x, dtype=torch.float64)
-        mu = torch.as_tensor(self.means)
-        sigma = torch.as_tensor(self.stds)
-        log_w = torch.log(torch.as_tensor(self.weights))
+        mu = torch.as_tensor(self.means, device=x.device)
+        sigma = torch.as_tensor(self.stds, device=x.device)
+        log_w = torch.log(torch.as_tensor(self.weights, device=x.device))
         z = (x[..., None] - mu) / sigma
         return torch.logsumexp(log_w - 0.5 * z * z - torch.log(sigma) - 0.5 * _LOG_2PI, dim=-1)
 
@@ -241,9 +241,9 @@ class Mixture2D:
 
     def log_prob(self, x) -> Tensor:
         x = torch.as_tensor(x, dtype=torch.float64)
-        mu = torch.as_tensor(self.means)
-        chol = torch.linalg.cholesky(torch.as_tensor(self.covs))
-        return log_prob_2d(x, mu, chol, torch.log(torch.as_tensor(self.weights)))
+        mu = torch.as_tensor(self.means, device=x.device)
+        chol = torch.linalg.cholesky(torch.as_tensor(self.covs, device=x.device))
+        return log_prob_2d(x, mu, chol, torch.log(torch.as_tensor(self.weights, device=x.device)))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         which = torch.multinomial(torch.as_tensor(self.weights), n, True, generator=generator)
@@ -355,7 +355,7 @@ class Discrete:
     def log_prob(self, tokens) -> Tensor:
         """log p(token) for integer-valued tokens of any shape (-inf for zero probability)."""
         index = torch.as_tensor(tokens).round().long()
-        table = torch.log(torch.as_tensor(self.probs))
+        table = torch.log(torch.as_tensor(self.probs, device=index.device))
         return table[index]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

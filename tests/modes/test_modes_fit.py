@@ -180,3 +180,11 @@ def test_init_is_honoured_and_wins_ties():
     assert q.mean == pytest.approx(2.0, abs=0.05)
     q = modes.fit(TWO_MODES, divergence="reverse_kl", init={"mean": -1.5, "std": 0.7})
     assert q.mean == pytest.approx(-2.0, abs=0.05)
+
+
+def test_device_argument_and_default():
+    q = modes.fit(TWO_MODES, divergence="reverse_kl", device="cpu")
+    assert abs(abs(q.mean) - 2.0) < 0.05
+    assert make_objective(TWO_MODES).device.type == "cpu"  # tiny problems: CPU by default
+    with pytest.raises(ValueError, match="device"):
+        modes.fit(TWO_MODES, device="tpu")
