@@ -435,12 +435,11 @@ class ModesApp(App):
 
         def space_changed(change):
             if not self._syncing:
+                flat = change["new"] == "2D"  # 2D has no animation, Monte-Carlo or sweeps
                 self.apply(space=change["new"], target=TARGETS[change["new"]][0],
-                           solver="exact" if change["new"] == "2D" else self.params.solver,
-                           evaluation="exact" if change["new"] == "2D" else self.params.evaluation,
-                           sweep="off")
-                self._target_menu.options = TARGETS[self.params.space]
-                self._target_menu.value = self.params.target
+                           solver="exact" if flat else self.params.solver,
+                           evaluation="exact" if flat else self.params.evaluation,
+                           sweep="off" if flat else self.params.sweep)
 
         space.value = self.params.space
         space.observe(self.status.guard(space_changed), names="value")
@@ -503,6 +502,20 @@ class ModesApp(App):
             self.bind(widgets.Dropdown(options=SWEEPS, description="sweep", style=style,
                                        layout=wide), "sweep"),
         ]
+
+    def _sync_controls(self) -> None:
+        # the target menu lists the presets of the current space, the step slider ends at the
+        # number of steps: update both before the base class copies the params into controls
+        menu, step = getattr(self, "_target_menu", None), getattr(self, "_step_slider", None)
+        self._syncing = True
+        try:
+            if menu is not None and tuple(menu.options) != TARGETS[self.params.space]:
+                menu.options = TARGETS[self.params.space]
+            if step is not None:
+                step.max = self.params.steps
+        finally:
+            self._syncing = False
+        super()._sync_controls()
 
     def layout_views(self, views):
         row = widgets.Layout(display="flex", flex_flow="row wrap", align_items="flex-start")

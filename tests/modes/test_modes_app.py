@@ -110,3 +110,20 @@ def test_widget_builds_and_refreshes_in_place(app):
     app.set(divergence="js")
     assert app._views == views and widget is app.widget
     assert app._views["densities"].layout.title.text == app.figures["densities"].layout.title.text
+
+
+def test_widget_follows_presets_and_space_changes():
+    app = ModesApp()
+    app.widget  # builds every control
+    for preset in ModesApp.presets:
+        app.use_preset(preset)
+        assert app.status.level in ("ok", "warning"), app.status.text
+        assert app._target_menu.value == app.params.target
+        assert app._step_slider.max == app.params.steps
+    app._controls["space"].value = "2D"  # as a click would
+    assert app.params.space == "2D" and app.params.target == "ring of 8"
+    assert app.status.level in ("ok", "warning"), app.status.text
+    app._controls["space"].value = "1D"
+    assert app.params.target == "two equal modes"
+    app._controls["divergence"].value = "js"
+    assert app.result.fit.divergence.name == "js"
