@@ -43,7 +43,7 @@ class Landscape:
 
 
 def landscape(target, divergence: str = "reverse_kl", alpha=None, means=None, log_stds=None,
-              grid_points: int = 192) -> Landscape:
+              grid_points: int = 160) -> Landscape:
     """The objective of a single Gaussian (1D) or a quadratic-logit student (tokens) over a grid
     of (mean, log std), evaluated in one vectorised pass (no Python loop over the grid)."""
     kind = kind_of(target)
@@ -56,14 +56,14 @@ def landscape(target, divergence: str = "reverse_kl", alpha=None, means=None, lo
         lo, hi = (float(x[0]), float(x[-1]))
         centre = 0.5 * (lo + hi)
         half = 0.5 * (hi - lo) * (0.6 if kind == "1d" else 1.0)
-        means = np.linspace(centre - half, centre + half, 49)
+        means = np.linspace(centre - half, centre + half, 41)
     if log_stds is None:
         if kind == "1d":
             spread = max(target.std, float(np.max(target.stds)))
             low = max(math.log(0.15 * float(np.min(target.stds))), math.log(3 * grid.cell))
-            log_stds = np.linspace(low, math.log(2.5 * spread), 33)
+            log_stds = np.linspace(low, math.log(2.5 * spread), 29)
         else:
-            log_stds = np.linspace(math.log(0.4), math.log(target.vocabulary / 2), 33)
+            log_stds = np.linspace(math.log(0.4), math.log(target.vocabulary / 2), 29)
     means = np.asarray(means, dtype=np.float64)
     log_stds = np.asarray(log_stds, dtype=np.float64)
     mu = torch.as_tensor(means)[None, :, None]

@@ -315,9 +315,9 @@ def compute_modes(params: ModesParams) -> ModesResult:
 
     elif two_parameters and result.best.path is not None:
         path_points = result.best.path[:, :2]
-    optima_points = (np.array([o.theta[:2] for o in result.optima]) if two_parameters else None)
-    if kind != "2d":
-        optima_points = optima_points if two_parameters else None
+    # mark only finite optima: one where D is infinite is an artefact of the finite grid
+    optima_points = (np.array([o.theta[:2] for o in result.optima if math.isfinite(o.value)])
+                     if two_parameters else None)
     compare_fit = None
     if params.compare != "none":
         compare_fit = _fit(target_key, params.family, components, params.compare,
@@ -490,7 +490,7 @@ class ModesApp(App):
                 for n in registry.names()]], description="compare with", style=style,
                 layout=wide), "compare"),
             widgets.HTML("<b>solver</b>"),
-            self.bind(widgets.ToggleButtons(options=[("exact (L-BFGS)", "exact"),
+            self.bind(widgets.ToggleButtons(options=[("exact (BFGS)", "exact"),
                                                      ("animated (Adam)", "animated")],
                                             style={"button_width": "120px"}), "solver"),
             widgets.Accordion([animated], titles=("Adam: start, rate, play",)),

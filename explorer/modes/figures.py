@@ -166,8 +166,9 @@ def landscape(result) -> go.Figure:
     notes = []
     if land.reasons:
         first = land.reasons[min(land.reasons)]
-        notes.append(_note("blank: infinite — " + first[:80] + "…", y=-0.32,
-                           font=dict(size=9, color="#b00020")))
+        notes.append(_note("blank: D = ∞ there.<br>" + first.split(" (")[0], y=0.98,
+                           yanchor="top", font=dict(size=9, color="#b00020"),
+                           bgcolor="rgba(255,255,255,0.8)"))
     path = result.path_points
     if path is not None and len(path):
         data.append(dict(type="scatter", x=path[:, 0], y=path[:, 1], mode="lines+markers",
@@ -186,7 +187,8 @@ def landscape(result) -> go.Figure:
                                                             line=dict(width=1))))
     notes.append(_note("★ global optimum · ✕ local optima · white: solver path · red: now",
                        y=-0.3, font=dict(size=10)))
-    return _figure(data, title, annotations=notes, showlegend=False,
+    return _figure(data, title, annotations=notes, showlegend=False, height=350,
+                   margin=dict(l=55, r=15, t=45, b=70),
                    xaxis=dict(title=dict(text="mean"), range=[land.means[0], land.means[-1]]),
                    yaxis=dict(title=dict(text="log std"),
                               range=[land.log_stds[0], land.log_stds[-1]]))

@@ -3,9 +3,10 @@
 The objective is the registry's quadrature ``sum_x q f(p/q) * cell`` from log densities on a
 fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinite, no epsilon).
 
-* ``fit``: L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) in float64 with autograd gradients, from
-  several deterministic starts (moment matching and each mode of p); the local optima are
-  deduplicated and the global one reported with the others.
+* ``fit``: BFGS (Nocedal & Wright 2006, Algorithm 6.1) in float64 with autograd gradients,
+  from several deterministic starts (moment matching and each mode of p), all run side by side
+  in one batch (``bfgs.py``); the local optima are deduplicated and the global one reported
+  with the others.
 * ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
   objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
   A step whose gradient is not finite is skipped (Adam's moments are left untouched).
@@ -20,20 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
-from threadpoolctl import ThreadpoolController
 
 from explorer import divergences as registry
 from explorer.device import DEVICE_VARIABLE, choose_device
 
+from .bfgs import minimise_batch
 from .families import Family, check_family
 from .targets import MAX_LOST_MASS, Discrete, Mixture1D, Mixture2D
 
 Tensor = torch.Tensor
-
-#: OpenBLAS threads spin-wait on busy shared cores: L-BFGS-B's tiny linear algebra took ~2 ms a
-#: call with two BLAS threads against ~20 µs with one, so the solver runs with one.
-_BLAS = ThreadpoolController()
 
 #: Default grid sizes: points on the line, points per axis in the plane.
 GRID_POINTS = {"1d": 512, "2d": 256, "discrete": None}
@@ -101,37 +97,25 @@ class Objective:
         log_q = self.log_q(theta)
         return self.divergence.terms(self.log_p_cell.expand_as(log_q), log_q).sum(-1)
 
-    def batch_value_and_gradient(self, flat: np.ndarray, count: int):
-        """sum_r log1p(D(theta_r)) and its gradient for ``count`` stacked parameter vectors: the
-        starts are independent, so one L-BFGS-B run on the stack optimises each of them."""
-        t = torch.tensor(flat.reshape(count, -1), dtype=torch.float64, device=self.device,
-                         requires_grad=True)
-        value = torch.log1p(self.value(t)).sum()
-        if not torch.isfinite(value):
-            return math.inf, np.zeros_like(flat)
-        (gradient,) = torch.autograd.grad(value, t)
-        gradient = gradient.cpu().numpy().ravel()
-        if not np.all(np.isfinite(gradient)):
-            return math.inf, np.zeros_like(flat)
-        return float(value.detach()), gradient
-
-    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """log1p(D) and its gradient, for the solver.
+    def batch_values_and_gradients(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log1p(D) at each row of ``thetas`` (R, P) and the (R, P) gradients, in one pass (the
+        rows are independent, so the gradient of the sum holds each row's own gradient).
+        Rows where D is not finite get +inf (and a zero gradient).
 
         log1p is increasing, so it has the same minimisers and stationary points as D, but it
         tames the astronomically large values and gradients of chi-squared-like divergences
-        (e^60 when q sits on one mode of p) that otherwise throw L-BFGS's first step to the
-        edge of the box. D >= 0 for every f-divergence, so log1p(D) is always defined."""
-        t = torch.tensor(theta, dtype=torch.float64, device=self.device, requires_grad=True)
-        value = torch.log1p(self.value(t))
-        if not torch.isfinite(value):
-            # an infinite objective is a rejected step for the line search, not a number
-            return math.inf, np.zeros_like(theta)
-        (gradient,) = torch.autograd.grad(value, t)
-        gradient = gradient.cpu().numpy()
-        if not np.all(np.isfinite(gradient)):
-            return math.inf, np.zeros_like(theta)
-        return float(value.detach()), gradient
+        (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
+        step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
+        t = torch.tensor(thetas, dtype=torch.float64, device=self.device, requires_grad=True)
+        values = torch.log1p(self.value(t))
+        finite = torch.isfinite(values)
+        total = torch.where(finite, values, torch.zeros_like(values)).sum()
+        (gradient,) = torch.autograd.grad(total, t)
+        values, gradient = values.detach().cpu().numpy(), gradient.cpu().numpy()
+        bad = ~np.isfinite(values) | ~np.all(np.isfinite(gradient), axis=1)
+        values[bad] = math.inf
+        gradient[bad] = 0.0
+        return values, gradient
 
     def evaluate(self, theta) -> float:
         with torch.no_grad():
@@ -458,15 +442,15 @@ def _values(objective: Objective, thetas: np.ndarray) -> np.ndarray:
             .cpu().numpy() for i in range(0, len(thetas), size)])
 
 
-def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float = 1e-10,
-          max_iterations: int = 200, record_path: bool = False,
+def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float = 1e-13,
+          max_iterations: int = 300, record_path: bool = False,
           coarse: Objective | None = None, bounds_from=None) -> FitResult:
-    """L-BFGS-B (on log1p D) from every start at once; deduplicate; the global optimum first.
+    """Quasi-Newton (BFGS on log1p D, see ``bfgs.py``) from every start at once; deduplicate
+    the optima; the global one first.
 
-    The starts are stacked into one parameter vector whose objective is the sum of theirs:
-    each start still follows its own basin (the sum is separable), and the whole run costs
-    about as many evaluations as the slowest start instead of the sum over all of them.
-    Starts where D is infinite are not run (they would block the others' line searches).
+    All starts run side by side, each with its own line search, and share each evaluation of
+    the objective (one batched pass), so the run costs about as many evaluations as the
+    slowest start. Starts where D is infinite are reported as such and not run.
 
     With a ``coarse`` objective (the same problem on a coarser grid) every start is first run
     there and only the distinct optima are polished on the fine grid: for 2D this saves most of
@@ -476,32 +460,21 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
     low, high = np.array([b[0] for b in box]), np.array([b[1] for b in box])
     evaluations = 0
     if coarse is not None:
-        rough = solve(coarse, start_points, 1e-8, max_iterations, bounds_from=box)
+        rough = solve(coarse, start_points, 1e-10, max_iterations, bounds_from=box)
         start_points = [o.theta for o in rough.optima]
         evaluations += rough.evaluations
     points = np.clip(np.array(start_points, dtype=np.float64), low, high)
-    start_values = _values(objective, points)
-    evaluations += 1
-    runnable = np.flatnonzero(np.isfinite(start_values))
     finals = points.copy()
     paths: list = [[row.copy()] for row in points]
-    size = _batches(objective, len(runnable))
-    for first in range(0, len(runnable), size):
-        chosen = runnable[first : first + size]
-        count = len(chosen)
-
-        def record(xk, _chosen=chosen, _count=count):
-            for row, index in zip(xk.reshape(_count, -1), _chosen, strict=True):
-                paths[index].append(row.copy())
-
-        with _BLAS.limit(limits=1, user_api="blas"):
-            result = minimize(objective.batch_value_and_gradient, points[chosen].ravel(),
-                              args=(count,), jac=True, method="L-BFGS-B",
-                              bounds=box * count, callback=record if record_path else None,
-                              options={"ftol": tolerance, "gtol": 1e-9,
-                                       "maxiter": max_iterations})
-        evaluations += result.nfev
-        finals[chosen] = result.x.reshape(count, -1)
+    size = _batches(objective, len(points))
+    for first in range(0, len(points), size):
+        chosen = np.arange(first, min(first + size, len(points)))
+        result = minimise_batch(objective.batch_values_and_gradients, points[chosen], low, high,
+                                ftol=tolerance, max_rounds=max_iterations)
+        evaluations += result.evaluations
+        finals[chosen] = result.x
+        for index, path in zip(chosen, result.paths, strict=True):
+            paths[index] = path
     final_values = _values(objective, finals)
     found: list[Optimum] = []
     for index, (theta, value) in enumerate(zip(finals, final_values, strict=True)):
@@ -540,7 +513,7 @@ def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=
         components: int = 1, init=None, seed: int = 0, grid_points: int | None = None,
         restarts: int = 6, device=None, record_path: bool = False,
         grid_range: tuple[float, float] | None = None) -> FitResult:
-    """Fit q_theta to p by minimising D_divergence(p || q_theta) exactly (quadrature + L-BFGS-B).
+    """Fit q_theta to p by minimising D_divergence(p || q_theta) exactly (quadrature + BFGS).
 
     ``family``: 'gaussian' (one component; full covariance in 2D; softmax of a quadratic logit for
     tokens) or 'mixture' with ``components`` = K. ``init``: an extra first start (a dict such as

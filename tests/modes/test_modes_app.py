@@ -114,7 +114,7 @@ def test_widget_builds_and_refreshes_in_place(app):
 
 def test_widget_follows_presets_and_space_changes():
     app = ModesApp()
-    app.widget  # builds every control
+    assert app.widget is not None  # builds every control
     for preset in ModesApp.presets:
         app.use_preset(preset)
         assert app.status.level in ("ok", "warning"), app.status.text

@@ -188,3 +188,13 @@ def test_device_argument_and_default():
     assert make_objective(TWO_MODES).device.type == "cpu"  # tiny problems: CPU by default
     with pytest.raises(ValueError, match="device"):
         modes.fit(TWO_MODES, device="tpu")
+
+
+@pytest.mark.parametrize("name", ALL + ["alpha"])
+def test_global_optimum_is_no_worse_than_a_dense_grid_search(name):
+    """Independent check of globality: brute force over (mean, log std) never beats the solver."""
+    alpha = 0.3 if name == "alpha" else None
+    q = modes.fit(TWO_MODES, divergence=name, alpha=alpha, grid_points=256)
+    land = modes.landscape(TWO_MODES, name, alpha, means=np.linspace(-3, 3, 81),
+                           log_stds=np.linspace(-1.2, 1.2, 61), grid_points=256)
+    assert q.value <= np.min(land.values) + 1e-12
