@@ -22,12 +22,21 @@ def run(quick: bool = False) -> list[dict]:
     scales = iter(np.tile(np.linspace(0.5, 3.0, 7), 10))
     slider = median_time(lambda: app.set(q_scale=float(next(scales))), repeats=repeats)
     log_p, log_q = log_density("two_modes", GRID), log_density("gaussian", GRID, 0.0, 2.0)
-    ours = median_time(lambda: divergences.on_grid("forward_kl", log_p, log_q, CELL), repeats=repeats)
+    ours = median_time(
+        lambda: divergences.on_grid("forward_kl", log_p, log_q, CELL), repeats=repeats
+    )
     peer = median_time(lambda: naive_grid_kl(log_p, log_q), repeats=repeats)
     return [
-        {"benchmark": "welcome: slider move (set + 4 figures)", "ours_s": slider, "budget": "<= 100 ms"},
+        {
+            "benchmark": "welcome: slider move (set + 4 figures)",
+            "ours_s": slider,
+            "budget": "<= 100 ms",
+        },
         {
             "benchmark": "registry: forward KL by quadrature, 8001 points",
-            "ours_s": ours, "peer": "numpy with epsilon in the log", "peer_s": peer, "budget": "",
+            "ours_s": ours,
+            "peer": "numpy with epsilon in the log",
+            "peer_s": peer,
+            "budget": "",
         },
     ]

@@ -42,10 +42,16 @@ def print_table(rows: list[dict]) -> None:
     for row in rows:
         ours, peer_s = row.get("ours_s"), row.get("peer_s")
         speedup = f"{peer_s / ours:.1f}x" if ours and peer_s else ""
-        lines.append([
-            row["benchmark"], format_seconds(ours), row.get("peer", "") or "",
-            format_seconds(peer_s), speedup, row.get("budget", "") or "",
-        ])
+        lines.append(
+            [
+                row["benchmark"],
+                format_seconds(ours),
+                row.get("peer", "") or "",
+                format_seconds(peer_s),
+                speedup,
+                row.get("budget", "") or "",
+            ]
+        )
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
     for line in [header, ["-" * w for w in widths], *lines]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))

@@ -86,7 +86,11 @@ print("alpha -> 1 equals forward KL:", divergences.between("alpha", q, [0.4, 0.4
 ]
 
 notebook = nbf.v4.new_notebook(cells=cells)
-notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+notebook.metadata["kernelspec"] = {
+    "name": "python3",
+    "display_name": "Python 3",
+    "language": "python",
+}
 notebook.metadata["language_info"] = {"name": "python"}
 path = Path(__file__).resolve().parent.parent / "notebooks" / "00_welcome.ipynb"
 nbf.write(notebook, path)

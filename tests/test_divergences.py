@@ -31,13 +31,18 @@ def gaussian_log_density(x, mean, sd):
 
 # ----- closed forms --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["forward_kl", "reverse_kl", "hellinger", "jeffreys", "pearson"])
-@pytest.mark.parametrize("mp,sp,mq,sq", [(0, 1, 1, 2), (0.5, 0.8, -1, 1.1), (0, 1, 0, 0.9), (2, 1.5, 0, 1.4)])
+@pytest.mark.parametrize(
+    "mp,sp,mq,sq", [(0, 1, 1, 2), (0.5, 0.8, -1, 1.1), (0, 1, 0, 0.9), (2, 1.5, 0, 1.4)]
+)
 def test_quadrature_matches_gaussian_closed_forms(name, mp, sp, mq, sq):
     exact = gaussian_closed_form(name, mp, sp, mq, sq)
     if not math.isfinite(exact):
         pytest.skip("infinite in closed form")
-    value = D.on_grid(name, gaussian_log_density(GRID, mp, sp), gaussian_log_density(GRID, mq, sq), CELL)
+    value = D.on_grid(
+        name, gaussian_log_density(GRID, mp, sp), gaussian_log_density(GRID, mq, sq), CELL
+    )
     assert value == pytest.approx(exact, rel=1e-9, abs=1e-12)
 
 
@@ -67,12 +72,17 @@ def test_alpha_family_special_cases():
 
 # ----- limits of the alpha family ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("offset", [0.0, 1e-12, 1e-8, 1e-5, -1e-8, -1e-5])
 def test_alpha_limits_are_forward_and_reverse_kl(offset):
     p, q = np.array([0.1, 0.6, 0.3]), np.array([0.3, 0.3, 0.4])
     tolerance = 10 * abs(offset) + 1e-13
-    assert D.between("alpha", p, q, alpha=1.0 + offset) == pytest.approx(D.between("forward_kl", p, q), abs=tolerance)
-    assert D.between("alpha", p, q, alpha=0.0 + offset) == pytest.approx(D.between("reverse_kl", p, q), abs=tolerance)
+    assert D.between("alpha", p, q, alpha=1.0 + offset) == pytest.approx(
+        D.between("forward_kl", p, q), abs=tolerance
+    )
+    assert D.between("alpha", p, q, alpha=0.0 + offset) == pytest.approx(
+        D.between("reverse_kl", p, q), abs=tolerance
+    )
 
 
 def test_alpha_is_continuous_across_the_limits():
@@ -84,6 +94,7 @@ def test_alpha_is_continuous_across_the_limits():
 
 
 # ----- derivatives, conjugates, h(r) ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("alpha", [0.3, -0.7, 1.8])
@@ -128,7 +139,9 @@ def test_conjugate_of_forward_kl_is_the_known_closed_form():
 def test_pearson_conjugate_and_its_zeros():
     pearson = D.get("pearson")
     u = torch.tensor([-5.0, -2.0, 0.0, 1.0], dtype=torch.float64)
-    assert torch.allclose(pearson.conjugate(u), torch.tensor([-1.0, -1.0, 0.0, 1.25], dtype=torch.float64))
+    assert torch.allclose(
+        pearson.conjugate(u), torch.tensor([-1.0, -1.0, 0.0, 1.25], dtype=torch.float64)
+    )
     assert pearson.f_prime_inverse(torch.tensor([-3.0]))[0] == 0.0  # below f'(0) = -2: a zero
 
 
@@ -149,9 +162,13 @@ def test_limits_decide_the_behaviour_labels():
         div = member(name)
         t = torch.tensor([1e-40, 1e40], dtype=torch.float64)
         f0, big = div.f(t)
-        assert f0 == pytest.approx(div.f_at_zero, rel=1e-4, abs=1e-9) or (math.isinf(div.f_at_zero) and f0 > 20)
+        assert f0 == pytest.approx(div.f_at_zero, rel=1e-4, abs=1e-9) or (
+            math.isinf(div.f_at_zero) and f0 > 20
+        )
         slope = float(big) / 1e40
-        assert slope == pytest.approx(div.slope_at_infinity, rel=0.05, abs=1e-6) or math.isinf(div.slope_at_infinity)
+        assert slope == pytest.approx(div.slope_at_infinity, rel=0.05, abs=1e-6) or math.isinf(
+            div.slope_at_infinity
+        )
 
 
 def test_wright_omega_matches_scipy_including_huge_arguments():
@@ -164,17 +181,24 @@ def test_dual_swaps_the_arguments():
     for name in ALL:
         div = member(name)
         dual = div.dual()
-        assert D.between(name, p, q, div.alpha) == pytest.approx(D.between(dual.name, q, p, dual.alpha))
+        assert D.between(name, p, q, div.alpha) == pytest.approx(
+            D.between(dual.name, q, p, dual.alpha)
+        )
 
 
 # ----- properties -----------------------------------------------------------------------------
 
+
 def distributions(size, allow_zeros=True):
     # entries are exact zeros or at least 1e-6: subnormal probabilities would make overflow,
     # not support, the reason for an infinite value
-    element = st.floats(1e-6, 1.0) if not allow_zeros else st.one_of(st.just(0.0), st.floats(1e-6, 1.0))
-    return arrays(np.float64, size, elements=element).filter(lambda a: a.sum() > 0.05).map(
-        lambda a: a / a.sum()
+    element = (
+        st.floats(1e-6, 1.0) if not allow_zeros else st.one_of(st.just(0.0), st.floats(1e-6, 1.0))
+    )
+    return (
+        arrays(np.float64, size, elements=element)
+        .filter(lambda a: a.sum() > 0.05)
+        .map(lambda a: a / a.sum())
     )
 
 
@@ -194,7 +218,9 @@ def test_non_negative_never_nan(choice, p, q):
 @given(names_and_alphas, distributions(6))
 def test_zero_for_equal_distributions(choice, p):
     name, alpha = choice
-    assert D.between(name, p, p.copy(), alpha if name == "alpha" else None) == pytest.approx(0.0, abs=1e-12)
+    assert D.between(name, p, p.copy(), alpha if name == "alpha" else None) == pytest.approx(
+        0.0, abs=1e-12
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -217,7 +243,9 @@ def test_infinite_exactly_when_the_support_conditions_fail(choice, p, q):
     )
     value = D.between(name, p, q, div.alpha)
     assert math.isinf(value) == expected_infinite
-    assert (D.support_reason(div, q_outside=q_outside, p_missed=p_missed) is not None) == expected_infinite
+    assert (
+        D.support_reason(div, q_outside=q_outside, p_missed=p_missed) is not None
+    ) == expected_infinite
 
 
 @settings(max_examples=60, deadline=None)
@@ -229,6 +257,7 @@ def test_bounded_divergences_stay_within_their_bounds(name, p, q):
 
 
 # ----- gradients, numerics --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ALL)
 def test_gradients_are_finite_wherever_the_value_is(name):
@@ -254,12 +283,14 @@ def test_no_overflow_for_extreme_ratios():
     term = D.get("reverse_kl").terms(log_p, log_q)[1]
     assert term.item() == pytest.approx(math.exp(-1.0) * 1399.0)
     # alpha < 0: q t^alpha with t^alpha overflowing on its own
-    value = D.get("alpha", -2.0).terms(torch.tensor([-800.0], dtype=torch.float64),
-                                        torch.tensor([-300.0], dtype=torch.float64))
+    value = D.get("alpha", -2.0).terms(
+        torch.tensor([-800.0], dtype=torch.float64), torch.tensor([-300.0], dtype=torch.float64)
+    )
     assert math.isfinite(value.item())
 
 
 # ----- Monte-Carlo estimators -----------------------------------------------------------------
+
 
 def test_k1_and_k3_are_unbiased_and_k3_has_lower_variance():
     rng = np.random.default_rng(0)
@@ -278,12 +309,15 @@ def test_monte_carlo_f_divergence_converges_to_the_quadrature():
     rng = np.random.default_rng(1)
     x = 1.0 + 2.0 * rng.standard_normal(100_000)
     lp, lq = gaussian_log_density(x, 0, 1), gaussian_log_density(x, 1, 2)
-    exact = D.on_grid("hellinger", gaussian_log_density(GRID, 0, 1), gaussian_log_density(GRID, 1, 2), CELL)
+    exact = D.on_grid(
+        "hellinger", gaussian_log_density(GRID, 0, 1), gaussian_log_density(GRID, 1, 2), CELL
+    )
     estimate, error = D.monte_carlo("hellinger", lp, lq)
     assert abs(estimate - exact) < 4 * error
 
 
 # ----- bad input ------------------------------------------------------------------------------
+
 
 def test_errors_name_the_argument_and_what_is_allowed():
     good = [0.5, 0.5]
