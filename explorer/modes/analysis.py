@@ -60,7 +60,7 @@ def landscape(target, divergence: str = "reverse_kl", alpha=None, means=None, lo
     if log_stds is None:
         if kind == "1d":
             spread = max(target.std, float(np.max(target.stds)))
-            low = max(math.log(0.15 * float(np.min(target.stds))), math.log(3 * grid.cell))
+            low = max(math.log(0.15 * float(np.min(target.stds))), math.log(2 * grid.cell))
             log_stds = np.linspace(low, math.log(2.5 * spread), 29)
         else:
             log_stds = np.linspace(math.log(0.4), math.log(target.vocabulary / 2), 29)

@@ -186,9 +186,9 @@ def landscape(result) -> go.Figure:
                          name="global optimum", marker=dict(symbol="star", color="gold", size=15,
                                                             line=dict(width=1))))
     notes.append(_note("★ global optimum · ✕ local optima · white: solver path · red: now",
-                       y=-0.3, font=dict(size=10)))
+                       y=1.0, yanchor="bottom", font=dict(size=10)))
     return _figure(data, title, annotations=notes, showlegend=False, height=350,
-                   margin=dict(l=55, r=15, t=45, b=70),
+                   margin=dict(l=55, r=15, t=60, b=45),
                    xaxis=dict(title=dict(text="mean"), range=[land.means[0], land.means[-1]]),
                    yaxis=dict(title=dict(text="log std"),
                               range=[land.log_stds[0], land.log_stds[-1]]))
