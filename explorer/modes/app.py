@@ -25,7 +25,7 @@ from explorer.ui.views import refresh_view
 from . import analysis, figures
 from .families import MAX_COMPONENTS
 from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
-from .targets import MAX_LOST_MASS, PRESETS_1D, PRESETS_2D, preset_1d, preset_2d, teacher
+from .targets import PRESETS_1D, PRESETS_2D, preset_1d, preset_2d, teacher
 
 SPACES = ("1D", "2D", "tokens")
 TOKEN_PRESETS = ("two peaks", "three peaks", "two peaks, hard zeros")
@@ -291,9 +291,7 @@ def compute_modes(params: ModesParams) -> ModesResult:
     result = _fit(target_key, params.family, components, params.divergence, alpha)
     kind = result.family.kind
     grid = result.grid
-    notes = list(result.warnings)
-    if grid.lost_mass > MAX_LOST_MASS:
-        notes.append(f"the grid misses {grid.lost_mass:.2g} of p's mass")
+    notes = list(result.warnings)  # e.g. the mass of p that the grid cuts off
     two_parameters = kind != "2d" and components == 1
     path = None
     model = result.model
@@ -312,7 +310,6 @@ def compute_modes(params: ModesParams) -> ModesResult:
         elif path.skipped:
             notes.append(f"Adam rejected {len(path.skipped)} step(s) whose loss or gradient was "
                          "not finite and backed off (its moments were not touched)")
-
     elif two_parameters and result.best.path is not None:
         path_points = result.best.path[:, :2]
     # mark only finite optima: one where D is infinite is an artefact of the finite grid

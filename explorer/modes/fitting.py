@@ -430,7 +430,7 @@ def _best_first(found: list[Optimum], tie: float = 1e-9) -> list[Optimum]:
 def _batches(objective: Objective, count: int) -> int:
     """How many starts to stack in one batch (bounded memory: R x N x K elements)."""
     per_start = objective.points.shape[0] * objective.family.components
-    return max(1, min(count, 2_000_000 // max(per_start, 1)))
+    return max(1, min(count, 1_000_000 // max(per_start, 1)))
 
 
 def _values(objective: Objective, thetas: np.ndarray) -> np.ndarray:
