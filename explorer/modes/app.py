@@ -489,7 +489,7 @@ class ModesApp(App):
             widgets.HTML("<b>solver</b>"),
             self.bind(widgets.ToggleButtons(options=[("exact (BFGS)", "exact"),
                                                      ("animated (Adam)", "animated")],
-                                            style={"button_width": "120px"}), "solver"),
+                                            style={"button_width": "135px"}), "solver"),
             widgets.Accordion([animated], titles=("Adam: start, rate, play",)),
             widgets.HTML("<b>evaluation</b>"),
             self.bind(widgets.ToggleButtons(options=[("exact", "exact"),
