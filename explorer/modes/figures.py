@@ -83,7 +83,7 @@ def densities(result) -> go.Figure:
                   fillcolor="rgba(85,85,85,0.15)"),
             _line(x, view.q, f"q ({result.short})", Q_COLOUR, 2.5)]
     if view.q_optimum is not None:
-        data.append(_line(x, view.q_optimum, "exact optimum", Q_COLOUR, 1, "dot"))
+        data.append(_line(x, view.q_optimum, "exact global optimum", Q_COLOUR, 1, "dot"))
     if view.q_compare is not None:
         data.append(_line(x, view.q_compare, f"q ({result.compare_short})", COMPARE_COLOUR, 2,
                           "dash"))
