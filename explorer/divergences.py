@@ -126,11 +126,6 @@ class Divergence:
         raise NotImplementedError
 
     # ----- derived, shared by all members -------------------------------------------------
-    @property
-    def f_prime_at_zero(self) -> float:
-        """f'(0+), the lower end of the range of f' (-inf for most members)."""
-        return float(self.f_prime(torch.tensor([1e-300], dtype=torch.float64))[0])
-
     def f(self, t) -> Tensor:
         """The generator f(t) for t >= 0 (t = 0 gives f(0), possibly +inf)."""
         t = _as_float64(t)
@@ -402,10 +397,6 @@ class TotalVariation(Divergence):
         u = _as_float64(u)
         inside = torch.where(u < -0.5, torch.full_like(u, -0.5), u)
         return torch.where(u > 0.5, torch.full_like(u, _INF), inside)
-
-    @property
-    def f_prime_at_zero(self):
-        return -0.5
 
     def dual(self):
         return self
