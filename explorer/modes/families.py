@@ -91,7 +91,6 @@ class Family:
             comp, logits = th[:, : 5 * k].reshape(r, k, 5), th[:, 5 * k :]
         else:
             comp, logits = torch.stack([th[:, :k], th[:, k : 2 * k]], dim=-1), th[:, 2 * k :]
-        log_w = torch.log_softmax(torch.cat([logits, torch.zeros_like(th[:, :1])], dim=1), dim=1)
         if self.kind == "2d":
             a, b, c = torch.exp(comp[..., 2]), comp[..., 3], torch.exp(comp[..., 4])  # (R, K)
             diff = points[None, :, None, :] - comp[:, None, :, :2]  # (R, N, K, 2)
@@ -107,7 +106,11 @@ class Family:
                 per_component = torch.log_softmax(-0.5 * z * z, dim=1)
             else:
                 per_component = -0.5 * z * z - log_sigma - 0.5 * _LOG_2PI
-        out = torch.logsumexp(log_w[:, None, :] + per_component, dim=-1)
+        if k == 1:  # one component: no weights to mix (and no work spent on them)
+            out = per_component[..., 0]
+        else:
+            log_w = torch.log_softmax(torch.cat([logits, torch.zeros_like(th[:, :1])], dim=1), 1)
+            out = torch.logsumexp(log_w[:, None, :] + per_component, dim=-1)
         return out if batched else out[0]
 
     # ----- conversions ---------------------------------------------------------------------
