@@ -464,6 +464,12 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         start_points = [o.theta for o in rough.optima]
         evaluations += rough.evaluations
     points = np.clip(np.array(start_points, dtype=np.float64), low, high)
+    # a start where D is infinite in the continuum (q's tails, see tail_reason) is finite only
+    # through the grid's truncation: optimising there is meaningless, so it is not run
+    finite = [tail_reason(objective.divergence, objective.target,
+                          family.to_model(theta, grid.points)) is None for theta in points]
+    if any(finite):
+        points = points[np.array(finite)]
     finals = points.copy()
     paths: list = [[row.copy()] for row in points]
     size = _batches(objective, len(points))
