@@ -28,6 +28,7 @@ class BatchResult:
     evaluations: int  # batched evaluations
     converged: np.ndarray  # (R,) bool
     paths: list[list[np.ndarray]]  # accepted iterates of each start
+    merged: np.ndarray  # (R,) index of the start whose optimum this one ran into, else -1
 
 
 def _projected_gradient(x, g, low, high):
@@ -46,6 +47,7 @@ def minimise_batch(
     max_rounds: int = 300,
     armijo: float = 1e-4,
     stall: float = 1e-11,
+    merge_radius: float = 0.05,
 ) -> BatchResult:
     """Minimise R independent objectives f_r(x_r) from the rows of ``x0`` (R, P).
 
@@ -54,6 +56,9 @@ def minimise_batch(
     projected gradient is below ``gtol``, when a full step gains less than ``ftol`` (relative),
     or after three accepted steps in a row that each gain less than ``stall`` (relative): the
     last guards non-smooth objectives such as total variation, where steps stay short.
+    A start that comes within ``merge_radius`` (in every coordinate) of an optimum another
+    start has already converged to, at a value no better than it, stops: it is in that
+    optimum's basin, and following it to the end would only find the same point again.
     """
     x = np.clip(np.array(x0, dtype=np.float64), low, high)
     count, size = x.shape
@@ -72,6 +77,7 @@ def minimise_batch(
     largest = np.max(np.abs(direction), axis=1)
     step = np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
     paths = [[row.copy()] for row in x]
+    merged = np.full(count, -1)
     for _ in range(max_rounds):
         if not active.any():
             break
@@ -133,4 +139,11 @@ def minimise_batch(
         rows = np.flatnonzero(ok)[done]
         converged[rows] = True
         active[rows] = False
-    return BatchResult(x, f, evaluations, converged, paths)
+        finished = np.flatnonzero(converged & (merged < 0))
+        for row in np.flatnonzero(active):
+            near = finished[(np.max(np.abs(x[finished] - x[row]), axis=1) < merge_radius)
+                            & (f[finished] <= f[row])]
+            if near.size:
+                merged[row] = near[0]
+                active[row] = False
+    return BatchResult(x, f, evaluations, converged, paths, merged)

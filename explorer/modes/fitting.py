@@ -478,7 +478,9 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         result = minimise_batch(objective.batch_values_and_gradients, points[chosen], low, high,
                                 ftol=tolerance, max_rounds=max_iterations)
         evaluations += result.evaluations
-        finals[chosen] = result.x
+        # a start that ran into another's optimum ends there (and is deduplicated below)
+        ended = np.where((result.merged >= 0)[:, None], result.x[result.merged], result.x)
+        finals[chosen] = ended
         for index, path in zip(chosen, result.paths, strict=True):
             paths[index] = path
     final_values = _values(objective, finals)

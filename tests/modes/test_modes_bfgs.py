@@ -18,7 +18,7 @@ def rosenbrock_batch(x):
 def test_matches_scipy_on_rosenbrock_from_several_starts():
     starts = np.array([[-1.2, 1.0], [2.0, -1.0], [0.0, 0.0]])
     result = minimise_batch(rosenbrock_batch, starts, np.full(2, -5.0), np.full(2, 5.0),
-                            max_rounds=500)
+                            max_rounds=500, merge_radius=0.0)
     assert result.converged.all()
     for row, start in zip(result.x, starts, strict=True):
         reference = minimize(rosen, start, jac=rosen_der, method="BFGS").x
@@ -61,3 +61,14 @@ def test_an_infinite_start_is_left_alone():
                             np.full(2, 5.0))
     assert result.x[0] == pytest.approx([1.0, 1.0]) and np.isinf(result.f[0])
     assert result.x[1] == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_a_start_that_runs_into_a_found_optimum_stops():
+    # the first start sits on Rosenbrock's optimum; the second has a long way through its valley
+    starts = np.array([[1.0, 1.0], [-1.2, 1.0]])
+    low, high = np.full(2, -5.0), np.full(2, 5.0)
+    result = minimise_batch(rosenbrock_batch, starts, low, high, merge_radius=0.3)
+    assert result.merged.tolist() == [-1, 0]
+    assert np.max(np.abs(result.x[1] - 1.0)) < 0.3
+    alone = minimise_batch(rosenbrock_batch, starts[1:], low, high, merge_radius=0.3)
+    assert len(result.paths[1]) < len(alone.paths[0])
