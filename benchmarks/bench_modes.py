@@ -42,7 +42,9 @@ def naive_adam_fit(target, divergence: str, steps: int = 500, learning_rate: flo
 def interleaved(ours, peer, rounds: int, ours_per_round: int = 3) -> tuple[float, float]:
     """Medians of ours and of the peer, measured in alternation so that a change in the load
     of the shared machine hits both alike."""
-    ours(), peer()  # warm up
+    for _ in range(3):  # warm up (first calls allocate, import lazily, fill caches)
+        ours()
+    peer()
     ours_times, peer_times = [], []
     for _ in range(rounds):
         peer_times.append(median_time(peer, repeats=1, warmup=0))
@@ -53,7 +55,7 @@ def interleaved(ours, peer, rounds: int, ours_per_round: int = 3) -> tuple[float
 def fit_rows(divergence: str, repeats: int) -> dict:
     reference = make_objective(TWO_MODES, divergence=divergence, grid_points=2048)
     ours, peer = interleaved(lambda: modes.fit(TWO_MODES, divergence=divergence),
-                             lambda: naive_adam_fit(TWO_MODES, divergence), max(3, repeats // 2))
+                             lambda: naive_adam_fit(TWO_MODES, divergence), repeats)
     ours_value = reference.evaluate(modes.fit(TWO_MODES, divergence=divergence).theta)
     peer_value = reference.evaluate(naive_adam_fit(TWO_MODES, divergence))
     verdict = "≤" if ours_value <= peer_value + 1e-12 else ">"
