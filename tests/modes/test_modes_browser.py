@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~45 s each: a JupyterLab per test
 
 playwright = pytest.importorskip("playwright.sync_api")
 if shutil.which("chromium") is None and not os.path.exists("/usr/bin/chromium"):
