@@ -120,6 +120,10 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
 
 #: per explorer notebook: one slider to move by keyboard, and one dropdown option to choose
 EXPLORER_NOTEBOOKS = {
+    "01_mode_seeking_vs_covering.ipynb": {
+        "slider": "separation",
+        "dropdown": ("target p", "three modes"),
+    },
     "02_reward_kl_frontiers.ipynb": {
         "slider": "proxy–gold corr.",
         "dropdown": ("gold reward", "verifiable"),

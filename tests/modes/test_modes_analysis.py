@@ -18,8 +18,15 @@ TWO_MODES = modes.mixture([-2.0, 2.0], [0.5, 0.5], [0.5, 0.5])
 
 @pytest.mark.parametrize(
     ("name", "estimator"),
-    [("reverse_kl", None), ("reverse_kl", "k1"), ("reverse_kl", "k3"), ("forward_kl", "k1"),
-     ("js", None), ("hellinger", None), ("alpha", None)],
+    [
+        ("reverse_kl", None),
+        ("reverse_kl", "k1"),
+        ("reverse_kl", "k3"),
+        ("forward_kl", "k1"),
+        ("js", None),
+        ("hellinger", None),
+        ("alpha", None),
+    ],
 )
 def test_monte_carlo_converges_to_the_exact_value(name, estimator):
     """Statistical test: over R independent batches the mean estimate is within 4 standard
@@ -30,10 +37,12 @@ def test_monte_carlo_converges_to_the_exact_value(name, estimator):
     exact = modes.monte_carlo_convergence(TWO_MODES, model, grid, name, alpha, [16])[0].exact
     spreads = {}
     for batch in (64, 1024):
-        estimates = np.array([
-            modes.monte_carlo_value(TWO_MODES, model, name, alpha, batch, seed, estimator)[0]
-            for seed in range(150)
-        ])
+        estimates = np.array(
+            [
+                modes.monte_carlo_value(TWO_MODES, model, name, alpha, batch, seed, estimator)[0]
+                for seed in range(150)
+            ]
+        )
         standard_error = estimates.std(ddof=1) / math.sqrt(estimates.size)
         assert abs(estimates.mean() - exact) < 4 * standard_error
         spreads[batch] = estimates.std(ddof=1)
@@ -46,8 +55,12 @@ def test_k2_is_biased_but_k1_and_k3_are_not():
     exact = math.log(0.5) + (1 + 1) / (2 * 0.25) - 0.5  # KL(q||p) between Gaussians
 
     def average(estimator):
-        return np.mean([modes.monte_carlo_value(target, model, "reverse_kl", None, 4096, s,
-                                                estimator)[0] for s in range(20)])
+        return np.mean(
+            [
+                modes.monte_carlo_value(target, model, "reverse_kl", None, 4096, s, estimator)[0]
+                for s in range(20)
+            ]
+        )
 
     assert average("k1") == pytest.approx(exact, abs=0.05)
     assert average("k3") == pytest.approx(exact, abs=0.05)
@@ -171,8 +184,10 @@ def test_monte_carlo_adam_is_seeded_and_reaches_a_mode():
         (lambda: modes.fit([0.1, 0.9]), "target must be made by"),
         (lambda: modes.teacher(peaks=(3, 99)), "peaks"),
         (lambda: modes.mixture2d([[0, 0]], [[[1, 2], [2, 1]]]), "positive definite"),
-        (lambda: modes.monte_carlo_value(TWO_MODES, TWO_MODES, "js", None, 64, 0, "k3"),
-         "KLs only"),
+        (
+            lambda: modes.monte_carlo_value(TWO_MODES, TWO_MODES, "js", None, 64, 0, "k3"),
+            "KLs only",
+        ),
     ],
 )
 def test_bad_input_gives_a_clear_sentence(call, words):

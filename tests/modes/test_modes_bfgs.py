@@ -17,8 +17,14 @@ def rosenbrock_batch(x):
 
 def test_matches_scipy_on_rosenbrock_from_several_starts():
     starts = np.array([[-1.2, 1.0], [2.0, -1.0], [0.0, 0.0]])
-    result = minimise_batch(rosenbrock_batch, starts, np.full(2, -5.0), np.full(2, 5.0),
-                            max_rounds=500, merge_radius=0.0)
+    result = minimise_batch(
+        rosenbrock_batch,
+        starts,
+        np.full(2, -5.0),
+        np.full(2, 5.0),
+        max_rounds=500,
+        merge_radius=0.0,
+    )
     assert result.converged.all()
     for row, start in zip(result.x, starts, strict=True):
         reference = minimize(rosen, start, jac=rosen_der, method="BFGS").x
@@ -28,6 +34,7 @@ def test_matches_scipy_on_rosenbrock_from_several_starts():
 
 def test_starts_do_not_influence_each_other():
     """A start with an astronomically scaled objective leaves a gentle one's path unchanged."""
+
     def batch(x):
         scale = np.array([1.0, 1e40])[: len(x)]
         values = scale * np.sum((x - 3.0) ** 2, axis=1)
@@ -46,8 +53,9 @@ def test_bounds_and_an_infinite_region_are_respected():
         values = np.where(x[:, 0] > 1.5, np.inf, values)  # a wall before the unconstrained optimum
         return values, 2 * (x - 2.0)
 
-    result = minimise_batch(batch, np.array([[0.0, 0.0]]), np.array([-1.0, -1.0]),
-                            np.array([5.0, 1.0]))
+    result = minimise_batch(
+        batch, np.array([[0.0, 0.0]]), np.array([-1.0, -1.0]), np.array([5.0, 1.0])
+    )
     assert result.x[0, 0] <= 1.5 and result.x[0, 1] == pytest.approx(1.0)
     assert np.isfinite(result.f).all()
 
@@ -57,8 +65,9 @@ def test_an_infinite_start_is_left_alone():
         values = np.where(x[:, 0] > 0, np.inf, np.sum(x**2, axis=1))
         return values, 2 * x
 
-    result = minimise_batch(batch, np.array([[1.0, 1.0], [-1.0, 1.0]]), np.full(2, -5.0),
-                            np.full(2, 5.0))
+    result = minimise_batch(
+        batch, np.array([[1.0, 1.0], [-1.0, 1.0]]), np.full(2, -5.0), np.full(2, 5.0)
+    )
     assert result.x[0] == pytest.approx([1.0, 1.0]) and np.isinf(result.f[0])
     assert result.x[1] == pytest.approx([0.0, 0.0], abs=1e-6)
 

@@ -47,20 +47,26 @@ def test_adam_path_plays_in_jupyterlab(tmp_path):
         )
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-            ".some(t => t.textContent.includes('Adam step 200/200'))", timeout=30_000)
+            ".some(t => t.textContent.includes('Adam step 200/200'))",
+            timeout=30_000,
+        )
         page.locator(".jupyter-widgets", has_text="Adam: start, rate, play").locator(
             ".lm-AccordionPanel-title, .p-Accordion-title, .jupyter-widget-Collapse-header, "
-            ".p-Collapse-header").first.click()
+            ".p-Collapse-header"
+        ).first.click()
         page.locator("button", has_text="reset").first.click()
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-            ".some(t => t.textContent.includes('Adam step 0/200'))", timeout=30_000)
+            ".some(t => t.textContent.includes('Adam step 0/200'))",
+            timeout=30_000,
+        )
         play = page.locator(".widget-play button").first  # the ▶ button of the Play widget
         play.scroll_into_view_if_needed()
         play.click()
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
             ".some(t => /Adam step (1[0-9]|[2-9][0-9]|1[0-9][0-9])\\//.test(t.textContent))",
-            timeout=60_000)
+            timeout=60_000,
+        )
         browser.screenshot(page, "01_modes_adam_playing")
         assert browser.error_outputs(page) == []

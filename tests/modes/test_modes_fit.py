@@ -22,7 +22,9 @@ ALL = ["forward_kl", "reverse_kl", "js", "hellinger", "pearson", "neyman", "tv",
 @pytest.fixture(autouse=True)
 def _quiet():
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a fit that warns (truncated grid) fails here unless expected
+        warnings.simplefilter(
+            "error"
+        )  # a fit that warns (truncated grid) fails here unless expected
         yield
 
 
@@ -87,8 +89,9 @@ def test_js_and_hellinger_switch_with_separation(name):
 @pytest.mark.parametrize("name", ALL + ["alpha"])
 def test_mixture_with_as_many_components_as_modes_recovers_p(name):
     p = modes.mixture([-2.0, 1.5], [0.5, 0.8], [0.3, 0.7])
-    q = modes.fit(p, family="mixture", components=2, divergence=name,
-                  alpha=0.5 if name == "alpha" else None)
+    q = modes.fit(
+        p, family="mixture", components=2, divergence=name, alpha=0.5 if name == "alpha" else None
+    )
     tol = 2e-2 if name == "tv" else 2e-3  # TV has a kink at p = q: a slower, rougher optimum
     order = np.argsort(q.means)
     assert q.means[order] == pytest.approx(p.means, abs=tol)
@@ -195,6 +198,12 @@ def test_global_optimum_is_no_worse_than_a_dense_grid_search(name):
     """Independent check of globality: brute force over (mean, log std) never beats the solver."""
     alpha = 0.3 if name == "alpha" else None
     q = modes.fit(TWO_MODES, divergence=name, alpha=alpha, grid_points=256)
-    land = modes.landscape(TWO_MODES, name, alpha, means=np.linspace(-3, 3, 81),
-                           log_stds=np.linspace(-1.2, 1.2, 61), grid_points=256)
+    land = modes.landscape(
+        TWO_MODES,
+        name,
+        alpha,
+        means=np.linspace(-3, 3, 81),
+        log_stds=np.linspace(-1.2, 1.2, 61),
+        grid_points=256,
+    )
     assert q.value <= np.min(land.values) + 1e-12
