@@ -29,6 +29,7 @@ STEP_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 W2_CURVE_STEPS = (1, 2, 4, 8, 16, 32)
 DEFAULT_SETTINGS = TrainSettings(iters=2000, batch=256, seed=0, lr=3e-3, sigma=0.0, pair_reuse=4)
 EVAL_SEED = 2024
+GRID_PROTOCOL = (16, "midpoint", None, 256)  # how the comparison grid is scored: fixed, cached
 
 
 def grid_sources(target: str) -> list[str]:
@@ -92,7 +93,7 @@ def train_grid(
     sources: list[tuple[str, dict]],
     couplings=GRID_COUPLINGS,
     settings: TrainSettings = DEFAULT_SETTINGS,
-    progress: Callable[[int, np.ndarray], None] | None = None,
+    progress: Callable | None = None,
     device=None,
 ) -> list[FlowModel]:
     """Train every source x coupling at once (one stacked model, see ``training``)."""
@@ -230,7 +231,7 @@ def pair_crossings(model: FlowModel) -> float:
     return cached("crossings", model, (), lambda: crossing_fraction(*training_pairs(model)))
 
 
-def w2_curve(model: FlowModel, solver: str = "euler", n: int = 512) -> tuple:
+def w2_curve(model: FlowModel, solver: str = "euler", n: int = 256) -> tuple:
     """W2 to the evaluation set after 1, 2, 4, ..., 32 steps of ``solver`` (dopri5 has no
     steps to choose: its curve is Euler's)."""
     from .metrics import w2
@@ -262,3 +263,124 @@ __all__ = [
     "remember", "save_models", "source_options", "stored", "train_grid", "training_pairs",
     "velocity_field", "w2_curve",
 ]
+
+
+# ----- one call per view update -------------------------------------------------------------
+
+
+@dataclass
+class GridRow:
+    source: str
+    coupling: str
+    model: FlowModel | None
+    samples: np.ndarray | None
+    scores: Scores | None
+    crossings: float
+    curve: tuple | None
+
+
+@dataclass
+class FlowsResult:
+    """Everything the flows views draw, for one setting of the controls."""
+
+    target: str
+    source: str
+    coupling: str
+    solver: str
+    steps: int
+    time: float
+    prune_tau: float | None
+    target_points: np.ndarray
+    source_points: np.ndarray
+    model: FlowModel | None
+    evaluation: Evaluation | None
+    field: tuple | None
+    rows: list[GridRow]
+    noise_floor: float
+    extent: float
+    caps: np.ndarray | None
+    tau: float | None
+    pruning_direction: np.ndarray | None
+    notes: list[str]
+
+    @property
+    def trained(self) -> bool:
+        return self.model is not None
+
+
+def missing_models(target: str, options: dict, settings: TrainSettings) -> list[tuple]:
+    """The grid's (source, options) pairs with a coupling not trained yet for these settings."""
+    missing = []
+    for name in grid_sources(target):
+        opts = source_options(name, target, **options)
+        if any(stored(model_key(target, name, opts, c, settings)) is None
+               for c in GRID_COUPLINGS):
+            missing.append((name, opts))
+    return missing
+
+
+def explore(target: str, source: str, coupling: str, options: dict, settings: TrainSettings,
+            solver: str, steps: int, time: float, prune_tau: float | None,
+            grid_detail: bool = True, preview: list[FlowModel] | None = None) -> FlowsResult:
+    """The result behind every view: the selected model's evaluation, its velocity field at
+    ``time``, and the grid of every source x coupling trained with the same settings.
+    ``preview``: models still in training, shown instead of stored ones (live preview)."""
+    ref = reference(target)
+    live = {(m.source.name, m.coupling): m for m in preview or []}
+    notes: list[str] = []
+    rows, selected = [], None
+    for name in grid_sources(target):
+        opts = source_options(name, target, **options)
+        for c in GRID_COUPLINGS:
+            model = live.get((name, c)) or stored(model_key(target, name, opts, c, settings))
+            row = GridRow(name, c, model, None, None, float("nan"), None)
+            if model is not None and grid_detail:
+                ev = evaluate(model, *GRID_PROTOCOL)
+                row.samples = ev.path.points[-1].numpy()
+                row.scores = ev.scores
+                row.crossings = pair_crossings(model)
+                row.curve = w2_curve(model, solver)
+            rows.append(row)
+            if name == source and c == coupling:
+                selected = model
+    if selected is None and coupling not in GRID_COUPLINGS:
+        selected = stored(model_key(target, source, source_options(source, target, **options),
+                                    coupling, settings))
+    src = (selected.source if selected is not None
+           else make_source(source, target, settings.seed, **source_options(source, target,
+                                                                            **options)))
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    source_points = src.sample(512, gen).numpy()
+    pruning = None if prune_tau is None else pruning_cap(target, prune_tau)
+    evaluation = field = None
+    if selected is None:
+        notes.append(f"no model is trained yet for '{source}' / '{coupling}' with these settings:"
+                     " press 'Train grid' (shown: the source and the target only).")
+        if pruning is not None:
+            from .sampling import pruned_draw
+
+            pruned_draw(src, pruning, 16, torch.Generator().manual_seed(0))  # checks the cap
+    else:
+        evaluation = evaluate(selected, steps, solver, prune_tau)
+    extent = float(np.abs(np.concatenate([ref.eval_a, source_points])).max() * 1.1)
+    if selected is not None:
+        field = velocity_field(selected, time, extent)
+    if selected is not None and selected.source.learned is not None:
+        sigma = torch.exp(selected.source.learned.log_sigma).mean().item()
+        if sigma < 0.15:
+            notes.append(f"the learned source has collapsed (mean sigma {sigma:.2f}): without the"
+                         " variance regulariser its noise shrinks to nothing.")
+    return FlowsResult(
+        target, source, coupling, solver, steps, time, prune_tau, ref.eval_a, source_points,
+        selected, evaluation, field, rows, ref.noise_floor, extent, src.caps, src.tau,
+        None if pruning is None else pruning.direction, notes,
+    )
+
+
+def moving_points(path: torch.Tensor, time: float) -> np.ndarray:
+    """The samples at ``time`` in [0, 1], linearly interpolated between the path's steps."""
+    steps = len(path) - 1
+    position = min(max(time, 0.0), 1.0) * steps
+    k = min(int(position), steps - 1)
+    frac = position - k
+    return ((1 - frac) * path[k] + frac * path[k + 1]).numpy()

@@ -146,13 +146,14 @@ def train_many(
     target,
     slots: list[tuple[Source, str]],
     settings: TrainSettings,
-    progress: Callable[[int, np.ndarray], None] | None = None,
+    progress: Callable | None = None,
     progress_every: int = 50,
     device=None,
 ) -> list[FlowModel]:
     """Train one flow per (source, coupling) slot, all at once (see the module docstring).
 
-    ``progress(iteration, losses)`` is called every ``progress_every`` iterations; it may raise
+    ``progress(iteration, losses, snapshot)`` is called every ``progress_every`` iterations,
+    where ``snapshot()`` returns the models as they are now (for a live preview); it may raise
     to stop (the app's Cancel does). A NaN or infinite loss raises :class:`TrainingDiverged`."""
     settings.check()
     device = choose_device(device)
@@ -235,7 +236,9 @@ def train_many(
         schedule.step()
         history[it] = per_slot.detach().cpu().numpy()
         if progress is not None and ((it + 1) % progress_every == 0 or it + 1 == settings.iters):
-            progress(it + 1, history[: it + 1])
+            done = it + 1
+            progress(done, history[:done], lambda done=done: _unstack(
+                weights, biases, learned, slots, the_target, settings, history[:done]))
     return _unstack(weights, biases, learned, slots, the_target, settings, history)
 
 
