@@ -476,9 +476,17 @@ class Alpha(Divergence):
         a = self.a
         if a >= 0:
             return torch.exp(log_q) * self.f_log(s)
-        # q t^a = exp(log q + a s) may be finite while t^a alone overflows
+        # q (t^a - 1)/a: as q expm1(a s)/a while a s is moderate (exact near a = 0), and as
+        # (exp(log q + a s) - q)/a once t^a is huge, where t^a alone could overflow but q t^a not
         q = torch.exp(log_q)
-        return (torch.exp(log_q + a * s) / a - q / a - q * torch.expm1(s)) / (a - 1.0)
+        huge = a * s > 30.0
+        moderate_s = torch.where(huge, torch.full_like(s, 30.0 / a), s)
+        power_part = torch.where(
+            huge,
+            (torch.exp(log_q + a * torch.where(huge, s, torch.zeros_like(s))) - q) / a,
+            q * _expm1_over(moderate_s, a),
+        )
+        return (power_part - q * torch.expm1(s)) / (a - 1.0)
 
     def f_prime(self, t):
         return _expm1_over(torch.log(_as_float64(t)), self.a - 1.0)

@@ -1,0 +1,31 @@
+# Two commands: `make lab` (install everything, launch JupyterLab on the notebooks) and
+# `make test` (install everything, run the whole test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: lab test install bench clean
+
+lab: $(STAMP)
+	$(PY) -m explorer lab $(LAB_ARGS)
+
+test: $(STAMP)
+	$(PY) -m ruff check explorer tests benchmarks scripts
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+bench: $(STAMP)
+	$(PY) -m explorer bench
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

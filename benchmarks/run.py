@@ -1,0 +1,77 @@
+"""Collect every ``benchmarks/bench_*.py`` and print one table.
+
+Each module exposes ``run(quick: bool) -> list[dict]`` with rows
+``{"benchmark", "ours_s", "peer", "peer_s", "budget"}`` (seconds; peer and budget may be empty).
+Timings are medians of several runs, taken on one CPU thread; they are never used in tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def median_time(function, repeats: int = 7, warmup: int = 1) -> float:
+    """Median wall time of ``function()`` in seconds over ``repeats`` runs after ``warmup``."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def format_seconds(value) -> str:
+    if value is None or value == "":
+        return ""
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} µs"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def print_table(rows: list[dict]) -> None:
+    header = ["benchmark", "ours", "peer", "peer time", "speed-up", "budget"]
+    lines = []
+    for row in rows:
+        ours, peer_s = row.get("ours_s"), row.get("peer_s")
+        speedup = f"{peer_s / ours:.1f}x" if ours and peer_s else ""
+        lines.append(
+            [
+                row["benchmark"],
+                format_seconds(ours),
+                row.get("peer", "") or "",
+                format_seconds(peer_s),
+                speedup,
+                row.get("budget", "") or "",
+            ]
+        )
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    for line in [header, ["-" * w for w in widths], *lines]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))
+
+
+def main(quick: bool = False, only: str | None = None) -> int:
+    import explorer  # noqa: F401 - sets one torch thread
+
+    sys.path.insert(0, str(HERE.parent))
+    rows: list[dict] = []
+    for path in sorted(HERE.glob("bench_*.py")):
+        name = path.stem.removeprefix("bench_")
+        if only and name != only:
+            continue
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        print(f"running {path.name} …", file=sys.stderr, flush=True)
+        rows.extend(module.run(quick=quick))
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(quick="--quick" in sys.argv))

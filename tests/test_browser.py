@@ -1,0 +1,76 @@
+"""Real-browser tests: JupyterLab in Chromium, run every cell, move a control, see the figure change.
+
+Marked ``browser``: they need /usr/bin/chromium (``.ci/run`` installs it) and Playwright for Python.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+playwright = pytest.importorskip("playwright.sync_api")
+if shutil.which("chromium") is None and not __import__("os").path.exists("/usr/bin/chromium"):
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+from tests import browser  # noqa: E402
+
+
+def test_welcome_notebook_runs_and_reacts_in_jupyterlab(tmp_path):
+    with browser.jupyterlab_server(tmp_path) as (base, token), browser.chromium(tmp_path) as page:
+        browser.run_all_cells(page, base, token, "00_welcome.ipynb")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert browser.error_outputs(page) == []
+        before_curve = browser.plot_signature(page, 1)
+        # a dropdown: the divergence picker
+        page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
+            label="forward KL  KL(p‖q)"
+        )
+        after_curve = browser.wait_for_plot_change(page, 1, before_curve)
+        assert "forward KL" in after_curve
+        # a slider, by keyboard on its handle: q scale
+        before_densities = browser.plot_signature(page, 0)
+        browser.press_slider(page, "q scale")
+        before_densities = browser.wait_for_plot_change(page, 0, before_densities)
+        # a toggle that changes the figure's structure (curves -> bars): traces are replaced
+        page.locator(".widget-toggle-button", has_text="discrete").first.click()
+        browser.wait_for_plot_change(page, 0, before_densities)
+        try:
+            page.locator(".js-plotly-plot").first.locator("g.trace.bars path").first.wait_for(
+                timeout=20_000
+            )
+        finally:
+            browser.screenshot(page, "00_welcome_after_toggle")
+        assert browser.error_outputs(page) == []
+        browser.screenshot(page, "00_welcome_jupyterlab")
+        page.locator(".explorer-table").first.scroll_into_view_if_needed()
+        browser.screenshot(page, "00_welcome_table")
+
+
+def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
+    pytest.importorskip("voila")
+    with (
+        browser.voila_server("00_welcome.ipynb", tmp_path) as url,
+        browser.chromium(tmp_path) as page,
+    ):
+        page.goto(url, timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+        page.wait_for_timeout(1000)
+        before = browser.plot_signature(page, 1)
+        page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
+            label="Pearson χ²"
+        )
+        after = browser.wait_for_plot_change(page, 1, before)
+        assert "Pearson" in after
+        assert (
+            page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).count()
+            == 0
+        )
+        browser.screenshot(page, "00_welcome_voila")

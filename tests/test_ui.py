@@ -1,0 +1,209 @@
+"""The App framework, on a tiny app: one-way data flow, errors, state, long work."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+import pytest
+from matplotlib.figure import Figure
+
+from explorer.ui import App, Cancelled, HTMLView, Runner, StatusLine
+
+
+@dataclass
+class SquareParams:
+    x: float = 2.0
+    divergence: str = "reverse_kl"
+    alpha: float = 0.5
+
+    def validate(self):
+        if self.x < 0:
+            raise ValueError(f"x must be >= 0, got {self.x}")
+
+
+class SquareApp(App):
+    Params = SquareParams
+    title = "square"
+    presets = {"three": {"x": 3.0}}
+
+    def compute(self, params):
+        if params.x == 13:
+            raise ZeroDivisionError("unlucky")
+        return params.x**2
+
+    def make_figures(self, result):
+        fig = Figure()
+        fig.add_subplot().plot([0, 1], [0, result])
+        return {
+            "plot": go.Figure(go.Scatter(x=[0, 1], y=[0, result]), layout={"title": f"{result}"}),
+            "static": fig,
+            "text": HTMLView(f"<b>{result}</b>"),
+        }
+
+    def notes(self, result):
+        return ["big!"] if result > 100 else []
+
+    def build_controls(self):
+        return [self.bind(widgets.FloatSlider(min=0, max=20), "x"), self.divergence_picker()]
+
+
+def test_set_recomputes_and_refreshes_the_same_widgets():
+    app = SquareApp()
+    view = app.widget
+    plot, text = app._views["plot"], app._views["text"]
+    app.set(x=3.0)
+    assert app.result == 9.0
+    assert app._views["plot"] is plot and tuple(plot.data[0].y) == (0, 9.0)
+    assert plot.layout.title.text == "9.0"
+    assert text.value == "<b>9.0</b>"
+    assert app._controls["x"].value == 3.0  # controls follow headless changes
+    assert view is app.widget
+
+
+def test_a_control_move_goes_through_set():
+    app = SquareApp()
+    app.widget  # noqa: B018 - builds the controls
+    app._controls["x"].value = 4.0
+    assert app.params.x == 4.0 and app.result == 16.0
+
+
+def test_bad_input_keeps_state_and_picture_and_says_why():
+    app = SquareApp()
+    app.widget  # noqa: B018
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        app.set(x=-1.0)
+    assert app.params.x == 2.0 and app.result == 4.0
+    assert app.status.level == "error" and "x must be >= 0" in app.status.text
+    assert tuple(app._views["plot"].data[0].y) == (0, 4.0)
+    # the same through the widget: the slider goes back, the status says why
+    app._controls["x"].min = -5
+    app._controls["x"].value = -2.0
+    assert app._controls["x"].value == 2.0 and app.status.level == "error"
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(
+        ValueError, match="has no setting 'y'; its settings are: x, divergence, alpha"
+    ):
+        SquareApp().set(y=1)
+
+
+def test_internal_errors_are_shown_not_lost():
+    app = SquareApp()
+    app.widget  # noqa: B018
+    app._controls["x"].value = 13.0  # a callback raising ZeroDivisionError
+    assert app.status.level == "error"
+    assert "ZeroDivisionError: unlucky" in app.status.text and "Traceback" in app.status.details
+    assert app.result == 4.0
+
+
+def test_notes_become_warnings():
+    app = SquareApp().set(x=11.0)
+    assert app.status.level == "warning" and "big!" in app.status.text
+    app.set(x=1.0)
+    assert app.status.level == "ok"
+
+
+def test_state_round_trip(tmp_path):
+    app = SquareApp().set(x=5.0, divergence="alpha", alpha=0.25)
+    path = app.save_state(tmp_path / "state.json")
+    other = SquareApp().load_state(path)
+    assert other.params == app.params
+    assert SquareApp().load_state(json.dumps(app.state())).params.x == 5.0
+    with pytest.raises(ValueError, match="not valid JSON"):
+        SquareApp().load_state("{oops")
+    with pytest.raises(ValueError, match="this state is for 'OtherApp'"):
+        SquareApp().load_state({"app": "OtherApp", "params": {}})
+    with pytest.raises(ValueError, match="no saved state at"):
+        SquareApp().load_state(tmp_path / "missing.json")
+
+
+def test_presets():
+    app = SquareApp().use_preset("three")
+    assert app.result == 9.0
+    with pytest.raises(ValueError, match="unknown preset"):
+        app.use_preset("four")
+
+
+def test_divergence_picker_shows_alpha_only_for_the_alpha_family():
+    app = SquareApp()
+    app.widget  # noqa: B018
+    dropdown, slider = app._controls["divergence"], app._controls["alpha"]
+    assert slider.layout.display == "none"
+    dropdown.value = "alpha"
+    assert app.params.divergence == "alpha" and slider.layout.display is None
+    slider.value = 0.8
+    assert app.params.alpha == 0.8
+
+
+def test_status_line_guard_reports_value_errors_as_sentences():
+    status = StatusLine()
+
+    def bad():
+        raise ValueError("weights must sum to one")
+
+    status.guard(bad)()
+    assert status.level == "error" and status.text.startswith("weights must sum to one")
+
+
+def test_runner_reports_progress_and_partial_results_headless():
+    seen, done = [], []
+    runner = Runner(on_error=lambda e: (_ for _ in ()).throw(e), update_every=0.0)
+
+    def work(report):
+        for i in range(5):
+            report((i + 1) / 5, f"step {i}", partial=i)
+        return "finished"
+
+    runner.start(work, on_update=seen.append, on_done=done.append, wait=True)
+    assert seen == [0, 1, 2, 3, 4] and done == ["finished"]
+    assert runner.outcome == "done" and runner.bar.value == 1.0
+
+
+def test_runner_cancel_stops_background_work_without_blocking():
+    errors = []
+    runner = Runner(on_error=errors.append)
+    started = threading.Event()
+
+    def work(report):
+        started.set()
+        for i in range(10_000):
+            time.sleep(0.001)
+            report(i / 10_000)
+        return "never"
+
+    runner.start(work)
+    assert started.wait(5)
+    assert runner.busy
+    with pytest.raises(ValueError, match="already running"):
+        runner.start(work)
+    runner.cancel()
+    runner.join(5)
+    assert not runner.busy and runner.outcome == "cancelled" and not errors
+
+
+def test_runner_errors_reach_the_status_line():
+    status = StatusLine()
+    runner = Runner(on_error=status.report_exception)
+
+    def work(report):
+        raise ValueError("training diverged (loss is NaN)")
+
+    runner.start(work, wait=True)
+    assert runner.outcome == "failed" and "training diverged" in status.text
+
+
+def test_show_result_updates_figures_from_long_work():
+    app = SquareApp()
+    app.widget  # noqa: B018
+    app.runner.start(lambda report: 49.0, on_done=app.show_result, wait=True)
+    assert app.result == 49.0 and tuple(app._views["plot"].data[0].y) == (0, 49.0)
+
+
+def test_cancelled_is_an_exception_type():
+    assert issubclass(Cancelled, Exception)
