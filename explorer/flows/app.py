@@ -82,6 +82,11 @@ class FlowsParams:
                 "align_reg": self.align_reg}
 
 
+# Every preset is a whole setting: what it does not name goes back to the default.
+PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
+               if k not in ("target", "source", "coupling")}
+
+
 class FlowsApp(App):
     Params = FlowsParams
     title = "Flow matching: which source distribution?"
@@ -89,7 +94,7 @@ class FlowsApp(App):
         "Conditional flow matching carries a <i>source</i> distribution to the data along "
         "straight-line pairs. Pick a source and a coupling, watch the trajectories, and compare "
         "every source x coupling. Green paths land on the data, magenta ones miss.")
-    presets = {
+    presets = {name: {**PRESET_BASE, **changes} for name, changes in {
         "two moons: independent coupling, 2 steps": {
             "target": "moons", "source": "gaussian", "coupling": "independent", "steps": 2},
         "two moons: OT coupling, 2 steps": {
@@ -111,7 +116,7 @@ class FlowsApp(App):
             "prune": True, "prune_tau": 0.7, "steps": 4},
         "learned source without variance regulariser": {
             "target": "moons", "source": "learned", "coupling": "independent", "var_reg": 0.0},
-    }
+    }.items()}
 
     # ----- science ------------------------------------------------------------------------
     def compute(self, params: FlowsParams, preview=None) -> compute.FlowsResult:
