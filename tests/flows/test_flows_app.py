@@ -50,6 +50,7 @@ def test_pruning_a_source_that_misses_the_cap_is_refused_and_state_kept(app):
     assert app.params == before
 
 
+@pytest.mark.slow
 def test_sampling_controls_need_no_training(app):
     app.set(target="moons", source="gaussian", coupling="independent", prune=False)
     for solver in ("euler", "midpoint", "rk4", "dopri5"):

@@ -144,6 +144,7 @@ def test_ot_coupling_is_straighter_and_better_at_few_steps_shipped_weights():
     _ot_beats_independent(*_shipped_moons())
 
 
+@pytest.mark.slow
 def test_ot_coupling_is_straighter_and_better_at_few_steps_short_retraining():
     models = [train("moons", "gaussian", c, iters=400, batch=256, seed=1)
               for c in ("independent", "ot")]
