@@ -82,6 +82,9 @@ def remember(models: list[FlowModel]) -> None:
 
 
 def _load_shipped() -> None:
+    if _LOADED:
+        return
+    _LOADED.add("(scanned)")
     for path in sorted(DATA_DIR.glob("*.npz")):
         if path.name not in _LOADED:
             _LOADED.add(path.name)

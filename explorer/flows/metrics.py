@@ -112,10 +112,11 @@ def coverage(points, ref: Reference) -> float:
     return float((d.numpy() < ref.knn_radius).mean())
 
 
-def normalised_w2(points, ref: Reference, seed: int = 0) -> float:
-    """W2 to ``ref.pool`` resampled with the generated points' mode weights."""
+def normalised_w2(points, ref: Reference, seed: int = 0, masses=None) -> float:
+    """W2 to ``ref.pool`` resampled with the generated points' mode weights (``masses``, which
+    are computed when not given)."""
     points = _array(points)
-    masses = mode_masses(points, ref)
+    masses = mode_masses(points, ref) if masses is None else masses
     counts = np.floor(masses * len(points)).astype(int)
     counts[np.argmax(masses)] += len(points) - counts.sum()
     rng = np.random.default_rng(seed)
@@ -184,9 +185,12 @@ def score(generated, ref: Reference, straightness_value: float = float("nan")) -
         nan = float("inf")
         return Scores(nan, nan, ref.noise_floor, nan, 1.0, 0.0, np.zeros(len(ref.weights)),
                       ref.weights, straightness_value)
-    nearest = nearest_distances(gen, ref.pool)
+    distances = torch.cdist(torch.as_tensor(gen), torch.as_tensor(ref.pool)).min(1)
+    nearest = distances.values.numpy()  # one distance matrix for nearest data and modes
+    labels = ref.labels[distances.indices.numpy()]
+    masses = np.bincount(labels, minlength=len(ref.weights)) / len(labels)
     return Scores(
-        w2(gen, ref.eval_a), normalised_w2(gen, ref), ref.noise_floor, float(nearest.mean()),
-        float((nearest > ref.threshold).mean()), coverage(gen, ref), mode_masses(gen, ref),
-        ref.weights, straightness_value,
+        w2(gen, ref.eval_a), normalised_w2(gen, ref, masses=masses), ref.noise_floor,
+        float(nearest.mean()), float((nearest > ref.threshold).mean()), coverage(gen, ref),
+        masses, ref.weights, straightness_value,
     )
