@@ -56,6 +56,14 @@ def _caps(fig: go.Figure, r: FlowsResult) -> None:
         rays(r.pruning_direction, r.prune_tau, "#d73027", "pruned cap")
 
 
+def _split_markers(fig: go.Figure, points: np.ndarray, landed: np.ndarray, name: str) -> None:
+    """Points in two traces, green where their sample lands on data, magenta where it misses
+    (one colour per trace: plotly validates per-point colour lists slowly)."""
+    for mask, colour, suffix in ((landed, LANDED, ""), (~landed, MISSED, " (missing)")):
+        fig.add_trace(go.Scatter(x=points[mask, 0], y=points[mask, 1], mode="markers",
+                                 name=name + suffix, marker=dict(size=3, color=colour)))
+
+
 def _title(r: FlowsResult) -> str:
     return f"{SOURCE_LABELS[r.source]} → {r.target} ({COUPLINGS[r.coupling]})"
 
@@ -83,10 +91,7 @@ def trajectories(r: FlowsResult) -> go.Figure:
                                      line=dict(color=colour, width=0.8), opacity=0.6))
     fig.add_trace(go.Scatter(x=path[0, :, 0], y=path[0, :, 1], mode="markers", name="x0",
                              marker=dict(size=4, color=SOURCE, symbol="x")))
-    final = r.evaluation.path.points[-1].numpy()
-    fig.add_trace(go.Scatter(x=final[:, 0], y=final[:, 1], mode="markers", name="samples",
-                             marker=dict(size=3, color=np.where(r.evaluation.landed, LANDED,
-                                                                MISSED))))
+    _split_markers(fig, r.evaluation.path.points[-1].numpy(), r.evaluation.landed, "samples")
     nfe = r.evaluation.path.nfe
     return _square(fig, r.extent, title=f"{_title(r)}<br><sub>{r.solver}, {r.steps} steps, "
                                         f"{nfe} evaluations of v</sub>")
@@ -109,10 +114,7 @@ def velocity(r: FlowsResult) -> go.Figure:
     fig.add_trace(go.Scatter(x=xx, y=yy, mode="markers", showlegend=False, hoverinfo="skip",
                              marker=dict(size=3, color="#555555")))
     points = moving_points(r.evaluation.path.points, r.time)
-    fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers",
-                             name=f"samples at t = {r.time:.2f}",
-                             marker=dict(size=3, color=np.where(r.evaluation.landed, LANDED,
-                                                                MISSED))))
+    _split_markers(fig, points, r.evaluation.landed, f"samples at t = {r.time:.2f}")
     return _square(fig, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 

@@ -81,7 +81,7 @@ def stratified(points: np.ndarray, labels: np.ndarray, weights, n: int) -> np.nd
     return np.concatenate([points[labels == k][:c] for k, c in enumerate(counts)])
 
 
-def make_reference(target: str, n_eval: int = 512, n_pool: int = 3000, seed: int = 777,
+def make_reference(target: str, n_eval: int = 512, n_pool: int = 2000, seed: int = 777,
                    k: int = 5, floor_draws: int = 5) -> Reference:
     from .targets import get_target, labelled_target
 
