@@ -20,6 +20,7 @@ from .ui import HTMLView
 #: explorer name -> "module:AppClass"; each is built with its default params
 APPS = {
     "welcome": "explorer.welcome:CalculatorApp",
+    "frontier": "explorer.frontier:FrontierApp",
 }
 
 

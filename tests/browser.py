@@ -48,8 +48,8 @@ def wait_for_http(url: str, timeout: float = 90.0) -> None:
 
 
 @contextlib.contextmanager
-def jupyterlab_server(tmp_home: Path):
-    """A JupyterLab on 127.0.0.1 with a throwaway token; yields (base_url, token)."""
+def jupyterlab_server(tmp_home: Path, root: Path = NOTEBOOKS):
+    """A JupyterLab on 127.0.0.1 serving ``root`` with a throwaway token; yields (base_url, token)."""
     port, token = free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
@@ -68,7 +68,7 @@ def jupyterlab_server(tmp_home: Path):
         "--no-browser",
         f"--port={port}",
         "--ip=127.0.0.1",
-        f"--ServerApp.root_dir={NOTEBOOKS}",
+        f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         "--LabApp.expose_app_in_browser=True",
         "--ServerApp.disable_check_xsrf=True",
@@ -158,6 +158,8 @@ def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 
         "window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000
     )
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    with contextlib.suppress(Exception):  # a notebook without a kernelspec asks for one
+        page.locator(".jp-Dialog button", has_text="Select").first.click(timeout=5000)
     # wait until the kernel is idle before running
     page.wait_for_function(
         "(() => { const w = window.jupyterapp.shell.currentWidget;"

@@ -74,3 +74,45 @@ def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
             == 0
         )
         browser.screenshot(page, "00_welcome_voila")
+
+
+def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
+    """The runner's thread reaches the browser: progress and live figure updates arrive while the
+    kernel stays free, and the Cancel button stops the work."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    code = (
+        "import time, plotly.graph_objects as go\n"
+        "from explorer.ui.runner import Runner\n"
+        "from explorer.ui.views import make_view, refresh_view\n"
+        "view = make_view(go.Figure(go.Scatter(x=[0], y=[0]), layout={'title': 'step 0'}))\n"
+        "runner = Runner(on_error=print, update_every=0.0)\n"
+        "def work(report):\n"
+        "    for i in range(1, 400):\n"
+        "        time.sleep(0.05)\n"
+        "        report(i / 400, f'step {i}', partial=i)\n"
+        "def show(i):\n"
+        "    refresh_view(view, go.Figure(go.Scatter(x=list(range(i)), y=[j * j for j in range(i)]),"
+        " layout={'title': f'step {i}'}))\n"
+        "runner.start(work, on_update=show)\n"
+        "display(runner.widget, view)"
+    )
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), root / "runner.ipynb"
+    )
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+    ):
+        browser.run_all_cells(page, base, token, "runner.ipynb")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        first = browser.plot_signature(page, 0)
+        browser.wait_for_plot_change(page, 0, first)  # live updates arrive from the thread
+        page.locator("button", has_text="Cancel").first.click()
+        page.wait_for_selector("text=cancelled", timeout=20_000)
+        stopped = browser.plot_signature(page, 0)
+        page.wait_for_timeout(1500)
+        assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
+        browser.screenshot(page, "runner_cancelled")
