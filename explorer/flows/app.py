@@ -128,7 +128,8 @@ class FlowsApp(App):
 
     def make_figures(self, result) -> dict:
         # The grid, W2-steps and training figures change only with the trained models and the
-        # selection: reuse them (and leave their widgets alone) when only sampling changed.
+        # selection: reuse the same objects when only sampling changed (the base class then
+        # leaves their widgets alone).
         models = tuple(id(row.model) for row in result.rows)
         key = (models, result.source, result.coupling, result.solver in ("euler", "dopri5"))
         cached = getattr(self, "_slow_figures", (None, None))
@@ -143,17 +144,6 @@ class FlowsApp(App):
             **cached[1],
             "scores": figures.score_table(result),
         }
-
-    def _refresh_views(self) -> None:
-        # Skip views whose figure is the very object already shown (see make_figures).
-        shown = getattr(self, "_shown", {})
-        for name, figure in self.figures.items():
-            view = self._views.get(name)
-            if view is not None and shown.get(name) is not figure:
-                from explorer.ui.views import refresh_view
-
-                refresh_view(view, figure)
-        self._shown = dict(self.figures)
 
     def notes(self, result) -> list[str]:
         return result.notes
