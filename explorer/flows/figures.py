@@ -149,7 +149,7 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
     fig.update_annotations(font_size=10)
     steps, solver, _, n = GRID_PROTOCOL
     fig.update_layout(
-        width=150 * len(sources) + 60, height=175 * len(couplings) + 70, plot_bgcolor="white",
+        width=135 * len(sources) + 40, height=165 * len(couplings) + 70, plot_bgcolor="white",
         margin=dict(l=10, r=10, t=70, b=10),
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),
