@@ -21,6 +21,7 @@ from .ui import HTMLView
 APPS = {
     "welcome": "explorer.welcome:CalculatorApp",
     "modes": "explorer.modes:ModesApp",
+    "flows": "explorer.flows:FlowsApp",
     "frontier": "explorer.frontier:FrontierApp",
 }
 

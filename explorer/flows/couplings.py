@@ -1,0 +1,81 @@
+"""How a minibatch of source points x0 is paired with a minibatch of data points x1.
+
+* ``independent``: the pairs as drawn (I-CFM, Lipman et al. 2023; Tong et al. 2024, Sec. 3.2);
+* ``ot``: the exact minibatch optimal-transport coupling for the squared distance (OT-CFM,
+  Tong et al. 2024, "Improving and generalizing flow-based generative models with minibatch
+  optimal transport", Sec. 3.3; Pooladian et al. 2023), a permutation found by POT's network
+  simplex ``ot.emd`` (or scipy's assignment solver);
+* ``sinkhorn``: the entropic plan (Cuturi 2013) by ``ot.sinkhorn``, each x0 given a partner
+  drawn from its row of the plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ot
+import torch
+from scipy.optimize import linear_sum_assignment
+
+COUPLINGS = {
+    "independent": "independent (I-CFM)",
+    "ot": "minibatch OT, exact (OT-CFM)",
+    "sinkhorn": "minibatch OT, Sinkhorn",
+}
+
+
+def check_coupling(name: str) -> str:
+    if name not in COUPLINGS:
+        raise ValueError(f"unknown coupling {name!r}; choose one of: {', '.join(COUPLINGS)}")
+    return name
+
+
+def squared_distances(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
+    x0 = x0.detach().cpu().double().numpy()
+    x1 = x1.detach().cpu().double().numpy()
+    return ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
+
+
+def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "emd") -> np.ndarray:
+    """The permutation p minimising sum_i |x0_i - x1_{p(i)}|^2 (equal batch sizes).
+
+    ``emd``: POT's network simplex, whose optimal vertex of the assignment polytope is a
+    permutation matrix; ``assignment``: scipy's ``linear_sum_assignment`` (Crouse 2016)."""
+    if len(x0) != len(x1):
+        raise ValueError(f"the exact coupling needs equal batches, got {len(x0)} and {len(x1)}")
+    cost = squared_distances(x0, x1)
+    if solver == "assignment":
+        return linear_sum_assignment(cost)[1]
+    if solver != "emd":
+        raise ValueError(f"solver must be 'emd' or 'assignment', got {solver!r}")
+    n = len(cost)
+    plan = ot.emd(np.full(n, 1 / n), np.full(n, 1 / n), cost)
+    perm = plan.argmax(1)
+    if len(np.unique(perm)) != n:  # a degenerate vertex: fall back to the assignment solver
+        perm = linear_sum_assignment(cost)[1]
+    return perm
+
+
+def sinkhorn_partners(
+    x0: torch.Tensor, x1: torch.Tensor, reg: float, rng: np.random.Generator
+) -> np.ndarray:
+    """For each x0_i a partner index j drawn from row i of the entropic OT plan (Cuturi 2013).
+    ``reg`` is relative to the mean cost, so one value fits every scale."""
+    cost = squared_distances(x0, x1)
+    n, m = cost.shape
+    plan = ot.sinkhorn(np.full(n, 1 / n), np.full(m, 1 / m), cost / cost.mean(), reg)
+    rows = plan / plan.sum(1, keepdims=True)
+    cumulative = rows.cumsum(1)
+    draws = rng.random((n, 1)) * cumulative[:, -1:]
+    return (cumulative < draws).sum(1).clip(max=m - 1)
+
+
+def partners(
+    coupling: str, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator,
+    sinkhorn_reg: float = 0.05,
+) -> np.ndarray | None:
+    """Indices j such that (x0_i, x1_j) are the training pairs; None means keep the order."""
+    if coupling == "independent":
+        return None
+    if coupling == "ot":
+        return ot_permutation(x0, x1)
+    return sinkhorn_partners(x0, x1, sinkhorn_reg, rng)

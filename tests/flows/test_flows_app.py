@@ -1,0 +1,94 @@
+"""The app headless: presets, bad input keeps the state, training through the runner."""
+
+import pytest
+
+from explorer.flows import FlowsApp
+
+
+@pytest.fixture(scope="module")
+def app():
+    return FlowsApp()
+
+
+def test_the_default_view_is_trained_and_complete(app):
+    assert app.result.trained and app.status.level == "ok"
+    assert set(app.figures) == {"trajectories", "velocity", "grid", "w2_steps", "training",
+                                "scores"}
+    assert all(row.model is not None for row in app.result.rows)
+
+
+@pytest.mark.parametrize("name", list(FlowsApp.presets))
+def test_every_preset_shows_a_trained_model(app, name):
+    app.use_preset(name)
+    assert app.result.trained, f"preset {name!r} has no shipped model"
+    assert app.status.level in ("ok", "warning")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"target": "nowhere"}, "unknown target"),
+    ({"source": "uniform", "target": "hd_simulation"}, "not in the grid"),
+    ({"tau": 1.0}, "tau must be a cosine strictly between -1 and 1"),
+    ({"prune_tau": -1.5}, "pruning tau must be a cosine"),
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"batch": -4}, "batch must be a positive integer"),
+    ({"solver": "rk45"}, "unknown solver"),
+])
+def test_bad_input_is_a_sentence_and_changes_nothing(app, changes, message):
+    app.set(target="moons", source="gaussian", coupling="ot", steps=3)
+    before_params, before_result = app.params, app.result
+    with pytest.raises(ValueError, match=message):
+        app.set(**changes)
+    assert app.params == before_params and app.result is before_result
+    assert app.status.level == "error" and message.split()[0] in app.status.text
+
+
+def test_pruning_a_source_that_misses_the_cap_is_refused_and_state_kept(app):
+    app.set(target="hd_simulation", source="directional", coupling="independent", prune=False)
+    before = app.params
+    with pytest.raises(ValueError, match="no mass in the pruning cap"):
+        app.set(prune=True, prune_tau=0.9)
+    assert app.params == before
+
+
+@pytest.mark.slow
+def test_sampling_controls_need_no_training(app):
+    app.set(target="moons", source="gaussian", coupling="independent", prune=False)
+    for solver in ("euler", "midpoint", "rk4", "dopri5"):
+        app.set(solver=solver, steps=4, time=0.5)
+        assert app.result.trained and app.result.evaluation.path.nfe > 0
+    app.set(solver="euler")
+
+
+@pytest.mark.slow
+def test_an_untrained_setting_says_so_and_training_fills_it(app):
+    app.set(target="moons", source="gaussian", coupling="ot", iters=60, batch=64, seed=7)
+    assert not app.result.trained and "press 'Train grid'" in app.status.text
+    app.train(wait=True)
+    assert app.runner.outcome == "done"
+    assert app.result.trained and all(row.model is not None for row in app.result.rows)
+    assert len(app.result.model.history) == 60
+
+
+def test_a_diverging_training_is_reported_and_the_state_kept(app, monkeypatch):
+    from explorer.flows import compute
+    from explorer.flows.training import TrainingDiverged
+
+    def diverging(*args, **kwargs):
+        raise TrainingDiverged("training diverged at iteration 3: the loss became NaN")
+
+    app.set(target="moons", source="gaussian", coupling="ot", iters=70, batch=64, seed=8)
+    before = app.params
+    monkeypatch.setattr(compute, "train_grid", diverging)
+    app.train(wait=True)
+    assert app.runner.outcome == "failed"
+    assert app.status.level == "error" and "diverged" in app.status.text
+    assert app.params == before
+
+
+def test_state_round_trips(app, tmp_path):
+    app.set(target="hd_simulation", source="norm_aligned", coupling="ot", steps=4, iters=2000,
+            batch=256, seed=0)
+    path = app.save_state(tmp_path / "flows.json")
+    other = FlowsApp()
+    other.load_state(path)
+    assert other.params == app.params and other.result.trained

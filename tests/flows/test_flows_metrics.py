@@ -1,0 +1,116 @@
+"""W2 against brute force and closed forms; crossings, path energy, coverage, couplings."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.optimize import linear_sum_assignment
+
+from explorer.flows import target, w2
+from explorer.flows.couplings import ot_permutation, sinkhorn_partners
+from explorer.flows.metrics import (
+    coverage,
+    crossing_fraction,
+    make_reference,
+    mode_masses,
+    normalised_w2,
+    path_energy,
+)
+
+points = arrays(np.float64, st.tuples(st.integers(2, 6), st.just(2)),
+                elements=st.floats(-5, 5, allow_nan=False, width=32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=points, data=st.data())
+def test_w2_matches_brute_force_over_all_matchings(x, data):
+    y = data.draw(arrays(np.float64, x.shape, elements=st.floats(-5, 5, width=32)))
+    best = min(((x - y[list(p)]) ** 2).sum(1).mean() for p in itertools.permutations(range(len(x))))
+    assert w2(x, y) == pytest.approx(np.sqrt(best), rel=1e-6, abs=1e-6)
+
+
+def test_w2_matches_the_assignment_solver_on_a_larger_set():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 1
+    cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    assert w2(x, y) == pytest.approx(np.sqrt(cost[rows, cols].mean()), rel=1e-9)
+
+
+def test_w2_of_a_translate_is_the_shift_and_unequal_sizes_work():
+    x = np.random.default_rng(1).normal(size=(50, 2))
+    assert w2(x, x + [3.0, 4.0]) == pytest.approx(5.0, rel=1e-9)
+    assert w2(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert w2(x[:1], x[:1] + [0, 2]) == pytest.approx(2.0)
+    assert w2(np.zeros((3, 2)), np.ones((7, 2))) == pytest.approx(np.sqrt(2))
+    assert w2(np.array([[np.nan, 0.0]]), x) == float("inf")
+
+
+def test_exact_couplings_agree_and_beat_random_pairings():
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(128, 2, generator=g), target("moons", 128, 1)
+    cost = lambda p: ((x0 - x1[torch.as_tensor(p)]) ** 2).sum(1).mean().item()  # noqa: E731
+    emd, lsa = ot_permutation(x0, x1), ot_permutation(x0, x1, "assignment")
+    assert sorted(emd) == list(range(128))
+    assert cost(emd) == pytest.approx(cost(lsa), rel=1e-6)
+    assert cost(emd) < cost(np.arange(128))
+
+
+def test_sinkhorn_pairs_approach_the_exact_plan_as_the_blur_shrinks():
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(64, 2, generator=g), target("moons", 64, 1)
+    cost = lambda p: ((x0 - x1[torch.as_tensor(p)]) ** 2).sum(1).mean().item()  # noqa: E731
+    rng = np.random.default_rng(0)
+    exact = cost(ot_permutation(x0, x1))
+    sharp = np.mean([cost(sinkhorn_partners(x0, x1, 0.03, rng)) for _ in range(5)])
+    blurred = np.mean([cost(sinkhorn_partners(x0, x1, 1.0, rng)) for _ in range(5)])
+    assert exact <= sharp < blurred
+
+
+def test_crossing_fraction_on_planted_segments():
+    assert crossing_fraction([[0, 0], [0, 1]], [[1, 1], [1, 0]]) == 1.0  # an X
+    assert crossing_fraction([[0, 0], [0, 1]], [[1, 0], [1, 1]]) == 0.0  # parallel
+    assert crossing_fraction([[0, 0], [0, 1], [5, 5]], [[1, 1], [1, 0], [6, 6]]) == 1 / 3
+
+
+def _crosses(p1, p2, q1, q2):
+    def ccw(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    return ccw(p1, p2, q1) * ccw(p1, p2, q2) < 0 and ccw(q1, q2, p1) * ccw(q1, q2, p2) < 0
+
+
+def test_crossing_fraction_matches_a_plain_loop():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
+    pairs = list(itertools.combinations(range(30), 2))
+    loop = np.mean([_crosses(a[i], b[i], a[j], b[j]) for i, j in pairs])
+    assert crossing_fraction(a, b) == pytest.approx(loop)
+
+
+def test_path_energy_is_one_for_straight_paths_and_known_for_a_detour():
+    t = torch.linspace(0, 1, 33)[:, None, None]
+    straight = t * torch.tensor([[3.0, 4.0]])
+    assert path_energy(straight)[0] == pytest.approx(1.0, rel=1e-5)
+    # out along x to (1, 0) then up to (1, 1), equal time: energy 2 * (1/0.5)^2 * 0.5 = 4, |d|^2=2
+    half = torch.linspace(0, 1, 17)
+    legs = torch.cat([torch.stack([half, 0 * half], 1), torch.stack([1 + 0 * half[1:], half[1:]], 1)])
+    assert path_energy(legs[:, None, :])[0] == pytest.approx(2.0, rel=1e-5)
+
+
+def test_reference_metrics_on_real_data():
+    ref = make_reference("imbalanced")
+    fresh = target("imbalanced", 512, 99)
+    assert np.allclose(mode_masses(fresh, ref), ref.weights, atol=0.04)
+    assert coverage(fresh, ref) > 0.8
+    shifted = fresh + torch.tensor([1.5, 0.0])
+    assert coverage(shifted, ref) < 0.3
+    assert w2(fresh, ref.eval_a) < 2 * ref.noise_floor
+    # all mass in the big mode: W2 is large, normalised W2 (reweighted target) is small
+    big = target("imbalanced", 4000, 5)
+    big = big[big[:, 1] < -1][:512]
+    assert normalised_w2(big, ref) < 0.5 * w2(big, ref.eval_a)
