@@ -66,9 +66,18 @@ def main(quick: bool = False, only: str | None = None) -> int:
         name = path.stem.removeprefix("bench_")
         if only and name != only:
             continue
-        module = importlib.import_module(f"benchmarks.{path.stem}")
         print(f"running {path.name} …", file=sys.stderr, flush=True)
-        rows.extend(module.run(quick=quick))
+        try:
+            module = importlib.import_module(f"benchmarks.{path.stem}")
+            rows.extend(module.run(quick=quick))
+        except ImportError as error:  # a peer library of the `bench` extra is not installed
+            rows.append(
+                {
+                    "benchmark": f"{path.stem}: skipped, needs {error.name} (pip install "
+                    f"-c constraints.txt '.[bench]', see pyproject.toml)",
+                    "ours_s": None,
+                }
+            )
     print_table(rows)
     return 0
 

@@ -124,6 +124,7 @@ EXPLORER_NOTEBOOKS = {
         "slider": "separation",
         "dropdown": ("target p", "three modes"),
     },
+    "03_flow_matching_sources.ipynb": {"slider": "steps", "dropdown": ("solver", "midpoint")},
     "02_reward_kl_frontiers.ipynb": {
         "slider": "proxy–gold corr.",
         "dropdown": ("gold reward", "verifiable"),

@@ -12,8 +12,14 @@ def app():
 
 def test_the_default_view_is_trained_and_complete(app):
     assert app.result.trained and app.status.level == "ok"
-    assert set(app.figures) == {"trajectories", "velocity", "grid", "w2_steps", "training",
-                                "scores"}
+    assert set(app.figures) == {
+        "trajectories",
+        "velocity",
+        "grid",
+        "w2_steps",
+        "training",
+        "scores",
+    }
     assert all(row.model is not None for row in app.result.rows)
 
 
@@ -24,15 +30,18 @@ def test_every_preset_shows_a_trained_model(app, name):
     assert app.status.level in ("ok", "warning")
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"target": "nowhere"}, "unknown target"),
-    ({"source": "uniform", "target": "hd_simulation"}, "not in the grid"),
-    ({"tau": 1.0}, "tau must be a cosine strictly between -1 and 1"),
-    ({"prune_tau": -1.5}, "pruning tau must be a cosine"),
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"batch": -4}, "batch must be a positive integer"),
-    ({"solver": "rk45"}, "unknown solver"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"target": "nowhere"}, "unknown target"),
+        ({"source": "uniform", "target": "hd_simulation"}, "not in the grid"),
+        ({"tau": 1.0}, "tau must be a cosine strictly between -1 and 1"),
+        ({"prune_tau": -1.5}, "pruning tau must be a cosine"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"batch": -4}, "batch must be a positive integer"),
+        ({"solver": "rk45"}, "unknown solver"),
+    ],
+)
 def test_bad_input_is_a_sentence_and_changes_nothing(app, changes, message):
     app.set(target="moons", source="gaussian", coupling="ot", steps=3)
     before_params, before_result = app.params, app.result
@@ -86,8 +95,15 @@ def test_a_diverging_training_is_reported_and_the_state_kept(app, monkeypatch):
 
 
 def test_state_round_trips(app, tmp_path):
-    app.set(target="hd_simulation", source="norm_aligned", coupling="ot", steps=4, iters=2000,
-            batch=256, seed=0)
+    app.set(
+        target="hd_simulation",
+        source="norm_aligned",
+        coupling="ot",
+        steps=4,
+        iters=2000,
+        batch=256,
+        seed=0,
+    )
     path = app.save_state(tmp_path / "flows.json")
     other = FlowsApp()
     other.load_state(path)

@@ -60,8 +60,10 @@ def test_chi_mean_matches_monte_carlo():
     assert chi_mean(2) == pytest.approx(math.sqrt(math.pi / 2))
 
 
-@pytest.mark.parametrize(("name", "base"), [("moons", "gaussian"), ("hd_simulation", "gaussian"),
-                                            ("hd_simulation", "hd_gaussian")])
+@pytest.mark.parametrize(
+    ("name", "base"),
+    [("moons", "gaussian"), ("hd_simulation", "gaussian"), ("hd_simulation", "hd_gaussian")],
+)
 def test_norm_alignment_makes_the_mean_norms_equal(name, base):
     x0 = source("norm_aligned", 100_000, seed=5, target=name, base=base)
     x1 = target(name, 100_000, seed=6)

@@ -21,8 +21,11 @@ from explorer.flows.metrics import (
     path_energy,
 )
 
-points = arrays(np.float64, st.tuples(st.integers(2, 6), st.just(2)),
-                elements=st.floats(-5, 5, allow_nan=False, width=32))
+points = arrays(
+    np.float64,
+    st.tuples(st.integers(2, 6), st.just(2)),
+    elements=st.floats(-5, 5, allow_nan=False, width=32),
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -98,7 +101,9 @@ def test_path_energy_is_one_for_straight_paths_and_known_for_a_detour():
     assert path_energy(straight)[0] == pytest.approx(1.0, rel=1e-5)
     # out along x to (1, 0) then up to (1, 1), equal time: energy 2 * (1/0.5)^2 * 0.5 = 4, |d|^2=2
     half = torch.linspace(0, 1, 17)
-    legs = torch.cat([torch.stack([half, 0 * half], 1), torch.stack([1 + 0 * half[1:], half[1:]], 1)])
+    legs = torch.cat(
+        [torch.stack([half, 0 * half], 1), torch.stack([1 + 0 * half[1:], half[1:]], 1)]
+    )
     assert path_energy(legs[:, None, :])[0] == pytest.approx(2.0, rel=1e-5)
 
 

@@ -23,9 +23,11 @@ from explorer.flows.training import FlowModel, TrainingDiverged, TrainSettings, 
 
 def test_a_batched_grid_trains_each_model_exactly_as_if_alone():
     settings = TrainSettings(iters=25, batch=64, seed=3)
-    slots = [(make_source("gaussian", "moons", 3), "independent"),
-             (make_source("uniform", "moons", 3), "ot"),
-             (make_source("learned", "moons", 3), "independent")]
+    slots = [
+        (make_source("gaussian", "moons", 3), "independent"),
+        (make_source("uniform", "moons", 3), "ot"),
+        (make_source("learned", "moons", 3), "independent"),
+    ]
     together = train_many("moons", slots, settings)
     for slot, joint in zip(slots, together, strict=True):
         alone = train_many("moons", [slot], settings)[0]
@@ -44,12 +46,15 @@ def test_a_diverging_run_is_stopped_with_a_sentence():
         train("moons", broken, iters=5, batch=32)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"batch": 0}, "batch must be a positive integer"),
-    ({"iters": -1}, "iters must be a positive integer"),
-    ({"coupling": "sinkorn"}, "unknown coupling 'sinkorn'"),
-    ({"lr": 2.0}, "lr must be a learning rate"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch": 0}, "batch must be a positive integer"),
+        ({"iters": -1}, "iters must be a positive integer"),
+        ({"coupling": "sinkorn"}, "unknown coupling 'sinkorn'"),
+        ({"lr": 2.0}, "lr must be a learning rate"),
+    ],
+)
 def test_bad_training_settings_are_refused(changes, message):
     kwargs = {"iters": 2, "batch": 16, **changes}
     with pytest.raises(ValueError, match=message):
@@ -68,8 +73,14 @@ def _linear_model(a: np.ndarray) -> FlowModel:
     """v(x, t) = A x: one linear layer, whose flow is x(1) = expm(A) x(0)."""
     w = torch.zeros(3, 2, dtype=torch.float64)
     w[:2] = torch.tensor(a.T)
-    return FlowModel([w], [torch.zeros(2, dtype=torch.float64)], "moons",
-                     make_source("gaussian"), "independent", {})
+    return FlowModel(
+        [w],
+        [torch.zeros(2, dtype=torch.float64)],
+        "moons",
+        make_source("gaussian"),
+        "independent",
+        {},
+    )
 
 
 def test_solvers_against_the_exact_linear_flow():
@@ -79,8 +90,10 @@ def test_solvers_against_the_exact_linear_flow():
     exact = x0 @ torch.tensor(expm(a).T)
     euler = x0 @ torch.tensor(np.linalg.matrix_power(np.eye(2) + a / 8, 8).T)
     torch.testing.assert_close(integrate(model, x0, 8, "euler").points[-1], euler)
-    errors = {s: (integrate(model, x0, 8, s).points[-1] - exact).abs().max().item()
-              for s in ("euler", "midpoint", "rk4")}
+    errors = {
+        s: (integrate(model, x0, 8, s).points[-1] - exact).abs().max().item()
+        for s in ("euler", "midpoint", "rk4")
+    }
     assert errors["rk4"] < 1e-5 < errors["midpoint"] < errors["euler"]
     adaptive = integrate(model, x0, 4, "dopri5")
     assert (adaptive.points[-1] - exact).abs().max() < 1e-4 and adaptive.nfe > 6
@@ -119,8 +132,9 @@ def test_weights_round_trip_through_npz(tmp_path):
     assert loaded.source.name == "learned" and loaded.coupling == "ot"
     torch.testing.assert_close(loaded.source.learned.radius, model.source.learned.radius)
     x = torch.randn(50, 2)
-    torch.testing.assert_close(loaded.velocity(x, 0.3), model.velocity(x, 0.3),
-                               rtol=2e-2, atol=2e-2)  # float16 storage
+    torch.testing.assert_close(
+        loaded.velocity(x, 0.3), model.velocity(x, 0.3), rtol=2e-2, atol=2e-2
+    )  # float16 storage
 
 
 def _shipped_moons():
@@ -146,16 +160,18 @@ def test_ot_coupling_is_straighter_and_better_at_few_steps_shipped_weights():
 
 @pytest.mark.slow
 def test_ot_coupling_is_straighter_and_better_at_few_steps_short_retraining():
-    models = [train("moons", "gaussian", c, iters=400, batch=256, seed=1)
-              for c in ("independent", "ot")]
+    models = [
+        train("moons", "gaussian", c, iters=400, batch=256, seed=1) for c in ("independent", "ot")
+    ]
     _ot_beats_independent(*models)
 
 
 @pytest.mark.slow
 def test_the_learned_source_collapses_without_the_variance_regulariser():
     def sigma(var_reg):
-        model = train("8gaussians", "learned", iters=800, seed=0,
-                      source_options={"var_reg": var_reg})
+        model = train(
+            "8gaussians", "learned", iters=800, seed=0, source_options={"var_reg": var_reg}
+        )
         return torch.exp(model.source.learned.log_sigma).mean().item()
 
     assert sigma(0.0) < 0.15 < 0.4 < sigma(1.0)
