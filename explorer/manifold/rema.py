@@ -219,6 +219,7 @@ class RemaResult:
     p_value: np.ndarray
     auroc: np.ndarray  # AUROC of D as an error detector (errors vs baseline values)
     null_deviations: np.ndarray | None  # (layers, n_null) pseudo-errors from the correct set
+    null_baseline_mean: np.ndarray | None  # mu_l of the reference half
     null_threshold: np.ndarray | None
     null_divergence_layer: np.ndarray | None
     null_diverged_by_layer: np.ndarray | None
@@ -289,16 +290,17 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
         t_statistic=np.asarray(welch.statistic, dtype=np.float64),
         p_value=np.asarray(welch.pvalue, dtype=np.float64),
         auroc=np.array([auroc(deviations[i], baseline[i]) for i in range(n_layers)]),
-        null_deviations=None, null_threshold=None, null_divergence_layer=None,
+        null_deviations=None, null_baseline_mean=None, null_threshold=None, null_divergence_layer=None,
         null_diverged_by_layer=None,
     )
     if tables.null_to_reference is not None:
         null_dev = tables.null_to_reference[:, :, :k].mean(axis=2, dtype=np.float64)
         null_base = tables.null_reference_loo[:, :, :k].mean(axis=2, dtype=np.float64)
-        null_thr = null_base.mean(axis=1) + alpha * null_base.std(axis=1, ddof=1)
+        null_mu = null_base.mean(axis=1)
+        null_thr = null_mu + alpha * null_base.std(axis=1, ddof=1)
         null_first = divergence_layers(null_dev, null_thr)
         out.update(
-            null_deviations=null_dev, null_threshold=null_thr, null_divergence_layer=null_first,
+            null_deviations=null_dev, null_baseline_mean=null_mu, null_threshold=null_thr, null_divergence_layer=null_first,
             null_diverged_by_layer=share_diverged_by_layer(null_first, n_layers),
         )
     return out
