@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--modulus", type=int, default=13)
+    parser.add_argument("--op-weights", type=float, nargs=3, default=(0.45, 0.45, 0.1),
+                        help="frequencies of + - * in training and evaluation chains")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--config", default=str(CONFIG))
     args = parser.parse_args()
@@ -60,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    task = ChainTask(modulus=args.modulus)
+    task = ChainTask(modulus=args.modulus, op_weights=tuple(args.op_weights))
     model = TinyTransformer(TinyConfig(vocab_size=task.vocab_size))
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / 100))

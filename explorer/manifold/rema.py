@@ -22,6 +22,7 @@ separate from the cheap statistics, so moving the k or alpha slider only re-read
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -172,6 +173,7 @@ class Geometry:
     svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM accuracy, correct vs error
     svm_chance: float  # majority-class share: the accuracy of always guessing the larger class
     projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
+    duplicates: np.ndarray  # (layers,) correct samples with an identical twin (TwoNN drops them)
 
 
 def layer_geometry(
@@ -185,9 +187,10 @@ def layer_geometry(
     progress: Progress | None = None,
 ) -> Geometry:
     """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
-    twonn, pca90, acc, proj = [], [], [], []
+    twonn, pca90, acc, proj, duplicates = [], [], [], [], []
     for index, layer in enumerate(layers):
-        twonn.append(two_nn_from_distances(correct_loo[index, :, 0], correct_loo[index, :, 1]))
+        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1]))
+        duplicates.append(int((correct_loo[index, :, 0] == 0).sum()))
         pca90.append(pca_dimension(layer[correct], 0.9))
         acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
                    if svm else np.nan)
@@ -195,7 +198,19 @@ def layer_geometry(
         if progress is not None:
             progress((index + 1) / len(layers), f"geometry: layer {index + 1}/{len(layers)}")
     chance = max(correct.mean(), 1 - correct.mean())
-    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), float(chance), np.stack(proj))
+    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), float(chance), np.stack(proj),
+                    np.array(duplicates))
+
+
+def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray) -> float:
+    """TwoNN, or NaN where duplicates leave too few points (e.g. identical embeddings); the
+    number of duplicates is reported separately, so the per-layer warning is not needed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return two_nn_from_distances(r1, r2)
+        except ValueError:
+            return float("nan")
 
 
 @dataclass

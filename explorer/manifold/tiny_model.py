@@ -41,6 +41,7 @@ class ChainTask:
 
     modulus: int = 13
     n_ops: int = 3
+    op_weights: tuple = (1 / 3, 1 / 3, 1 / 3)  # how often + - * appear
 
     @property
     def plus(self) -> int:
@@ -72,8 +73,9 @@ class ChainTask:
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` random problems: digits (n, n_ops + 1) and operation codes (n, n_ops)."""
+        weights = np.asarray(self.op_weights, dtype=np.float64)
         return (rng.integers(0, self.modulus, size=(n, self.n_ops + 1)),
-                rng.integers(0, len(OPERATIONS), size=(n, self.n_ops)))
+                rng.choice(len(OPERATIONS), size=(n, self.n_ops), p=weights / weights.sum()))
 
     def held_out(self, digits: np.ndarray, ops: np.ndarray) -> np.ndarray:
         """True for the problems reserved for evaluation (a fixed pseudo-random tenth)."""
@@ -210,7 +212,8 @@ def load_model(weights=WEIGHTS, config=CONFIG, device=None) -> tuple[TinyTransfo
     meta = json.loads(config.read_text())
     model = TinyTransformer(TinyConfig(**meta["model"]))
     model.load_state_dict(load_file(str(weights)))
-    return model.to(choose_device(device)).eval(), ChainTask(**meta["task"]), meta.get("training", {})
+    task = ChainTask(**{**meta["task"], "op_weights": tuple(meta["task"]["op_weights"])})
+    return model.to(choose_device(device)).eval(), task, meta.get("training", {})
 
 
 @torch.no_grad()
