@@ -47,7 +47,7 @@ def held_out_accuracy(model, task: ChainTask, n: int = 1000) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="at most this many steps")
-    parser.add_argument("--target", type=float, default=0.75, help="stop at this held-out accuracy")
+    parser.add_argument("--target", type=float, default=0.92, help="stop at this held-out accuracy")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -46,7 +46,7 @@ class ManifoldParams:
     drift: float = 2.0
     noise: float = 0.01
     # the tiny model, and pooling for both model sources
-    n_problems: int = 600
+    n_problems: int = 1000
     pooling: str = "mean_generated"
     # a .npz file
     path: str = ""

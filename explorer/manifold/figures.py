@@ -145,14 +145,14 @@ def separability(result: RemaResult) -> go.Figure:
                              line=dict(color=ERROR)))
     if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
         fig.add_trace(go.Scatter(x=x, y=result.geometry.svm_accuracy, mode="lines+markers",
-                                 name="RBF-SVM accuracy (5-fold)", line=dict(color="#17becf")))
+                                 name="RBF-SVM balanced accuracy (5-fold)", line=dict(color="#17becf")))
         fig.add_hline(y=result.geometry.svm_chance, line=dict(color="#17becf", dash="dot"),
-                      annotation_text="SVM chance", annotation_font_size=9)
+                      annotation_text="chance", annotation_font_size=9)
     fig.add_hline(y=0.5, line=dict(color=ERROR, dash="dot", width=1),
                   annotation_text="AUROC chance", annotation_position="bottom right",
                   annotation_font_size=9)
     fig.update_layout(title="Can a layer tell right from wrong?", **LAYOUT)
-    fig.update_yaxes(range=[0.3, 1.02], title_text="score")
+    fig.update_yaxes(range=[0.0, 1.02], title_text="score")
     layer_axis(fig, result)
     return fig
 

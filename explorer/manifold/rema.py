@@ -1,8 +1,8 @@
 """REMA: where, layer by layer, do wrong answers leave the manifold of right ones?
 
-Li et al. 2025, "A Unified Reasoning Manifold Framework for Interpreting Large Language Models"
-(REMA). At each layer l the *reasoning manifold* is the point cloud of the correct samples'
-representations. For an erroneous sample j the deviation is its mean distance to the k nearest
+B. Li et al. 2025, "REMA: A Unified Reasoning Manifold Framework for Interpreting Large Language
+Model", arXiv:2509.22518. At each layer l the *reasoning manifold* is the point cloud of the
+correct samples' representations. For an erroneous sample j the deviation is its mean distance to the k nearest
 correct samples,
 
     D_j(l) = (1/k) sum_{i in kNN_l(j)} ||h_j(l) - h_i(l)||,
@@ -170,8 +170,8 @@ class Geometry:
 
     two_nn: np.ndarray  # (layers,) TwoNN dimension of the correct cloud
     pca_dimension: np.ndarray  # (layers,) components for 90 % of the correct cloud's variance
-    svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM accuracy, correct vs error
-    svm_chance: float  # majority-class share: the accuracy of always guessing the larger class
+    svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM balanced accuracy
+    svm_chance: float  # 0.5: the balanced accuracy of any guess that ignores the input
     projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
     duplicates: np.ndarray  # (layers,) correct samples with an identical twin (TwoNN drops them)
 
@@ -197,8 +197,7 @@ def layer_geometry(
         proj.append(pca_projection(layer, 2, seed=seed))
         if progress is not None:
             progress((index + 1) / len(layers), f"geometry: layer {index + 1}/{len(layers)}")
-    chance = max(correct.mean(), 1 - correct.mean())
-    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), float(chance), np.stack(proj),
+    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), 0.5, np.stack(proj),
                     np.array(duplicates))
 
 
@@ -276,7 +275,7 @@ class RemaResult:
             if self.geometry is not None:
                 row["TwoNN dim"] = self.geometry.two_nn[index]
                 row["PCA-90% dim"] = self.geometry.pca_dimension[index]
-                row["SVM accuracy"] = self.geometry.svm_accuracy[index]
+                row["SVM balanced acc."] = self.geometry.svm_accuracy[index]
             rows.append(row)
         return rows
 

@@ -218,7 +218,7 @@ def load_model(weights=WEIGHTS, config=CONFIG, device=None) -> tuple[TinyTransfo
 
 @torch.no_grad()
 def tiny_model_representations(
-    n_problems: int = 600,
+    n_problems: int = 1000,
     *,
     pooling: str = "mean_generated",
     seed: int = 0,
