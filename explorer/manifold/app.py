@@ -122,6 +122,7 @@ class ManifoldApp(App):
         self._sources: OrderedDict = OrderedDict()
         self._analyses: OrderedDict = OrderedDict()
         self._layer_slider: widgets.IntSlider | None = None
+        self._figure_cache: dict = {}
         super().__init__(**params)
 
     # ----- the science, cached ---------------------------------------------------------------
@@ -167,9 +168,39 @@ class ManifoldApp(App):
                             min(params.layer, analysed.n_layers - 1), self.representations(params))
 
     def make_figures(self, view: ManifoldView) -> dict:
+        """The six views; a view whose inputs did not change is reused, not redrawn (a layer
+        move redraws only the 2-D projection, an alpha move leaves the geometry alone)."""
         if self._layer_slider is not None:
             self._layer_slider.max = view.result.n_layers - 1
-        return figures.all_figures(view.result, view.layer)
+        result = view.result
+        analysis, k, alpha = id(result.tables), result.k, result.alpha
+        recipes = {
+            "deviation": ((analysis, k, alpha), lambda: figures.deviation_curves(result)),
+            "divergence layers": ((analysis, k, alpha), lambda: figures.divergence_histogram(result)),
+            "projection": ((analysis, k, alpha, view.layer),
+                           lambda: figures.projection(result, view.layer)),
+            "intrinsic dimension": ((analysis,), lambda: figures.intrinsic_dimension(result)),
+            "separability": ((analysis, k), lambda: figures.separability(result)),
+            "statistics": ((analysis, k, alpha), lambda: figures.statistics_table(result)),
+        }
+        drawn = {}
+        for name, (key, draw) in recipes.items():
+            cached = self._figure_cache.get(name)
+            drawn[name] = cached[1] if cached is not None and cached[0] == key else draw()
+            self._figure_cache[name] = (key, drawn[name])
+        return drawn
+
+    def _refresh_views(self) -> None:
+        """Refresh only the views whose figure object changed."""
+        shown = getattr(self, "_shown_figures", {})
+        changed = {name: fig for name, fig in self.figures.items() if shown.get(name) is not fig}
+        self._shown_figures = dict(self.figures)
+        if changed:
+            everything, self.figures = self.figures, changed
+            try:
+                super()._refresh_views()
+            finally:
+                self.figures = everything
 
     def notes(self, view: ManifoldView) -> list[str]:
         result, reps = view.result, view.representations

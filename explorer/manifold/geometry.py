@@ -75,9 +75,13 @@ def two_nn_from_distances(
 
 
 def centred(x: np.ndarray) -> torch.Tensor:
-    """``x`` minus its mean, as float32 (the mean taken in float64: activations can be large)."""
+    """``x`` minus its mean, as float32 (the mean accumulated in float64: activations can be
+    large; the subtraction in x's own precision is then exact to its last bit)."""
     t = torch.as_tensor(np.asarray(x))
-    return (t.to(torch.float64) - t.to(torch.float64).mean(dim=0)).to(torch.float32)
+    if t.dtype != torch.float64:
+        t = t.to(torch.float32)
+    mean = t.mean(dim=0, dtype=torch.float64)
+    return (t - mean.to(t.dtype)).to(torch.float32)
 
 
 def principal_variances(x: np.ndarray) -> np.ndarray:
@@ -101,7 +105,7 @@ def pca_dimension(x: np.ndarray, share: float = 0.9) -> int:
 
 
 def pca_projection(
-    x: np.ndarray, components: int = 2, *, iterations: int = 10, oversample: int = 10, seed: int = 0
+    x: np.ndarray, components: int = 2, *, iterations: int = 6, oversample: int = 10, seed: int = 0
 ) -> np.ndarray:
     """Coordinates of ``x`` (n, d) on its first ``components`` principal axes: (n, components).
 
@@ -158,7 +162,8 @@ def svm_accuracy(
     gamma = 1 / (dim * variance of all features), scikit-learn's "scale" rule, taken on the whole
     subsample rather than each training fold (one scalar, shared by the folds).
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    import sklearn
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.svm import SVC
 
     labels = np.asarray(labels).astype(bool)
@@ -170,16 +175,27 @@ def svm_accuracy(
     if folds < 2:
         return float("nan")
     t = centred(np.asarray(x)[keep])
-    variance = float(t.to(torch.float64).var(unbiased=False))
+    variance = float(t.var(unbiased=False))
     if variance == 0:
         return 0.5
     sq = (t * t).sum(dim=1)
     squared_distances = (sq[:, None] + sq[None, :] - 2.0 * (t @ t.T)).clamp(min=0.0)
     kernel = torch.exp(-squared_distances / (t.shape[1] * variance)).to(torch.float64).numpy()
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    model = SVC(kernel="precomputed", C=1.0, class_weight="balanced")
-    scores = cross_val_score(model, kernel, labels, cv=splitter, scoring="balanced_accuracy")
-    return float(scores.mean())
+    scores = []
+    # the inputs are checked here once; scikit-learn's per-call validation costs more than the fit
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+                kernel, labels):
+            model = SVC(kernel="precomputed", C=1.0, class_weight="balanced")
+            model.fit(kernel[np.ix_(train, train)], labels[train])
+            predicted = model.predict(kernel[np.ix_(test, train)])
+            scores.append(balanced_accuracy(labels[test], predicted))
+    return float(np.mean(scores))
+
+
+def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean over the classes present in ``truth`` of the share predicted right (recall)."""
+    return float(np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]))
 
 
 def stratified_subsample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -94,7 +94,7 @@ def test_pca_dimension_closed_form():
 
 def test_pca_projection_matches_svd_up_to_sign():
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((300, 50)) * np.linspace(3, 0.1, 50)
+    x = rng.standard_normal((300, 50)) * np.r_[5.0, 4.0, np.linspace(2, 0.1, 48)]
     coords = pca_projection(x, 2, seed=1)
     centred = x - x.mean(0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
@@ -102,6 +102,15 @@ def test_pca_projection_matches_svd_up_to_sign():
     for axis in range(2):
         sign = np.sign(coords[:, axis] @ want[:, axis])
         np.testing.assert_allclose(coords[:, axis], sign * want[:, axis], atol=1e-3 * s[0])
+
+
+def test_pca_projection_without_a_spectral_gap_still_captures_the_top_variance():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 50)) * np.linspace(3, 0.1, 50)
+    captured = (pca_projection(x, 2, seed=2) ** 2).sum()
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    assert captured <= (s[:2] ** 2).sum() * (1 + 1e-6)
+    assert captured >= 0.98 * (s[:2] ** 2).sum()
 
 
 def test_auroc_matches_scikit_learn():
