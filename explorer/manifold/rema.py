@@ -276,6 +276,7 @@ class RemaResult:
                 row["TwoNN dim"] = self.geometry.two_nn[index]
                 row["PCA-90% dim"] = self.geometry.pca_dimension[index]
                 row["SVM balanced acc."] = self.geometry.svm_accuracy[index]
+                row["duplicates"] = self.geometry.duplicates[index]
             rows.append(row)
         return rows
 
