@@ -53,10 +53,15 @@ def shift_to_float32(x: torch.Tensor, offset: torch.Tensor | None, dev: torch.de
     return x.to(torch.float32).contiguous()
 
 
+#: At most this many queries per chunk: a 256 x 5000 block stays in cache between the product, the
+#: conversion and the selection (measured fastest of 64 .. 2000 rows at d = 896 and 4096).
+MAX_CHUNK_ROWS = 256
+
+
 def chunk_rows(n_references: int, k: int, dim: int, memory_mb: float) -> int:
     """Queries per chunk so that the distance block and the refinement gather fit ``memory_mb``."""
     per_row_bytes = 4 * (n_references + k * dim)
-    return max(1, int(memory_mb * 2**20 // per_row_bytes))
+    return max(1, min(MAX_CHUNK_ROWS, int(memory_mb * 2**20 // per_row_bytes)))
 
 
 def nearest_distances(
@@ -154,16 +159,30 @@ def closeness_engine(r: torch.Tensor, engine: str):
     use_onednn = engine == "onednn" or (
         engine == "auto" and r.device.type == "cpu" and torch.backends.mkldnn.is_available()
     )
-    if use_onednn:
+    plain = lambda block: torch.addmm(half_sq.unsqueeze(0), block, r.T)  # noqa: E731
+    if not use_onednn:
+        return plain
+    try:
+        weight, bias = r.to_mkldnn(), half_sq.to_mkldnn()
+        linear = torch._C._nn.mkldnn_linear
+    except (AttributeError, RuntimeError):
+        if engine == "onednn":
+            raise
+        return plain
+
+    def onednn(block: torch.Tensor) -> torch.Tensor:
+        nonlocal linear
+        if linear is None:
+            return plain(block)
         try:
-            weight, bias = r.to_mkldnn(), half_sq.to_mkldnn()
-            linear = torch._C._nn.mkldnn_linear
-            linear(r[:1].to_mkldnn(), weight, bias)  # fail here, not mid-way, if unsupported
-            return lambda block: linear(block.to_mkldnn(), weight, bias).to_dense()
-        except (AttributeError, RuntimeError):
+            return linear(block.to_mkldnn(), weight, bias).to_dense()
+        except RuntimeError:  # an unsupported build: fall back for good, same numbers
             if engine == "onednn":
                 raise
-    return lambda block: torch.addmm(half_sq.unsqueeze(0), block, r.T)
+            linear = None
+            return plain(block)
+
+    return onednn
 
 
 def knn_distances(
