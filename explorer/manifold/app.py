@@ -281,13 +281,16 @@ class ManifoldApp(App):
             ]),
         }
 
-        def show_group(change=None):
-            for name, box in groups.items():
-                box.layout.display = "" if name == source.value else "none"
-            pooling.layout.display = "" if source.value in ("tiny model", "hugging face") else "none"
+        # every source's settings stay reachable in its tab, so a file path can be typed before
+        # the file source is chosen (choosing it with no path would be refused)
+        tabs = widgets.Tab(children=list(groups.values()), titles=list(groups),
+                           layout=widgets.Layout(width="320px"))
 
-        source.observe(show_group, names="value")
-        show_group()
+        def follow_source(change=None):
+            tabs.selected_index = list(groups).index(source.value)
+
+        source.observe(follow_source, names="value")
+        follow_source()
         self._layer_slider = int_slider("layer", 0, self.result.result.n_layers - 1, "2-D view layer")
         play = widgets.Play(min=0, max=self.result.result.n_layers - 1, interval=700,
                             description="play through the layers")
@@ -303,7 +306,7 @@ class ManifoldApp(App):
             int_slider("seed", 0, 99, "seed"),
             widgets.HBox([play, self._layer_slider]),
         ])
-        return [widgets.HTML("<b>source</b>"), source, *groups.values(), pooling, analysis]
+        return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
 
 
 def load_source(params: ManifoldParams, progress=None) -> Representations:

@@ -92,3 +92,12 @@ def test_figures_draw_final_norm_and_missing_geometry():
     figs = all_figures(result, 10)
     assert "final norm" in figs["statistics"].html
     assert figs["projection"].layout.annotations[0].text.startswith("the 2-D view needs")
+
+
+def test_a_path_can_be_typed_before_its_source_is_chosen(tmp_path):
+    app = ManifoldApp(**SMALL)
+    save_npz(tmp_path / "x.npz", synthetic(n_layers=3, dim=8, n_correct=40, n_error=10, diverge_at=1))
+    app.set(path=str(tmp_path / "x.npz"))  # the synthetic view stays, nothing recomputed
+    assert app.params.source == "synthetic"
+    app.set(source="file")
+    assert app.result.representations.source == "file x.npz"
