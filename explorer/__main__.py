@@ -1,8 +1,9 @@
-"""Command line: ``python -m explorer {lab,info,bench}``.
+"""Command line: ``python -m explorer {lab,info,bench,render}``.
 
 * ``lab``   launch JupyterLab on the notebooks (prints the URL; ``--no-browser`` for servers)
 * ``info``  versions, the torch device that will be used, and the number of threads
 * ``bench`` run the speed measurements in ``benchmarks/`` and print one table
+* ``render`` write PNG and HTML of every explorer's default views (``--out DIR``)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     ]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines often run as root
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     print("Starting JupyterLab on", notebooks_dir(), "— open the URL it prints below.", flush=True)
     return subprocess.call(command, env=env)
@@ -58,6 +61,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(quick=args.quick, only=args.only)
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from explorer.render import render
+
+    only = args.only.split(",") if args.only else None
+    files = render(args.out, only=only, png=not args.no_png)
+    print(f"wrote {len(files)} files to {args.out} (open {Path(args.out) / 'index.html'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     bench.add_argument("--only", default=None, help="run only benchmarks/bench_<ONLY>.py")
     bench.set_defaults(run=cmd_bench)
+    render = sub.add_parser("render", help="write PNG/HTML of every explorer's default views")
+    render.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    render.add_argument("--only", default=None, help="comma-separated explorers, e.g. modes,flows")
+    render.add_argument("--no-png", action="store_true", help="HTML only (no Chrome needed)")
+    render.set_defaults(run=cmd_render)
     return parser
 
 

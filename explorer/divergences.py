@@ -73,16 +73,18 @@ def wright_omega(x) -> Tensor:
     """The Wright omega function: the w with w + log w = x, i.e. w = W(e^x) (Lambert W).
 
     Working with W(e^x) instead of W(y) keeps huge arguments (y = e^800) representable, which is
-    what chi-PO and Jeffreys need. Newton's method from the asymptotic start, in float64.
+    what chi-PO and Jeffreys need. Newton's method from the asymptotic start, in float64; below
+    x = -700, W(e^x) = e^x to double precision (the correction is e^(2x)).
     """
     x = _as_float64(x)
-    w = torch.where(x > 1.0, x - torch.log(x.clamp(min=1.0)), torch.exp(x.clamp(max=1.0)))
-    for _ in range(60):
-        step = (w + torch.log(w) - x) * w / (w + 1.0)
-        w = (w - step).clamp(min=torch.finfo(torch.float64).tiny)
-        if bool(torch.all(step.abs() <= 1e-15 * w.abs())):
+    tiny = x < -700.0
+    w = torch.where(x > 1.0, x - torch.log(x.clamp(min=1.0)), torch.exp(x.clamp(min=-700.0, max=1.0)))
+    for _ in range(50):
+        step = (w + torch.log(w) - x.clamp(min=-700.0)) * w / (w + 1.0)
+        w = w - step
+        if bool(torch.all(step.abs() <= 4 * torch.finfo(torch.float64).eps * w.abs())):
             break
-    return w
+    return torch.where(tiny, torch.exp(x), w)
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,6 @@ class Divergence:
         raise NotImplementedError
 
     # ----- derived, shared by all members -------------------------------------------------
-    @property
-    def f_prime_at_zero(self) -> float:
-        """f'(0+), the lower end of the range of f' (-inf for most members)."""
-        return float(self.f_prime(torch.tensor([1e-300], dtype=torch.float64))[0])
-
     def f(self, t) -> Tensor:
         """The generator f(t) for t >= 0 (t = 0 gives f(0), possibly +inf)."""
         t = _as_float64(t)
@@ -402,10 +399,6 @@ class TotalVariation(Divergence):
         u = _as_float64(u)
         inside = torch.where(u < -0.5, torch.full_like(u, -0.5), u)
         return torch.where(u > 0.5, torch.full_like(u, _INF), inside)
-
-    @property
-    def f_prime_at_zero(self):
-        return -0.5
 
     def dual(self):
         return self

@@ -54,3 +54,12 @@ def test_generator_is_private_and_repeatable():
 def test_info_names_device_and_threads():
     rows = device.info()
     assert rows["torch threads"] == "1" and rows["device"] in ("cpu", "cuda")
+
+
+def test_blas_pools_use_one_thread_too():
+    import scipy.linalg  # noqa: F401 - loads SciPy's own BLAS after explorer set the limits
+    import threadpoolctl
+
+    import explorer  # noqa: F401
+
+    assert all(pool["num_threads"] == 1 for pool in threadpoolctl.threadpool_info())

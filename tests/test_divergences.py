@@ -172,8 +172,12 @@ def test_limits_decide_the_behaviour_labels():
 
 
 def test_wright_omega_matches_scipy_including_huge_arguments():
-    x = np.array([-30.0, -2.0, 0.0, 0.5, 3.0, 50.0, 800.0, 1e6])
-    assert np.allclose(D.wright_omega(x).numpy(), scipy.special.wrightomega(x), rtol=1e-13)
+    x = np.array([-1e4, -800.0, -745.5, -700.0, -30.0, -2.0, 0.0, 0.5, 3.0, 50.0, 800.0, 1e6])
+    assert np.allclose(D.wright_omega(x).numpy(), scipy.special.wrightomega(x), rtol=1e-13, atol=0)
+    dense = np.linspace(-750, 750, 3001)
+    assert np.allclose(
+        D.wright_omega(dense).numpy(), scipy.special.wrightomega(dense), rtol=1e-13, atol=0
+    )
 
 
 def test_dual_swaps_the_arguments():

@@ -207,3 +207,19 @@ def test_show_result_updates_figures_from_long_work():
 
 def test_cancelled_is_an_exception_type():
     assert issubclass(Cancelled, Exception)
+
+
+def test_a_figure_that_did_not_change_is_not_redrawn():
+    class CachedApp(SquareApp):
+        cached = go.Figure(go.Scatter(x=[0], y=[1]))
+
+        def make_figures(self, result):
+            return {**super().make_figures(result), "fixed": self.cached}
+
+    app = CachedApp()
+    app.widget  # noqa: B018
+    fixed = app._views["fixed"]
+    fixed.layout.title = "touched by the user"  # a redraw would reset this
+    app.set(x=5.0)
+    assert fixed.layout.title.text == "touched by the user"
+    assert tuple(app._views["plot"].data[0].y) == (0, 25.0)

@@ -51,6 +51,7 @@ class App:
         self._lock = threading.RLock()
         self._controls: dict[str, widgets.Widget] = {}
         self._views: dict[str, widgets.Widget] = {}
+        self._shown: dict[str, Any] = {}
         self._widget: widgets.Widget | None = None
         self._syncing = False
         self.last_error: BaseException | None = None
@@ -191,12 +192,13 @@ class App:
         header = widgets.HTML(f"<h3 style='margin:4px 0'>{self.title}</h3>{self.description}")
         controls = self.build_controls()
         self._views = {name: make_view(figure) for name, figure in self.figures.items()}
+        self._shown = dict(self.figures)
         parts: list[widgets.Widget] = [header]
         if self.presets:
             parts.append(self._preset_menu())
         body = widgets.HBox(
             [
-                widgets.VBox(controls, layout=widgets.Layout(min_width="300px", max_width="340px")),
+                widgets.VBox(controls, layout=widgets.Layout(min_width="320px", max_width="380px")),
                 self.layout_views(self._views),
             ]
         )
@@ -253,10 +255,13 @@ class App:
         return params
 
     def _refresh_views(self) -> None:
+        """Redraw each view whose figure changed; an app that returns the very same figure
+        object (e.g. from a cache) for a view that a change did not touch skips its redraw."""
         for name, figure in self.figures.items():
             view = self._views.get(name)
-            if view is not None:
+            if view is not None and self._shown.get(name) is not figure:
                 refresh_view(view, figure)
+                self._shown[name] = figure
 
     def _sync_controls(self) -> None:
         self._syncing = True

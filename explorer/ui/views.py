@@ -39,10 +39,7 @@ def make_view(figure) -> widgets.Widget:
 def refresh_view(view: widgets.Widget, figure) -> None:
     """Show ``figure`` in the existing widget ``view``."""
     if isinstance(view, go.FigureWidget):
-        with view.batch_update():
-            view.data = ()
-            view.add_traces(list(figure.data))
-            view.layout = figure.layout
+        refresh_plotly(view, figure)
     elif isinstance(view, widgets.Image):
         view.value = matplotlib_png(figure)
     elif isinstance(view, widgets.HTML):
@@ -56,3 +53,25 @@ def matplotlib_png(figure: MatplotlibFigure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def refresh_plotly(view: go.FigureWidget, figure: go.Figure) -> None:
+    """Restyle the traces in place when the figure keeps its structure (the common case of a
+    slider move); otherwise replace them. Then the layout."""
+    same_structure = len(view.data) == len(figure.data) and all(
+        old.type == new.type for old, new in zip(view.data, figure.data)
+    )
+    if same_structure:
+        with view.batch_update():
+            for old, new in zip(view.data, figure.data):
+                properties = new.to_plotly_json()
+                properties.pop("type", None)
+                properties.pop("uid", None)
+                for key in set(old.to_plotly_json()) - set(properties) - {"type", "uid"}:
+                    properties[key] = None  # a property the new trace no longer sets
+                old.update(properties, overwrite=True)
+            view.layout = figure.layout
+    else:
+        view.data = ()
+        view.add_traces(list(figure.data))
+        view.layout = figure.layout

@@ -13,6 +13,11 @@ from ..ui import HTMLView
 from .compute import Calculation
 
 P_COLOUR, Q_COLOUR = "#1f77b4", "#d62728"
+TABLE_STYLE = (
+    "<style>.explorer-table{border-collapse:collapse;font-size:13px;margin:6px 0}"
+    ".explorer-table td,.explorer-table th{padding:3px 10px;border-bottom:1px solid #e4e4e4;"
+    "text-align:left}</style>"
+)
 
 
 def format_value(value: float) -> str:
@@ -113,10 +118,7 @@ def table(result: Calculation) -> HTMLView:
         + "</div>"
     )
     return HTMLView(
-        "<table class='explorer-table' style='border-collapse:collapse;font-size:13px'>"
-        + "".join(lines)
-        + "</table>"
-        + note
+        TABLE_STYLE + "<table class='explorer-table'>" + "".join(lines) + "</table>" + note
     )
 
 
@@ -135,7 +137,8 @@ def estimator_table(result: Calculation) -> HTMLView:
     )
     return HTMLView(
         f"<b>KL(q‖p) from {result.samples} samples of q</b> (Schulman's estimators)"
-        "<table class='explorer-table' style='border-collapse:collapse;font-size:13px'>"
+        + TABLE_STYLE
+        + "<table class='explorer-table'>"
         + "".join(lines)
         + "</table>"
     )

@@ -1,0 +1,634 @@
+r"""Exact policies on a finite response set, in float64 and log space.
+
+Every function takes the reference policy ``pi_ref`` (non-negative, summing to one) and a reward
+``r`` (one finite number per response), accepts plain lists, and returns numpy arrays or floats.
+
+* :func:`tilted` - the KL-regularised optimum pi_beta ∝ pi_ref exp(r / beta).
+* :func:`best_of_n` - the exact best-of-n policy, ties broken uniformly.
+* :func:`f_regularized` - the optimum under an f-divergence regulariser (f-DPO) or chi-PO's.
+* :func:`kl_frontier`, :func:`bon_frontier` - the (KL, reward) curves, vectorised.
+* :func:`kl`, :func:`entropy`, :func:`expected`, :func:`win_rate`, :func:`pass_at_k`,
+  :func:`distinct_correct` - the measures.
+* :func:`infalign` and :func:`log_sigmoid_transform` - reward transformations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+from scipy.special import logsumexp, wrightomega
+
+from .. import divergences
+from . import bon_sweep
+
+#: exp(x) for x below this is a subnormal float (slow) or zero: we flush it to an exact zero.
+_FLUSH = -700.0
+#: Best-of-n levels whose whole lower tail has probability below exp(-_TAIL) are dropped: their
+#: total mass is below 2e-22, far under float64 resolution of anything we report.
+_TAIL = 50.0
+#: From this many reward levels on, many-n best-of-n sweeps use the binned transform.
+_SWEEP_LEVELS = 20_000
+#: ... and when the per-n sums would touch more than this many times the number of levels.
+_SWEEP_FACTOR = 30
+
+
+# --------------------------------------------------------------------------------------------
+# Checking inputs
+# --------------------------------------------------------------------------------------------
+
+
+def check_policy(pi, argument: str = "pi_ref", atol: float = 1e-6) -> np.ndarray:
+    """A probability vector as float64, renormalised exactly; ValueError with a sentence if not."""
+    try:
+        p = np.asarray(pi, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be a list or array of probabilities") from None
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"{argument} must be a non-empty 1-D list of probabilities, got shape {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{argument} contains NaN or infinite entries; probabilities must be finite")
+    if np.any(p < 0):
+        raise ValueError(f"{argument} has negative entries; probabilities must be >= 0")
+    total = float(p.sum())
+    if abs(total - 1.0) > atol:
+        raise ValueError(f"{argument} must sum to 1 (within {atol:g}), but it sums to {total:.6g}")
+    return p / total
+
+
+def check_reward(r, size: int, argument: str = "r") -> np.ndarray:
+    """One finite reward per response, as float64."""
+    try:
+        values = np.asarray(r, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be a list or array of numbers") from None
+    if values.ndim != 1 or values.size != size:
+        raise ValueError(
+            f"{argument} must have one reward per response ({size}), got shape {values.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{argument} contains NaN or infinite rewards; rewards must be finite")
+    return values
+
+
+def check_beta(beta, argument: str = "beta") -> np.ndarray:
+    """Positive finite regularisation strengths (a scalar becomes a length-1 array)."""
+    try:
+        values = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be a positive number or a list of them") from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{argument} must be a positive number or a 1-D list of them")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{argument} must be > 0 and finite (the KL penalty strength); got {beta!r}")
+    return values
+
+
+def check_n(n, argument: str = "n") -> np.ndarray:
+    """Sample counts n >= 1 (floats allowed: exp(L Delta) need not be an integer)."""
+    try:
+        values = np.atleast_1d(np.asarray(n, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{argument} must be a number >= 1 or a list of them") from None
+    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 1):
+        raise ValueError(f"{argument} must be >= 1 and finite (the number of samples); got {n!r}")
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Measures
+# --------------------------------------------------------------------------------------------
+
+
+def kl(pi, pi_ref) -> float:
+    """KL(pi || pi_ref) = sum pi log(pi / pi_ref); 0 log 0 = 0, and +inf when pi puts mass where
+    pi_ref has none. ``kl(pi_ref, pi)`` is the other direction (infinite when pi has zeros)."""
+    p = check_policy(pi, "pi")
+    q = check_policy(pi_ref, "pi_ref")
+    if p.shape != q.shape:
+        raise ValueError(f"pi and pi_ref must have the same length, got {p.size} and {q.size}")
+    inside = p > 0
+    if np.any(q[inside] == 0):
+        return math.inf
+    value = float(np.sum(p[inside] * (np.log(p[inside]) - np.log(q[inside]))))
+    return max(value, 0.0)
+
+
+def entropy(pi) -> float:
+    """Shannon entropy - sum pi log pi in nats."""
+    p = check_policy(pi, "pi")
+    inside = p > 0
+    return float(-np.sum(p[inside] * np.log(p[inside])))
+
+
+def expected(pi, r) -> float:
+    """E_pi[r]."""
+    p = check_policy(pi, "pi")
+    return float(p @ check_reward(r, p.size))
+
+
+def _levels(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct reward values (ascending) and, per response, the index of its level."""
+    values, inverse = np.unique(r, return_inverse=True)
+    return values, inverse.reshape(-1)
+
+
+def win_rate(pi, pi_ref, r) -> float:
+    """P(r(y) > r(y')) + 1/2 P(r(y) = r(y')) for y ~ pi, y' ~ pi_ref, independent."""
+    p = check_policy(pi, "pi")
+    q = check_policy(pi_ref, "pi_ref")
+    if p.shape != q.shape:
+        raise ValueError(f"pi and pi_ref must have the same length, got {p.size} and {q.size}")
+    values, level = _levels(check_reward(r, p.size))
+    p_level = np.bincount(level, weights=p, minlength=values.size)
+    q_level = np.bincount(level, weights=q, minlength=values.size)
+    below = np.cumsum(q_level) - q_level
+    return float(p_level @ (below + 0.5 * q_level))
+
+
+def pass_at_k(pi, correct, k) -> float:
+    """P(at least one of k independent samples from pi is correct) = 1 - (1 - P(correct))^k."""
+    p = check_policy(pi, "pi")
+    mask = _check_mask(correct, p.size)
+    k = _check_k(k)
+    wrong = max(1.0 - float(p[mask].sum()), 0.0)
+    return float(-np.expm1(k * np.log(wrong))) if wrong > 0 else 1.0
+
+
+def distinct_correct(pi, correct, k) -> float:
+    """Expected number of distinct correct answers among k samples: sum_c 1 - (1 - pi_c)^k."""
+    p = check_policy(pi, "pi")
+    mask = _check_mask(correct, p.size)
+    k = _check_k(k)
+    pc = np.minimum(p[mask], 1.0)
+    with np.errstate(divide="ignore"):  # an answer with probability 1 is surely covered
+        return float(np.sum(-np.expm1(k * np.log1p(-pc))))
+
+
+def _check_mask(correct, size: int) -> np.ndarray:
+    mask = np.asarray(correct)
+    if mask.shape != (size,):
+        raise ValueError(f"correct must mark each of the {size} responses True/False")
+    return mask.astype(bool)
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not float(k).is_integer() or int(k) < 1:
+        raise ValueError(f"k must be a whole number of samples >= 1, got {k!r}")
+    return int(k)
+
+
+# --------------------------------------------------------------------------------------------
+# KL-regularised optimum (Korbak, Perez & Buckley 2022, "RL with KL penalties is better viewed
+# as Bayesian inference", eq. 3; Ziebart 2010): pi_beta ∝ pi_ref exp(r / beta)
+# --------------------------------------------------------------------------------------------
+
+
+def tilted(pi_ref, r, beta) -> np.ndarray:
+    """The maximiser of E_pi[r] - beta KL(pi || pi_ref): pi_ref(y) exp(r(y)/beta) / Z.
+
+    The reward is shifted by its maximum over the support before exponentiating, so a tiny beta
+    neither overflows nor loses the top response."""
+    return np.exp(tilted_log(pi_ref, r, beta))
+
+
+def tilted_log(pi_ref, r, beta) -> np.ndarray:
+    """log of :func:`tilted`, finite wherever pi_ref > 0 even when the probability underflows."""
+    p = check_policy(pi_ref)
+    values = check_reward(r, p.size)
+    (b,) = check_beta(beta)
+    with np.errstate(divide="ignore"):
+        logits = np.log(p) + (values - values[p > 0].max()) / b
+    logits[p == 0] = -np.inf
+    return logits - logsumexp(logits)
+
+
+def kl_from_log(log_pi, log_ref) -> float:
+    """KL(P || Q) from log-probabilities (-inf for zeros): exact even where P or Q underflow."""
+    log_pi = np.asarray(log_pi, dtype=np.float64)
+    log_ref = np.asarray(log_ref, dtype=np.float64)
+    inside = np.isfinite(log_pi)
+    if np.any(~np.isfinite(log_ref[inside])):
+        return math.inf
+    value = float(np.exp(log_pi[inside]) @ (log_pi[inside] - log_ref[inside]))
+    return max(value, 0.0)
+
+
+def kl_frontier(pi_ref, r, betas, extra=None):
+    """The exact KL-RL frontier: for each beta, (KL(pi_beta || pi_ref), E_{pi_beta}[r]).
+
+    With ``extra`` (a list of other reward vectors, e.g. the gold reward) a third array of shape
+    (len(betas), len(extra)) holds E_{pi_beta}[extra]. Vectorised; see :func:`_tilted_moments`.
+    """
+    p = check_policy(pi_ref)
+    values = check_reward(r, p.size)
+    inv_beta = 1.0 / check_beta(betas, "betas")
+    others = [check_reward(g, p.size, "extra reward") for g in (extra or [])]
+    keep = p > 0
+    p, values = p[keep], values[keep]
+    mean = float(p @ values)
+    s = values - mean  # centred, so that KL = E[s]/beta - log Z cancels nothing at large beta
+    weights = np.stack([g[keep] for g in others], axis=1) if others else np.zeros((p.size, 0))
+    log_z, mean_s, mean_w = _tilted_moments(p, s, inv_beta, weights)
+    kls = np.maximum(inv_beta * mean_s - log_z, 0.0)
+    if extra is None:
+        return kls, mean + mean_s
+    return kls, mean + mean_s, mean_w
+
+
+def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
+    """log Z(beta) = log sum p e^{s/beta}, E_beta[s] and E_beta[weights] for many betas.
+
+    Small problems are summed directly. Large ones use a truncated Taylor expansion inside reward
+    bins (the idea of the fast Gauss transform, Greengard & Strain 1991): with bin centre c and
+    half-width h, sum_{bin} p e^{s/beta} = e^{c/beta} sum_k m_k (h/beta)^k / k! where
+    m_k = sum_{bin} p u^k, u = (s - c)/h in [-1, 1]. For h/beta <= 1/2 the remainder after
+    k = ``order`` is below 0.5^17/17! e^0.5 ≈ 6e-20 of the bin's sum, so the result is exact in
+    float64, at a cost of one pass per moment instead of one exp per (beta, response).
+    Betas too small for the bins are summed directly over the top responses, the only ones
+    that can matter at that beta.
+    """
+    n = p.size
+    out_z = np.empty(inv_beta.size)
+    out_s = np.empty(inv_beta.size)
+    out_w = np.empty((inv_beta.size, weights.shape[1]))
+    spread = float(s.max() - s.min())
+    if n <= 4 * bins or spread == 0.0:
+        _direct(p, s, inv_beta, weights, out_z, out_s, out_w, slice(None))
+        return out_z, out_s, out_w
+    half = spread / (2 * bins)
+    binned = inv_beta * half <= 0.5
+    if np.any(binned):
+        _binned(p, s, inv_beta[binned], weights, bins, order, out_z, out_s, out_w, binned)
+    small = np.flatnonzero(~binned)
+    if small.size:
+        # Terms with (s_top - s)/beta > T = 40 - log p_top together weigh at most e^-T, i.e.
+        # e^-40 of the top response's term alone: below float64 resolution of Z. Only the
+        # responses within reach of the top are gathered and sorted, once.
+        top = int(np.argmax(s))
+        reach = (40.0 - math.log(p[top])) / inv_beta[small]
+        near = np.flatnonzero(s >= s[top] - reach.max())
+        near = near[np.argsort(-s[near], kind="stable")]
+        p, s, weights = p[near], s[near], weights[near]
+        depth = s[0] - s
+        for j, length in zip(small, np.searchsorted(depth, reach, side="right"), strict=True):
+            out_z[j], out_s[j], out_w[j] = _tilted_sub(
+                p[:length], s[:length], inv_beta[j : j + 1], weights[:length]
+            )
+    return out_z, out_s, out_w
+
+
+def _direct(p, s, inv_beta, weights, out_z, out_s, out_w, where, chunk: int = 1 << 21):
+    """Direct sums, in chunks of betas so that a (betas x responses) block stays small."""
+    log_p = np.log(p)
+    rows = max(1, chunk // max(p.size, 1))
+    columns = np.column_stack([s, weights])
+    results = []
+    for start in range(0, inv_beta.size, rows):
+        x = inv_beta[start : start + rows, None] * s[None, :] + log_p[None, :]
+        top = x.max(axis=1, keepdims=True)
+        x -= top
+        x[x < _FLUSH] = -np.inf  # exact zeros instead of subnormals (the top term is 1)
+        e = np.exp(x, out=x)
+        z = e.sum(axis=1)
+        results.append((top[:, 0] + np.log(z), (e @ columns) / z[:, None]))
+    log_z = np.concatenate([a for a, _ in results])
+    moments = np.concatenate([b for _, b in results])
+    out_z[where], out_s[where], out_w[where] = log_z, moments[:, 0], moments[:, 1:]
+
+
+def _tilted_sub(p, s, inv_beta, weights):
+    z, ms, mw = np.empty(1), np.empty(1), np.empty((1, weights.shape[1]))
+    _direct(p, s, inv_beta, weights, z, ms, mw, slice(None))
+    return z[0], ms[0], mw[0]
+
+
+def _binned(p, s, inv_beta, weights, bins, order, out_z, out_s, out_w, where):
+    low = float(s.min())
+    width = float(s.max() - low) / bins
+    half = width / 2
+    index = np.minimum(((s - low) / width).astype(np.intp), bins - 1)
+    centres = low + (np.arange(bins) + 0.5) * width
+    u = (s - centres[index]) / half
+    # moments of p (up to order + 1, for E[s]) and of p * weight (up to order), per bin
+    power = p.copy()
+    m = np.empty((order + 2, bins))
+    mw = np.empty((weights.shape[1], order + 1, bins))
+    pw = [p * weights[:, i] for i in range(weights.shape[1])]
+    for k in range(order + 2):
+        m[k] = np.bincount(index, weights=power, minlength=bins)
+        if k <= order:
+            for i, w in enumerate(pw):
+                mw[i, k] = np.bincount(index, weights=w, minlength=bins)
+                pw[i] = w * u
+        power = power * u
+    used = m[0] > 0
+    m, mw, centres = m[:, used], mw[:, :, used], centres[used]
+    x = inv_beta * half  # (betas,), at most 1/2
+    coeff = x[:, None] ** np.arange(order + 1)[None, :]
+    coeff /= np.cumprod(np.r_[1.0, np.arange(1.0, order + 1)])[None, :]
+    a = coeff @ m[: order + 1]  # sum_bin p e^{x u} >= mass e^{-1/2} > 0
+    a_s = centres[None, :] * a + half * (coeff @ m[1 : order + 2])  # sum_bin p s e^{x u}
+    log_terms = inv_beta[:, None] * centres[None, :] + np.log(a)
+    log_z = logsumexp(log_terms, axis=1)
+    share = np.exp(log_terms - log_z[:, None]) / a  # e^{c/beta}/Z per bin
+    out_z[where] = log_z
+    out_s[where] = np.sum(share * a_s, axis=1)
+    out_w[where] = np.stack([np.sum(share * (coeff @ mw[i]), axis=1) for i in range(mw.shape[0])], axis=1) if mw.shape[0] else np.zeros((x.size, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# Best-of-n (Beirami et al. 2024, "Theoretical guarantees on the best-of-n alignment policy")
+# --------------------------------------------------------------------------------------------
+
+
+def bon_kl_bound(n) -> np.ndarray:
+    """log n - (n - 1)/n: KL(best-of-n || pi_ref) for continuous rewards, an upper bound
+    otherwise (Beirami et al. 2024, Theorem 1)."""
+    n = check_n(n)
+    return np.log(n) - (n - 1.0) / n
+
+
+def _bon_levels(pi_ref, r):
+    """Reward levels in descending order with their reference mass p, log F (F = P(R <= level),
+    from the upper tail by log1p) and d = log(F_below / F) = log1p(-p/F) (-inf at the bottom)."""
+    p = check_policy(pi_ref)
+    values = check_reward(r, p.size)
+    levels, inverse = _levels(values)
+    mass = np.bincount(inverse, weights=p, minlength=levels.size)[::-1]
+    levels = levels[::-1]
+    keep = mass > 0
+    mass, levels = mass[keep], levels[keep]
+    upper = np.cumsum(mass) - mass  # P(R > level), accurate near the top
+    lower = np.cumsum(mass[::-1])[::-1]  # F = P(R <= level), accurate near the bottom
+    with np.errstate(divide="ignore"):
+        log_f = np.where(lower < 0.5, np.log(lower), np.log1p(-np.minimum(upper, 0.5)))
+    ratio = np.minimum(mass / lower, 1.0)
+    ratio[-1] = 1.0  # nothing below the bottom level
+    with np.errstate(divide="ignore"):
+        d = np.log1p(-ratio)
+    return p, values, inverse, levels, mass, log_f, d, keep
+
+
+def _bon_level_probs(log_f, d, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """P(best of n lands in level l) = F_l^n - F_{l-1}^n = -F_l^n expm1(n d_l), and its log."""
+    log_top = n * log_f
+    with np.errstate(divide="ignore"):
+        log_gap = np.log(-np.expm1(n * d))
+    log_prob = log_top + log_gap
+    return np.exp(log_prob), log_prob
+
+
+def best_of_n(pi_ref, r, n) -> np.ndarray:
+    """The exact best-of-n policy: draw n responses from pi_ref, keep one with the highest reward
+    (ties broken uniformly at random). Level l gets F_l^n - F_{l-1}^n, shared in proportion to
+    pi_ref; computed from upper tails so that n = 10^6 is as exact as n = 2."""
+    with np.errstate(under="ignore"):
+        return np.exp(best_of_n_log(pi_ref, r, n))
+
+
+def best_of_n_log(pi_ref, r, n) -> np.ndarray:
+    """log of :func:`best_of_n`, finite wherever pi_ref > 0 even when the probability underflows."""
+    p, _, inverse, _, mass, log_f, d, keep = _bon_levels(pi_ref, r)
+    (count,) = check_n(n)
+    _, log_prob = _bon_level_probs(log_f, d, count)
+    log_ratio = np.full(keep.size, -np.inf)  # log P_bon(level) / P_ref(level), levels descending
+    log_ratio[keep] = log_prob - np.log(mass)
+    with np.errstate(divide="ignore"):
+        return np.log(p) + log_ratio[::-1][inverse]
+
+
+def bon_frontier(pi_ref, r, ns, extra=None):
+    """Exact (KL(best-of-n || pi_ref), E[r]) for each n, vectorised over reward levels.
+
+    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22). Many
+    levels and many n go through :mod:`explorer.frontier.bon_sweep` (one pass for all n). With
+    ``extra`` (list of other rewards) also returns E_bon[extra] of shape (len(ns), len(extra))."""
+    p, _, inverse, levels, mass, log_f, d, keep = _bon_levels(pi_ref, r)
+    counts = check_n(ns, "ns")
+    others = [check_reward(g, p.size, "extra reward") for g in (extra or [])]
+    # per level, the pi_ref-average of each extra reward (levels descending, as in `mass`)
+    level_extra = []
+    for g in others:
+        sums = np.bincount(inverse, weights=p * g, minlength=keep.size)[::-1][keep]
+        level_extra.append(sums / mass)
+    level_extra = np.stack(level_extra, axis=1) if others else np.zeros((mass.size, 0))
+    depth = -log_f  # increasing down the levels
+    # levels each n needs on its own; the sweep costs about 30 passes over all levels at once
+    direct_work = np.searchsorted(depth, _TAIL / counts, side="right").sum()
+    if mass.size >= _SWEEP_LEVELS and direct_work > _SWEEP_FACTOR * mass.size:
+        kls, rewards, mean_extra = bon_sweep.frontier(levels, mass, log_f, d, counts, level_extra)
+        return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
+    log_mass = np.log(mass)
+    kls = np.empty(counts.size)
+    rewards = np.empty(counts.size)
+    mean_extra = np.empty((counts.size, level_extra.shape[1]))
+    for i, count in enumerate(counts):
+        top = max(int(np.searchsorted(depth, _TAIL / count, side="right")), 1)
+        prob, log_prob = _bon_level_probs(log_f[:top], d[:top], count)
+        total = float(prob.sum())
+        log_prob -= log_mass[:top]
+        kls[i] = max(float(prob @ log_prob), 0.0)
+        rewards[i] = float(prob @ levels[:top]) / total
+        mean_extra[i] = prob @ level_extra[:top] / total
+    if extra is None:
+        return kls, rewards
+    return kls, rewards, mean_extra
+
+
+def worst_of_n(pi_ref, r, n) -> np.ndarray:
+    """The exact worst-of-n policy (the best of n under -r)."""
+    p = check_policy(pi_ref)
+    return best_of_n(p, -check_reward(r, p.size), n)
+
+
+# --------------------------------------------------------------------------------------------
+# f-divergence regularised optima (Wang et al. 2024, "Beyond reverse KL: generalizing direct
+# preference optimization with diverse divergence constraints", Theorem 1) and chi-PO
+# (Huang et al. 2025, "Correcting the mythos of KL-regularization: direct alignment without
+# overoptimization via chi-squared preference optimization", eq. 8)
+# --------------------------------------------------------------------------------------------
+
+#: Regularisers beyond the registry: chi-PO's chi^2 + KL, and the plain chi^2 part alone.
+EXTRA_REGULARIZERS = {
+    "chi_po": "χ²(π‖π_ref) + KL(π‖π_ref)  (chi-PO, link z + log z)",
+    "chi_squared": "χ²(π‖π_ref) = E_ref[(π/π_ref − 1)²]  (makes exact zeros)",
+}
+
+
+def regularizer_names() -> list[str]:
+    """Names accepted by :func:`f_regularized`: the registry's plus chi-PO's (and plain chi^2)."""
+    return [*divergences.names(), *EXTRA_REGULARIZERS]
+
+
+def _inverse_link(divergence: str, alpha):
+    """t(u) solving link(t) = u, where the regulariser is E_ref[g(pi/pi_ref)] and link = g'.
+
+    The policy is the model fitted to pi_ref, so a registry name D means D(pi_ref || pi) in the
+    registry's convention (fitting q = pi to p = pi_ref): reverse_kl = KL(pi || pi_ref), the
+    usual RL penalty. Written as E_ref[g(pi/pi_ref)], its generator g is the registry member's
+    dual; (g')^-1 is then the registry's f_prime_inverse of that dual."""
+    if divergence == "chi_po":
+        if alpha is not None:
+            raise ValueError("alpha is only used by the 'alpha' divergence; leave it as None for chi_po")
+        return _omega  # z + log z = u
+    if divergence == "chi_squared":
+        if alpha is not None:
+            raise ValueError("alpha is only used by the 'alpha' divergence; leave it as None")
+        return divergences.get("pearson").f_prime_inverse  # 1 + u/2, clamped at zero
+    if divergence not in divergences.names():
+        raise ValueError(
+            f"unknown divergence {divergence!r}; choose one of: {', '.join(regularizer_names())}"
+        )
+    member = divergences.get(divergence, alpha)
+    if divergence == "tv":
+        raise ValueError(
+            "total variation has no regularised optimum of this form: its f' is a step, not "
+            "invertible; choose another divergence"
+        )
+    return member.dual().f_prime_inverse
+
+
+def _omega(u):
+    """Wright omega, the z with z + log z = u (z = W(e^u)), by scipy.special.wrightomega: exact
+    for huge u (W of e^800) and for very negative u, where the registry's Newton iteration starts
+    from exp(u) = 0 and returns NaN (the two agree to 1e-15 elsewhere; see the tests)."""
+    values = torch.as_tensor(u, dtype=torch.float64)
+    return torch.from_numpy(wrightomega(values.numpy()))
+
+
+def link_at_one(divergence: str, alpha=None) -> float:
+    """g'(1), the link value where the policy equals pi_ref."""
+    if divergence == "chi_po":
+        return 1.0
+    if divergence == "chi_squared":
+        return 0.0
+    member = divergences.get(divergence, alpha).dual()
+    return float(member.f_prime(torch.ones(1, dtype=torch.float64))[0])
+
+
+def link_supremum(divergence: str, alpha=None) -> float:
+    """sup g' (= lim g(t)/t): above it the inverse link is +inf."""
+    if divergence in EXTRA_REGULARIZERS:
+        return math.inf
+    return float(divergences.get(divergence, alpha).dual().slope_at_infinity)
+
+
+def f_regularized(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarray:
+    """The maximiser of E_pi[r] - beta D(pi), D an f-divergence from pi_ref (f-DPO) or chi-PO's.
+
+    Stationarity gives pi = pi_ref * (g')^-1((r - lambda)/beta) with g the generator on
+    pi/pi_ref (Wang et al. 2024, Theorem 1); lambda makes pi sum to one. The sum decreases in
+    lambda (g' increases), and pi/pi_ref = 1 solves g'(t) = g'(1), so the root lies in
+    [min r - beta g'(1), max r - beta g'(1)]; when sup g' is finite the lower end is lifted to
+    where the top response's ratio is finite. Found with Brent's method (scipy brentq)."""
+    p = check_policy(pi_ref)
+    values = check_reward(r, p.size)
+    (b,) = check_beta(beta)
+    inverse = _inverse_link(divergence, alpha)
+    if divergence == "reverse_kl":
+        return tilted(p, values, b)
+    support = p > 0
+    rs, ps = values[support], p[support]
+    at_one = link_at_one(divergence, alpha)
+    ceiling = link_supremum(divergence, alpha)
+
+    def total(lam: float) -> float:
+        ratio = inverse(torch.from_numpy((rs - lam) / b)).numpy()
+        return float(ps @ ratio) - 1.0
+
+    high = float(rs.max()) - b * at_one
+    low = float(rs.min()) - b * at_one
+    if math.isfinite(ceiling):
+        edge = float(rs.max()) - b * ceiling  # below this lambda the top ratio is infinite
+        if low <= edge:
+            low = _lift_lower_end(total, edge, high)
+    if not (total(low) >= 0.0 >= total(high)):
+        raise ValueError(
+            f"cannot bracket the normalising constant for {divergence!r} at beta={b:g}: the sum "
+            f"of the policy does not cross 1 between lambda={low:.6g} and {high:.6g}; try a larger beta"
+        )
+    lam = high if total(high) == 0.0 else brentq(total, low, high, xtol=1e-15, rtol=1e-15, maxiter=500)
+    ratio = inverse(torch.from_numpy((values - lam) / b)).numpy()
+    pi = np.where(support, p * np.where(support, ratio, 0.0), 0.0)
+    return pi / pi.sum()
+
+
+def _lift_lower_end(total, edge: float, high: float) -> float:
+    """A lambda just above ``edge`` where the sum is finite and >= 1 (it -> inf at the edge)."""
+    gap = high - edge
+    for _ in range(1100):
+        gap /= 2.0
+        candidate = edge + gap
+        if candidate <= edge:
+            break
+        value = total(candidate)
+        if math.isfinite(value) and value >= 0.0:
+            return candidate
+    raise ValueError(
+        "cannot bracket the normalising constant: even next to the edge of the divergence's "
+        "range the policy sums to less than 1 (pi_ref of the best response is too small); "
+        "try a larger beta"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reward transformations
+# --------------------------------------------------------------------------------------------
+
+
+def calibrate(pi_ref, r) -> np.ndarray:
+    """The calibrated reward c(y) = P_{y'~pi_ref}(r(y') < r(y)) + 1/2 P(r(y') = r(y)): the
+    quantile of y's reward under pi_ref, ties counted half (Balashankar et al. 2025, InfAlign,
+    eq. 6)."""
+    p = check_policy(pi_ref)
+    values, level = _levels(check_reward(r, p.size))
+    q_level = np.bincount(level, weights=p, minlength=values.size)
+    below = np.cumsum(q_level) - q_level
+    return (below + 0.5 * q_level)[level]
+
+
+def infalign(pi_ref, r, beta, t, procedure: str = "best") -> np.ndarray:
+    """InfAlign's calibrate-and-transform (Balashankar et al. 2025, "InfAlign: inference-aware
+    language model alignment", Sec. 4): calibrate r to its pi_ref quantile c, transform it with
+    exp(t c) for best-of-n (or -exp(-t c) for worst-of-n), then KL-regularise."""
+    if procedure not in ("best", "worst"):
+        raise ValueError(f"procedure must be 'best' or 'worst' (of n), got {procedure!r}")
+    if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        raise ValueError(f"t must be a positive finite number (the transform's sharpness), got {t!r}")
+    p = check_policy(pi_ref)
+    c = calibrate(p, r)
+    transformed = np.exp(t * c) if procedure == "best" else -np.exp(-t * c)
+    return tilted(p, transformed, beta)
+
+
+def inference_win_rate(pi, pi_ref, r, n, procedure: str = "best") -> float:
+    """Win rate of the n-sample procedure (best- or worst-of-n) applied to pi against the same
+    procedure applied to pi_ref (ties half): InfAlign's inference-time win rate."""
+    if procedure not in ("best", "worst"):
+        raise ValueError(f"procedure must be 'best' or 'worst' (of n), got {procedure!r}")
+    pick = best_of_n if procedure == "best" else worst_of_n
+    p = check_policy(pi, "pi")
+    return win_rate(pick(p, r, n), pick(check_policy(pi_ref), r, n), r)
+
+
+def log_sigmoid_transform(r, r_ref) -> np.ndarray:
+    """u = log sigmoid(r - r_ref) (Wang et al. 2024, "Transforming and combining rewards for
+    aligning large language models", eq. 3); stable for any difference."""
+    values = np.asarray(r, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("r contains NaN or infinite rewards; rewards must be finite")
+    return -np.logaddexp(0.0, -(values - float(r_ref)))
+
+
+def combine_rewards(rewards, r_refs, transform: bool = True) -> np.ndarray:
+    """Sum of rewards; with ``transform`` the sum of log sigmoid(r_j - r_ref_j), i.e. the log
+    probability that the response is good on every reward at once (a logical AND)."""
+    rewards = [np.asarray(x, dtype=np.float64) for x in rewards]
+    if len(rewards) != len(r_refs) or not rewards:
+        raise ValueError("give one reference value r_ref per reward")
+    if not transform:
+        return np.sum(rewards, axis=0)
+    return np.sum([log_sigmoid_transform(x, ref) for x, ref in zip(rewards, r_refs, strict=True)], axis=0)

@@ -1,0 +1,270 @@
+"""Figures of the frontier explorer: pure functions from a FrontierResult to a figure.
+
+They draw, they never compute the science (the one exception is evaluating an already fitted
+Gao curve on a grid, and sqrt for the sqrt(KL) axis)."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..ui import HTMLView
+from .compute import BETAS as BETAS_FOR_HOVER
+from .compute import FrontierResult
+
+COLOURS = {
+    "kl_rl": "#1f77b4",
+    "bon": "#d62728",
+    "f": "#2ca02c",
+    "chi_po": "#9467bd",
+    "log_sigmoid": "#8c564b",
+    "infalign": "#e377c2",
+    "trained": "#ff7f0e",
+}
+SIZE = {"height": 380, "width": 560}
+
+
+def format_value(value: float, digits: int = 4) -> str:
+    """Numbers for tables: infinite values as ∞ (never a huge number), NaN as —."""
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def _x(result: FrontierResult, kl):
+    kl = np.asarray(kl, dtype=float)
+    return np.sqrt(kl) if result.settings["x_axis"] == "sqrt_kl" else kl
+
+
+def _x_title(result):
+    return "√KL(π‖π_ref)" if result.settings["x_axis"] == "sqrt_kl" else "KL(π‖π_ref)  [nats]"
+
+
+def _y(result, curve_or_obj):
+    return curve_or_obj.gold if result.settings["y_reward"] == "gold" else curve_or_obj.proxy
+
+
+def _layout(fig, title, **extra):
+    settings = {"legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
+                **SIZE, **extra}
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, **settings)
+    return fig
+
+
+def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, **extra) -> go.Figure:
+    """One figure from plain trace and layout dicts: plotly validates them once, which is several
+    times faster than adding traces and updating the layout step by step (slider moves)."""
+    layout = {"title": {"text": title, "font": {"size": 14}}, "xaxis": xaxis, "yaxis": yaxis,
+              "legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
+              **SIZE, **extra}
+    return go.Figure(data=traces, layout=layout)
+
+
+def frontier_plane(result: FrontierResult) -> go.Figure:
+    """Every method on one (KL, reward) plane; hover shows beta or n. Best-of-n is drawn at its
+    exact KL and, hollow, at log n - (n-1)/n, the value for continuous rewards."""
+    y_name = result.settings["y_reward"]
+    traces = []
+    for key, curve in result.curves.items():
+        traces.append({
+            "type": "scatter", "x": _x(result, curve.kl), "y": _y(result, curve),
+            "mode": "lines+markers" if key == "bon" else "lines", "name": curve.name,
+            "line": {"color": COLOURS[key], "dash": "dot" if key in ("log_sigmoid", "infalign") else None},
+            "marker": {"size": 4}, "customdata": curve.values,
+            "hovertemplate": f"{curve.parameter} = %{{customdata:.4g}}<br>KL %{{x:.4g}}<br>"
+            f"{y_name} %{{y:.4g}}<extra>{html.escape(curve.name)}</extra>",
+        })
+    bon = result.curves["bon"]
+    traces.append({
+        "type": "scatter", "x": _x(result, result.bon_bound), "y": _y(result, bon), "mode": "markers",
+        "name": "best-of-n at log n − (n−1)/n", "customdata": bon.values,
+        "marker": {"symbol": "circle-open", "color": COLOURS["bon"], "size": 6},
+        "hovertemplate": "n = %{customdata:.0f}<br>continuous-reward KL %{x:.4g}<extra></extra>",
+    })
+    for trajectory in result.trajectories:
+        traces.append({
+            "type": "scatter", "x": _x(result, trajectory.kl),
+            "y": np.asarray(trajectory.gold if y_name == "gold" else trajectory.proxy),
+            "mode": "lines+markers", "name": f"trained: {trajectory.label}", "marker": {"size": 3},
+            "line": {"color": COLOURS["trained"]}, "customdata": np.asarray(trajectory.steps),
+            "hovertemplate": "step %{customdata}<br>KL %{x:.4g}<br>%{y:.4g}<extra>trained</extra>",
+        })
+    chosen = list(result.selected.values())
+    traces.append({
+        "type": "scatter", "x": _x(result, [m.kl for m in chosen]),
+        "y": [m.gold if y_name == "gold" else m.proxy for m in chosen], "mode": "markers",
+        "marker": {"symbol": "x", "size": 10, "color": "black"}, "name": "selected β, n",
+        "text": [f"{html.escape(m.name)}, {m.setting}" for m in chosen],
+        "hovertemplate": "%{text}<extra></extra>",
+    })
+    trained = " and training" if result.trajectories else ""
+    return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = selected β, n)",
+                   {"title": {"text": _x_title(result)}}, {"title": {"text": f"expected {y_name} reward"}},
+                   width=640, height=430)
+
+
+def overoptimisation(result: FrontierResult) -> go.Figure:
+    """Gold reward gain along the proxy-optimal curves against sqrt(KL), peak marked, with the
+    fitted Gao et al. forms (dashed)."""
+    fig = go.Figure()
+    gold_ref = float(result.scenario.pi_ref @ result.scenario.gold)
+    for key in ("kl_rl", "bon"):
+        curve = result.curves[key]
+        d = np.sqrt(curve.kl)
+        gain = curve.gold - gold_ref
+        fig.add_scatter(x=d, y=gain, mode="lines+markers" if key == "bon" else "lines",
+                        name=curve.name, line={"color": COLOURS[key]}, marker={"size": 4},
+                        customdata=curve.values,
+                        hovertemplate=f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>gain %{{y:.4g}}<extra></extra>")
+        peak = int(np.argmax(gain))
+        fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
+                        name=f"gold peak: {curve.parameter} = {curve.values[peak]:.3g}",
+                        marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
+                        hovertemplate="gold peak<extra></extra>")
+        fit = result.fits.get(key)
+        if fit is not None:
+            grid = np.linspace(0, d.max(), 120)
+            fig.add_scatter(x=grid, y=fit(grid), mode="lines", line={"dash": "dash", "color": COLOURS[key]},
+                            name=f"Gao fit {fit.form}: a={fit.a:.3g}, b={fit.b:.3g} (R²={fit.r_squared:.2f})")
+        proxy_gain = curve.proxy - float(result.scenario.pi_ref @ result.scenario.proxy)
+        fig.add_scatter(x=d, y=proxy_gain, mode="lines", line={"color": COLOURS[key], "width": 1},
+                        opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
+    fig.update_xaxes(title="d = √KL(π‖π_ref)")
+    fig.update_yaxes(title="reward gain over π_ref")
+    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640)
+
+
+def diversity(result: FrontierResult) -> go.Figure:
+    """Entropy, KL(pi_ref || pi) (what the policy dropped of pi_ref; infinite with zeros) and, in
+    the verifiable scenario, how many distinct correct answers k samples cover, against KL."""
+    verifiable = bool(result.scenario.correct.any())
+    k = result.settings["k"]
+    titles = ["entropy", "KL(π_ref‖π): what π dropped"]
+    titles.append(f"distinct correct answers in {k} samples" if verifiable else "gold reward")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.09)
+    for key in ("kl_rl", "f", "chi_po", "bon"):
+        curve = result.curves[key]
+        x = _x(result, curve.kl)
+        style = {"mode": "lines", "line": {"color": COLOURS[key]}, "legendgroup": key}
+        fig.add_scatter(x=x, y=curve.entropy, name=curve.name, row=1, col=1, **style)
+        if np.any(np.isfinite(curve.forgotten)):
+            finite = np.isfinite(curve.forgotten)
+            fig.add_scatter(x=x[finite], y=curve.forgotten[finite], showlegend=False, row=1, col=2, **style)
+        third = curve.distinct_correct(k) if verifiable else curve.gold
+        fig.add_scatter(x=x, y=third, showlegend=False, row=1, col=3, **style)
+    for col in (1, 2, 3):
+        fig.update_xaxes(title=_x_title(result), row=1, col=col)
+    fig.update_yaxes(title="nats", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    return _layout(fig, "diversity: what each optimum keeps", width=900,
+                   legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+
+
+def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
+    """Probabilities of the most likely responses (by pi_ref) under pi_ref and the selected
+    policies; correct answers and hackable responses are marked."""
+    s = result.scenario
+    special = np.flatnonzero(s.correct | s.hackable)
+    shown = np.unique(np.concatenate([np.arange(min(top, s.size)), special]))[: top + 10]
+    labels = [f"#{i}" + (" ✓" if s.correct[i] else "") + (" ⚠hack" if s.hackable[i] else "") for i in shown]
+    traces = [{"type": "bar", "x": labels, "y": s.pi_ref[shown], "name": "π_ref", "marker": {"color": "#7f7f7f"}}]
+    colours = [COLOURS["kl_rl"], COLOURS["f"], COLOURS["chi_po"], COLOURS["infalign"], COLOURS["bon"]]
+    for (name, pi), colour in zip(result.policies.items(), colours, strict=False):
+        traces.append({"type": "bar", "x": labels, "y": pi[shown], "marker": {"color": colour},
+                       "name": f"{name} ({result.selected[name].setting})"})
+    return _figure(
+        traces, "the policies themselves",
+        {"title": {"text": "response (by π_ref rank); ✓ correct, ⚠ hackable"}, "tickangle": -60},
+        {"title": {"text": "probability (log; below 1e-8 not shown)"}, "type": "log", "range": [-8, 0.05]},
+        barmode="group", width=760, height=470, legend={"orientation": "h", "y": -0.6, "font": {"size": 10}},
+    )
+
+
+def memoryless(result: FrontierResult) -> go.Figure:
+    """Best-of-N (N = e^{L Delta}) against KL-RL at KL = L Delta as the length L grows."""
+    m = result.memoryless
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("reward per token", "KL(best-of-N ‖ RL)"))
+    fig.add_scatter(x=m.lengths, y=m.bon_reward_per_token, name="best-of-N, N = e^{LΔ}",
+                    mode="lines+markers", line={"color": COLOURS["bon"]}, row=1, col=1)
+    fig.add_scatter(x=m.lengths, y=np.full(m.lengths.size, m.rl_reward_per_token),
+                    name=f"KL-RL at KL = LΔ (β = {m.beta:.3g})", line={"color": COLOURS["kl_rl"], "dash": "dash"}, row=1, col=1)
+    fig.add_scatter(x=m.lengths, y=m.kl_bon_rl, name="KL(BoN‖RL)", mode="lines+markers",
+                    line={"color": "#444"}, row=1, col=2)
+    fig.add_scatter(x=m.lengths, y=m.kl_bon_rl / m.lengths, name="KL(BoN‖RL) / L", mode="lines+markers",
+                    line={"color": "#444", "dash": "dot"}, row=1, col=2)
+    for col in (1, 2):
+        fig.update_xaxes(title="sequence length L", type="log", row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    return _layout(fig, f"memoryless LM, Δ = {m.delta:g} nats/token: best-of-N → KL-RL per token",
+                   width=760, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+
+
+def two_rewards(result: FrontierResult) -> go.Figure:
+    """KL-RL on the plain sum of two rewards against the sum of log σ-transformed ones: the
+    paths of (E r1, E r2) as β falls, and P(both better than a typical reference response)."""
+    t = result.two_rewards
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "E[r₁] (proxy) vs E[r₂] (second reward) as β falls", "P(both above their π_ref median)"))
+    styles = {"sum": ("r₁ + r₂", "#1f77b4"), "log_sigmoid": ("log σ(r₁ − ref₁) + log σ(r₂ − ref₂)", "#2ca02c")}
+    for name, (label, colour) in styles.items():
+        fig.add_scatter(x=t.first[name], y=t.second[name], mode="lines", name=label,
+                        line={"color": colour}, legendgroup=name, customdata=BETAS_FOR_HOVER,
+                        hovertemplate="β = %{customdata:.3g}<extra></extra>", row=1, col=1)
+        fig.add_scatter(x=_x(result, t.kl[name]), y=t.both_good[name], mode="lines", showlegend=False,
+                        line={"color": colour}, legendgroup=name, row=1, col=2)
+    fig.update_xaxes(title="E[r₁]", row=1, col=1)
+    fig.update_yaxes(title="E[r₂]", row=1, col=1)
+    fig.update_xaxes(title=_x_title(result), row=1, col=2)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    return _layout(fig, "two rewards: a sum trades one for the other, log σ sums ask for both",
+                   width=820, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+
+
+def measures_table(result: FrontierResult) -> HTMLView:
+    """The selected policies' measures, infinite values shown as ∞ with the reason."""
+    verifiable = bool(result.scenario.correct.any())
+    k, n = result.settings["k"], result.settings["n"]
+    head = ["policy", "setting", "KL(π‖π_ref)", "KL(π_ref‖π)", "proxy", "gold", "entropy",
+            "win rate (gold)", f"best-of-{n} win rate"]
+    if verifiable:
+        head += [f"pass@{k}", f"distinct correct in {k}"]
+    rows = []
+    for m in result.selected.values():
+        reverse = format_value(m.reverse_kl_of_ref)
+        if math.isinf(m.reverse_kl_of_ref):
+            reverse = f"<span title='the policy gives {m.zeros} responses zero probability'>∞ ({m.zeros} zeros)</span>"
+        cells = [html.escape(m.name), m.setting, format_value(m.kl), reverse, format_value(m.proxy),
+                 format_value(m.gold), format_value(m.entropy), format_value(m.win_rate),
+                 format_value(m.inference_win_rate)]
+        if verifiable:
+            cells += [format_value(m.pass_at_k), format_value(m.distinct_correct)]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    header = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+    return HTMLView(
+        "<div style='font-size:12px'><b>" + html.escape(result.scenario.description) + "</b>"
+        "<table style='border-collapse:collapse' border='1' cellpadding='3'>"
+        + header + "".join(rows) + "</table>"
+        "<span style='color:#666'>KL(π_ref‖π) is infinite when the policy gives zero probability "
+        "to a response π_ref can produce. Win rates count ties half.</span></div>"
+    )
+
+
+def all_figures(result: FrontierResult) -> dict:
+    return {
+        "plane": frontier_plane(result),
+        "overoptimisation": overoptimisation(result),
+        "diversity": diversity(result),
+        "policy": policy_bars(result),
+        "memoryless": memoryless(result),
+        "two_rewards": two_rewards(result),
+        "measures": measures_table(result),
+    }

@@ -1,0 +1,178 @@
+"""Trained policies: a tabular softmax policy, started at pi_ref, trained by policy gradient with a
+KL penalty or by (f-)DPO / chi-PO on Bradley-Terry preference pairs. Torch, float64, any device.
+
+The trajectory (KL to pi_ref, proxy and gold reward every few steps) is what the frontier plane
+draws beside the exact curves; with enough data and steps the end point is the exact optimum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import divergences
+from ..device import check_seed, choose_device, generator
+from .exact import check_beta, check_policy, check_reward, regularizer_names
+
+METHODS = ("pg", "dpo")
+
+
+@dataclass
+class Trajectory:
+    """What a training run went through, and where it ended."""
+
+    method: str
+    divergence: str
+    beta: float
+    steps: list[int] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    proxy: list[float] = field(default_factory=list)
+    gold: list[float] = field(default_factory=list)
+    policy: np.ndarray | None = None
+
+    @property
+    def label(self) -> str:
+        name = "PG + KL penalty" if self.method == "pg" else f"DPO ({self.divergence})"
+        return f"{name}, β = {self.beta:g}"
+
+
+def link(divergence: str, alpha, log_t: torch.Tensor) -> torch.Tensor:
+    """g'(t) at t = pi/pi_ref, the f-DPO implicit reward per unit beta (Wang et al. 2024, eq. 9):
+    log t + 1 for reverse KL (plain DPO), -1/t for forward KL, t + log t for chi-PO."""
+    if divergence == "chi_po":
+        return torch.exp(log_t) + log_t
+    if divergence == "reverse_kl":
+        return log_t + 1.0
+    if divergence == "chi_squared":
+        return 2.0 * torch.expm1(log_t)
+    return divergences.get(divergence, alpha).dual().f_prime(torch.exp(log_t))
+
+
+def preference_pairs(pi_ref, reward, n_pairs: int, seed: int = 0):
+    """n_pairs (winner, loser) index pairs: both responses drawn from pi_ref, the first preferred
+    with probability sigmoid(r1 - r2) (Bradley-Terry). Pairs of the same response are dropped."""
+    p = check_policy(pi_ref)
+    r = check_reward(reward, p.size, "reward")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
+    rng = np.random.default_rng(check_seed(seed))
+    first = rng.choice(p.size, size=n_pairs, p=p)
+    second = rng.choice(p.size, size=n_pairs, p=p)
+    keep = first != second
+    first, second = first[keep], second[keep]
+    first_wins = rng.random(first.size) < 1.0 / (1.0 + np.exp(-(r[first] - r[second])))
+    winner = np.where(first_wins, first, second)
+    loser = np.where(first_wins, second, first)
+    return winner, loser
+
+
+def train(
+    pi_ref,
+    proxy,
+    *,
+    method: str = "pg",
+    beta: float = 0.5,
+    divergence: str = "reverse_kl",
+    alpha: float | None = None,
+    steps: int = 300,
+    learning_rate: float = 0.05,
+    batch: int | None = 256,
+    n_pairs: int = 20_000,
+    gold=None,
+    record_every: int = 5,
+    seed: int = 0,
+    device=None,
+    report: Callable | None = None,
+) -> Trajectory:
+    """Train a tabular softmax policy from pi_ref (Adam on the logits).
+
+    * ``method="pg"``: REINFORCE with the KL penalty folded into the reward, r - beta log(pi/pi_ref)
+      (Ziegler et al. 2019, "Fine-tuning language models from human preferences", eq. 2), a batch
+      mean baseline, ``batch`` samples per step; ``batch=None`` uses the exact expected gradient
+      of E_pi[r] - beta KL(pi || pi_ref). Optimum: the tilted policy.
+    * ``method="dpo"``: the f-DPO loss -log sigmoid(beta [g'(t_w) - g'(t_l)]), t = pi/pi_ref, on
+      ``n_pairs`` Bradley-Terry pairs from pi_ref (Rafailov et al. 2023 for reverse KL; Wang et
+      al. 2024 for the f-divergences; Huang et al. 2025 chi-PO link t + log t). Optimum: the
+      f-regularised policy of :func:`explorer.frontier.exact.f_regularized`.
+
+    ``report(fraction, message, partial=trajectory)`` is called as training goes (the app's
+    Runner raises there to cancel)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of: {', '.join(METHODS)}; got {method!r}")
+    if divergence not in regularizer_names() or divergence == "tv":
+        raise ValueError(
+            f"divergence must be one of: {', '.join(n for n in regularizer_names() if n != 'tv')}"
+        )
+    if method == "pg" and divergence != "reverse_kl":
+        raise ValueError("policy gradient here uses the KL penalty; choose divergence='reverse_kl'")
+    (beta,) = check_beta(beta)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 2):
+        raise ValueError(f"batch must be a whole number >= 2, or None for the exact gradient; got {batch!r}")
+    p = check_policy(pi_ref)
+    if np.any(p == 0):
+        raise ValueError("pi_ref must give every response some probability to start a softmax from it")
+    r_np = check_reward(proxy, p.size, "proxy")
+    g_np = r_np if gold is None else check_reward(gold, p.size, "gold")
+    dev = choose_device(device)
+    seed = check_seed(seed)
+    gen = generator(seed, dev)
+    log_ref = torch.log(torch.as_tensor(p, dtype=torch.float64, device=dev))
+    r = torch.as_tensor(r_np, dtype=torch.float64, device=dev)
+    g = torch.as_tensor(g_np, dtype=torch.float64, device=dev)
+    logits = log_ref.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([logits], lr=learning_rate)
+    if method == "dpo":
+        winner, loser = preference_pairs(p, r_np, n_pairs, seed)
+        # the loss only sees each ordered pair through its count: sum over distinct pairs
+        pair, count = np.unique(winner * p.size + loser, return_counts=True)
+        winner = torch.as_tensor(pair // p.size, device=dev)
+        loser = torch.as_tensor(pair % p.size, device=dev)
+        share = torch.as_tensor(count / count.sum(), dtype=torch.float64, device=dev)
+    trajectory = Trajectory(method, divergence, float(beta))
+
+    def record(step: int, log_pi: torch.Tensor) -> None:
+        with torch.no_grad():
+            pi = torch.exp(log_pi)
+            trajectory.steps.append(step)
+            trajectory.kl.append(max(float(torch.sum(pi * (log_pi - log_ref))), 0.0))
+            trajectory.proxy.append(float(pi @ r))
+            trajectory.gold.append(float(pi @ g))
+
+    for step in range(steps):
+        log_pi = torch.log_softmax(logits, dim=0)
+        if step % record_every == 0:
+            record(step, log_pi)
+            if report is not None:
+                report(step / steps, f"step {step}/{steps}", partial=trajectory)
+        if method == "pg":
+            loss = _pg_loss(log_pi, log_ref, r, beta, batch, gen)
+        else:
+            log_t = log_pi - log_ref
+            margin = beta * (link(divergence, alpha, log_t[winner]) - link(divergence, alpha, log_t[loser]))
+            loss = share @ torch.nn.functional.softplus(-margin)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    log_pi = torch.log_softmax(logits.detach(), dim=0)
+    record(steps, log_pi)
+    trajectory.policy = torch.exp(log_pi).cpu().numpy()
+    return trajectory
+
+
+def _pg_loss(log_pi, log_ref, r, beta, batch, gen):
+    if batch is None:  # exact: minus (E_pi[r] - beta KL(pi || pi_ref))
+        pi = torch.exp(log_pi)
+        return -(pi @ r - beta * torch.sum(pi * (log_pi - log_ref)))
+    with torch.no_grad():
+        sample = torch.multinomial(torch.exp(log_pi), batch, replacement=True, generator=gen)
+        shaped = r[sample] - beta * (log_pi[sample] - log_ref[sample])
+        advantage = shaped - shaped.mean()
+    return -(advantage * log_pi[sample]).mean()

@@ -1,0 +1,149 @@
+"""BFGS for many small independent problems at once (one per start of the exact solver).
+
+Every start has its own inverse-Hessian estimate, its own step length and its own
+backtracking line search, so the starts never influence each other (a single quasi-Newton
+run on the stacked problem would share one line search, and a start whose objective is
+huge would drag the others out of their basins). Only the evaluation is shared: all trial
+points go through the objective as one batch, which for these tiny problems costs about as
+much as a single point.
+
+BFGS with the inverse-Hessian update and the first-step scaling of Nocedal & Wright (2006),
+"Numerical Optimization", Algorithm 6.1 and eq. 6.20; Armijo backtracking (eq. 3.4) on the
+step projected onto the box of bounds. An infinite or NaN objective at a trial point is a
+rejected step: that start backtracks, the others carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BatchResult:
+    x: np.ndarray  # (R, P) final points
+    f: np.ndarray  # (R,) final values
+    evaluations: int  # batched evaluations
+    converged: np.ndarray  # (R,) bool
+    paths: list[list[np.ndarray]]  # accepted iterates of each start
+    merged: np.ndarray  # (R,) index of the start whose optimum this one ran into, else -1
+
+
+def _projected_gradient(x, g, low, high):
+    """The gradient with the components that push against an active bound zeroed."""
+    blocked = ((x <= low) & (g > 0)) | ((x >= high) & (g < 0))
+    return np.where(blocked, 0.0, g)
+
+
+def minimise_batch(
+    value_and_gradient: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x0: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    gtol: float = 1e-9,
+    ftol: float = 1e-13,
+    max_rounds: int = 300,
+    armijo: float = 1e-4,
+    stall: float = 1e-11,
+    merge_radius: float = 0.05,
+) -> BatchResult:
+    """Minimise R independent objectives f_r(x_r) from the rows of ``x0`` (R, P).
+
+    ``value_and_gradient(X)`` takes (R, P) points and returns the R values and (R, P)
+    gradients (inf / NaN where the objective is not finite there). A start stops when its
+    projected gradient is below ``gtol``, when a full step gains less than ``ftol`` (relative),
+    or after three accepted steps in a row that each gain less than ``stall`` (relative): the
+    last guards non-smooth objectives such as total variation, where steps stay short.
+    A start that comes within ``merge_radius`` (in every coordinate) of an optimum another
+    start has already converged to, at a value no better than it, stops: it is in that
+    optimum's basin, and following it to the end would only find the same point again.
+    """
+    x = np.clip(np.array(x0, dtype=np.float64), low, high)
+    count, size = x.shape
+    f, g = value_and_gradient(x)
+    evaluations = 1
+    finite = np.isfinite(f) & np.all(np.isfinite(g), axis=1)
+    active = finite.copy()  # starts where the objective is infinite are not run
+    converged = np.zeros(count, dtype=bool)
+    inverse_hessian = np.repeat(np.eye(size)[None], count, axis=0)
+    first_step = np.ones(count, dtype=bool)
+    slow_steps = np.zeros(count, dtype=int)
+    direction = -g.copy()
+    direction[~finite] = 0.0
+    step = np.ones(count)
+    # keep the first step modest: at most a unit move in any parameter
+    largest = np.max(np.abs(direction), axis=1)
+    step = np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
+    paths = [[row.copy()] for row in x]
+    merged = np.full(count, -1)
+    for _ in range(max_rounds):
+        if not active.any():
+            break
+        trial = np.where(active[:, None], np.clip(x + step[:, None] * direction, low, high), x)
+        f_trial, g_trial = value_and_gradient(trial)
+        evaluations += 1
+        moved = trial - x
+        decrease = np.einsum("rp,rp->r", g, moved)
+        ok = (active & np.isfinite(f_trial) & np.all(np.isfinite(g_trial), axis=1)
+              & (f_trial <= f + armijo * decrease))
+        # rejected steps: backtrack that start only
+        failed = active & ~ok
+        step[failed] *= 0.5
+        stuck = failed & (step < 1e-12)
+        converged[stuck] = np.all(np.abs(_projected_gradient(x[stuck], g[stuck], low, high))
+                                  < 1e3 * gtol, axis=1)
+        active &= ~stuck
+        if not ok.any():
+            continue
+        # accepted steps: BFGS update of the inverse Hessian (skipped without curvature)
+        s, y = moved[ok], g_trial[ok] - g[ok]
+        sy = np.einsum("rp,rp->r", s, y)
+        h = inverse_hessian[ok]
+        scale = first_step[ok] & (sy > 0)
+        if scale.any():  # Nocedal & Wright eq. 6.20: H0 = (s'y / y'y) I before the first update
+            yy = np.einsum("rp,rp->r", y[scale], y[scale])
+            h[scale] = (sy[scale] / yy)[:, None, None] * np.eye(size)[None]
+        curved = sy > 1e-300
+        rho = np.where(curved, 1.0 / np.where(curved, sy, 1.0), 0.0)
+        eye = np.eye(size)[None]
+        left = eye - rho[:, None, None] * np.einsum("ri,rj->rij", s, y)
+        right = eye - rho[:, None, None] * np.einsum("ri,rj->rij", y, s)
+        updated = (np.einsum("rij,rjk,rkl->ril", left, h, right)
+                   + rho[:, None, None] * np.einsum("ri,rj->rij", s, s))
+        h = np.where(curved[:, None, None], updated, h)
+        inverse_hessian[ok] = h
+        first_step[ok] = False
+        previous = f[ok]
+        full_step = step[ok] >= 1.0
+        x[ok], f[ok], g[ok] = trial[ok], f_trial[ok], g_trial[ok]
+        for index in np.flatnonzero(ok):
+            paths[index].append(x[index].copy())
+        direction[ok] = -np.einsum("rij,rj->ri", h, g[ok])
+        # a direction that does not descend (a poor estimate): restart from steepest descent
+        uphill = np.einsum("rp,rp->r", direction[ok], g[ok]) >= 0
+        if uphill.any():
+            rows = np.flatnonzero(ok)[uphill]
+            direction[rows] = -g[rows]
+            inverse_hessian[rows] = np.eye(size)
+            first_step[rows] = True
+        step[ok] = 1.0
+        small_gradient = np.all(np.abs(_projected_gradient(x[ok], g[ok], low, high)) < gtol,
+                                axis=1)
+        relative_gain = (previous - f[ok]) / np.maximum(
+            np.maximum(np.abs(previous), np.abs(f[ok])), 1.0)
+        small_change = full_step & (relative_gain <= ftol)
+        slow_steps[ok] = np.where(relative_gain <= stall, slow_steps[ok] + 1, 0)
+        done = small_gradient | small_change | (slow_steps[ok] >= 3)
+        rows = np.flatnonzero(ok)[done]
+        converged[rows] = True
+        active[rows] = False
+        finished = np.flatnonzero(converged & (merged < 0))
+        for row in np.flatnonzero(active):
+            near = finished[(np.max(np.abs(x[finished] - x[row]), axis=1) < merge_radius)
+                            & (f[finished] <= f[row])]
+            if near.size:
+                merged[row] = near[0]
+                active[row] = False
+    return BatchResult(x, f, evaluations, converged, paths, merged)

@@ -1,0 +1,682 @@
+"""Fitting q_theta to p by minimising D_f(p || q_theta): the exact solver and the animated Adam.
+
+The objective is the registry's quadrature ``sum_x q f(p/q) * cell`` from log densities on a
+fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinite, no epsilon).
+
+* ``fit``: BFGS (Nocedal & Wright 2006, Algorithm 6.1) in float64 with autograd gradients,
+  from several deterministic starts (moment matching and each mode of p), all run side by side
+  in one batch (``bfgs.py``); the local optima are deduplicated and the global one reported
+  with the others.
+* ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
+  objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
+  A step whose gradient is not finite is skipped (Adam's moments are left untouched).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from explorer import divergences as registry
+from explorer.device import DEVICE_VARIABLE, choose_device
+
+from .bfgs import minimise_batch
+from .families import Family, check_family
+from .targets import MAX_LOST_MASS, Discrete, Mixture1D, Mixture2D
+
+Tensor = torch.Tensor
+
+#: Default grid sizes: points on the line, points per axis in the plane.
+GRID_POINTS = {"1d": 512, "2d": 256, "discrete": None}
+#: 2D fits run every start on this coarser grid first, then polish the distinct optima.
+COARSE_POINTS_2D = 64
+
+
+def _device(device) -> torch.device:
+    """The device for a fit. These problems are tiny (a few thousand grid points, a handful of
+    parameters) and bound by kernel-launch overhead, so the default is the CPU; ask for a GPU
+    with ``device="cuda"`` or ``EXPLORER_DEVICE``."""
+    if device is None and not os.environ.get(DEVICE_VARIABLE):
+        return torch.device("cpu")
+    return choose_device(device)
+
+
+def kind_of(target) -> str:
+    if isinstance(target, Mixture1D):
+        return "1d"
+    if isinstance(target, Mixture2D):
+        return "2d"
+    if isinstance(target, Discrete):
+        return "discrete"
+    raise ValueError(
+        "target must be made by explorer.modes.mixture, mixture2d, discrete or teacher; "
+        f"got {type(target).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalised(log_mass: Tensor) -> Tensor:
+    """Renormalise grid masses to sum to one. Both p and q become proper distributions on the
+    grid, so no divergence can be lowered by pushing q's mass off the grid (the mass that was
+    cut off is reported separately, as a warning)."""
+    return log_mass - torch.logsumexp(log_mass, dim=-1, keepdim=True)
+
+
+@dataclass
+class Objective:
+    """D(p || q_theta) on a grid, with the p side precomputed once."""
+
+    target: object
+    family: Family
+    divergence: registry.Divergence
+    grid: object
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self):
+        self.points = self.grid.points.to(self.device)
+        self.log_cell = math.log(self.grid.cell)
+        self.log_p_cell = _normalised(self.target.log_prob(self.grid.points).to(self.device)
+                                      + self.log_cell)
+
+    def log_q(self, theta: Tensor) -> Tensor:
+        """log of q's grid masses q(x) cell, renormalised over the grid (see ``_normalised``)."""
+        return _normalised(self.family.log_prob(theta, self.points) + self.log_cell)
+
+    def value(self, theta: Tensor) -> Tensor:
+        """The quadrature sum_x q f(p/q) cell (a differentiable float64 scalar, maybe +inf);
+        for a batch of parameter vectors (R, P), the R values."""
+        log_q = self.log_q(theta)
+        return self.divergence.terms(self.log_p_cell.expand_as(log_q), log_q).sum(-1)
+
+    def batch_values_and_gradients(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log1p(D) at each row of ``thetas`` (R, P) and the (R, P) gradients, in one pass (the
+        rows are independent, so the gradient of the sum holds each row's own gradient).
+        Rows where D is not finite get +inf (and a zero gradient).
+
+        log1p is increasing, so it has the same minimisers and stationary points as D, but it
+        tames the astronomically large values and gradients of chi-squared-like divergences
+        (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
+        step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
+        t = torch.tensor(thetas, dtype=torch.float64, device=self.device, requires_grad=True)
+        values = torch.log1p(self.value(t))
+        finite = torch.isfinite(values)
+        total = torch.where(finite, values, torch.zeros_like(values)).sum()
+        (gradient,) = torch.autograd.grad(total, t)
+        values, gradient = values.detach().cpu().numpy(), gradient.cpu().numpy()
+        bad = ~np.isfinite(values) | ~np.all(np.isfinite(gradient), axis=1)
+        values[bad] = math.inf
+        gradient[bad] = 0.0
+        return values, gradient
+
+    def evaluate(self, theta) -> float:
+        with torch.no_grad():
+            return float(self.value(torch.as_tensor(np.asarray(theta), dtype=torch.float64,
+                                                    device=self.device)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Infinite in the continuum although finite on the grid: the tails
+# ---------------------------------------------------------------------------------------------
+
+
+def tail_exponent(divergence: registry.Divergence) -> float | None:
+    """The a with D ∝ ∫ p^a q^(1-a) + finite terms, for the members whose tails can diverge
+    between Gaussians (a > 1 or a < 0): Pearson a = 2, Neyman a = -1, the alpha family a.
+    Cichocki & Amari (2010) eq. 3; the KLs, JS, Hellinger, TV and Jeffreys are always finite."""
+    if divergence.name == "pearson":
+        return 2.0
+    if divergence.name == "neyman":
+        return -1.0
+    if divergence.name == "alpha" and (divergence.alpha > 1 or divergence.alpha < 0):
+        return float(divergence.alpha)
+    return None
+
+
+def _precisions(model, directions: np.ndarray) -> np.ndarray:
+    """u^T Sigma_k^{-1} u for each direction u (rows) and component k: (U, K)."""
+    if isinstance(model, Mixture1D):
+        return np.broadcast_to(1.0 / model.stds**2, (directions.shape[0], model.components))
+    inverse = np.linalg.inv(model.covs)
+    return np.einsum("ui,kij,uj->uk", directions, inverse, directions)
+
+
+def tail_reason(divergence: registry.Divergence, target, model) -> str | None:
+    """Why D(p || q) is infinite between two Gaussian mixtures although every grid sum is finite.
+
+    Along a direction u the integrand p^a q^(1-a) behaves like exp(-t^2 c(u) / 2) with
+    c(u) = a min_j u'P_j u + (1 - a) min_k u'Q_k u (P_j, Q_k the component precisions: the
+    widest component rules each tail). The integral is finite iff c(u) > 0 for every u.
+    """
+    a = tail_exponent(divergence)
+    if a is None or isinstance(target, Discrete) or isinstance(model, Discrete):
+        return None
+    if isinstance(target, Mixture1D):
+        directions = np.array([[1.0]])
+    else:
+        angles = np.linspace(0.0, np.pi, 721)
+        directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    c = a * _precisions(target, directions).min(axis=1) + (1 - a) * _precisions(
+        model, directions).min(axis=1)
+    if np.all(c > 0):
+        return None
+    if a > 1:
+        return (f"q's tails are too thin: ∫ p^{a:g} q^{1 - a:g} diverges, so "
+                f"{divergence.label} is infinite (q must be wider than √({(a - 1) / a:.3g}) × "
+                "p's widest component)")
+    return (f"q's tails are too heavy: ∫ p^{a:g} q^{1 - a:g} diverges, so {divergence.label} is "
+            f"infinite (q must be narrower than √({(1 - a) / -a:.3g}) × p's widest component)")
+
+
+def infinite_reason(divergence: registry.Divergence, target, model, log_p=None, log_q=None):
+    """The reason D(p || q) is infinite, or None: support (zeros) first, then the tails."""
+    if log_p is not None and log_q is not None:
+        q_outside = bool(torch.any(torch.isneginf(log_p) & ~torch.isneginf(log_q)))
+        p_missed = bool(torch.any(torch.isneginf(log_q) & ~torch.isneginf(log_p)))
+        reason = registry.support_reason(divergence, q_outside=q_outside, p_missed=p_missed)
+        if reason:
+            return reason
+    return tail_reason(divergence, target, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Starts, bounds, deduplication
+# ---------------------------------------------------------------------------------------------
+
+
+def _moment_start(target, family: Family, grid) -> tuple:
+    if family.kind == "2d":
+        return target.mean[None], target.covariance[None]
+    if family.kind == "1d":
+        return np.array([target.mean]), np.array([target.std])
+    tokens = grid.points.numpy()
+    mean = float(np.dot(target.probs, tokens))
+    std = math.sqrt(max(float(np.dot(target.probs, (tokens - mean) ** 2)), 0.25))
+    return np.array([mean]), np.array([std])
+
+
+def _mode_spreads(target) -> np.ndarray:
+    if isinstance(target, Mixture1D):
+        return target.stds
+    if isinstance(target, Mixture2D):
+        return target.covs
+    peaks = target.modes
+    gaps = np.diff(peaks) if peaks.size > 1 else np.array([target.vocabulary / 4])
+    half = np.minimum(np.concatenate([[gaps[0]], gaps]), np.concatenate([gaps, [gaps[-1]]])) / 4
+    return np.maximum(half, 0.75)
+
+
+def _mode_weights(target) -> np.ndarray:
+    if isinstance(target, Discrete):
+        return target.probs[target.modes.astype(int)]
+    return target.weights
+
+
+def starts(target, family: Family, grid, seed: int = 0, limit: int = 6) -> list[np.ndarray]:
+    """Deterministic starting points: moment matching, each mode of p (K = 1), or K modes of p
+    chosen heaviest-first and spread-out (K > 1), plus seeded random picks of modes."""
+    k = family.components
+    mean, spread = _moment_start(target, family, grid)
+    modes, spreads, weights = target.modes, _mode_spreads(target), _mode_weights(target)
+    if family.kind == "discrete":
+        modes = modes.astype(np.float64)
+    if k == 1:
+        out = [family.from_components(mean, spread, [1.0])]
+        order = np.argsort(-weights, kind="stable")[: limit - 1]
+        out += [family.from_components(modes[[j]], spreads[[j]], [1.0]) for j in sorted(order)]
+        return out
+    out = []
+    rng = np.random.default_rng(seed)
+    picks = []
+    if modes.shape[0] >= k:
+        picks.append(np.sort(np.argsort(-weights, kind="stable")[:k]))
+        picks.append(np.round(np.linspace(0, modes.shape[0] - 1, k)).astype(int))
+        for _ in range(2):
+            picks.append(np.sort(rng.choice(modes.shape[0], size=k, replace=False)))
+    for pick in picks:
+        w = weights[pick] / weights[pick].sum()
+        out.append(family.from_components(modes[pick], spreads[pick], w))
+    # K components spread over the moment-matched blob (works whatever the number of modes)
+    if family.kind == "2d":
+        angles = np.arange(k) * 2 * np.pi / k
+        sd = math.sqrt(np.max(np.linalg.eigvalsh(spread[0])))
+        means = mean[0] + sd * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        out.append(family.from_components(means, np.repeat(spread / k**2, k, 0), np.full(k, 1 / k)))
+    else:
+        offsets = np.linspace(-1.0, 1.0, k) * spread[0]
+        out.append(family.from_components(mean[0] + offsets, np.full(k, spread[0] / k),
+                                          np.full(k, 1 / k)))
+    unique = []
+    for theta in out:
+        if not any(np.allclose(theta, u) for u in unique):
+            unique.append(theta)
+    return unique[:limit]
+
+
+def bounds(family: Family, grid) -> list[tuple[float | None, float | None]]:
+    """Keep means on the grid and stds between two grid cells and the grid's width."""
+    if family.kind == "2d":
+        axis = grid.axes[0]
+        step, width = float(axis[1] - axis[0]), float(axis[-1] - axis[0])
+        comp = [(axis[0], axis[-1])] * 2 + [(math.log(2 * step), math.log(width))] + [
+            (-width, width), (math.log(2 * step), math.log(width))]
+        return comp * family.components + [(-30.0, 30.0)] * (family.components - 1)
+    x = grid.axes[0]
+    step, width = float(x[1] - x[0]), float(x[-1] - x[0])
+    low_std = math.log(0.3) if family.kind == "discrete" else math.log(2 * step)
+    k = family.components
+    return ([(float(x[0]), float(x[-1]))] * k + [(low_std, math.log(width))] * k
+            + [(-30.0, 30.0)] * (k - 1))
+
+
+def _same_optimum(family: Family, a: np.ndarray, b: np.ndarray, tol: float = 1e-3) -> bool:
+    return bool(np.max(np.abs(family.canonical(a) - family.canonical(b))) < tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Optimum:
+    """One local optimum: parameters, model, objective value (inf with a reason if infinite)."""
+
+    theta: np.ndarray
+    model: object
+    value: float
+    reason: str | None = None
+    grid_value: float = math.nan
+    start: np.ndarray | None = None
+    path: np.ndarray | None = None
+
+
+@dataclass
+class FitResult:
+    """The global optimum of D(p || q_theta), the other local optima found, and diagnostics."""
+
+    target: object
+    family: Family
+    divergence: registry.Divergence
+    best: Optimum
+    optima: list[Optimum]
+    grid: object
+    evaluations: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def model(self):
+        return self.best.model
+
+    @property
+    def value(self) -> float:
+        return self.best.value
+
+    @property
+    def reason(self) -> str | None:
+        return self.best.reason
+
+    @property
+    def local_optima(self) -> list[Optimum]:
+        """The optima other than the global one, best first."""
+        return self.optima[1:]
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.best.theta
+
+    # the fitted parameters, by name
+    @property
+    def mean(self):
+        m = self.model.means
+        return float(m[0]) if self.family.kind != "2d" and m.shape[0] == 1 else m[0]
+
+    @property
+    def std(self) -> float:
+        return float(self.model.stds[0])
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self.model.covs[0]
+
+    @property
+    def means(self) -> np.ndarray:
+        return self.model.means
+
+    @property
+    def stds(self) -> np.ndarray:
+        return self.model.stds
+
+    @property
+    def covs(self) -> np.ndarray:
+        return self.model.covs
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.model.weights
+
+
+def check_divergence(divergence: str, alpha) -> registry.Divergence:
+    """The registry member; ``alpha`` is required by, and only allowed for, 'alpha'."""
+    return registry.get(divergence, alpha)
+
+
+def make_objective(target, family="gaussian", divergence="reverse_kl", alpha=None, components=1,
+                   grid_points=None, device=None, grid_range=None) -> Objective:
+    """The objective D(p || q_theta) on the default grid (or ``grid_points`` / ``grid_range``)."""
+    kind = kind_of(target)
+    k = check_family(family, components)
+    div = check_divergence(divergence, alpha)
+    points = GRID_POINTS[kind] if grid_points is None else int(grid_points)
+    if kind == "discrete":
+        grid = target.grid()
+    elif grid_range is None:
+        grid = target.grid(points)
+    else:
+        grid = target.grid(points, *grid_range)
+    return Objective(target, Family(kind, k), div, grid, _device(device))
+
+
+def _init_theta(init, objective: Objective) -> np.ndarray:
+    """A start given as a dict of parameters (mean/std, means/stds/weights, means/covs) or theta."""
+    family = objective.family
+    if isinstance(init, dict):
+        k = family.components
+        if "mean" in init:
+            means = np.atleast_1d(np.asarray(init["mean"], dtype=np.float64))[None]
+            means = means[0] if family.kind != "2d" else means
+            spread = init.get("cov", init.get("std"))
+            if spread is None:
+                raise ValueError("init needs 'std' (or 'cov' in 2D) beside 'mean'")
+            spreads = (np.asarray(spread, dtype=np.float64)[None] if family.kind == "2d"
+                       else np.atleast_1d(np.asarray(spread, dtype=np.float64)))
+            weights = [1.0]
+        else:
+            means = np.asarray(init["means"], dtype=np.float64)
+            spreads = np.asarray(init.get("covs", init.get("stds")), dtype=np.float64)
+            weights = np.asarray(init.get("weights", np.full(k, 1.0 / k)), dtype=np.float64)
+        if len(weights) != k:
+            raise ValueError(f"init has {len(weights)} components but the model has {k}")
+        if np.any(np.asarray(spreads) <= 0) and family.kind != "2d":
+            raise ValueError("init stds must be positive")
+        theta = family.from_components(means, spreads, weights)
+    else:
+        theta = np.asarray(init, dtype=np.float64)
+    if theta.shape != (family.size,):
+        raise ValueError(f"init must give {family.size} parameters for this model, got {theta.shape}")
+    return theta
+
+
+def _best_first(found: list[Optimum], tie: float = 1e-9) -> list[Optimum]:
+    """Sort by value; among optima tied with the best (relative ``tie``, e.g. the two mirror
+    images of a symmetric target) the one from the earliest start wins, so a warm start given
+    as ``init`` keeps a sweep on one branch instead of flipping between mirror images."""
+    ranked = sorted(found, key=lambda o: o.value)
+    best = ranked[0].value
+    if not math.isfinite(best):
+        return ranked
+    tied = [o for o in found if o.value <= best + tie * (1.0 + abs(best))]
+    return [tied[0]] + [o for o in ranked if o is not tied[0]]
+
+
+def _batches(objective: Objective, count: int) -> int:
+    """How many starts to stack in one batch (bounded memory: R x N x K elements)."""
+    per_start = objective.points.shape[0] * objective.family.components
+    return max(1, min(count, 1_000_000 // max(per_start, 1)))
+
+
+def _values(objective: Objective, thetas: np.ndarray) -> np.ndarray:
+    """D at each row of ``thetas``, in memory-bounded batches."""
+    size = _batches(objective, len(thetas))
+    with torch.no_grad():
+        return np.concatenate([
+            objective.value(torch.as_tensor(thetas[i : i + size], device=objective.device))
+            .cpu().numpy() for i in range(0, len(thetas), size)])
+
+
+def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float = 1e-13,
+          max_iterations: int = 300, record_path: bool = False,
+          coarse: Objective | None = None, bounds_from=None) -> FitResult:
+    """Quasi-Newton (BFGS on log1p D, see ``bfgs.py``) from every start at once; deduplicate
+    the optima; the global one first.
+
+    All starts run side by side, each with its own line search, and share each evaluation of
+    the objective (one batched pass), so the run costs about as many evaluations as the
+    slowest start. Starts where D is infinite are reported as such and not run.
+
+    With a ``coarse`` objective (the same problem on a coarser grid) every start is first run
+    there and only the distinct optima are polished on the fine grid: for 2D this saves most of
+    the cost, as the polish from a nearby point takes a few evaluations."""
+    family, grid = objective.family, objective.grid
+    box = bounds(family, grid) if bounds_from is None else bounds_from
+    low, high = np.array([b[0] for b in box]), np.array([b[1] for b in box])
+    evaluations = 0
+    if coarse is not None:
+        rough = solve(coarse, start_points, 1e-10, max_iterations, bounds_from=box)
+        start_points = [o.theta for o in rough.optima]
+        evaluations += rough.evaluations
+    points = np.clip(np.array(start_points, dtype=np.float64), low, high)
+    # a start where D is infinite in the continuum (q's tails, see tail_reason) is finite only
+    # through the grid's truncation: optimising there is meaningless, so it is not run
+    finite = [tail_reason(objective.divergence, objective.target,
+                          family.to_model(theta, grid.points)) is None for theta in points]
+    if any(finite):
+        points = points[np.array(finite)]
+    finals = points.copy()
+    paths: list = [[row.copy()] for row in points]
+    size = _batches(objective, len(points))
+    for first in range(0, len(points), size):
+        chosen = np.arange(first, min(first + size, len(points)))
+        result = minimise_batch(objective.batch_values_and_gradients, points[chosen], low, high,
+                                ftol=tolerance, max_rounds=max_iterations)
+        evaluations += result.evaluations
+        # a start that ran into another's optimum ends there (and is deduplicated below)
+        ended = np.where((result.merged >= 0)[:, None], result.x[result.merged], result.x)
+        finals[chosen] = ended
+        for index, path in zip(chosen, result.paths, strict=True):
+            paths[index] = path
+    final_values = _values(objective, finals)
+    found: list[Optimum] = []
+    for index, (theta, value) in enumerate(zip(finals, final_values, strict=True)):
+        if any(_same_optimum(family, theta, o.theta) for o in found):
+            continue
+        value = float(value) if np.isfinite(value) else math.inf
+        found.append(Optimum(theta, family.to_model(theta, grid.points), value, None, value,
+                             points[index], np.array(paths[index]) if record_path else None))
+    if bounds_from is not None:
+        return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
+                         evaluations)
+    for optimum in found:
+        log_q = objective.log_q(torch.as_tensor(optimum.theta, device=objective.device)).detach()
+        optimum.reason = infinite_reason(objective.divergence, objective.target, optimum.model,
+                                         objective.log_p_cell, log_q)
+        if optimum.reason is not None or not math.isfinite(optimum.value):
+            optimum.value = math.inf
+            optimum.reason = optimum.reason or (
+                "the integrand overflows float64: q is far too narrow or too far from p")
+    found = _best_first(found)
+    notes = []
+    if grid.lost_mass > MAX_LOST_MASS:
+        notes.append(f"the grid cuts off {grid.lost_mass:.2g} of p's mass (more than "
+                     f"{MAX_LOST_MASS:g}); widen the grid")
+    with torch.no_grad():
+        raw = objective.family.log_prob(torch.as_tensor(found[0].theta, device=objective.device),
+                                        objective.points)
+        q_mass = float(torch.exp(torch.logsumexp(raw + objective.log_cell, 0)))
+    if abs(1 - q_mass) > 1e-3:
+        notes.append(f"the fitted q has {1 - q_mass:.2g} of its mass outside the grid")
+    return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
+                     evaluations, notes)
+
+
+def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=None,
+        components: int = 1, init=None, seed: int = 0, grid_points: int | None = None,
+        restarts: int = 6, device=None, record_path: bool = False,
+        grid_range: tuple[float, float] | None = None) -> FitResult:
+    """Fit q_theta to p by minimising D_divergence(p || q_theta) exactly (quadrature + BFGS).
+
+    ``family``: 'gaussian' (one component; full covariance in 2D; softmax of a quadratic logit for
+    tokens) or 'mixture' with ``components`` = K. ``init``: an extra first start (a dict such as
+    ``{"mean": 1.0, "std": 0.5}`` or ``{"means": [...], "stds": [...], "weights": [...]}``).
+    ``seed`` drives the random extra starts for mixtures. ``grid_range`` = (low, high) overrides
+    the grid's extent (it warns when the grid cuts off more than 1e-4 of p's mass). Returns a ``FitResult`` with the global
+    optimum (``mean``/``std`` or ``means``/``stds``/``weights``), its ``value`` (``inf`` with a
+    ``reason`` when infinite) and the other ``local_optima``.
+    """
+    objective = make_objective(target, family, divergence, alpha, components, grid_points, device,
+                               grid_range)
+    if not 1 <= int(restarts) <= 16:
+        raise ValueError(f"restarts must be between 1 and 16, got {restarts!r}")
+    points = starts(target, objective.family, objective.grid, seed, int(restarts))
+    if init is not None:
+        points = [_init_theta(init, objective)] + points
+    coarse = None
+    if objective.family.kind == "2d" and objective.grid.shape[0] > COARSE_POINTS_2D:
+        coarse = make_objective(target, family, divergence, alpha, components, COARSE_POINTS_2D,
+                                device, (objective.grid.axes[0][0], objective.grid.axes[0][-1]))
+    result = solve(objective, points, record_path=record_path, coarse=coarse)
+    for note in result.warnings:
+        warnings.warn(note, stacklevel=2)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Monte-Carlo objectives
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_reparameterised(family: Family, theta: Tensor, noise: Tensor) -> Tensor:
+    """x = mu + sigma * eps for a single 1D Gaussian (differentiable in theta)."""
+    return theta[0] + torch.exp(theta[1]) * noise
+
+
+def monte_carlo_value(target, model, divergence: str = "reverse_kl", alpha=None,
+                      batch_size: int = 256, seed: int = 0, estimator: str | None = None):
+    """(estimate, standard error) of D(p || q) from ``batch_size`` samples.
+
+    ``estimator`` None: the registry's E_q[f(p/q)] with x ~ q. 'k1' | 'k2' | 'k3' (Schulman 2020)
+    for the KLs: reverse KL = KL(q||p) from x ~ q; forward KL = KL(p||q) from x ~ p (roles of p
+    and q swapped).
+    """
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 2:
+        raise ValueError(f"batch_size must be a whole number of at least 2, got {batch_size!r}")
+    div = check_divergence(divergence, alpha)
+    generator = torch.Generator().manual_seed(int(seed))
+    if estimator is None:
+        x = model.sample(int(batch_size), generator)
+        return registry.monte_carlo(div.name, target.log_prob(x), model.log_prob(x), div.alpha)
+    if div.name not in ("reverse_kl", "forward_kl"):
+        raise ValueError(f"the k1/k2/k3 estimators are for the KLs only, not {div.name!r}")
+    if div.name == "reverse_kl":
+        x = model.sample(int(batch_size), generator)
+        return registry.kl_estimate(target.log_prob(x), model.log_prob(x), estimator)
+    x = target.sample(int(batch_size), generator)
+    return registry.kl_estimate(model.log_prob(x), target.log_prob(x), estimator)
+
+
+# ---------------------------------------------------------------------------------------------
+# The animated optimiser
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdamPath:
+    """Every iterate of Adam: thetas (steps + 1, P), exact objective values, rejected steps."""
+
+    family: Family
+    thetas: np.ndarray
+    values: np.ndarray
+    skipped: list[int]
+    learning_rate: float
+    evaluation: str
+    stopped: str | None = None
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.thetas[-1]
+
+    @property
+    def means(self) -> np.ndarray:
+        return self.thetas[:, 0]
+
+    @property
+    def log_stds(self) -> np.ndarray:
+        return self.thetas[:, self.family.components]
+
+
+def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: int = 200,
+              evaluation: str = "exact", batch_size: int = 256, seed: int = 0,
+              betas=(0.9, 0.999), eps: float = 1e-8) -> AdamPath:
+    """Adam (Kingma & Ba 2015, Algorithm 1) on D(p || q_theta) from ``start``.
+
+    ``evaluation='exact'`` uses the quadrature; ``'monte_carlo'`` the reparameterised estimate
+    mean_i f(p(x_i)/q(x_i)), x_i = mu + sigma eps_i (single 1D Gaussian only), fresh noise each
+    step from ``seed``. A step that lands where the loss or its gradient is not finite is
+    rejected: theta goes back halfway to the last good iterate and Adam's moment estimates are
+    not updated, so one overflow can neither poison the run nor freeze it. If the start itself
+    is infinite the path stops there and ``stopped`` says why.
+    """
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning rate must be positive, got {learning_rate!r}")
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= 5000:
+        raise ValueError(f"steps must be a whole number between 1 and 5000, got {steps!r}")
+    if evaluation not in ("exact", "monte_carlo"):
+        raise ValueError(f"evaluation must be 'exact' or 'monte_carlo', got {evaluation!r}")
+    family = objective.family
+    if evaluation == "monte_carlo" and (family.kind != "1d" or family.components != 1):
+        raise ValueError("Monte-Carlo training is available for the single 1D Gaussian only")
+    box = bounds(family, objective.grid)
+    device = objective.device
+    low = torch.tensor([b[0] for b in box], dtype=torch.float64, device=device)
+    high = torch.tensor([b[1] for b in box], dtype=torch.float64, device=device)
+    theta = torch.as_tensor(np.asarray(start, dtype=np.float64), device=device).clone()
+    theta = theta.clamp(low, high)
+    m = torch.zeros_like(theta)
+    v = torch.zeros_like(theta)
+    generator = torch.Generator().manual_seed(int(seed))
+    thetas, values, skipped = [theta.clone()], [], []
+    last_good, stopped, t_adam = None, None, 0
+    for step in range(int(steps)):
+        leaf = theta.clone().requires_grad_(True)
+        exact = objective.value(leaf)
+        if evaluation == "exact":
+            loss = exact
+        else:
+            noise = torch.randn(int(batch_size), dtype=torch.float64,
+                                generator=generator).to(device)
+            x = sample_reparameterised(family, leaf, noise)
+            log_q = family.log_prob(leaf, x)
+            loss = objective.divergence.f_log(objective.target.log_prob(x) - log_q).mean()
+        values.append(float(exact.detach()))
+        gradient = (torch.autograd.grad(loss, leaf)[0] if torch.isfinite(loss)
+                    else torch.full_like(theta, math.nan))
+        if not bool(torch.all(torch.isfinite(gradient))):
+            skipped.append(step)
+            if last_good is None:
+                stopped = ("the objective or its gradient is not finite at the start point "
+                           "(it overflows float64); choose a start closer to p or wider")
+                break
+            theta = 0.5 * (theta + last_good)  # reject the step: back halfway
+            thetas.append(theta.clone())
+            continue
+        last_good = theta.clone()
+        t_adam += 1
+        m = betas[0] * m + (1 - betas[0]) * gradient
+        v = betas[1] * v + (1 - betas[1]) * gradient * gradient
+        m_hat = m / (1 - betas[0] ** t_adam)
+        v_hat = v / (1 - betas[1] ** t_adam)
+        theta = (theta - learning_rate * m_hat / (v_hat.sqrt() + eps)).clamp(low, high)
+        thetas.append(theta.clone())
+    values.append(objective.evaluate(theta.cpu().numpy()))
+    values = np.array([v if math.isfinite(v) else math.inf for v in values])
+    return AdamPath(family, torch.stack(thetas).cpu().numpy(), values, skipped,
+                    float(learning_rate),
+                    evaluation, stopped)

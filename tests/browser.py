@@ -1,0 +1,258 @@
+"""Driving JupyterLab (and Voilà) in Debian's Chromium through Playwright, for the browser tests.
+
+Never runs ``playwright install``: the browser is /usr/bin/chromium (apt package ``chromium``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    raise TimeoutError(f"nothing answered at {url} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def jupyterlab_server(tmp_home: Path, root: Path = NOTEBOOKS):
+    """A JupyterLab on 127.0.0.1 serving ``root`` with a throwaway token; yields (base_url, token)."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp_home / "config"),
+        JUPYTER_DATA_DIR=str(tmp_home / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_home / "runtime"),
+        MPLBACKEND="module://ipympl.backend_nbagg",
+    )
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        filter(None, [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")])
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.disable_check_xsrf=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    labconfig = tmp_home / "config" / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    # no "fetch Jupyter news?" prompt: nothing may reach the network, and it hides the figures
+    (labconfig / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    log = open(tmp_home / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/api/status?token={token}")
+        yield base, token
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def voila_server(notebook: str, tmp_home: Path):
+    """Voilà serving one notebook on 127.0.0.1; yields its URL."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(tmp_home / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_home / "runtime"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        str(NOTEBOOKS / notebook),
+        "--VoilaConfiguration.file_allowlist=['.*']",
+    ]
+    log = open(tmp_home / "voila.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=NOTEBOOKS
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url, timeout=120)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium(tmp_home: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_home / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1500, "height": 1100},
+        )
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 180_000) -> None:
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_function(
+        "window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000
+    )
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    with contextlib.suppress(Exception):  # a notebook without a kernelspec asks for one
+        page.locator(".jp-Dialog button", has_text="Select").first.click(timeout=5000)
+    # wait until the kernel is idle before running
+    page.wait_for_function(
+        "(() => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w && w.sessionContext && w.sessionContext.session &&"
+        " w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'; })()",
+        timeout=90_000,
+    )
+    dismiss_news_popup(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        "(() => { const cells = document.querySelectorAll('.jp-CodeCell .jp-InputPrompt');"
+        " return cells.length > 0 && [...cells].every(c => !c.textContent.includes('*')"
+        " && /\\[\\d+\\]/.test(c.textContent)); })()",
+        timeout=timeout_ms,
+    )
+
+
+def dismiss_news_popup(page) -> None:
+    """JupyterLab asks once whether to fetch news; answer no (nothing may reach the network)."""
+    button = page.locator(".jp-Notification-Toast-Content button", has_text="No")
+    with contextlib.suppress(Exception):
+        button.first.click(timeout=3000)
+
+
+def error_outputs(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        "els => els.map(e => e.textContent).filter(t => /Error|Traceback/.test(t))",
+    )
+
+
+_SIGNATURE_JS = (
+    "const plots = document.querySelectorAll('.js-plotly-plot');"
+    " const p = plots[i]; if (!p) return '';"
+    " return [...p.querySelectorAll('path.js-line, path.point, .gtitle, g.trace path')]"
+    ".map(e => e.getAttribute('d') || e.textContent).join('|');"
+)
+
+
+def plot_signature(page, index: int = 0) -> str:
+    """The SVG path data and title of the index-th plotly figure on the page."""
+    return page.evaluate(f"(i) => {{ {_SIGNATURE_JS} }}", index)
+
+
+def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 30_000) -> str:
+    """Wait until the index-th plotly figure differs from the signature ``before``."""
+    page.wait_for_function(
+        f"([i, old]) => {{ const now = (() => {{ {_SIGNATURE_JS} }})(); return now && now !== old; }}",
+        arg=[index, before],
+        timeout=timeout_ms,
+    )
+    return plot_signature(page, index)
+
+
+def press_slider(page, label: str, key: str = "ArrowRight", times: int = 3) -> None:
+    """Move the ipywidgets slider whose description is ``label`` with the keyboard."""
+    handle = page.locator(".widget-slider", has_text=label).locator(".noUi-handle").first
+    handle.wait_for(state="visible", timeout=30_000)
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def all_plot_signatures(page) -> list[str]:
+    count = page.locator(".js-plotly-plot").count()
+    return [plot_signature(page, i) for i in range(count)]
+
+
+def wait_for_any_plot_change(page, before: list[str], timeout_ms: int = 60_000) -> list[str]:
+    """Wait until some plotly figure on the page differs from ``before`` (a list of signatures)."""
+    page.wait_for_function(
+        f"""(old) => {{ const n = document.querySelectorAll('.js-plotly-plot').length;
+            for (let i = 0; i < n; i++) {{ const now = (() => {{ {_SIGNATURE_JS} }})();
+                if (now !== old[i]) return true; }} return false; }}""",
+        arg=before,
+        timeout=timeout_ms,
+    )
+    return all_plot_signatures(page)
+
+
+def select_dropdown(page, label: str, option: str) -> None:
+    """Choose ``option`` (its value or label) in the ipywidgets Dropdown described by ``label``."""
+    select = page.locator(".widget-dropdown", has_text=label).locator("select").first
+    select.scroll_into_view_if_needed()
+    try:
+        select.select_option(label=option, timeout=5000)
+    except Exception:  # noqa: BLE001 - fall back to the option's value
+        select.select_option(value=option, timeout=5000)

@@ -1,0 +1,129 @@
+"""The app, headless: defaults, every preset, bad input kept out, figures valid and in place."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import pytest
+
+from explorer.modes import ModesApp
+from explorer.ui import HTMLView
+
+
+def _check_figures(app):
+    assert set(app.figures) == {"densities", "weights", "landscape", "coverage", "scores", "sweep"}
+    for figure in app.figures.values():
+        if isinstance(figure, go.Figure):
+            go.Figure(figure.to_dict())  # plotly's validation, skipped when the figure was built
+        else:
+            assert isinstance(figure, HTMLView) and "<table" in figure.html
+
+
+@pytest.fixture(scope="module")
+def app():
+    return ModesApp()
+
+
+def test_default_view_is_reverse_kl_on_two_modes(app):
+    app.set(**ModesApp.presets["reverse KL picks a mode"])
+    assert abs(abs(app.result.fit.mean) - 2.0) < 0.05
+    assert app.status.level == "ok"
+    _check_figures(app)
+
+
+@pytest.mark.parametrize("preset", list(ModesApp.presets))
+def test_every_preset_runs_and_draws(app, preset):
+    app.use_preset(preset)
+    assert app.status.level in ("ok", "warning")
+    _check_figures(app)
+
+
+def test_moving_a_control_updates_the_fit(app):
+    app.set(**ModesApp.presets["reverse KL picks a mode"])
+    app.set(divergence="forward_kl")
+    assert app.result.fit.std == pytest.approx(math.sqrt(4.25), abs=1e-4)
+    app.set(separation=2.0)
+    assert app.result.fit.std == pytest.approx(math.sqrt(1.25), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        (dict(divergence="nope"), "unknown divergence"),
+        (dict(alpha=99.0), "alpha"),
+        (dict(components=9, family="mixture"), "from 1 to 8"),
+        (dict(weight=1.5), "weight"),
+        (dict(target="ring of 8"), "not allowed"),
+        (dict(estimator="k3", divergence="js"), "KLs only"),
+        (dict(solver="animated", family="mixture"), "animated solver"),
+        (dict(batch_size=1), "batch size"),
+    ],
+)
+def test_bad_input_keeps_state_and_picture(app, changes, words):
+    app.set(**ModesApp.presets["reverse KL picks a mode"])
+    before_params, before_figures = app.params, app.figures
+    with pytest.raises(ValueError, match=words):
+        app.set(**changes)
+    assert app.params is before_params and app.figures is before_figures
+    assert app.status.level == "error" and words.split()[0] in app.status.text
+
+
+def test_infinite_divergence_is_shown_with_its_reason(app):
+    app.use_preset("teacher with hard zeros")
+    assert app.result.compare_fit.value == math.inf
+    assert "infinite" in app.status.text and "f(0) = ∞" in app.status.text
+    html = app.figures["scores"].html
+    assert "∞" in html and "NaN" not in html and "nan" not in html
+
+
+def test_animated_path_plays_back_without_recomputing(app):
+    app.use_preset("Adam off-centre: finds a mode")
+    path = app.result.path
+    app.set(step=10)
+    assert app.result.path is path  # cached: a step only re-slices the path
+    assert len(app.result.path_points) == 11
+    assert "Adam step 10/200" in app.figures["densities"].layout.title.text
+    app.set(step=200)
+    assert abs(app.result.model.means[0] - 2.0) < 0.05
+
+
+def test_monte_carlo_rows_are_shown(app):
+    app.use_preset("Monte-Carlo: k1 vs k3")
+    rows = app.result.monte_carlo
+    assert [r.batch_size for r in rows] == [16, 256, 4096]
+    assert "Monte-Carlo" in app.figures["scores"].html
+
+
+def test_state_round_trip(app, tmp_path):
+    app.set(**ModesApp.presets["reverse KL picks a mode"])
+    app.set(divergence="hellinger", separation=3.0)
+    path = app.save_state(tmp_path / "modes.json")
+    other = ModesApp()
+    other.load_state(path)
+    assert other.params == app.params
+
+
+def test_widget_builds_and_refreshes_in_place(app):
+    widget = app.widget
+    views = dict(app._views)
+    app.set(divergence="js")
+    assert app._views == views and widget is app.widget
+    assert app._views["densities"].layout.title.text == app.figures["densities"].layout.title.text
+
+
+def test_widget_follows_presets_and_space_changes():
+    app = ModesApp()
+    assert app.widget is not None  # builds every control
+    for preset in ModesApp.presets:
+        app.use_preset(preset)
+        assert app.status.level in ("ok", "warning"), app.status.text
+        assert app._target_menu.value == app.params.target
+        assert app._step_slider.max == app.params.steps
+    app._controls["space"].value = "2D"  # as a click would
+    assert app.params.space == "2D" and app.params.target == "ring of 8"
+    assert app.status.level in ("ok", "warning"), app.status.text
+    app._controls["space"].value = "1D"
+    assert app.params.target == "two equal modes"
+    app._controls["divergence"].value = "js"
+    assert app.result.fit.divergence.name == "js"

@@ -1,0 +1,83 @@
+"""The batched BFGS: independent starts, bounds, infinite regions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize, rosen, rosen_der
+
+from explorer.modes.bfgs import minimise_batch
+
+
+def rosenbrock_batch(x):
+    values = np.array([rosen(row) for row in x])
+    gradients = np.array([rosen_der(row) for row in x])
+    return values, gradients
+
+
+def test_matches_scipy_on_rosenbrock_from_several_starts():
+    starts = np.array([[-1.2, 1.0], [2.0, -1.0], [0.0, 0.0]])
+    result = minimise_batch(
+        rosenbrock_batch,
+        starts,
+        np.full(2, -5.0),
+        np.full(2, 5.0),
+        max_rounds=500,
+        merge_radius=0.0,
+    )
+    assert result.converged.all()
+    for row, start in zip(result.x, starts, strict=True):
+        reference = minimize(rosen, start, jac=rosen_der, method="BFGS").x
+        assert row == pytest.approx(reference, abs=1e-5)
+        assert row == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_starts_do_not_influence_each_other():
+    """A start with an astronomically scaled objective leaves a gentle one's path unchanged."""
+
+    def batch(x):
+        scale = np.array([1.0, 1e40])[: len(x)]
+        values = scale * np.sum((x - 3.0) ** 2, axis=1)
+        return values, scale[:, None] * 2 * (x - 3.0)
+
+    low, high = np.full(2, -10.0), np.full(2, 10.0)
+    alone = minimise_batch(batch, np.array([[0.0, 0.0]]), low, high)
+    together = minimise_batch(batch, np.array([[0.0, 0.0], [1.0, 1.0]]), low, high)
+    assert np.array_equal(np.array(alone.paths[0]), np.array(together.paths[0]))
+    assert together.x == pytest.approx(np.full((2, 2), 3.0), abs=1e-6)
+
+
+def test_bounds_and_an_infinite_region_are_respected():
+    def batch(x):
+        values = np.sum((x - 2.0) ** 2, axis=1)
+        values = np.where(x[:, 0] > 1.5, np.inf, values)  # a wall before the unconstrained optimum
+        return values, 2 * (x - 2.0)
+
+    result = minimise_batch(
+        batch, np.array([[0.0, 0.0]]), np.array([-1.0, -1.0]), np.array([5.0, 1.0])
+    )
+    assert result.x[0, 0] <= 1.5 and result.x[0, 1] == pytest.approx(1.0)
+    assert np.isfinite(result.f).all()
+
+
+def test_an_infinite_start_is_left_alone():
+    def batch(x):
+        values = np.where(x[:, 0] > 0, np.inf, np.sum(x**2, axis=1))
+        return values, 2 * x
+
+    result = minimise_batch(
+        batch, np.array([[1.0, 1.0], [-1.0, 1.0]]), np.full(2, -5.0), np.full(2, 5.0)
+    )
+    assert result.x[0] == pytest.approx([1.0, 1.0]) and np.isinf(result.f[0])
+    assert result.x[1] == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_a_start_that_runs_into_a_found_optimum_stops():
+    # the first start sits on Rosenbrock's optimum; the second has a long way through its valley
+    starts = np.array([[1.0, 1.0], [-1.2, 1.0]])
+    low, high = np.full(2, -5.0), np.full(2, 5.0)
+    result = minimise_batch(rosenbrock_batch, starts, low, high, merge_radius=0.3)
+    assert result.merged.tolist() == [-1, 0]
+    assert np.max(np.abs(result.x[1] - 1.0)) < 0.3
+    alone = minimise_batch(rosenbrock_batch, starts[1:], low, high, merge_radius=0.3)
+    assert len(result.paths[1]) < len(alone.paths[0])

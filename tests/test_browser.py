@@ -1,0 +1,157 @@
+"""Real-browser tests: JupyterLab in Chromium, run every cell, move a control, see the figure change.
+
+Marked ``browser``: they need /usr/bin/chromium (``.ci/run`` installs it) and Playwright for Python.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+playwright = pytest.importorskip("playwright.sync_api")
+if shutil.which("chromium") is None and not __import__("os").path.exists("/usr/bin/chromium"):
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+from tests import browser  # noqa: E402
+
+
+def test_welcome_notebook_runs_and_reacts_in_jupyterlab(tmp_path):
+    with browser.jupyterlab_server(tmp_path) as (base, token), browser.chromium(tmp_path) as page:
+        browser.run_all_cells(page, base, token, "00_welcome.ipynb")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert browser.error_outputs(page) == []
+        before_curve = browser.plot_signature(page, 1)
+        # a dropdown: the divergence picker
+        page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
+            label="forward KL  KL(p‖q)"
+        )
+        after_curve = browser.wait_for_plot_change(page, 1, before_curve)
+        assert "forward KL" in after_curve
+        # a slider, by keyboard on its handle: q scale
+        before_densities = browser.plot_signature(page, 0)
+        browser.press_slider(page, "q scale")
+        before_densities = browser.wait_for_plot_change(page, 0, before_densities)
+        # a toggle that changes the figure's structure (curves -> bars): traces are replaced
+        page.locator(".widget-toggle-button", has_text="discrete").first.click()
+        browser.wait_for_plot_change(page, 0, before_densities)
+        try:
+            page.locator(".js-plotly-plot").first.locator("g.trace.bars path").first.wait_for(
+                timeout=20_000
+            )
+        finally:
+            browser.screenshot(page, "00_welcome_after_toggle")
+        assert browser.error_outputs(page) == []
+        browser.screenshot(page, "00_welcome_jupyterlab")
+        page.locator(".explorer-table").first.scroll_into_view_if_needed()
+        browser.screenshot(page, "00_welcome_table")
+
+
+def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
+    pytest.importorskip("voila")
+    with (
+        browser.voila_server("00_welcome.ipynb", tmp_path) as url,
+        browser.chromium(tmp_path) as page,
+    ):
+        page.goto(url, timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+        page.wait_for_timeout(1000)
+        before = browser.plot_signature(page, 1)
+        page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
+            label="Pearson χ²"
+        )
+        after = browser.wait_for_plot_change(page, 1, before)
+        assert "Pearson" in after
+        assert (
+            page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).count()
+            == 0
+        )
+        browser.screenshot(page, "00_welcome_voila")
+
+
+def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
+    """The runner's thread reaches the browser: progress and live figure updates arrive while the
+    kernel stays free, and the Cancel button stops the work."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    code = (
+        "import time, plotly.graph_objects as go\n"
+        "from explorer.ui.runner import Runner\n"
+        "from explorer.ui.views import make_view, refresh_view\n"
+        "view = make_view(go.Figure(go.Scatter(x=[0], y=[0]), layout={'title': 'step 0'}))\n"
+        "runner = Runner(on_error=print, update_every=0.0)\n"
+        "def work(report):\n"
+        "    for i in range(1, 400):\n"
+        "        time.sleep(0.05)\n"
+        "        report(i / 400, f'step {i}', partial=i)\n"
+        "def show(i):\n"
+        "    refresh_view(view, go.Figure(go.Scatter(x=list(range(i)), y=[j * j for j in range(i)]),"
+        " layout={'title': f'step {i}'}))\n"
+        "runner.start(work, on_update=show)\n"
+        "display(runner.widget, view)"
+    )
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), root / "runner.ipynb"
+    )
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+    ):
+        browser.run_all_cells(page, base, token, "runner.ipynb")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        first = browser.plot_signature(page, 0)
+        browser.wait_for_plot_change(page, 0, first)  # live updates arrive from the thread
+        page.locator("button", has_text="Cancel").first.click()
+        page.wait_for_selector("text=cancelled", timeout=20_000)
+        stopped = browser.plot_signature(page, 0)
+        page.wait_for_timeout(1500)
+        assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
+        browser.screenshot(page, "runner_cancelled")
+
+
+#: per explorer notebook: one slider to move by keyboard, and one dropdown option to choose
+EXPLORER_NOTEBOOKS = {
+    "01_mode_seeking_vs_covering.ipynb": {
+        "slider": "separation",
+        "dropdown": ("target p", "three modes"),
+    },
+    "02_reward_kl_frontiers.ipynb": {
+        "slider": "proxy–gold corr.",
+        "dropdown": ("gold reward", "verifiable"),
+    },
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
+def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
+    spec = EXPLORER_NOTEBOOKS[notebook]
+    with (
+        browser.jupyterlab_server(tmp_path) as (base, token),
+        browser.chromium(tmp_path) as page,
+    ):
+        browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.wait_for_timeout(1500)
+        assert browser.error_outputs(page) == []
+        before = browser.all_plot_signatures(page)
+        browser.press_slider(page, spec["slider"])
+        after_slider = browser.wait_for_any_plot_change(page, before)
+        label, option = spec["dropdown"]
+        browser.select_dropdown(page, label, option)
+        browser.wait_for_any_plot_change(page, after_slider)
+        page.wait_for_timeout(1000)
+        assert browser.error_outputs(page) == []
+        assert page.locator(".explorer-status", has_text="✗").count() == 0, (
+            "the status line shows an error"
+        )
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        browser.screenshot(page, f"{notebook.split('.')[0]}_jupyterlab")
