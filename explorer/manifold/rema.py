@@ -189,7 +189,8 @@ def layer_geometry(
     """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
     twonn, pca90, acc, proj, duplicates = [], [], [], [], []
     for index, layer in enumerate(layers):
-        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1]))
+        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1])
+                     if correct_loo.shape[2] >= 2 else float("nan"))  # one neighbour: no ratio
         duplicates.append(int((correct_loo[index, :, 0] == 0).sum()))
         pca90.append(pca_dimension(layer[correct], 0.9))
         acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
@@ -294,7 +295,9 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
     threshold = mu + alpha * sigma
     first = divergence_layers(deviations, threshold)
     n_layers = deviations.shape[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # identical baseline values (sigma = 0) make t infinite or undefined: reported, not warned
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         welch = stats.ttest_ind(deviations, baseline, axis=1, equal_var=False)
         relative = deviations.mean(axis=1) / mu - 1.0
     out = dict(

@@ -87,3 +87,28 @@ def test_missing_model_path_and_bad_arguments(tmp_path, tiny_gpt2):
 def test_steps_until_end():
     generated = torch.tensor([[5, 1, 0, 0], [5, 6, 7, 8], [1, 0, 0, 0]])
     assert steps_until_end(generated, 1).tolist() == [2, 4, 1]
+
+
+def test_the_app_runs_the_hugging_face_source(tiny_gpt2, tmp_path):
+    import json
+
+    from explorer.manifold import ManifoldApp
+    from explorer.manifold.hf import read_prompts
+
+    prompts, answers = prompts_and_answers(30)
+    answers = [a if i % 3 else "what" for i, a in enumerate(answers)]  # a mix the checker rejects
+    items = [{"prompt": p, "answer": a} for p, a in zip(prompts, answers, strict=True)]
+    (tmp_path / "prompts.json").write_text(json.dumps(items))
+    assert read_prompts(tmp_path / "prompts.json") == (prompts, answers)
+    app = ManifoldApp(n_layers=4, dim=16, n_correct=60, n_error=20, diverge_at=2, svm=False)
+    try:
+        app.set(source="hugging face", model_path=str(tiny_gpt2),
+                prompts_path=str(tmp_path / "prompts.json"), max_new_tokens=2, k=2)
+    except ValueError as error:  # a random model may get everything right or wrong
+        assert "no errors" in str(error) or "correct samples" in str(error)
+        assert app.params.source == "synthetic"
+    else:
+        assert app.result.result.n_layers == 4 and app.result.representations.final_normalised
+    (tmp_path / "bad.json").write_text("[{\"prompt\": 1}]")
+    with pytest.raises(ValueError, match="'prompt' and 'answer'"):
+        read_prompts(tmp_path / "bad.json")

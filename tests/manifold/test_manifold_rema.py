@@ -139,3 +139,12 @@ def test_bad_input_is_a_clear_error():
     result = rema(layers, correct, geometry=False)
     with pytest.raises(ValueError, match="k must be an integer from 1 to"):
         result.with_settings(k=50)
+
+
+def test_two_correct_samples_k_one_gives_nan_dimension_not_a_crash():
+    rng = np.random.default_rng(0)
+    layers = [rng.standard_normal((6, 3)) for _ in range(2)]
+    correct = np.array([True, True, False, False, False, False])
+    result = rema(layers, correct, k=1, svm=False)
+    assert np.isnan(result.geometry.two_nn).all()
+    assert result.deviations.shape == (2, 4)
