@@ -105,14 +105,14 @@ def nearest_distances(
     if offset is not None and not bool(torch.isfinite(offset).all()):
         raise ValueError(NOT_FINITE.format(name="references"))
     r = shift_to_float32(r, offset, dev)
-    q = r if leave_one_out else shift_to_float32(q, offset, dev)
-
-    closeness = closeness_engine(r, engine)
     ref_sq = (r * r).sum(dim=1)
+    closeness = closeness_engine(r, engine, ref_sq)
     rows = chunk_rows(r.shape[0], k, r.shape[1], memory_mb)
     out = torch.empty((q.shape[0], k), dtype=torch.float32, device=dev)
     for start in range(0, q.shape[0], rows):
-        block = q[start : start + rows]
+        # queries are shifted chunk by chunk: no second full-size copy, and the chunk is in cache
+        block = r[start : start + rows] if leave_one_out else \
+            shift_to_float32(q[start : start + rows], offset, dev)
         score = closeness(block)  # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row)
         if leave_one_out:
             idx = torch.arange(block.shape[0], device=dev)
@@ -146,7 +146,7 @@ def refine_close_pairs(squared, block, block_sq, r, ref_sq, nearest) -> None:
         squared[rows, cols] = (diff * diff).sum(dim=1)
 
 
-def closeness_engine(r: torch.Tensor, engine: str):
+def closeness_engine(r: torch.Tensor, engine: str, ref_sq: torch.Tensor | None = None):
     """A function block -> block @ r.T - |r|^2 / 2, by oneDNN or by torch.addmm.
 
     On the CPU, oneDNN's float32 GEMM (the kernel behind torch.utils.mkldnn) measured about twice
@@ -155,7 +155,7 @@ def closeness_engine(r: torch.Tensor, engine: str):
     """
     if engine not in ("auto", "onednn", "torch"):
         raise ValueError(f"engine must be 'auto', 'onednn' or 'torch', got {engine!r}")
-    half_sq = -0.5 * (r * r).sum(dim=1)
+    half_sq = -0.5 * ((r * r).sum(dim=1) if ref_sq is None else ref_sq)
     use_onednn = engine == "onednn" or (
         engine == "auto" and r.device.type == "cpu" and torch.backends.mkldnn.is_available()
     )
