@@ -22,6 +22,7 @@ APPS = {
     "welcome": "explorer.welcome:CalculatorApp",
     "modes": "explorer.modes:ModesApp",
     "flows": "explorer.flows:FlowsApp",
+    "manifold": "explorer.manifold:ManifoldApp",
     "frontier": "explorer.frontier:FrontierApp",
 }
 

@@ -1,0 +1,332 @@
+"""The manifold explorer app: pick a source of hidden states, watch REMA layer by layer.
+
+Source and analysis settings are expensive (collecting hidden states, nearest neighbours); k,
+alpha and the layer are cheap (they re-read stored neighbour tables). From the widgets, an
+expensive change runs in the background with a progress bar and a Cancel button; headless
+``app.set(...)`` simply computes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+
+from explorer.device import check_seed
+from explorer.ui import App
+
+from . import figures
+from .rema import RemaResult, rema
+from .sources import POOLINGS, Representations, load_npz, synthetic
+
+SOURCES = ("synthetic", "tiny model", "file", "hugging face")
+K_MAX = 20
+
+SOURCE_FIELDS = {
+    "synthetic": ("n_layers", "dim", "manifold_dim", "n_correct", "n_error", "diverge_at",
+                  "drift", "noise", "seed"),
+    "tiny model": ("n_problems", "pooling", "seed"),
+    "file": ("path",),
+    "hugging face": ("model_path", "prompts_path", "max_new_tokens", "pooling"),
+}
+ANALYSIS_FIELDS = ("standardise", "null_control", "svm", "seed")
+
+
+@dataclass
+class ManifoldParams:
+    source: str = "synthetic"
+    # synthetic source
+    n_layers: int = 12
+    dim: int = 128
+    manifold_dim: int = 4
+    n_correct: int = 600
+    n_error: int = 200
+    diverge_at: int = 6
+    drift: float = 2.0
+    noise: float = 0.01
+    # the tiny model, and pooling for both model sources
+    n_problems: int = 1000
+    pooling: str = "mean_generated"
+    # a .npz file
+    path: str = ""
+    # a local Hugging Face model
+    model_path: str = ""
+    prompts_path: str = ""
+    max_new_tokens: int = 8
+    # the analysis
+    k: int = 5
+    alpha: float = 2.0
+    standardise: bool = False
+    null_control: bool = True
+    svm: bool = True
+    layer: int = 6
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}")
+        ranges = {"n_layers": (1, 64), "dim": (2, 8192), "manifold_dim": (1, 64),
+                  "n_correct": (6, 20000), "n_error": (1, 20000), "diverge_at": (0, 64),
+                  "n_problems": (20, 5000), "max_new_tokens": (1, 256), "k": (1, K_MAX),
+                  "layer": (0, 256)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        for name, (low, high) in {"alpha": (0.0, 10.0), "drift": (0.0, 50.0),
+                                  "noise": (0.0, 10.0)}.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+        if self.source == "synthetic" and self.diverge_at > self.n_layers:
+            raise ValueError(f"diverge_at ({self.diverge_at}) must be at most n_layers "
+                             f"({self.n_layers}; equal means no planted divergence)")
+        if self.source == "file" and not self.path:
+            raise ValueError("the file source needs a path to a .npz file")
+        if self.source == "hugging face" and not (self.model_path and self.prompts_path):
+            raise ValueError("the hugging face source needs a model folder and a prompts file")
+        check_seed(self.seed)
+
+
+@dataclass
+class ManifoldView:
+    """What the figures draw: the REMA result, the layer of the 2-D view, the source."""
+
+    result: RemaResult
+    layer: int
+    representations: Representations
+
+
+class ManifoldApp(App):
+    """REMA: where do wrong answers leave the manifold of right ones, layer by layer?"""
+
+    Params = ManifoldParams
+    title = "Reasoning manifold explorer (REMA)"
+    description = (
+        "At each layer the correct answers' hidden states form a cloud (the manifold). An error's "
+        "deviation is its mean distance to its k nearest correct samples; it <i>diverges</i> at "
+        "the first layer where that exceeds the correct samples' own mean + alpha std. "
+        "The grey null control runs the same rule on correct samples."
+    )
+    presets = {
+        "synthetic: drift starts at layer 6": dict(source="synthetic", diverge_at=6, drift=2.0, layer=7),
+        "synthetic: weak drift, detected late": dict(source="synthetic", diverge_at=3, drift=0.3, layer=8),
+        "synthetic: no planted drift (all chance)": dict(source="synthetic", diverge_at=12, layer=6),
+        "tiny model: chains of modular operations": dict(source="tiny model", layer=3),
+    }
+
+    def __init__(self, **params):
+        self._sources: OrderedDict = OrderedDict()
+        self._analyses: OrderedDict = OrderedDict()
+        self._layer_slider: widgets.IntSlider | None = None
+        self._figure_cache: dict = {}
+        super().__init__(**params)
+
+    # ----- the science, cached ---------------------------------------------------------------
+    @staticmethod
+    def source_key(params: ManifoldParams) -> tuple:
+        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]))
+
+    def analysis_key(self, params: ManifoldParams) -> tuple:
+        return (self.source_key(params), *(getattr(params, f) for f in ANALYSIS_FIELDS))
+
+    def representations(self, params: ManifoldParams, progress=None) -> Representations:
+        key = self.source_key(params)
+        if key not in self._sources:
+            self._sources[key] = load_source(params, progress)
+            while len(self._sources) > 3:
+                self._sources.popitem(last=False)
+        return self._sources[key]
+
+    def analysis(self, params: ManifoldParams, progress=None) -> RemaResult:
+        key = self.analysis_key(params)
+        if key not in self._analyses:
+            reps = self.representations(params, progress and (lambda f, m="": progress(0.3 * f, m)))
+            n_correct = int(reps.correct.sum())
+            self._analyses[key] = rema(
+                reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
+                alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
+                standardise=params.standardise, null_control=params.null_control,
+                svm=params.svm, layer_names=reps.layer_names,
+                final_normalised=reps.final_normalised, seed=params.seed,
+                progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),
+            )
+            while len(self._analyses) > 4:
+                self._analyses.popitem(last=False)
+        return self._analyses[key]
+
+    def compute(self, params: ManifoldParams) -> ManifoldView:
+        analysed = self.analysis(params)
+        if params.k > analysed.k_max:
+            n_correct = int(analysed.correct.sum())
+            raise ValueError(f"there are {n_correct} correct samples but k = {params.k} needs at "
+                             f"least k + 1 = {params.k + 1}; lower k to {analysed.k_max} or less")
+        return ManifoldView(analysed.with_settings(k=params.k, alpha=params.alpha),
+                            min(params.layer, analysed.n_layers - 1), self.representations(params))
+
+    def make_figures(self, view: ManifoldView) -> dict:
+        """The six views; a view whose inputs did not change is reused, not redrawn (a layer
+        move redraws only the 2-D projection, an alpha move leaves the geometry alone)."""
+        if self._layer_slider is not None:
+            self._layer_slider.max = view.result.n_layers - 1
+        result = view.result
+        analysis, k, alpha = id(result.tables), result.k, result.alpha
+        recipes = {
+            "deviation": ((analysis, k, alpha), lambda: figures.deviation_curves(result)),
+            "divergence layers": ((analysis, k, alpha), lambda: figures.divergence_histogram(result)),
+            "projection": ((analysis, k, alpha, view.layer),
+                           lambda: figures.projection(result, view.layer)),
+            "intrinsic dimension": ((analysis,), lambda: figures.intrinsic_dimension(result)),
+            "separability": ((analysis, k), lambda: figures.separability(result)),
+            "statistics": ((analysis, k, alpha), lambda: figures.statistics_table(result)),
+        }
+        drawn = {}
+        for name, (key, draw) in recipes.items():
+            cached = self._figure_cache.get(name)
+            drawn[name] = cached[1] if cached is not None and cached[0] == key else draw()
+            self._figure_cache[name] = (key, drawn[name])
+        return drawn
+
+    def _refresh_views(self) -> None:
+        """Refresh only the views whose figure object changed."""
+        shown = getattr(self, "_shown_figures", {})
+        changed = {name: fig for name, fig in self.figures.items() if shown.get(name) is not fig}
+        self._shown_figures = dict(self.figures)
+        if changed:
+            everything, self.figures = self.figures, changed
+            try:
+                super()._refresh_views()
+            finally:
+                self.figures = everything
+
+    def notes(self, view: ManifoldView) -> list[str]:
+        result, reps = view.result, view.representations
+        notes = [f"{reps.source}: {int(reps.correct.sum())} correct, {int((~reps.correct).sum())} "
+                 f"errors, {result.n_layers} layers."]
+        diverged = result.diverged_by_layer[-1]
+        notes.append(f"{diverged:.0%} of the errors cross the threshold somewhere")
+        if result.null_diverged_by_layer is not None:
+            notes[-1] += f" (null control: {result.null_diverged_by_layer[-1]:.0%} by chance)"
+        notes[-1] += "."
+        return notes
+
+    def _show_notes(self) -> None:
+        self.status.info(" ".join(self.notes(self.result)))
+
+    # ----- long work from the widgets ---------------------------------------------------------
+    def apply(self, **changes) -> None:
+        """Widget changes: cheap ones at once, expensive ones in the background runner."""
+        try:
+            candidate = self._updated_params(self.params, changes)
+        except ValueError as error:
+            self.status.report_exception(error)
+            self._sync_controls()
+            return
+        if self.analysis_key(candidate) in self._analyses:
+            super().apply(**changes)
+            return
+
+        def work(report):
+            try:
+                self.analysis(candidate, progress=report)
+            except BaseException:
+                self._sync_controls()  # cancelled or failed: the controls show the kept state
+                raise
+
+        try:
+            self.runner.start(work, on_done=lambda _: super(ManifoldApp, self).apply(**changes))
+        except ValueError as error:
+            self.status.report_exception(error)
+            self._sync_controls()
+
+    # ----- the widgets ------------------------------------------------------------------------
+    def build_controls(self) -> list[widgets.Widget]:
+        style = {"description_width": "110px"}
+        layout = widgets.Layout(width="300px")
+
+        def int_slider(field, low, high, description, step=1):
+            return self.bind(widgets.IntSlider(min=low, max=high, step=step, description=description,
+                                               style=style, layout=layout, continuous_update=False), field)
+
+        def float_slider(field, low, high, step, description):
+            return self.bind(widgets.FloatSlider(min=low, max=high, step=step, description=description,
+                                                 style=style, layout=layout, continuous_update=False), field)
+
+        def text(field, description, placeholder):
+            return self.bind(widgets.Text(description=description, placeholder=placeholder,
+                                          style=style, layout=layout, continuous_update=False), field)
+
+        source = self.bind(widgets.Dropdown(options=list(SOURCES), description="source", style=style,
+                                            layout=layout), "source")
+        pooling = self.bind(widgets.Dropdown(options=list(POOLINGS), description="pooling",
+                                             style=style, layout=layout), "pooling")
+        groups = {
+            "synthetic": widgets.VBox([
+                int_slider("n_layers", 2, 32, "layers"), int_slider("dim", 16, 1024, "ambient dim", 16),
+                int_slider("manifold_dim", 1, 16, "manifold dim"),
+                int_slider("n_correct", 50, 2000, "correct", 50), int_slider("n_error", 10, 1000, "errors", 10),
+                int_slider("diverge_at", 0, 32, "errors drift from"),
+                float_slider("drift", 0.0, 5.0, 0.1, "drift / layer"),
+                float_slider("noise", 0.0, 0.2, 0.005, "noise"),
+            ]),
+            "tiny model": widgets.VBox([int_slider("n_problems", 100, 2000, "problems", 100)]),
+            "file": widgets.VBox([text("path", ".npz file", "path/to/hidden_states.npz")]),
+            "hugging face": widgets.VBox([
+                text("model_path", "model folder", "local folder (save_pretrained)"),
+                text("prompts_path", "prompts file", "JSON: [{prompt, answer}, ...]"),
+                int_slider("max_new_tokens", 1, 64, "new tokens"),
+            ]),
+        }
+
+        # every source's settings stay reachable in its tab, so a file path can be typed before
+        # the file source is chosen (choosing it with no path would be refused)
+        tabs = widgets.Tab(children=list(groups.values()), titles=list(groups),
+                           layout=widgets.Layout(width="320px"))
+
+        def follow_source(change=None):
+            tabs.selected_index = list(groups).index(source.value)
+
+        source.observe(follow_source, names="value")
+        follow_source()
+        self._layer_slider = int_slider("layer", 0, self.result.result.n_layers - 1, "2-D view layer")
+        play = widgets.Play(min=0, max=self.result.result.n_layers - 1, interval=700,
+                            description="play through the layers")
+        widgets.jslink((play, "value"), (self._layer_slider, "value"))
+        widgets.jslink((self._layer_slider, "max"), (play, "max"))
+        analysis = widgets.VBox([
+            widgets.HTML("<b>analysis</b>"),
+            int_slider("k", 1, K_MAX, "k neighbours"),
+            float_slider("alpha", 0.0, 6.0, 0.1, "alpha"),
+            self.bind(widgets.Checkbox(description="standardise features", indent=False), "standardise"),
+            self.bind(widgets.Checkbox(description="null control", indent=False), "null_control"),
+            self.bind(widgets.Checkbox(description="RBF-SVM (slower)", indent=False), "svm"),
+            int_slider("seed", 0, 99, "seed"),
+            widgets.HBox([play, self._layer_slider]),
+        ])
+        return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
+
+
+def load_source(params: ManifoldParams, progress=None) -> Representations:
+    """The representations the params ask for."""
+    if params.source == "synthetic":
+        return synthetic(params.n_layers, params.dim, params.manifold_dim, params.n_correct,
+                         params.n_error, params.diverge_at, params.seed, drift=params.drift,
+                         noise=params.noise)
+    if params.source == "tiny model":
+        from .tiny_model import tiny_model_representations
+
+        return tiny_model_representations(params.n_problems, pooling=params.pooling, seed=params.seed,
+                                          progress=progress)
+    if params.source == "file":
+        return load_npz(params.path)
+    from .hf import hf_representations, read_prompts
+
+    prompts, answers = read_prompts(params.prompts_path)
+    return hf_representations(params.model_path, prompts, answers,
+                              max_new_tokens=params.max_new_tokens, pooling=params.pooling,
+                              progress=progress)
+
+

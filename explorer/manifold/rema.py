@@ -1,0 +1,386 @@
+"""REMA: where, layer by layer, do wrong answers leave the manifold of right ones?
+
+B. Li et al. 2025, "REMA: A Unified Reasoning Manifold Framework for Interpreting Large Language
+Model", arXiv:2509.22518. At each layer l the *reasoning manifold* is the point cloud of the
+correct samples' representations. For an erroneous sample j the deviation is its mean distance to the k nearest
+correct samples,
+
+    D_j(l) = (1/k) sum_{i in kNN_l(j)} ||h_j(l) - h_i(l)||,
+
+and the baseline ("internal fluctuation") is the same quantity for every correct sample against
+the *other* correct samples (leave-one-out by index), with mean mu_l and standard deviation
+sigma_l. The divergence layer of error j is the first l with D_j(l) > mu_l + alpha sigma_l.
+
+Beyond the paper, this module adds a null control: the correct set is split at random into a
+reference half and a pseudo-error half, and the same rule runs on the pseudo-errors, so the
+number of "divergences" that appear by pure chance at the chosen alpha is visible beside the real
+ones.
+
+The expensive part (neighbour distances for up to ``k_max`` neighbours, and the geometry) is
+separate from the cheap statistics, so moving the k or alpha slider only re-reads the tables.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from scipy import stats
+
+from explorer.device import check_seed
+
+from .geometry import auroc, pca_dimension, pca_projection, svm_accuracy, two_nn_from_distances
+from .knn import nearest_distances
+
+#: Divergence layer of an error that never crosses the threshold.
+NEVER = -1
+
+Progress = Callable[..., None]
+
+
+def check_inputs(layers: Sequence, correct, k: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Validated layers (float32 arrays of one shape) and a boolean correctness vector."""
+    if isinstance(layers, np.ndarray) and layers.ndim == 3:
+        layers = list(layers)
+    if len(layers) == 0:
+        raise ValueError("layers is empty; give one (n_samples, dim) array per layer")
+    arrays = []
+    for index, layer in enumerate(layers):
+        a = layer.detach().cpu().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
+        if a.ndim != 2:
+            raise ValueError(f"layer {index} must be a 2-D array (samples x dim), got shape {a.shape}")
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"layer {index} holds {a.dtype} values; hidden states must be numbers")
+        if a.shape[0] != np.asarray(layers[0]).shape[0]:
+            raise ValueError(
+                f"layer {index} has {a.shape[0]} samples but layer 0 has "
+                f"{np.asarray(layers[0]).shape[0]}; every layer needs the same samples in the same order"
+            )
+        bad = ~np.isfinite(a).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"layer {index} has NaN or infinite hidden states in {int(bad.sum())} samples "
+                f"(first: sample {int(np.flatnonzero(bad)[0])}); drop those samples first"
+            )
+        arrays.append(a.astype(np.float32, copy=False))
+    labels = np.asarray(correct.detach().cpu().numpy() if isinstance(correct, torch.Tensor) else correct)
+    if labels.ndim != 1 or labels.shape[0] != arrays[0].shape[0]:
+        raise ValueError(
+            f"correct must be a vector with one entry per sample ({arrays[0].shape[0]}), "
+            f"got shape {labels.shape}"
+        )
+    if labels.dtype != bool:
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError("correct must hold booleans (or 0/1): True where the answer was right")
+        labels = labels.astype(bool)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    n_correct, n_error = int(labels.sum()), int((~labels).sum())
+    if n_correct < k + 1:
+        raise ValueError(
+            f"there are {n_correct} correct samples but k = {k} needs at least k + 1 = {k + 1} "
+            "(each correct sample is compared with the others); lower k or add correct samples"
+        )
+    if n_error == 0:
+        raise ValueError(
+            f"all {n_correct} samples are correct: there are no errors whose deviation REMA could "
+            "measure; include some wrong answers (or a harder source)"
+        )
+    return arrays, labels
+
+
+def standardised(layer: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Each feature centred and scaled by the correct samples' mean and standard deviation
+    (constant features are left unscaled)."""
+    ref = layer[correct].astype(np.float64)
+    scale = ref.std(axis=0)
+    scale[scale == 0] = 1.0
+    return ((layer - ref.mean(axis=0)) / scale).astype(np.float32)
+
+
+@dataclass
+class NeighbourTables:
+    """Sorted distances to the ``k_max`` nearest references, per layer (the expensive part)."""
+
+    error_to_correct: np.ndarray  # (layers, n_error, k_max)
+    correct_loo: np.ndarray  # (layers, n_correct, k_max), leave-one-out
+    null_to_reference: np.ndarray | None  # (layers, n_null, k_max): pseudo-errors -> half
+    null_reference_loo: np.ndarray | None  # (layers, n_reference, k_max)
+
+
+def null_split(n_correct: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random split of the correct samples' positions into reference and pseudo-error halves."""
+    order = np.random.default_rng(seed).permutation(n_correct)
+    half = n_correct // 2
+    return np.sort(order[:half]), np.sort(order[half:])
+
+
+def neighbour_tables(
+    layers: list[np.ndarray],
+    correct: np.ndarray,
+    k_max: int,
+    *,
+    null_control: bool = True,
+    seed: int = 0,
+    device=None,
+    progress: Progress | None = None,
+) -> NeighbourTables:
+    """kNN distance tables for errors, the leave-one-out baseline and the null control."""
+    reference_half, pseudo_errors = null_split(int(correct.sum()), seed)
+    do_null = null_control and reference_half.size >= k_max + 1 and pseudo_errors.size > 0
+    err, loo, null_q, null_loo = [], [], [], []
+    for index, layer in enumerate(layers):
+        good, bad = layer[correct], layer[~correct]
+        err.append(nearest_distances(bad, good, k_max, device=device))
+        loo.append(nearest_distances(good, good, k_max, leave_one_out=True, device=device))
+        if do_null:
+            ref = good[reference_half]
+            null_q.append(nearest_distances(good[pseudo_errors], ref, k_max, device=device))
+            null_loo.append(nearest_distances(ref, ref, k_max, leave_one_out=True, device=device))
+        if progress is not None:
+            progress((index + 1) / len(layers), f"nearest neighbours: layer {index + 1}/{len(layers)}")
+    return NeighbourTables(
+        np.stack(err), np.stack(loo),
+        np.stack(null_q) if do_null else None, np.stack(null_loo) if do_null else None,
+    )
+
+
+def divergence_layers(deviations: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """For each sample (column of ``deviations``, shape (layers, n)), the first layer whose
+    deviation exceeds that layer's ``threshold``, or NEVER."""
+    above = deviations > threshold[:, None]
+    first = above.argmax(axis=0)
+    return np.where(above.any(axis=0), first, NEVER)
+
+
+def share_diverged_by_layer(first_layer: np.ndarray, n_layers: int) -> np.ndarray:
+    """Share of samples whose divergence layer is at or before each layer (cumulative)."""
+    if first_layer.size == 0:
+        return np.full(n_layers, np.nan)
+    hit = first_layer[first_layer != NEVER]
+    return np.cumsum(np.bincount(hit, minlength=n_layers)[:n_layers]) / first_layer.size
+
+
+@dataclass
+class Geometry:
+    """Per-layer intrinsic dimension, separability and 2-D projection (independent of k, alpha)."""
+
+    two_nn: np.ndarray  # (layers,) TwoNN dimension of the correct cloud
+    pca_dimension: np.ndarray  # (layers,) components for 90 % of the correct cloud's variance
+    svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM balanced accuracy
+    svm_chance: float  # 0.5: the balanced accuracy of any guess that ignores the input
+    projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
+    duplicates: np.ndarray  # (layers,) correct samples with an identical twin (TwoNN drops them)
+
+
+def layer_geometry(
+    layers: list[np.ndarray],
+    correct: np.ndarray,
+    correct_loo: np.ndarray,
+    *,
+    svm: bool = True,
+    svm_max_samples: int = 600,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Geometry:
+    """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
+    twonn, pca90, acc, proj, duplicates = [], [], [], [], []
+    for index, layer in enumerate(layers):
+        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1])
+                     if correct_loo.shape[2] >= 2 else float("nan"))  # one neighbour: no ratio
+        duplicates.append(int((correct_loo[index, :, 0] == 0).sum()))
+        pca90.append(pca_dimension(layer[correct], 0.9))
+        acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
+                   if svm else np.nan)
+        proj.append(pca_projection(layer, 2, seed=seed))
+        if progress is not None:
+            progress((index + 1) / len(layers), f"geometry: layer {index + 1}/{len(layers)}")
+    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), 0.5, np.stack(proj),
+                    np.array(duplicates))
+
+
+def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray) -> float:
+    """TwoNN, or NaN where duplicates leave too few points (e.g. identical embeddings); the
+    number of duplicates is reported separately, so the per-layer warning is not needed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return two_nn_from_distances(r1, r2)
+        except ValueError:
+            return float("nan")
+
+
+@dataclass
+class RemaResult:
+    """Everything REMA measures, per layer (axis 0) and per sample. See the module docstring."""
+
+    k: int
+    alpha: float
+    correct: np.ndarray  # (n_samples,) bool
+    layer_names: list[str]
+    final_normalised: bool  # the last layer is a final (layer-)normalised output
+    deviations: np.ndarray  # (layers, n_error): D_j(l)
+    baseline: np.ndarray  # (layers, n_correct): leave-one-out D of each correct sample
+    baseline_mean: np.ndarray  # mu_l
+    baseline_std: np.ndarray  # sigma_l
+    threshold: np.ndarray  # mu_l + alpha sigma_l
+    divergence_layer: np.ndarray  # (n_error,) first layer above threshold, or NEVER (-1)
+    diverged_by_layer: np.ndarray  # share of errors diverged at or before each layer
+    relative_deviation: np.ndarray  # mean_j D_j(l) / mu_l - 1
+    t_statistic: np.ndarray  # Welch's t, errors vs baseline
+    p_value: np.ndarray
+    auroc: np.ndarray  # AUROC of D as an error detector (errors vs baseline values)
+    null_deviations: np.ndarray | None  # (layers, n_null) pseudo-errors from the correct set
+    null_baseline_mean: np.ndarray | None  # mu_l of the reference half
+    null_threshold: np.ndarray | None
+    null_divergence_layer: np.ndarray | None
+    null_diverged_by_layer: np.ndarray | None
+    geometry: Geometry | None
+    tables: NeighbourTables = field(repr=False)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_names)
+
+    @property
+    def k_max(self) -> int:
+        return self.tables.correct_loo.shape[2]
+
+    def with_settings(self, k: int | None = None, alpha: float | None = None) -> RemaResult:
+        """The same analysis at another k (up to ``k_max``) or alpha, from the stored tables."""
+        k = self.k if k is None else k
+        alpha = self.alpha if alpha is None else alpha
+        stats_ = rema_statistics(self.tables, self.correct, k, alpha)
+        return replace(self, k=k, alpha=alpha, **stats_)
+
+    def table(self) -> list[dict]:
+        """One row of per-layer statistics per layer (for the statistics table)."""
+        rows = []
+        for index, name in enumerate(self.layer_names):
+            row = {
+                "layer": name,
+                "baseline mu": self.baseline_mean[index],
+                "baseline sigma": self.baseline_std[index],
+                "mean D (errors)": self.deviations[index].mean(),
+                "relative deviation": self.relative_deviation[index],
+                "Welch t": self.t_statistic[index],
+                "p": self.p_value[index],
+                "AUROC": self.auroc[index],
+                "diverged by here": self.diverged_by_layer[index],
+            }
+            if self.null_diverged_by_layer is not None:
+                row["null diverged by here"] = self.null_diverged_by_layer[index]
+            if self.geometry is not None:
+                row["TwoNN dim"] = self.geometry.two_nn[index]
+                row["PCA-90% dim"] = self.geometry.pca_dimension[index]
+                row["SVM balanced acc."] = self.geometry.svm_accuracy[index]
+                row["duplicates"] = self.geometry.duplicates[index]
+            rows.append(row)
+        return rows
+
+
+def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float) -> dict:
+    """The cheap part: deviations, baseline, thresholds, divergence layers, tests at (k, alpha)."""
+    k_max = tables.correct_loo.shape[2]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
+        raise ValueError(f"k must be an integer from 1 to {k_max} (the neighbours computed), got {k!r}")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    deviations = tables.error_to_correct[:, :, :k].mean(axis=2, dtype=np.float64)
+    baseline = tables.correct_loo[:, :, :k].mean(axis=2, dtype=np.float64)
+    mu, sigma = baseline.mean(axis=1), baseline.std(axis=1, ddof=1)
+    threshold = mu + alpha * sigma
+    first = divergence_layers(deviations, threshold)
+    n_layers = deviations.shape[0]
+    # identical baseline values (sigma = 0) make t infinite or undefined: reported, not warned
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        welch = stats.ttest_ind(deviations, baseline, axis=1, equal_var=False)
+        relative = deviations.mean(axis=1) / mu - 1.0
+    out = dict(
+        deviations=deviations, baseline=baseline, baseline_mean=mu, baseline_std=sigma,
+        threshold=threshold, divergence_layer=first,
+        diverged_by_layer=share_diverged_by_layer(first, n_layers),
+        relative_deviation=relative,
+        t_statistic=np.asarray(welch.statistic, dtype=np.float64),
+        p_value=np.asarray(welch.pvalue, dtype=np.float64),
+        auroc=np.array([auroc(deviations[i], baseline[i]) for i in range(n_layers)]),
+        null_deviations=None, null_baseline_mean=None, null_threshold=None, null_divergence_layer=None,
+        null_diverged_by_layer=None,
+    )
+    if tables.null_to_reference is not None:
+        null_dev = tables.null_to_reference[:, :, :k].mean(axis=2, dtype=np.float64)
+        null_base = tables.null_reference_loo[:, :, :k].mean(axis=2, dtype=np.float64)
+        null_mu = null_base.mean(axis=1)
+        null_thr = null_mu + alpha * null_base.std(axis=1, ddof=1)
+        null_first = divergence_layers(null_dev, null_thr)
+        out.update(
+            null_deviations=null_dev, null_baseline_mean=null_mu, null_threshold=null_thr, null_divergence_layer=null_first,
+            null_diverged_by_layer=share_diverged_by_layer(null_first, n_layers),
+        )
+    return out
+
+
+def rema(
+    layers: Sequence,
+    correct,
+    k: int = 5,
+    alpha: float = 2.0,
+    *,
+    k_max: int | None = None,
+    standardise: bool = False,
+    null_control: bool = True,
+    geometry: bool = True,
+    svm: bool = True,
+    layer_names: Sequence[str] | None = None,
+    final_normalised: bool = False,
+    seed: int = 0,
+    device=None,
+    progress: Progress | None = None,
+) -> RemaResult:
+    """Run REMA (Li et al. 2025) on per-layer representations.
+
+    ``layers``: one (n_samples, dim) array per layer, samples in the same order in every layer;
+    ``correct``: boolean vector, True where the answer was right. ``k`` neighbours, threshold
+    mu + ``alpha`` sigma. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
+    the data) so :meth:`RemaResult.with_settings` can change k and alpha without recomputing.
+    ``standardise`` z-scores every feature by the correct samples first; distances are always
+    computed after centring on the correct mean. ``progress(fraction, message)`` is called as
+    layers finish (it may raise to cancel).
+    """
+    seed = check_seed(seed)
+    arrays, labels = check_inputs(layers, correct, k)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    n_correct = int(labels.sum())
+    k_max = min(max(k, 20), n_correct - 1) if k_max is None else k_max
+    if not k <= k_max <= n_correct - 1:
+        raise ValueError(f"k_max must be between k = {k} and n_correct - 1 = {n_correct - 1}, got {k_max}")
+    names = list(layer_names) if layer_names is not None else [str(i) for i in range(len(arrays))]
+    if len(names) != len(arrays):
+        raise ValueError(f"layer_names has {len(names)} names for {len(arrays)} layers")
+    if standardise:
+        arrays = [standardised(a, labels) for a in arrays]
+
+    def stage(offset: float, width: float):
+        if progress is None:
+            return None
+        return lambda fraction, message="": progress(offset + width * fraction, message)
+
+    tables = neighbour_tables(
+        arrays, labels, k_max, null_control=null_control, seed=seed, device=device,
+        progress=stage(0.0, 0.5 if geometry else 1.0),
+    )
+    geo = (
+        layer_geometry(arrays, labels, tables.correct_loo, svm=svm, seed=seed,
+                       progress=stage(0.5, 0.5))
+        if geometry else None
+    )
+    return RemaResult(
+        k=k, alpha=float(alpha), correct=labels, layer_names=names,
+        final_normalised=bool(final_normalised), geometry=geo, tables=tables,
+        **rema_statistics(tables, labels, k, alpha),
+    )

@@ -1,0 +1,148 @@
+"""Write notebooks/04_reasoning_manifold.ipynb (without outputs): python scripts/make_notebook_04.py"""
+
+from pathlib import Path
+
+import nbformat as nbf
+
+FILL = '@@MODEL@@\n### What the tiny model shows\n\n* About 94 % of the 1000 held-out chains come out right. The ~60 errors are mostly chains that contain **×**: the model saw × in only 10 % of the operations it trained on, and learned + and − first.\n* **Embedding layer.** With REMA\'s representation (the last position at every generation step) the input tokens there are the digits the model wrote, and they look the same for right and wrong chains: AUROC ≈ 0.5, no deviation.\n* **Blocks 1 → 6.** The errors\' deviation and its AUROC rise block by block (to ≈ 0.74 at block 6), and so does the RBF-SVM\'s balanced accuracy. The errors drift away from the correct cloud in the layers where attention pulls in the operation and the blocks compute the next value. The divergence histogram peaks at block 4, far above the null control at that layer (about 11 % of errors against 1 % of correct samples).\n* **Final norm** (grey). The picture flips (AUROC < 0.5). The final LayerNorm rescales every state to the same length, so its scale differs from the residual stream and the extra distance disappears. Do not read REMA\'s rule at that layer; the app shades it for that reason.\n* **Intrinsic dimension.** In blocks 1–6 the correct cloud has about 10–13 dimensions by TwoNN (PCA needs about 25 for 90 % of the variance) inside $d_{model} = 64$: a low-dimensional manifold, as REMA reports for large models. At the embedding layer the states are averages of four token embeddings. That is a discrete set with many exact duplicates (see the table), so TwoNN\'s assumption of a continuous manifold fails and its value there (≈ 0.1) means nothing.\n* Only about a quarter of the errors cross μ + 2σ anywhere. In a tiny model most wrong chains stay *inside* the correct cloud. The deviation measures density: it flags errors made on unfamiliar ground (the rare ×), not slips that look like ordinary chains.\n\n**Why this task and not the first one.** The first version trained on + − × equally often and stopped at 82 %. Its errors were scattered slips of a half-trained model, and their hidden states matched the correct ones at every layer (AUROC ≈ 0.5 everywhere, the same as the null control). Making × rare gave the model a *systematic* weakness, and REMA can see that.\n====@@STANDARDISE@@\nAlmost nothing changes: every feature of this model\'s residual stream has a similar scale. Standardisation matters when a few dimensions carry huge activations (the "massive activations" of large LLMs), because those would otherwise dominate every distance. Centring (always on) is a separate thing: it handles a large *shared* offset for float32 precision and leaves distances unchanged.\n====@@ALPHA@@\nAt α = 1 both groups "diverge" in the early layers: any normal sample exceeds μ + σ at a given layer about one time in six, so the first-crossing histogram fills the first blocks with chance crossings (the grey null bars are as high as the red ones at block 1). Only the excess of red over grey is signal. At α = 2 that excess sits at block 4.\n\n4. (extra) Set *pooling* to `mean_all` (average over the prompt tokens too). Now the embedding layer already separates right from wrong (AUROC ≈ 0.63), because the prompt contains the × that predicts failure. REMA\'s pooling hides the prompt, so what it finds reflects the model\'s processing and not only its input.\n'
+
+cells = []
+
+
+def md(text: str) -> None:
+    cells.append(nbf.v4.new_markdown_cell(text.strip()))
+
+
+def code(text: str) -> None:
+    cells.append(nbf.v4.new_code_cell(text.strip()))
+
+
+
+md(r"""
+# Where does wrong reasoning leave the manifold of right reasoning?
+
+*My model answers some problems right and some wrong. Layer by layer, do the hidden states of the wrong answers drift away from the cloud of right ones — and where does the drift start?*
+
+This notebook re-implements **REMA** (Li et al. 2025, *A Unified Reasoning Manifold Framework for Interpreting Large Language Models*) and adds what a careful reader wants beside it: a **null control**, the **intrinsic dimension** of the manifold per layer, and how **separable** right and wrong are.
+
+**Learning goals**
+
+1. Read REMA's rule: at layer $l$ the *manifold* is the cloud of correct samples; an error's deviation $D_j(l)$ is its mean distance to its $k$ nearest correct samples; it *diverges* at the first layer where $D_j(l) > \mu_l + \alpha\,\sigma_l$, with $\mu_l, \sigma_l$ the correct samples' own (leave-one-out) deviations.
+2. Tell a real divergence from a chance one: the null control runs the same rule on correct samples only.
+3. See that "detected" is not "started": a weak drift is found layers after it begins.
+4. Connect deviation to geometry: intrinsic dimension (TwoNN), PCA dimension, and an RBF-SVM.
+5. Look at a real (tiny) transformer's hidden states and read what they do — and do not — show.
+
+**How to use.** Each app has a *source* (where the hidden states come from) and an *analysis* (k, α, standardisation, the null control). Moving *k*, *α* or the *2-D view layer* is instant; changing the source or the analysis recomputes with a progress bar (Cancel stops it; the last good picture stays). Press ▶ next to the layer slider to play through the layers.
+""")
+
+md(r"""
+## 1. Synthetic hidden states with a planted divergence
+
+Every sample lives on a curved 4-dimensional manifold in $\mathbb{R}^{128}$ that rotates a little from layer to layer. Errors follow the same law until layer `diverge_at` (6); from there they are pushed off the manifold, a bit further at every layer. So we **know** the answer REMA should find.
+""")
+code("""
+from explorer.manifold import ManifoldApp
+
+app = ManifoldApp()
+app
+""")
+
+md(r"""
+## What to try (synthetic)
+
+1. Read the **deviation** panel: where do the red errors leave the blue band of correct samples? Where does the grey null control go?
+2. In the **divergence layer** histogram, most errors cross at layer 6. But a few "diverge" at layer 0, and so do some *correct* samples of the null control. Why at layer 0, and why never later?
+3. Raise **α** from 2 to 4. Where do the chance divergences go? What happens to the real ones?
+4. Choose the preset *synthetic: weak drift, detected late* (drift starts at layer 3, strength 0.3). At which layer does REMA report the divergence?
+5. Choose *synthetic: no planted drift (all chance)*. How many errors "diverge" now, compared with the null control?
+6. Look at **intrinsic dimension**: the data is a 4-dimensional curved manifold. What do TwoNN and PCA-90 % say, and why do they differ? Raise the noise to 0.05.
+""")
+md(r"""
+<details><summary>Answers</summary>
+
+1. The errors' median sits on 1 (a typical correct sample) up to layer 5 and climbs steeply from layer 6. The null control's pseudo-errors are correct samples, so they stay on the blue band at every layer: that is what "no drift" looks like.
+2. A divergence layer is the *first* crossing. Samples in the tails of the latent distribution are far from their neighbours at *every* layer, so they cross already at layer 0 — errors and correct samples alike (the grey bar at layer 0 is about as high as the red one). The noise is re-drawn per layer, but the tail position is not, so the same samples cross first at layer 0 and there is nothing left for later layers.
+3. With α = 4 the threshold moves to μ + 4σ: the chance crossings at layer 0 nearly vanish (for both groups) while the real divergences stay at layer 6, because the errors' deviation there is many σ above μ. Lowering α to 1 raises the chance crossings at layer 0 to about 18 % in *both* groups: α trades false alarms for sensitivity, and the grey null bars tell you the false-alarm rate.
+4. The drift starts at layer 3 but grows by 0.3 per layer; REMA reports most divergences at layers 6 and 7, three to four layers late, when the accumulated displacement first beats μ + 2σ. The divergence layer is a *detection* time, not an onset time: the AUROC (separability panel) and Welch's t (table) already rise at layer 3.
+5. Only the chance crossings are left: the red and grey bars look alike and the relative deviation is ≈ 0 at every layer. Without a null control one would report "X % of errors diverge at layer 0".
+6. TwoNN (nonlinear, from each point's two nearest neighbours) gives about 5 for the 4-dimensional curved manifold: the curvature and the noise at the scale of the nearest neighbours add a little. PCA needs 4 linear directions for 90 % of the variance, because the bends (the sine terms) carry little variance. With noise 0.05 the neighbourhoods fill up in all 128 directions: TwoNN jumps to about 12 (it works at the smallest scales, where the noise lives), while PCA-90 % rises less, from 4 to 7 (the noise adds only a little to the total variance).
+</details>
+""")
+
+md(r"""
+## 2. A real (tiny) transformer
+
+`scripts/train_manifold_model.py` trains a 6-block causal transformer ($d_{model}=64$, 0.2 M parameters) in about three minutes on a (shared) CPU core on **chains of modular operations**: the prompt `a o1 b o2 c o3 d =` (digits mod 13, operations + − × applied left to right), the answer is the running values `s1 s2 s3 ;`. Each step uses the model's *own* previous output, so one slip derails the chain. The shipped weights are in `explorer/manifold/data/`. The app below runs the model on held-out chains it never trained on, pools the hidden state at every generation step (REMA's representation), and checks the final value.
+""")
+code("""
+model_app = ManifoldApp(source="tiny model", layer=3)
+model_app
+""")
+MODEL_EXPLANATION = "@@MODEL@@"
+md(MODEL_EXPLANATION)
+
+md(r"""
+## What to try (tiny model)
+
+1. Switch *pooling* to `last_token`. What happens at the embedding layer, and why does TwoNN show a gap there?
+2. Tick *standardise features*. Does the picture change? Why might it for a model with a final LayerNorm?
+3. Set α to 1 and compare the red and grey histograms. Are the errors' divergences more than chance?
+4. Set *pooling* to `mean_all`. What changes at the embedding layer?
+""")
+md(r"""
+<details><summary>Answers</summary>
+
+1. With `last_token` the representation is the hidden state at the final step, where the input is always the end token `;` at the same position: at the embedding layer all samples are *identical*, so every kNN distance is 0 and TwoNN (which needs $r_1 > 0$) is undefined; the table counts those duplicates. Deeper layers mix in the earlier tokens through attention and the cloud unfolds.
+2. @@STANDARDISE@@
+3. @@ALPHA@@
+</details>
+""")
+
+md(r"""
+## Under the hood
+
+The same analysis with the public API: `synthetic` makes the data, `rema` runs the rule, `knn_distances` is the engine (centred float32 with exact refinement), `two_nn` the intrinsic dimension.
+""")
+code("""
+import numpy as np
+from explorer.manifold import knn_distances, rema, synthetic, two_nn
+
+layers, correct = synthetic(n_layers=8, dim=64, manifold_dim=3, n_correct=400, n_error=100, diverge_at=4, seed=1)
+result = rema(layers, correct, k=5, alpha=2.0)
+
+print("layer  mu     sigma  mean D/mu  AUROC  share diverged here (errors | null)")
+first = np.bincount(result.divergence_layer[result.divergence_layer >= 0], minlength=8) / (~correct).sum()
+null_first = np.bincount(result.null_divergence_layer[result.null_divergence_layer >= 0], minlength=8) / result.null_divergence_layer.size
+for l in range(8):
+    print(f"{l:5d}  {result.baseline_mean[l]:.3f}  {result.baseline_std[l]:.3f}  {1 + result.relative_deviation[l]:8.2f}"
+          f"  {result.auroc[l]:.2f}   {first[l]:.2f} | {null_first[l]:.2f}")
+
+# the deviation of the errors at layer 6, straight from the kNN engine
+print("mean D at layer 6:", knn_distances(layers[6][~correct], layers[6][correct], k=5).mean().round(3),
+      "=", result.deviations[6].mean().round(3))
+print("TwoNN of the correct cloud at layer 0:", round(two_nn(layers[0][correct]), 2), "(planted: 3)")
+""")
+
+md(r"""
+## References
+
+* B. Li et al. (2025). *A Unified Reasoning Manifold Framework for Interpreting Large Language Models* (REMA) — the deviation, baseline and divergence-layer rule re-implemented here.
+* E. Facco, M. d'Errico, A. Rodriguez, A. Laio (2017). *Estimating the intrinsic dimension of datasets by a minimal neighborhood information.* Scientific Reports 7:12140 — TwoNN.
+* A. Borah et al. (2025). *Alignment Quality Index (AQI): beyond refusals — AQI as an intrinsic alignment diagnostic via latent geometry* — the latent-geometry (cluster separation) view of right vs wrong behaviour that the separability panel echoes.
+* N. Halko, P.-G. Martinsson, J. Tropp (2011). *Finding structure with randomness* — the randomised PCA of the 2-D view.
+* B. L. Welch (1947). *The generalization of "Student's" problem when several different population variances are involved* — the per-layer t-test.
+""")
+
+nb = nbf.v4.new_notebook()
+nb.cells = cells
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+text = FILL
+parts = dict(p.split("\n", 1) for p in text.split("\n====") if p.strip())
+for cell in nb.cells:
+    for key, value in parts.items():
+        cell.source = cell.source.replace(key.strip(), value.strip())
+    cell.source = cell.source.replace(
+        "4. (extra) Set *pooling* to `mean_all` (average over the prompt tokens too). Now",
+        "4. With `mean_all` (an average over the prompt tokens too)")
+nbf.write(nb, Path(__file__).resolve().parent.parent / "notebooks" / "04_reasoning_manifold.ipynb")

@@ -1,0 +1,103 @@
+"""The app, headless: defaults, cheap and expensive changes, bad input keeps the state, figures."""
+
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer.manifold import ManifoldApp, save_npz, synthetic
+from explorer.manifold.figures import all_figures
+from explorer.ui import HTMLView
+
+SMALL = dict(n_layers=6, dim=32, n_correct=150, n_error=50, diverge_at=3, layer=4, svm=False)
+
+
+@pytest.fixture(scope="module")
+def app():
+    return ManifoldApp(**SMALL)
+
+
+def test_default_view_and_figures(app):
+    assert set(app.figures) == {"deviation", "divergence layers", "projection",
+                                "intrinsic dimension", "separability", "statistics"}
+    for name, fig in app.figures.items():
+        assert isinstance(fig, HTMLView if name == "statistics" else go.Figure)
+    counts = np.bincount(app.result.result.divergence_layer + 1)
+    assert counts.argmax() - 1 == 3  # the planted layer
+    assert "150 correct, 50 errors" in app.status.text
+
+
+def test_cheap_changes_reuse_the_neighbour_tables(app):
+    tables = app.result.result.tables
+    app.set(alpha=3.5, k=9, layer=2)
+    assert app.result.result.tables is tables
+    assert app.result.result.k == 9 and app.result.layer == 2
+    app.set(alpha=2.0, k=5, layer=4)
+
+
+def test_bad_input_keeps_state_and_picture(app, tmp_path):
+    before = app.result
+    for change, message in [
+        (dict(k=0), "k must be"), (dict(source="file", path=str(tmp_path / "no.npz")), "does not exist"),
+        (dict(source="hugging face", model_path=str(tmp_path / "none"), prompts_path="p.json"),
+         "does not exist"),
+        (dict(n_correct=6, n_error=20, k=6), "k \\+ 1"), (dict(alpha=-1.0), "alpha"),
+        (dict(diverge_at=30), "diverge_at"), (dict(source="tiny model", pooling="max"), "pooling"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            app.set(**change)
+        assert app.result is before and app.params.source == "synthetic"
+        assert app.status.level == "error"
+
+
+def test_file_source_with_no_errors_is_a_clear_message(app, tmp_path):
+    reps = synthetic(n_layers=3, dim=8, n_correct=30, n_error=0, diverge_at=3)
+    save_npz(tmp_path / "all_right.npz", reps)
+    with pytest.raises(ValueError, match="no errors"):
+        app.set(source="file", path=str(tmp_path / "all_right.npz"))
+    reps = synthetic(n_layers=3, dim=8, n_correct=30, n_error=10, diverge_at=1)
+    save_npz(tmp_path / "mixed.npz", reps)
+    app.set(source="file", path=str(tmp_path / "mixed.npz"))
+    assert app.result.result.n_layers == 3 and app.result.layer == 2  # clipped to the last layer
+    app.set(source="synthetic")
+
+
+def test_state_round_trip(app, tmp_path):
+    app.set(alpha=2.5)
+    path = app.save_state(tmp_path / "state.json")
+    assert json.loads(path.read_text())["params"]["alpha"] == 2.5
+    other = ManifoldApp(**SMALL)
+    other.load_state(path)
+    assert other.params == app.params
+    app.set(alpha=2.0)
+
+
+def test_widget_builds_and_expensive_change_runs_in_the_runner(app):
+    widget = app.widget
+    assert widget is not None and app._layer_slider.max == 5
+    app.apply(noise=0.02)  # from a widget: runs in the background
+    app.runner.join(60)
+    assert app.runner.outcome == "done" and app.params.noise == 0.02
+    app.apply(noise=0.01)
+    app.runner.join(60)
+
+
+def test_figures_draw_final_norm_and_missing_geometry():
+    from explorer.manifold import rema
+
+    reps = synthetic(n_layers=4, dim=16, n_correct=60, n_error=20, diverge_at=2)
+    result = rema(reps.layers, reps.correct, geometry=False, null_control=False,
+                  final_normalised=True, layer_names=reps.layer_names)
+    figs = all_figures(result, 10)
+    assert "final norm" in figs["statistics"].html
+    assert figs["projection"].layout.annotations[0].text.startswith("the 2-D view needs")
+
+
+def test_a_path_can_be_typed_before_its_source_is_chosen(tmp_path):
+    app = ManifoldApp(**SMALL)
+    save_npz(tmp_path / "x.npz", synthetic(n_layers=3, dim=8, n_correct=40, n_error=10, diverge_at=1))
+    app.set(path=str(tmp_path / "x.npz"))  # the synthetic view stays, nothing recomputed
+    assert app.params.source == "synthetic"
+    app.set(source="file")
+    assert app.result.representations.source == "file x.npz"
