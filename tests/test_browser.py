@@ -125,6 +125,10 @@ EXPLORER_NOTEBOOKS = {
         "dropdown": ("target p", "three modes"),
     },
     "03_flow_matching_sources.ipynb": {"slider": "steps", "dropdown": ("solver", "midpoint")},
+    "04_reasoning_manifold.ipynb": {
+        "slider": "2-D view layer",
+        "dropdown": ("source", "tiny model"),
+    },
     "02_reward_kl_frontiers.ipynb": {
         "slider": "proxy–gold corr.",
         "dropdown": ("gold reward", "verifiable"),

@@ -304,7 +304,7 @@ class ManifoldApp(App):
             self.bind(widgets.Checkbox(description="null control", indent=False), "null_control"),
             self.bind(widgets.Checkbox(description="RBF-SVM (slower)", indent=False), "svm"),
             int_slider("seed", 0, 99, "seed"),
-            widgets.HBox([play, self._layer_slider]),
+            self._layer_slider, play,
         ])
         return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
 

@@ -19,8 +19,14 @@ def app():
 
 
 def test_default_view_and_figures(app):
-    assert set(app.figures) == {"deviation", "divergence layers", "projection",
-                                "intrinsic dimension", "separability", "statistics"}
+    assert set(app.figures) == {
+        "deviation",
+        "divergence layers",
+        "projection",
+        "intrinsic dimension",
+        "separability",
+        "statistics",
+    }
     for name, fig in app.figures.items():
         assert isinstance(fig, HTMLView if name == "statistics" else go.Figure)
     counts = np.bincount(app.result.result.divergence_layer + 1)
@@ -39,11 +45,16 @@ def test_cheap_changes_reuse_the_neighbour_tables(app):
 def test_bad_input_keeps_state_and_picture(app, tmp_path):
     before = app.result
     for change, message in [
-        (dict(k=0), "k must be"), (dict(source="file", path=str(tmp_path / "no.npz")), "does not exist"),
-        (dict(source="hugging face", model_path=str(tmp_path / "none"), prompts_path="p.json"),
-         "does not exist"),
-        (dict(n_correct=6, n_error=20, k=6), "k \\+ 1"), (dict(alpha=-1.0), "alpha"),
-        (dict(diverge_at=30), "diverge_at"), (dict(source="tiny model", pooling="max"), "pooling"),
+        (dict(k=0), "k must be"),
+        (dict(source="file", path=str(tmp_path / "no.npz")), "does not exist"),
+        (
+            dict(source="hugging face", model_path=str(tmp_path / "none"), prompts_path="p.json"),
+            "does not exist",
+        ),
+        (dict(n_correct=6, n_error=20, k=6), "k \\+ 1"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(diverge_at=30), "diverge_at"),
+        (dict(source="tiny model", pooling="max"), "pooling"),
     ]:
         with pytest.raises(ValueError, match=message):
             app.set(**change)
@@ -87,8 +98,14 @@ def test_figures_draw_final_norm_and_missing_geometry():
     from explorer.manifold import rema
 
     reps = synthetic(n_layers=4, dim=16, n_correct=60, n_error=20, diverge_at=2)
-    result = rema(reps.layers, reps.correct, geometry=False, null_control=False,
-                  final_normalised=True, layer_names=reps.layer_names)
+    result = rema(
+        reps.layers,
+        reps.correct,
+        geometry=False,
+        null_control=False,
+        final_normalised=True,
+        layer_names=reps.layer_names,
+    )
     figs = all_figures(result, 10)
     assert "final norm" in figs["statistics"].html
     assert figs["projection"].layout.annotations[0].text.startswith("the 2-D view needs")
@@ -96,7 +113,9 @@ def test_figures_draw_final_norm_and_missing_geometry():
 
 def test_a_path_can_be_typed_before_its_source_is_chosen(tmp_path):
     app = ManifoldApp(**SMALL)
-    save_npz(tmp_path / "x.npz", synthetic(n_layers=3, dim=8, n_correct=40, n_error=10, diverge_at=1))
+    save_npz(
+        tmp_path / "x.npz", synthetic(n_layers=3, dim=8, n_correct=40, n_error=10, diverge_at=1)
+    )
     app.set(path=str(tmp_path / "x.npz"))  # the synthetic view stays, nothing recomputed
     assert app.params.source == "synthetic"
     app.set(source="file")

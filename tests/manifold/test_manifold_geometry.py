@@ -29,8 +29,15 @@ def embedded(n, intrinsic, ambient, seed, shape="cube"):
 
 @pytest.mark.parametrize(
     "intrinsic, shape",
-    [(2, "cube"), (5, "cube"), (2, "torus"), (5, "torus"), (2, "gaussian"), (5, "gaussian"),
-     (10, "gaussian")],
+    [
+        (2, "cube"),
+        (5, "cube"),
+        (2, "torus"),
+        (5, "torus"),
+        (2, "gaussian"),
+        (5, "gaussian"),
+        (10, "gaussian"),
+    ],
 )
 def test_two_nn_within_ten_percent_of_the_true_dimension(intrinsic, shape):
     # (cubes in high dimension are underestimated from their boundary, a known TwoNN bias)
@@ -133,9 +140,13 @@ def test_svm_matches_scikit_learn_rbf_and_sees_chance():
     ours = svm_accuracy(x, labels, seed=3)
     centred = x - x.mean(0)
     gamma = 1 / (20 * centred.var())
-    theirs = cross_val_score(SVC(gamma=gamma, class_weight="balanced"), x, labels,
-                             cv=StratifiedKFold(5, shuffle=True, random_state=3),
-                             scoring="balanced_accuracy").mean()
+    theirs = cross_val_score(
+        SVC(gamma=gamma, class_weight="balanced"),
+        x,
+        labels,
+        cv=StratifiedKFold(5, shuffle=True, random_state=3),
+        scoring="balanced_accuracy",
+    ).mean()
     assert ours == pytest.approx(theirs, abs=1e-9)
     assert ours > 0.8
     same = svm_accuracy(rng.standard_normal((300, 20)), labels, seed=3)

@@ -21,11 +21,20 @@ def tiny_gpt2(tmp_path_factory):
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
     fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
     fast.save_pretrained(folder)
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=len(WORDS), n_positions=32, n_embd=16, n_layer=3,
-                                     n_head=2, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    config = transformers.GPT2Config(
+        vocab_size=len(WORDS),
+        n_positions=32,
+        n_embd=16,
+        n_layer=3,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
 
@@ -64,8 +73,9 @@ def test_left_padding_gives_the_same_states_as_one_prompt_at_a_time(tiny_gpt2):
 def test_other_poolings_and_rema_runs(tiny_gpt2, pooling):
     prompts, answers = prompts_and_answers()
     checker = lambda text, gold: len(text) % 2 == 0  # noqa: E731 - a mix of right and wrong
-    reps = hf_representations(tiny_gpt2, prompts, answers, checker, max_new_tokens=2,
-                              pooling=pooling)
+    reps = hf_representations(
+        tiny_gpt2, prompts, answers, checker, max_new_tokens=2, pooling=pooling
+    )
     if reps.correct.all() or reps.correct.sum() < 4:
         reps.correct[:12] = True
         reps.correct[12:] = False
@@ -102,13 +112,18 @@ def test_the_app_runs_the_hugging_face_source(tiny_gpt2, tmp_path):
     assert read_prompts(tmp_path / "prompts.json") == (prompts, answers)
     app = ManifoldApp(n_layers=4, dim=16, n_correct=60, n_error=20, diverge_at=2, svm=False)
     try:
-        app.set(source="hugging face", model_path=str(tiny_gpt2),
-                prompts_path=str(tmp_path / "prompts.json"), max_new_tokens=2, k=2)
+        app.set(
+            source="hugging face",
+            model_path=str(tiny_gpt2),
+            prompts_path=str(tmp_path / "prompts.json"),
+            max_new_tokens=2,
+            k=2,
+        )
     except ValueError as error:  # a random model may get everything right or wrong
         assert "no errors" in str(error) or "correct samples" in str(error)
         assert app.params.source == "synthetic"
     else:
         assert app.result.result.n_layers == 4 and app.result.representations.final_normalised
-    (tmp_path / "bad.json").write_text("[{\"prompt\": 1}]")
+    (tmp_path / "bad.json").write_text('[{"prompt": 1}]')
     with pytest.raises(ValueError, match="'prompt' and 'answer'"):
         read_prompts(tmp_path / "bad.json")

@@ -70,13 +70,19 @@ def test_leave_one_out_with_duplicates_matches_brute_force():
     x = np.concatenate([base, base[:40], base[:10]])
     for k in (1, 3, 6):
         got = nearest_distances(x, x, k, leave_one_out=True)
-        np.testing.assert_allclose(got, brute_force(x, x, k, leave_one_out=True), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got, brute_force(x, x, k, leave_one_out=True), rtol=1e-5, atol=1e-6
+        )
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n_q=st.integers(1, 30), n_r=st.integers(2, 40), dim=st.integers(1, 20),
-    k=st.integers(1, 5), scale=st.floats(1e-3, 1e3), seed=st.integers(0, 2**16),
+    n_q=st.integers(1, 30),
+    n_r=st.integers(2, 40),
+    dim=st.integers(1, 20),
+    k=st.integers(1, 5),
+    scale=st.floats(1e-3, 1e3),
+    seed=st.integers(0, 2**16),
 )
 def test_property_matches_brute_force(n_q, n_r, dim, k, scale, seed):
     k = min(k, n_r)
@@ -93,7 +99,9 @@ def test_torch_and_float64_inputs():
     rng = np.random.default_rng(4)
     q, r = rng.standard_normal((20, 8)), rng.standard_normal((30, 8))
     want = brute_force(q, r, 3).mean(axis=1)
-    np.testing.assert_allclose(knn_distances(torch.from_numpy(q), torch.from_numpy(r), 3), want, rtol=1e-5)
+    np.testing.assert_allclose(
+        knn_distances(torch.from_numpy(q), torch.from_numpy(r), 3), want, rtol=1e-5
+    )
     np.testing.assert_allclose(knn_distances(q, r, 3), want, rtol=1e-5)
 
 

@@ -15,8 +15,9 @@ def test_synthetic_shapes_labels_and_seed():
     assert correct.sum() == 30 and (~correct).sum() == 10
     again = synthetic(n_layers=5, dim=20, manifold_dim=3, n_correct=30, n_error=10, diverge_at=2)
     np.testing.assert_array_equal(again.layers[3], reps.layers[3])
-    other = synthetic(n_layers=5, dim=20, manifold_dim=3, n_correct=30, n_error=10, diverge_at=2,
-                      seed=1)
+    other = synthetic(
+        n_layers=5, dim=20, manifold_dim=3, n_correct=30, n_error=10, diverge_at=2, seed=1
+    )
     assert not np.allclose(other.layers[3], reps.layers[3])
 
 
@@ -33,10 +34,16 @@ def test_synthetic_errors_move_only_from_the_onset():
         np.testing.assert_array_equal(a.layers[layer][~err], b.layers[layer][~err])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_layers": 0}, "n_layers"), ({"manifold_dim": 100, "dim": 50}, "manifold_dim"),
-    ({"diverge_at": 20}, "diverge_at"), ({"seed": -1}, "seed"), ({"drift": -1.0}, "drift"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_layers": 0}, "n_layers"),
+        ({"manifold_dim": 100, "dim": 50}, "manifold_dim"),
+        ({"diverge_at": 20}, "diverge_at"),
+        ({"seed": -1}, "seed"),
+        ({"drift": -1.0}, "drift"),
+    ],
+)
 def test_synthetic_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         synthetic(**kwargs)
@@ -61,22 +68,41 @@ def test_npz_stacked_hidden_states_and_integer_labels(tmp_path):
     assert back.correct.dtype == bool and back.correct.sum() == 5
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"layer_0": np.zeros((4, 2))}, "no array named 'correct'"),
-    ({"correct": np.ones(4, bool)}, "has no layers"),
-    ({"correct": np.ones(3, bool), "layer_0": np.zeros((4, 2))}, "vector of 4 entries"),
-    ({"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2)), "layer_1": np.zeros((5, 2))},
-     "layer 1 has 5 samples but layer 0 has 4"),
-    ({"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2)), "layer_2": np.zeros((4, 2))},
-     "without gaps"),
-    ({"correct": np.ones(4, bool), "layer_0": np.full((4, 2), np.nan)}, "NaN or infinite"),
-    ({"correct": np.array([0, 1, 2, 1]), "layer_0": np.zeros((4, 2))}, "booleans or 0/1"),
-    ({"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2, 2))}, "must be \\(n_samples, dim\\)"),
-    ({"correct": np.ones(4, bool), "layer_0": np.array([["a", "b"]] * 4)}, "must be numbers"),
-    ({"correct": np.ones(4, bool), "hidden_states": np.zeros((4, 2))}, "n_layers, n_samples, dim"),
-    ({"correct": np.ones(2, bool), "layer_0": np.zeros((2, 2)), "layer_names": np.array(["a", "b"])},
-     "2 names for 1 layers"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"layer_0": np.zeros((4, 2))}, "no array named 'correct'"),
+        ({"correct": np.ones(4, bool)}, "has no layers"),
+        ({"correct": np.ones(3, bool), "layer_0": np.zeros((4, 2))}, "vector of 4 entries"),
+        (
+            {"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2)), "layer_1": np.zeros((5, 2))},
+            "layer 1 has 5 samples but layer 0 has 4",
+        ),
+        (
+            {"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2)), "layer_2": np.zeros((4, 2))},
+            "without gaps",
+        ),
+        ({"correct": np.ones(4, bool), "layer_0": np.full((4, 2), np.nan)}, "NaN or infinite"),
+        ({"correct": np.array([0, 1, 2, 1]), "layer_0": np.zeros((4, 2))}, "booleans or 0/1"),
+        (
+            {"correct": np.ones(4, bool), "layer_0": np.zeros((4, 2, 2))},
+            "must be \\(n_samples, dim\\)",
+        ),
+        ({"correct": np.ones(4, bool), "layer_0": np.array([["a", "b"]] * 4)}, "must be numbers"),
+        (
+            {"correct": np.ones(4, bool), "hidden_states": np.zeros((4, 2))},
+            "n_layers, n_samples, dim",
+        ),
+        (
+            {
+                "correct": np.ones(2, bool),
+                "layer_0": np.zeros((2, 2)),
+                "layer_names": np.array(["a", "b"]),
+            },
+            "2 names for 1 layers",
+        ),
+    ],
+)
 def test_npz_validation_errors_are_clear(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ValueError, match=message):
@@ -84,8 +110,11 @@ def test_npz_validation_errors_are_clear(tmp_path, arrays, message):
 
 
 def test_npz_pickled_objects_missing_and_broken_files(tmp_path):
-    np.savez(tmp_path / "obj.npz", correct=np.ones(2, bool),
-             layer_0=np.array([{"a": 1}, {"b": 2}], dtype=object))
+    np.savez(
+        tmp_path / "obj.npz",
+        correct=np.ones(2, bool),
+        layer_0=np.array([{"a": 1}, {"b": 2}], dtype=object),
+    )
     with pytest.raises(ValueError, match="Python objects"):
         load_npz(tmp_path / "obj.npz")
     with pytest.raises(ValueError, match="does not exist"):

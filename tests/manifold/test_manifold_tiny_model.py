@@ -60,8 +60,9 @@ def test_one_pass_over_the_sequence_equals_step_by_step_states(shipped):
             end = prompts.shape[1] + step
             _, prefix_states = model(full[:, :end], hidden=True)
             for layer in range(len(states)):
-                torch.testing.assert_close(states[layer][:, end - 1], prefix_states[layer][:, -1],
-                                           rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(
+                    states[layer][:, end - 1], prefix_states[layer][:, -1], rtol=1e-5, atol=1e-5
+                )
 
 
 def test_representations_and_the_picture(shipped):
@@ -69,8 +70,9 @@ def test_representations_and_the_picture(shipped):
     assert reps.layer_names[0] == "embedding" and reps.layer_names[-1] == "final norm"
     assert reps.final_normalised and len(reps.layers) == 8
     assert 20 < (~reps.correct).sum() < 200
-    result = rema(reps.layers, reps.correct, layer_names=reps.layer_names, final_normalised=True,
-                  svm=False)
+    result = rema(
+        reps.layers, reps.correct, layer_names=reps.layer_names, final_normalised=True, svm=False
+    )
     # errors look like correct chains at the embedding layer and drift away in the upper blocks
     assert abs(result.auroc[0] - 0.5) < 0.1
     assert result.auroc[6] > 0.65 and result.relative_deviation[6] > 0.08
