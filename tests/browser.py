@@ -83,19 +83,25 @@ def jupyterlab_server(tmp_home: Path, root: Path = NOTEBOOKS):
     (labconfig / "page_config.json").write_text(
         '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
     )
-    log = open(tmp_home / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/api/status?token={token}")
+    base = f"http://127.0.0.1:{port}"
+    with _serving(command, env, tmp_home / "jupyterlab.log", f"{base}/api/status?token={token}"):
         yield base, token
-    finally:
-        process.terminate()
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], env: dict, log_path: Path, ready_url: str, cwd=None, timeout=90.0):
+    """Run a server process, wait until ``ready_url`` answers, and stop it afterwards."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            wait_for_http(ready_url, timeout=timeout)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextlib.contextmanager
@@ -117,21 +123,9 @@ def voila_server(notebook: str, tmp_home: Path):
         str(NOTEBOOKS / notebook),
         "--VoilaConfiguration.file_allowlist=['.*']",
     ]
-    log = open(tmp_home / "voila.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=NOTEBOOKS
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for_http(url, timeout=120)
+    url = f"http://127.0.0.1:{port}/"
+    with _serving(command, env, tmp_home / "voila.log", url, cwd=NOTEBOOKS, timeout=120):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @contextlib.contextmanager

@@ -426,7 +426,8 @@ class ModesApp(App):
                           layout=wide, **kwargs)
             return self.bind(control, field)
 
-        space = widgets.ToggleButtons(options=SPACES, style={"button_width": "70px"})
+        space = widgets.ToggleButtons(options=SPACES, style={"button_width": "70px"},
+                                      tooltips=["1D densities", "2D densities", "token distributions"])
         self._target_menu = widgets.Dropdown(description="target p", style=style, layout=wide,
                                              options=TARGETS[self.params.space])
 
@@ -480,6 +481,7 @@ class ModesApp(App):
             slider(widgets.FloatSlider, "weight", "left weight", min=0.05, max=0.95, step=0.05),
             widgets.HTML("<b>model q</b>"),
             self.bind(widgets.ToggleButtons(options=["gaussian", "mixture"],
+                                            tooltips=["one Gaussian", "a K-component mixture"],
                                             style={"button_width": "90px"}), "family"),
             slider(widgets.IntSlider, "components", "K (mixture)", min=1, max=MAX_COMPONENTS),
             self.bind(widgets.Dropdown(options=[("none", "none"), *[
@@ -489,11 +491,15 @@ class ModesApp(App):
             widgets.HTML("<b>solver</b>"),
             self.bind(widgets.ToggleButtons(options=[("exact (BFGS)", "exact"),
                                                      ("animated (Adam)", "animated")],
+                                            tooltips=["the global optimum, at once",
+                                                      "Adam's path from a start point"],
                                             style={"button_width": "135px"}), "solver"),
             widgets.Accordion([animated], titles=("Adam: start, rate, play",)),
             widgets.HTML("<b>evaluation</b>"),
             self.bind(widgets.ToggleButtons(options=[("exact", "exact"),
                                                      ("Monte-Carlo", "monte_carlo")],
+                                            tooltips=["quadrature on a grid",
+                                                      "an estimate from samples of q"],
                                             style={"button_width": "110px"}), "evaluation"),
             widgets.Accordion([monte_carlo], titles=("Monte-Carlo: batch, seed, estimator",)),
             self.bind(widgets.Dropdown(options=SWEEPS, description="sweep", style=style,

@@ -225,6 +225,7 @@ class App:
     def _state_box(self) -> widgets.Widget:
         text = widgets.Textarea(
             placeholder="paste a saved state (JSON) here and press Load",
+            tooltip="the app's settings as JSON: copy them to hand out, paste them to restore",
             layout=widgets.Layout(width="100%", height="80px"),
         )
         show = self.button("Show state", lambda: setattr(text, "value", json.dumps(self.state())))

@@ -106,6 +106,7 @@ class CalculatorApp(App):
             options=["continuous", "discrete"],
             value=self.params.kind,
             tooltips=["1D densities", "distributions over 8 tokens"],
+            tooltip="continuous densities or discrete token distributions",
         )
         self._p_menu = widgets.Dropdown(description="p (target)", tooltip="the distribution to fit")
         self._q_menu = widgets.Dropdown(description="q (model)", tooltip="the model distribution")
