@@ -212,9 +212,9 @@ class FlowsApp(App):
 
         target.observe(self.status.guard(target_changed), names="value")
         coupling = widgets.ToggleButtons(
-            options=[("independent", "independent"), ("OT", "ot")],
+            options=[("I-CFM", "independent"), ("OT-CFM", "ot")],
             tooltips=[COUPLINGS[c] for c in compute.GRID_COUPLINGS],
-            description="coupling", style={"description_width": "90px", "button_width": "95px"})
+            description="coupling", style={"description_width": "90px", "button_width": "100px"})
         time_slider = slider(widgets.FloatSlider, "time t", min=0.0, max=1.0, step=0.05)
         time_slider.continuous_update = True
         play = widgets.Play(min=0, max=20, step=1, interval=250, description="play")
