@@ -198,7 +198,7 @@ def plot_signature(page, index: int = 0) -> str:
     return page.evaluate(f"(i) => {{ {_SIGNATURE_JS} }}", index)
 
 
-def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 30_000) -> str:
+def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 90_000) -> str:
     """Wait until the index-th plotly figure differs from the signature ``before``."""
     page.wait_for_function(
         f"([i, old]) => {{ const now = (() => {{ {_SIGNATURE_JS} }})(); return now && now !== old; }}",
@@ -230,7 +230,7 @@ def all_plot_signatures(page) -> list[str]:
     return [plot_signature(page, i) for i in range(count)]
 
 
-def wait_for_any_plot_change(page, before: list[str], timeout_ms: int = 60_000) -> list[str]:
+def wait_for_any_plot_change(page, before: list[str], timeout_ms: int = 120_000) -> list[str]:
     """Wait until some plotly figure on the page differs from ``before`` (a list of signatures)."""
     page.wait_for_function(
         f"""(old) => {{ const n = document.querySelectorAll('.js-plotly-plot').length;
@@ -250,3 +250,15 @@ def select_dropdown(page, label: str, option: str) -> None:
         select.select_option(label=option, timeout=5000)
     except Exception:  # noqa: BLE001 - fall back to the option's value
         select.select_option(value=option, timeout=5000)
+
+
+def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> None:
+    """Wait until no plotly figure has changed for ``quiet_ms`` (all redraws have arrived)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    previous = all_plot_signatures(page)
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(quiet_ms)
+        current = all_plot_signatures(page)
+        if current == previous:
+            return
+        previous = current

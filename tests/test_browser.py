@@ -153,10 +153,31 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
         label, option = spec["dropdown"]
         browser.select_dropdown(page, label, option)
         browser.wait_for_any_plot_change(page, after_slider)
-        page.wait_for_timeout(1000)
+        browser.wait_until_settled(page)
         assert browser.error_outputs(page) == []
         assert page.locator(".explorer-status", has_text="✗").count() == 0, (
             "the status line shows an error"
         )
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         browser.screenshot(page, f"{notebook.split('.')[0]}_jupyterlab")
+
+
+@pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
+def test_explorer_notebook_works_as_a_voila_dashboard(notebook, tmp_path):
+    pytest.importorskip("voila")
+    spec = EXPLORER_NOTEBOOKS[notebook]
+    with browser.voila_server(notebook, tmp_path) as url, browser.chromium(tmp_path) as page:
+        page.goto(url, timeout=240_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+        page.wait_for_timeout(1500)
+        before = browser.all_plot_signatures(page)
+        browser.press_slider(page, spec["slider"])
+        after_slider = browser.wait_for_any_plot_change(page, before)
+        label, option = spec["dropdown"]
+        browser.select_dropdown(page, label, option)
+        browser.wait_for_any_plot_change(page, after_slider)
+        browser.wait_until_settled(page)
+        stderr = "[data-mime-type='application/vnd.jupyter.stderr']"
+        assert page.locator(f".jp-OutputArea-output{stderr}").count() == 0
+        assert page.locator(".explorer-status", has_text="✗").count() == 0
+        browser.screenshot(page, f"{notebook.split('.')[0]}_voila")
