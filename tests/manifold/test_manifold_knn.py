@@ -128,3 +128,45 @@ def test_nan_is_a_clear_error(where):
     (q if where == "queries" else r)[1, 2] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         knn_distances(q, r, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 6), groups=st.integers(1, 30), group=st.integers(1, 9),
+    tail=st.integers(0, 8), k=st.integers(1, 6), ties=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_property_block_max_selection_equals_topk(n, groups, group, tail, k, ties, seed):
+    import torch
+
+    from explorer.manifold.knn import largest_k
+
+    m = groups * group + tail
+    if k > m:
+        k = m
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4, (n, m)) if ties else rng.standard_normal((n, m))
+    score = torch.from_numpy(values.astype(np.float32))
+    got, columns = largest_k(score, k, group=group)
+    want = torch.topk(score, k, dim=1).values
+    assert torch.equal(got.sort(dim=1).values, want.sort(dim=1).values)
+    assert torch.equal(score.gather(1, columns), got)  # the columns hold those values
+    assert all(len(set(row.tolist())) == k for row in columns)  # no column twice
+
+
+@pytest.mark.parametrize("leave_one_out", [False, True])
+def test_many_references_take_the_prefilter_and_equal_brute_force(leave_one_out):
+    # >= 40 groups of 100 references plus a 37-column tail: the block-max prefilter is used
+    rng = np.random.default_rng(7)
+    r = (rng.standard_normal((4137, 6)) + 50.0).astype(np.float32)
+    r[4136] = r[5]  # an exact duplicate in the tail
+    q = r if leave_one_out else np.concatenate([r[:20], rng.standard_normal((60, 6)) + 50.0])
+    q = q.astype(np.float32)
+    got = nearest_distances(q, r, 10, leave_one_out=leave_one_out)
+    want = np.concatenate([  # float64 brute force in slices of queries (bounded memory)
+        np.sort(np.where(
+            (np.arange(start, start + len(part))[:, None] == np.arange(len(r))) & leave_one_out,
+            np.inf, np.sqrt(((part[:, None, :].astype(np.float64) - r) ** 2).sum(axis=2)),
+        ), axis=1)[:, :10]
+        for start, part in ((s, q[s : s + 256]) for s in range(0, len(q), 256))
+    ])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
