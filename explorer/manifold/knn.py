@@ -187,9 +187,10 @@ def closeness_engine(r: torch.Tensor, engine: str, ref_sq: torch.Tensor | None =
     """A function block -> block @ r.T - |r|^2 / 2, by oneDNN or by torch.addmm.
 
     On the CPU, oneDNN's float32 GEMM (the kernel behind torch.utils.mkldnn, here through the
-    dense-in/dense-out ``mkldnn::_linear_pointwise`` that torch.compile uses, with the references
-    packed once) measured about twice as fast on one core as the default BLAS route of
-    ``torch.mm``; same IEEE float32 arithmetic.
+    dense-in/dense-out ``mkldnn::_linear_pointwise`` that torch.compile uses) measured about twice as fast on one core as the default BLAS route of
+    ``torch.mm``; same IEEE float32 arithmetic. All tensors stay dense: packing the references
+    into oneDNN's blocked layout first (``to_mkldnn``) cost a full extra copy and measured no faster,
+    and a dense result needs no conversion copy of the (chunk x references) block.
     ``engine="torch"`` forces the plain route (also used on GPUs and when oneDNN is absent).
     """
     if engine not in ("auto", "onednn", "torch"):
@@ -202,7 +203,6 @@ def closeness_engine(r: torch.Tensor, engine: str, ref_sq: torch.Tensor | None =
     if not use_onednn:
         return plain
     try:
-        weight = r.to_mkldnn()
         linear = torch.ops.mkldnn._linear_pointwise
     except (AttributeError, RuntimeError):
         if engine == "onednn":
@@ -214,9 +214,7 @@ def closeness_engine(r: torch.Tensor, engine: str, ref_sq: torch.Tensor | None =
         if linear is None:
             return plain(block)
         try:
-            # dense in, dense out: the packed weight is the only oneDNN-layout tensor, so no
-            # conversion copy of the (chunk x references) block
-            return linear(block, weight, half_sq, "none", [], "")
+            return linear(block, r, half_sq, "none", [], "")
         except RuntimeError:  # an unsupported build: fall back for good, same numbers
             if engine == "onednn":
                 raise
