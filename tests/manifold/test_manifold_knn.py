@@ -170,3 +170,22 @@ def test_many_references_take_the_prefilter_and_equal_brute_force(leave_one_out)
         for start, part in ((s, q[s : s + 256]) for s in range(0, len(q), 256))
     ])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_onednn_failure_falls_back_to_the_same_numbers(monkeypatch):
+    import torch
+
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((40, 12)).astype(np.float32)
+    r = rng.standard_normal((90, 12)).astype(np.float32)
+    want = brute_force(q, r, 4)
+    if torch.backends.mkldnn.is_available():  # the dense-in/dense-out oneDNN linear itself
+        np.testing.assert_allclose(nearest_distances(q, r, 4, engine="onednn"), want, rtol=1e-5)
+
+    def unsupported(*args):
+        raise RuntimeError("no oneDNN kernel for this build")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", unsupported)
+    np.testing.assert_allclose(nearest_distances(q, r, 4, memory_mb=0.01), want, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="no oneDNN kernel"):
+        nearest_distances(q, r, 4, engine="onednn")
