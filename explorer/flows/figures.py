@@ -3,6 +3,8 @@ the science (what they show comes from ``compute.explore``)."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
 
 import numpy as np
@@ -123,78 +125,85 @@ def velocity(r: FlowsResult) -> go.Figure:
     return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 
+@functools.lru_cache(maxsize=8)
+def _grid_layout(n_rows: int, n_cols: int) -> dict:
+    """make_subplots' axes and title annotations for a grid, as a plain dict (made once)."""
+    fig = make_subplots(n_rows, n_cols, subplot_titles=["."] * (n_rows * n_cols),
+                        horizontal_spacing=0.02, vertical_spacing=0.12, figure=_figure())
+    return fig.layout.to_plotly_json()
+
+
 def comparison_grid(r: FlowsResult) -> go.Figure:
     """Samples of every source x coupling, each titled with its W2."""
     sources = list(dict.fromkeys(row.source for row in r.rows))
     couplings = list(dict.fromkeys(row.coupling for row in r.rows))
-    titles = []
-    for c in couplings:
-        for s in sources:
-            row = next(x for x in r.rows if x.source == s and x.coupling == c)
-            score = "not trained" if row.scores is None else f"W2 {row.scores.w2:.2f}"
-            titles.append(f"{s}<br>{c}: {score}")
-    fig = make_subplots(len(couplings), len(sources), subplot_titles=titles,
-                        horizontal_spacing=0.02, vertical_spacing=0.12,
-                        figure=_figure())
+    layout = copy.deepcopy(_grid_layout(len(couplings), len(sources)))
+    traces = []
     for i, c in enumerate(couplings):
         for j, s in enumerate(sources):
             row = next(x for x in r.rows if x.source == s and x.coupling == c)
-            fig.add_trace(go.Scatter(x=r.target_points[:, 0], y=r.target_points[:, 1],
-                                     mode="markers", marker=dict(size=2, color=DATA),
-                                     showlegend=False, hoverinfo="skip"), i + 1, j + 1)
+            score = "not trained" if row.scores is None else f"W2 {row.scores.w2:.2f}"
+            cell = i * len(sources) + j
+            layout["annotations"][cell].update(text=f"{s}<br>{c}: {score}", font=dict(size=10))
+            axes = dict(xaxis=f"x{cell + 1 if cell else ''}", yaxis=f"y{cell + 1 if cell else ''}")
+            traces.append(dict(_scatter(r.target_points, "", DATA, size=2), showlegend=False,
+                               hoverinfo="skip", **axes))
             if row.samples is not None:
                 selected = s == r.source and c == r.coupling
-                fig.add_trace(go.Scatter(x=row.samples[:, 0], y=row.samples[:, 1],
-                                         mode="markers", showlegend=False,
-                                         marker=dict(size=2, color="#d73027" if selected
-                                                     else SOURCE)), i + 1, j + 1)
-    fig.update_xaxes(range=[-r.extent, r.extent], showticklabels=False, showgrid=False,
-                     zeroline=False)
-    fig.update_yaxes(range=[-r.extent, r.extent], showticklabels=False, showgrid=False,
-                     zeroline=False)
-    fig.update_annotations(font_size=10)
+                traces.append(dict(_scatter(row.samples, "", "#d73027" if selected else SOURCE,
+                                            size=2), showlegend=False, **axes))
+    for name in layout:
+        if name.startswith(("xaxis", "yaxis")):
+            layout[name].update(range=[-r.extent, r.extent], showticklabels=False,
+                                showgrid=False, zeroline=False)
     steps, solver, _, n = GRID_PROTOCOL
-    fig.update_layout(
+    layout.update(
         width=135 * len(sources) + 40, height=165 * len(couplings) + 70, plot_bgcolor="white",
         margin=dict(l=10, r=10, t=70, b=10),
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),
     )
-    return fig
+    return go.Figure(data=traces, layout=layout)
+
+
+def _curves_layout(title: str, x_title: str, y_axis: dict) -> dict:
+    return dict(template=TEMPLATE, width=470, height=400, margin=dict(l=50, r=10, t=40, b=40),
+                title=dict(text=title, x=0.02, font=dict(size=13)),
+                legend=dict(font=dict(size=9)), plot_bgcolor="white",
+                xaxis=dict(title=dict(text=x_title)), yaxis=y_axis)
 
 
 def w2_against_steps(r: FlowsResult) -> go.Figure:
     """W2 to the evaluation set against the number of steps, for every trained model."""
-    fig = _figure()
+    traces = []
     sources = list(dict.fromkeys(row.source for row in r.rows))
     for row in r.rows:
         if row.curve is None:
             continue
         colour = SOURCE_COLOURS[sources.index(row.source) % len(SOURCE_COLOURS)]
         selected = row.source == r.source and row.coupling == r.coupling
-        fig.add_trace(go.Scatter(
-            x=list(W2_CURVE_STEPS), y=list(row.curve), mode="lines+markers",
+        traces.append(dict(
+            type="scatter", x=list(W2_CURVE_STEPS), y=list(row.curve), mode="lines+markers",
             name=f"{row.source} / {row.coupling}",
             line=dict(color=colour, width=3 if selected else 1.5,
                       dash="solid" if row.coupling == "ot" else "dash"),
             marker=dict(size=5),
         ))
+    layout = _curves_layout(
+        "W2 against steps (OT solid, independent dashed)",
+        "steps (Euler)" if r.solver in ("euler", "dopri5") else f"steps ({r.solver})",
+        dict(title=dict(text="W2 to the target"), rangemode="tozero"))
+    layout["xaxis"].update(type="log", tickvals=list(W2_CURVE_STEPS))
+    fig = go.Figure(data=traces, layout=layout)
     fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),
                   annotation_text="noise floor (target vs itself)",
                   annotation_position="bottom left")
-    fig.update_xaxes(type="log", tickvals=list(W2_CURVE_STEPS), title="steps (Euler)"
-                     if r.solver in ("euler", "dopri5") else f"steps ({r.solver})")
-    fig.update_yaxes(title="W2 to the target", rangemode="tozero")
-    fig.update_layout(width=470, height=400, margin=dict(l=50, r=10, t=40, b=40),
-                      title=dict(text="W2 against steps (OT solid, independent dashed)",
-                                 x=0.02, font=dict(size=13)),
-                      legend=dict(font=dict(size=9)), plot_bgcolor="white")
     return fig
 
 
 def training_curves(r: FlowsResult) -> go.Figure:
     """Flow-matching loss during training (moving average over 50 iterations)."""
-    fig = _figure()
+    traces = []
     sources = list(dict.fromkeys(row.source for row in r.rows))
     for row in r.rows:
         if row.model is None or len(row.model.history) == 0:
@@ -204,17 +213,13 @@ def training_curves(r: FlowsResult) -> go.Figure:
         smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
         step = max(1, len(smooth) // 300)
         colour = SOURCE_COLOURS[sources.index(row.source) % len(SOURCE_COLOURS)]
-        fig.add_trace(go.Scatter(
-            x=np.arange(window, len(loss) + 1)[::step], y=smooth[::step], mode="lines",
-            name=f"{row.source} / {row.coupling}",
+        traces.append(dict(
+            type="scatter", x=np.arange(window, len(loss) + 1)[::step], y=smooth[::step],
+            mode="lines", name=f"{row.source} / {row.coupling}",
             line=dict(color=colour, dash="solid" if row.coupling == "ot" else "dash"),
         ))
-    fig.update_xaxes(title="iteration")
-    fig.update_yaxes(title="flow-matching loss", type="log")
-    fig.update_layout(width=470, height=400, margin=dict(l=50, r=10, t=40, b=40),
-                      title=dict(text="training curves", x=0.02, font=dict(size=13)),
-                      legend=dict(font=dict(size=9)), plot_bgcolor="white")
-    return fig
+    return go.Figure(data=traces, layout=_curves_layout(
+        "training curves", "iteration", dict(title=dict(text="flow-matching loss"), type="log")))
 
 
 def _fmt(x: float) -> str:
