@@ -9,7 +9,7 @@ Rows:
    (``ExactOptimalTransportConditionalFlowMatcher``). Goal: OT at most 2x independent. Ours is
    timed with the default ``pair_reuse`` (every exact minibatch-OT coupling trained on for that
    many iterations with fresh times t; the exact solve, POT's network simplex on a 256 x 256
-   cost, takes about 3.5 iterations' time) and, in the label, without reuse.
+   cost, takes about 7 independent iterations' time) and, in the label, without reuse.
 3. the default comparison grid (6 sources x 2 couplings, stacked). Goal: under 2 minutes.
 4. a slider move with the shipped models (sampling + metrics; and with the figures), the
    selected model's sampling never served from the cache. Goal: median <= 100 ms.
