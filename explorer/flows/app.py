@@ -25,6 +25,8 @@ from .sources import SOURCE_LABELS, check_tau
 from .targets import TARGETS
 from .training import TrainSettings
 
+SLOW_FIGURE_CACHE = 16  # selections whose grid / W2 / training figures are kept
+
 
 @dataclass
 class FlowsParams:
@@ -128,20 +130,24 @@ class FlowsApp(App):
 
     def make_figures(self, result) -> dict:
         # The grid, W2-steps and training figures change only with the trained models and the
-        # selection: reuse the same objects when only sampling changed (the base class then
-        # leaves their widgets alone).
-        models = tuple(id(row.model) for row in result.rows)
-        key = (models, result.source, result.coupling, result.solver in ("euler", "dopri5"))
-        cached = getattr(self, "_slow_figures", (None, None))
-        if cached[0] != key:
-            cached = (key, {"grid": figures.comparison_grid(result),
-                            "w2_steps": figures.w2_against_steps(result),
-                            "training": figures.training_curves(result)})
-            self._slow_figures = cached
+        # selection: reuse the same objects for the same inputs (the base class then leaves
+        # their widgets alone), also when the learner toggles back to an earlier selection.
+        # The cache holds the models themselves, so their ids cannot be reused while cached.
+        models = tuple(row.model for row in result.rows)
+        key = (result.target, tuple(map(id, models)), result.source, result.coupling,
+               result.solver in ("euler", "dopri5"))
+        cache = self.__dict__.setdefault("_slow_figures", {})
+        if key not in cache:
+            if len(cache) >= SLOW_FIGURE_CACHE:
+                del cache[next(iter(cache))]
+            cache[key] = (models, {"grid": figures.comparison_grid(result),
+                                   "w2_steps": figures.w2_against_steps(result),
+                                   "training": figures.training_curves(result)})
+        slow = cache[key][1]
         return {
             "trajectories": figures.trajectories(result),
             "velocity": figures.velocity(result),
-            **cached[1],
+            **slow,
             "scores": figures.score_table(result),
         }
 

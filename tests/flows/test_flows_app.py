@@ -59,6 +59,23 @@ def test_pruning_a_source_that_misses_the_cap_is_refused_and_state_kept(app):
     assert app.params == before
 
 
+def test_figures_are_rebuilt_only_when_their_inputs_change():
+    app = FlowsApp()
+    app.set(target="moons", source="gaussian", coupling="independent", steps=4)
+    first = dict(app.figures)
+    app.set(steps=6)  # sampling only: new paths, the same grid, W2 and training figures
+    assert app.figures["trajectories"] is not first["trajectories"]
+    assert all(app.figures[k] is first[k] for k in ("grid", "w2_steps", "training"))
+    app.set(coupling="ot")  # another selection: redrawn (its cell is the red one)
+    grid_ot = app.figures["grid"]
+    assert grid_ot is not first["grid"]
+    assert [t.marker.color for t in grid_ot.data].count("#d73027") == 1
+    app.set(coupling="independent")  # back again: the earlier figures, unchanged
+    assert all(app.figures[k] is first[k] for k in ("grid", "w2_steps", "training"))
+    app.set(target="spirals")
+    assert app.figures["grid"] is not first["grid"]
+
+
 @pytest.mark.slow
 def test_sampling_controls_need_no_training(app):
     app.set(target="moons", source="gaussian", coupling="independent", prune=False)

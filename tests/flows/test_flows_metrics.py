@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.optimize import linear_sum_assignment
 
 from explorer.flows import target, w2
-from explorer.flows.couplings import ot_permutation, sinkhorn_partners
+from explorer.flows.couplings import ot_permutation, sinkhorn_partners, squared_distances
 from explorer.flows.metrics import (
     coverage,
     crossing_fraction,
@@ -119,3 +119,25 @@ def test_reference_metrics_on_real_data():
     big = target("imbalanced", 4000, 5)
     big = big[big[:, 1] < -1][:512]
     assert normalised_w2(big, ref) < 0.5 * w2(big, ref.eval_a)
+
+
+def test_squared_distances_match_the_definition():
+    g = torch.Generator().manual_seed(3)
+    x0, x1 = torch.randn(40, 2, generator=g), torch.randn(30, 2, generator=g) * 3
+    naive = ((x0.double()[:, None] - x1.double()[None]) ** 2).sum(-1).numpy()
+    assert np.allclose(squared_distances(x0, x1), naive, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None)
+def test_exact_coupling_is_the_brute_force_optimum_of_the_squared_distance(seed):
+    # ot_permutation solves the inner-product cost; on every permutation it differs from the
+    # squared distance by a constant, so the optimum must be the same: check by enumeration.
+    g = torch.Generator().manual_seed(seed)
+    x0, x1 = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g) + 1
+    cost = squared_distances(x0, x1)
+    best = min(cost[range(6), list(p)].sum() for p in itertools.permutations(range(6)))
+    for solver in ("emd", "assignment"):
+        p = ot_permutation(x0, x1, solver)
+        assert sorted(p) == list(range(6))
+        assert cost[range(6), p].sum() == pytest.approx(best, rel=1e-12, abs=1e-12)
