@@ -106,6 +106,11 @@ class Objective:
         tames the astronomically large values and gradients of chi-squared-like divergences
         (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
         step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
+        if self.family.kind == "1d" and self.family.components == 1:
+            return self._gaussian_values_and_gradients(thetas)
+        return self._autograd_values_and_gradients(thetas)
+
+    def _autograd_values_and_gradients(self, thetas: np.ndarray):
         t = torch.tensor(thetas, dtype=torch.float64, device=self.device, requires_grad=True)
         values = torch.log1p(self.value(t))
         finite = torch.isfinite(values)
@@ -114,6 +119,47 @@ class Objective:
         values, gradient = values.detach().cpu().numpy(), gradient.cpu().numpy()
         bad = ~np.isfinite(values) | ~np.all(np.isfinite(gradient), axis=1)
         values[bad] = math.inf
+        gradient[bad] = 0.0
+        return values, gradient
+
+    def _gaussian_values_and_gradients(self, thetas: np.ndarray):
+        """The analytic gradient of log1p(D) for a single 1D Gaussian q (no autograd graph).
+
+        With u_i = -z_i^2 / 2, z_i = (x_i - mu) / sigma, sigma = e^s, the grid masses are
+        log q_i = u_i - logsumexp(u), so d log q_i / d theta = a_i - sum_j q_j a_j with
+        a_i = (z_i / sigma, z_i^2). Each term phi(log q) = q f(p/q) has
+        d phi / d log q = q f(r) - p f'(r) (r = p/q), hence
+        dD/dtheta = sum_i phi'_i a_i - (sum_i phi'_i) sum_j q_j a_j (the chain rule that
+        autograd would apply, written out). Where r = p/q under- or overflows in f' the phi'_i
+        come from autograd on the pointwise terms alone (which work in log space); rows where D or its
+        gradient is still not finite are marked +inf, as in the autograd path."""
+        with torch.no_grad():
+            t = torch.as_tensor(thetas, dtype=torch.float64, device=self.device)
+            sigma = torch.exp(t[:, 1:2])
+            z = (self.points[None, :] - t[:, 0:1]) / sigma  # (R, N)
+            u = -0.5 * z * z
+            log_q = u - torch.logsumexp(u, dim=1, keepdim=True)
+            log_p = self.log_p_cell.expand_as(log_q)
+            terms = self.divergence.terms(log_p, log_q)
+            values = terms.sum(1)
+            d_phi = terms - torch.exp(log_p) * self.divergence.f_prime(torch.exp(log_p - log_q))
+        if not bool(torch.all(torch.isfinite(d_phi))):
+            # r under- or overflows somewhere: differentiate the terms alone (log space, exact)
+            leaf = log_q.clone().requires_grad_(True)
+            (d_phi,) = torch.autograd.grad(self.divergence.terms(log_p, leaf).sum(), leaf)
+        with torch.no_grad():
+            # d log1p(D) = dD / (1 + D): scale each term first (as autograd's backward pass
+            # does), so that a huge but finite D cannot overflow the sums below
+            d_phi = d_phi / (1.0 + values)[:, None]
+            q = torch.exp(log_q)
+            total = d_phi.sum(1, keepdim=True)
+            d_mean = ((d_phi - total * q) * z).sum(1) / sigma[:, 0]
+            d_log_std = ((d_phi - total * q) * (z * z)).sum(1)
+            gradient = torch.stack([d_mean, d_log_std], dim=1)
+            values = torch.log1p(values)
+            values, gradient = values.cpu().numpy(), gradient.cpu().numpy()
+        bad = ~np.isfinite(values) | ~np.all(np.isfinite(gradient), axis=1)
+        values[bad] = math.inf  # the same marking as the autograd path
         gradient[bad] = 0.0
         return values, gradient
 
