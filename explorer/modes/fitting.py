@@ -563,6 +563,28 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
                      evaluations, notes)
 
 
+def _has_one_optimum(objective: Objective) -> bool:
+    """Forward KL from a single 1D Gaussian has exactly one optimum, so one start suffices.
+
+    On the grid q_i = exp(eta_1 x_i + eta_2 x_i^2 - A(eta)) is an exponential family with
+    natural parameters eta = (mu / sigma^2, -1 / (2 sigma^2)), and KL(p || q) =
+    -sum_i p_i log q_i + const = A(eta) - eta . E_p[(x, x^2)] + const is strictly convex in eta
+    (the Hessian of the log-partition A is the covariance of (x, x^2) under q, positive
+    definite on three or more grid points); the box of bounds on (mu, log sigma) is a convex
+    polygon in eta (half-planes eta_1 + 2 c eta_2 >= 0 and intervals of eta_2). A strictly
+    convex function on a convex set has one minimiser and no other stationary point, and the
+    map (mu, log sigma) -> eta is a diffeomorphism, so BFGS in (mu, log sigma) from moment
+    matching reaches it, and the starts at each mode of p would only find it again (Wainwright
+    & Jordan 2008, "Graphical models, exponential families and variational inference",
+    Prop. 3.1; Bishop 2006, PRML, section 10.7: forward KL to an exponential family is moment
+    matching). Reporting no local optima is then the truth, not an omission.
+
+    Not so for mixtures (K > 1), for the other divergences, or for Jeffreys, whose reverse-KL
+    half is not convex in eta."""
+    return (objective.divergence.name == "forward_kl" and objective.family.kind == "1d"
+            and objective.family.components == 1)
+
+
 def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=None,
         components: int = 1, init=None, seed: int = 0, grid_points: int | None = None,
         restarts: int = 6, device=None, record_path: bool = False,
@@ -581,7 +603,8 @@ def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=
                                grid_range)
     if not 1 <= int(restarts) <= 16:
         raise ValueError(f"restarts must be between 1 and 16, got {restarts!r}")
-    points = starts(target, objective.family, objective.grid, seed, int(restarts))
+    points = starts(target, objective.family, objective.grid, seed,
+                    1 if _has_one_optimum(objective) else int(restarts))
     if init is not None:
         points = [_init_theta(init, objective)] + points
     coarse = None
