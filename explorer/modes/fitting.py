@@ -156,12 +156,59 @@ class Objective:
             d_mean = ((d_phi - total * q) * z).sum(1) / sigma[:, 0]
             d_log_std = ((d_phi - total * q) * (z * z)).sum(1)
             gradient = torch.stack([d_mean, d_log_std], dim=1)
+            hessian = (self._gaussian_hessian(log_p, log_q, z, sigma, d_phi, values, gradient)
+                       if self.exact_hessian else None)
             values = torch.log1p(values)
             values, gradient = values.cpu().numpy(), gradient.cpu().numpy()
         bad = ~np.isfinite(values) | ~np.all(np.isfinite(gradient), axis=1)
         values[bad] = math.inf  # the same marking as the autograd path
         gradient[bad] = 0.0
-        return values, gradient
+        if hessian is None:
+            return values, gradient
+        hessian = hessian.cpu().numpy()
+        hessian[bad] = math.nan  # no Newton step there
+        return values, gradient, hessian
+
+    @property
+    def exact_hessian(self) -> bool:
+        """Whether Newton steps are taken: not for total variation, whose f is piecewise linear
+        (f'' = 0 between the kinks, so the grid Hessian misses the curvature at the kinks)."""
+        return self.divergence.name != "tv"
+
+    def _gaussian_hessian(self, log_p, log_q, z, sigma, d_phi, values, gradient):
+        """The exact 2x2 Hessian of log1p(D) for a single 1D Gaussian, (R, 2, 2).
+
+        Continuing ``_gaussian_values_and_gradients``: phi'' = phi' + q h(r) with the f-distill
+        weight h(r) = f''(r) r^2; with A_i = a_i - sum_j q_j a_j, B_i the Hessian of u_i
+        ([[-1/sigma^2, -2 z_i/sigma], [-2 z_i/sigma, -2 z_i^2]]), w_i = phi'_i - q_i sum_j phi'_j
+        and C = Cov_q(a):  d2D = sum_i phi''_i A_i A_i^T + sum_i w_i B_i - (sum_i phi'_i) C;
+        and d2 log1p(D) = d2D / (1 + D) - g g^T with g the gradient of log1p(D). ``d_phi`` is
+        phi' / (1 + D) already. Where q h(r) over- or underflows, q h(r) = phi'' - phi' comes from
+        autograd on the pointwise terms; rows still not finite get no Newton step."""
+        q = torch.exp(log_q)
+        weight = q * self.divergence.h(torch.exp(log_p - log_q))
+        if not bool(torch.all(torch.isfinite(weight))):
+            # r under- or overflows in h: the second derivative of the terms alone, by autograd
+            # (the terms work in log space), minus their first derivative
+            with torch.enable_grad():
+                leaf = log_q.clone().requires_grad_(True)
+                (first,) = torch.autograd.grad(self.divergence.terms(log_p, leaf).sum(), leaf,
+                                               create_graph=True)
+                (second,) = torch.autograd.grad(first.sum(), leaf)
+            weight = second - first.detach()
+        d2_phi = d_phi + weight / (1.0 + values)[:, None]
+        z2 = z * z
+        a0 = z / sigma - (q * z).sum(1, keepdim=True) / sigma  # the centred A_i, two columns
+        a1 = z2 - (q * z2).sum(1, keepdim=True)
+        total = d_phi.sum(1, keepdim=True)
+        w = d_phi - total * q
+        outer = d2_phi - total * q  # sum phi''_i A A^T - (sum phi') C, in one weighted sum
+        sd = sigma[:, 0]
+        h00 = (outer * a0 * a0).sum(1) - w.sum(1) / (sd * sd)
+        h01 = (outer * a0 * a1).sum(1) - 2.0 * (w * z).sum(1) / sd
+        h11 = (outer * a1 * a1).sum(1) - 2.0 * (w * z2).sum(1)
+        hessian = torch.stack([torch.stack([h00, h01], 1), torch.stack([h01, h11], 1)], 1)
+        return hessian - gradient[:, :, None] * gradient[:, None, :]
 
     def evaluate(self, theta) -> float:
         with torch.no_grad():

@@ -32,7 +32,7 @@ def test_analytic_gaussian_gradient_matches_autograd(name, alpha):
     objective = make_objective(TWO_MODES, divergence=name, alpha=alpha)
     rng = np.random.default_rng(1)
     thetas = np.c_[rng.uniform(-5, 5, 200), rng.uniform(-3, 2, 200)]
-    values, gradients = objective._gaussian_values_and_gradients(thetas)
+    values, gradients = objective._gaussian_values_and_gradients(thetas)[:2]
     reference_values, reference_gradients = objective._autograd_values_and_gradients(thetas)
     finite = np.isfinite(reference_values)
     assert np.array_equal(np.isfinite(values), finite)
@@ -41,6 +41,40 @@ def test_analytic_gaussian_gradient_matches_autograd(name, alpha):
     scale = np.abs(reference_gradients).max(axis=1, keepdims=True) + 1e-300
     assert np.max(np.abs(gradients - reference_gradients) / scale) < 1e-8
     assert np.all(gradients[~finite] == 0.0)
+
+
+@pytest.mark.parametrize(("name", "alpha"), [m for m in MEMBERS if m[0] != "tv"])
+def test_analytic_gaussian_hessian_matches_differences_of_the_gradient(name, alpha):
+    """The exact 2x2 Hessian against central differences of the (autograd-checked) gradient,
+    at points near and far from p (including where q h(r) overflows and autograd takes over)."""
+    target = modes.preset_1d("two equal modes", separation=6.0, weight=0.3)
+    objective = make_objective(target, divergence=name, alpha=alpha)
+    rng = np.random.default_rng(2)
+    thetas = np.c_[rng.uniform(-4, 4, 12), rng.uniform(-1.5, 1.0, 12)]
+    values, _, hessians = objective._gaussian_values_and_gradients(thetas)
+    checked = 0
+    step = 1e-6
+    for theta, value, hessian in zip(thetas, values, hessians, strict=True):
+        if not np.isfinite(value):
+            assert np.all(np.isnan(hessian))
+            continue
+        columns = []
+        for k in range(2):
+            shift = np.zeros(2)
+            shift[k] = step
+            up = objective._gaussian_values_and_gradients((theta + shift)[None])[1][0]
+            down = objective._gaussian_values_and_gradients((theta - shift)[None])[1][0]
+            columns.append((up - down) / (2 * step))
+        reference = np.stack(columns, axis=1)
+        assert np.allclose(hessian, reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max())
+        checked += 1
+    assert checked >= 6
+
+
+def test_total_variation_takes_no_newton_step():
+    objective = make_objective(TWO_MODES, divergence="tv")
+    assert not objective.exact_hessian
+    assert len(objective.batch_values_and_gradients(np.array([[0.0, 0.0]]))) == 2
 
 
 @settings(max_examples=10, deadline=None)
