@@ -6,7 +6,10 @@ fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinit
 * ``fit``: BFGS (Nocedal & Wright 2006, Algorithm 6.1) in float64 with autograd gradients,
   from several deterministic starts (moment matching and each mode of p), all run side by side
   in one batch (``bfgs.py``); the local optima are deduplicated and the global one reported
-  with the others.
+  with the others. For the single 1D Gaussian (the live picture) the gradient and the exact
+  2x2 Hessian are written out (``Objective._gaussian_values_and_gradients``) and the steps are
+  (modified) Newton steps, and forward KL runs only its moment-matching start
+  (``_has_one_optimum``).
 * ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
   objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
   A step whose gradient is not finite is skipped (Adam's moments are left untouched).
