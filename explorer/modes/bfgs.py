@@ -138,11 +138,14 @@ def minimise_batch(
         active &= ~stuck
         if not ok.any():
             continue
-        # accepted steps: BFGS update of the inverse Hessian (skipped without curvature)
-        s, y = moved[ok], g_trial[ok] - g[ok]
+        # accepted steps: the exact Hessian where known, else the BFGS update of the inverse
+        # Hessian (skipped without curvature)
+        newton = _newton_rows(h_trial, ok)
+        update = ok & ~newton
+        s, y = moved[update], g_trial[update] - g[update]
         sy = np.einsum("rp,rp->r", s, y)
-        h = inverse_hessian[ok]
-        scale = first_step[ok] & (sy > 0)
+        h = inverse_hessian[update]
+        scale = first_step[update] & (sy > 0)
         if scale.any():  # Nocedal & Wright eq. 6.20: H0 = (s'y / y'y) I before the first update
             yy = np.einsum("rp,rp->r", y[scale], y[scale])
             h[scale] = (sy[scale] / yy)[:, None, None] * np.eye(size)[None]
@@ -154,24 +157,23 @@ def minimise_batch(
         updated = (np.einsum("rij,rjk,rkl->ril", left, h, right)
                    + rho[:, None, None] * np.einsum("ri,rj->rij", s, s))
         h = np.where(curved[:, None, None], updated, h)
-        inverse_hessian[ok] = h
-        first_step[ok] = False
+        inverse_hessian[update] = h
+        first_step[update] = False
         previous = f[ok]
         full_step = step[ok] >= 1.0
         x[ok], f[ok], g[ok] = trial[ok], f_trial[ok], g_trial[ok]
         for index in np.flatnonzero(ok):
             paths[index].append(x[index].copy())
-        direction[ok] = -np.einsum("rij,rj->ri", h, g[ok])
+        direction[update] = -np.einsum("rij,rj->ri", h, g[update])
         # a direction that does not descend (a poor estimate): restart from steepest descent
-        uphill = np.einsum("rp,rp->r", direction[ok], g[ok]) >= 0
+        uphill = np.einsum("rp,rp->r", direction[update], g[update]) >= 0
         if uphill.any():
-            rows = np.flatnonzero(ok)[uphill]
+            rows = np.flatnonzero(update)[uphill]
             direction[rows] = -g[rows]
             inverse_hessian[rows] = np.eye(size)
             first_step[rows] = True
-        step[ok] = 1.0
-        newton = _newton_rows(h_trial, ok)
-        if newton.any():  # the exact Hessian replaces the BFGS estimate where it is known
+        step[update] = 1.0
+        if newton.any():
             inverse_hessian[newton] = _modified_inverse(h_trial[newton])
             direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])
             first_step[newton] = False
