@@ -63,7 +63,7 @@ def fit_rows(divergence: str, repeats: int) -> dict:
     peer_value = reference.evaluate(naive_adam_fit(TWO_MODES, divergence))
     verdict = "≤" if ours_value <= peer_value + 1e-12 else ">"
     return {
-        "benchmark": f"modes: 1D fit, {divergence}, exact BFGS, all starts batched "
+        "benchmark": f"modes: 1D fit, {divergence}, exact Newton/BFGS, all starts batched "
                      f"(D {ours_value:.6f} {verdict} peer {peer_value:.6f})",
         "ours_s": ours, "peer": "torch Adam, 500 steps, 2048 grid", "peer_s": peer,
         "budget": ">= 30x faster, objective <= peer's",
