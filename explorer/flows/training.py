@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from explorer.device import check_seed, choose_device
 
-from .couplings import check_coupling, partners
+from .couplings import check_coupling, make_pairing
 from .sources import Source, make_source
 from .targets import Target, check_count, get_target
 
@@ -162,7 +162,8 @@ def train_many(
         check_coupling(coupling)
     n_slots, batch = len(slots), settings.batch
     gens = [torch.Generator(device=device).manual_seed(settings.seed) for _ in slots]
-    rngs = [np.random.default_rng(settings.seed) for _ in slots]
+    pairings = [make_pairing(coupling, np.random.default_rng(settings.seed))
+                for _, coupling in slots]
     sizes = [3] + [settings.width] * settings.depth + [2]
     inits = [init_layers(sizes, g, device) for g in gens]
     weights = [torch.stack([w[0][i] for w in inits]).requires_grad_() for i in range(len(sizes) - 1)]
@@ -190,7 +191,7 @@ def train_many(
     for it in range(settings.iters):
         x0s, x1s, ts, extra = [], [], [], []
         fresh = it % settings.pair_reuse == 0
-        for s, (src, coupling) in enumerate(slots):
+        for s, (src, _) in enumerate(slots):
             gen = gens[s]
             if not fresh and s not in learned:  # reuse the coupled pairs, with a fresh time
                 x0s.append(pairs[s][0])
@@ -209,9 +210,8 @@ def train_many(
                 extra.append(src.learned.var_reg * var_term + src.learned.align_reg * align)
             else:
                 x0 = src.sample(batch, gen)
-            j = partners(coupling, x0, x1, rngs[s])
-            if j is not None:
-                x1 = x1[torch.as_tensor(j, device=device)]
+            if pairings[s] is not None:
+                x1 = x1[torch.as_tensor(pairings[s](x0, x1), device=device)]
             pairs[s] = (x0, x1)
             x0s.append(x0)
             x1s.append(x1)

@@ -57,10 +57,12 @@ def test_exact_couplings_agree_and_beat_random_pairings():
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(128, 2, generator=g), target("moons", 128, 1)
     cost = lambda p: ((x0 - x1[torch.as_tensor(p)]) ** 2).sum(1).mean().item()  # noqa: E731
-    emd, lsa = ot_permutation(x0, x1), ot_permutation(x0, x1, "assignment")
-    assert sorted(emd) == list(range(128))
+    ours, emd = ot_permutation(x0, x1), ot_permutation(x0, x1, "emd")
+    lsa = ot_permutation(x0, x1, "assignment")
+    assert sorted(ours) == sorted(emd) == list(range(128))
+    assert cost(ours) == pytest.approx(cost(lsa), rel=1e-6)
     assert cost(emd) == pytest.approx(cost(lsa), rel=1e-6)
-    assert cost(emd) < cost(np.arange(128))
+    assert cost(ours) < cost(np.arange(128))
 
 
 def test_sinkhorn_pairs_approach_the_exact_plan_as_the_blur_shrinks():
@@ -137,7 +139,7 @@ def test_exact_coupling_is_the_brute_force_optimum_of_the_squared_distance(seed)
     x0, x1 = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g) + 1
     cost = squared_distances(x0, x1)
     best = min(cost[range(6), list(p)].sum() for p in itertools.permutations(range(6)))
-    for solver in ("emd", "assignment"):
+    for solver in ("shortest_path", "emd", "assignment"):
         p = ot_permutation(x0, x1, solver)
         assert sorted(p) == list(range(6))
         assert cost[range(6), p].sum() == pytest.approx(best, rel=1e-12, abs=1e-12)

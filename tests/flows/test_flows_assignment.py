@@ -1,0 +1,140 @@
+"""The exact assignment solver against scipy, POT, brute force and LP duality."""
+
+import itertools
+
+import numpy as np
+import ot
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from explorer.flows import target
+from explorer.flows.assignment import (
+    inner_product_c_transform,
+    solve_assignment,
+    solve_inner_product_assignment,
+)
+from explorer.flows.couplings import ExactOTCoupling, ot_permutation, squared_distances
+
+
+def total(cost, permutation):
+    return cost[np.arange(len(cost)), permutation].sum()
+
+
+def assert_optimal_with_certificate(cost, result, tol=1e-9):
+    """A permutation, of scipy's optimal cost, with potentials that prove it (LP duality)."""
+    n = len(cost)
+    assert sorted(result.permutation) == list(range(n))
+    best = total(cost, linear_sum_assignment(cost)[1])
+    scale = 1.0 + np.abs(cost).max()
+    assert total(cost, result.permutation) == pytest.approx(best, abs=tol * scale * n)
+    reduced = cost - result.row_potential[:, None] - result.column_potential[None, :]
+    assert reduced.min() >= -tol * scale
+    assert np.abs(reduced[np.arange(n), result.permutation]).max() <= tol * scale
+    dual = result.row_potential.sum() + result.column_potential.sum()
+    assert dual == pytest.approx(best, abs=tol * scale * n)
+
+
+@given(st.integers(1, 40), st.integers(0, 2**31 - 1), st.sampled_from(["real", "ties", "wide"]))
+@settings(max_examples=120, deadline=None)
+def test_random_matrices_match_scipy_with_a_duality_certificate(n, seed, kind):
+    rng = np.random.default_rng(seed)
+    if kind == "real":
+        cost = rng.normal(size=(n, n))
+    elif kind == "ties":  # small integers: many optimal assignments, many tied keys
+        cost = rng.integers(0, 3, size=(n, n)).astype(float)
+    else:
+        cost = rng.normal(size=(n, n)) * 10.0 ** rng.uniform(-3, 6)
+    assert_optimal_with_certificate(cost, solve_assignment(cost))
+
+
+@given(st.integers(1, 30), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_any_warm_start_gives_the_same_optimum(n, seed):
+    rng = np.random.default_rng(seed)
+    cost = rng.normal(size=(n, n))
+    guess = rng.normal(size=n) * rng.choice([0.01, 1.0, 100.0])
+    assert_optimal_with_certificate(cost, solve_assignment(cost, guess))
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_points_are_the_brute_force_optimum_of_the_squared_distance(seed):
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(7, 2, generator=g), torch.randn(7, 2, generator=g) * 2 + 1
+    cost = squared_distances(x, y)
+    best = min(total(cost, list(p)) for p in itertools.permutations(range(7)))
+    p = solve_inner_product_assignment(x.double().numpy(), y.double().numpy()).permutation
+    assert total(cost, p) == pytest.approx(best, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_inner_product_cost_of_points_matches_scipy(dim):
+    rng = np.random.default_rng(dim)
+    x, y = rng.normal(size=(200, dim)), rng.normal(size=(200, dim)) * 1.5 + 0.5
+    assert_optimal_with_certificate(-(x @ y.T), solve_inner_product_assignment(x, y))
+
+
+def test_a_minibatch_of_the_flows_matches_pots_network_simplex():
+    g = torch.Generator().manual_seed(5)
+    x0, x1 = torch.randn(256, 2, generator=g), target("moons", 256, 5)
+    cost = squared_distances(x0, x1)
+    ours = ot_permutation(x0, x1)
+    plan = ot.emd(np.full(256, 1 / 256), np.full(256, 1 / 256), cost)
+    assert total(cost, ours) == pytest.approx(256 * (plan * cost).sum(), rel=1e-12)
+
+
+def test_degenerate_inputs():
+    same = np.zeros((5, 2))  # every permutation is optimal
+    result = solve_inner_product_assignment(same, same)
+    assert sorted(result.permutation) == list(range(5))
+    assert solve_assignment([[3.0]]).permutation.tolist() == [0]
+    duplicated = np.repeat(np.random.default_rng(0).normal(size=(4, 2)), 3, axis=0)
+    assert_optimal_with_certificate(-(duplicated @ duplicated.T),
+                                    solve_inner_product_assignment(duplicated, duplicated))
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="square"):
+        solve_assignment(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        solve_assignment([[0.0, np.nan], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="column_potential"):
+        solve_assignment(np.zeros((3, 3)), np.zeros(2))
+    with pytest.raises(ValueError, match="one shape"):
+        solve_inner_product_assignment(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="equal batches"):
+        ExactOTCoupling()(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def test_c_transform_is_the_tightest_feasible_column_potential():
+    rng = np.random.default_rng(1)
+    x, u, y = rng.normal(size=(30, 2)), rng.normal(size=30), rng.normal(size=(20, 2))
+    v = inner_product_c_transform(x[None], u[None], y)
+    brute = (-(x @ y.T) - u[:, None]).min(0)
+    assert np.allclose(v, brute - brute.mean(), atol=1e-12)
+    # averaged over batches: the mean of the centred transforms
+    x2, u2 = rng.normal(size=(30, 2)), rng.normal(size=30)
+    brute2 = (-(x2 @ y.T) - u2[:, None]).min(0)
+    both = inner_product_c_transform(np.stack([x, x2]), np.stack([u, u2]), y)
+    assert np.allclose(both, ((brute - brute.mean()) + (brute2 - brute2.mean())) / 2, atol=1e-12)
+
+
+def test_warm_started_coupling_is_exact_on_every_batch_of_a_run():
+    coupling = ExactOTCoupling()
+    moons = target("moons", 256 * 12, 3).reshape(12, 256, 2)
+    g = torch.Generator().manual_seed(3)
+    for x1 in moons:
+        x0 = torch.randn(256, 2, generator=g)
+        cost = squared_distances(x0, x1)
+        ours = coupling(x0, x1)
+        assert total(cost, ours) == pytest.approx(total(cost, linear_sum_assignment(cost)[1]),
+                                                  rel=1e-12)
+    assert len(coupling.history) == 4
+    # a batch of another size starts afresh instead of using the stored potentials
+    x0, x1 = torch.randn(50, 2, generator=g), target("moons", 50, 4)
+    cost = squared_distances(x0, x1)
+    assert total(cost, coupling(x0, x1)) == pytest.approx(
+        total(cost, linear_sum_assignment(cost)[1]), rel=1e-12)
