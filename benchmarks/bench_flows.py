@@ -5,13 +5,16 @@ Rows:
    sigma 0.1, its MLP of width 64, Adam at its default rate, batch 256, 20k iterations) against
    ``explorer.flows.train`` with its defaults; both are scored by the same exact W2 (dopri5
    samples against a fixed target set). Goal: the same W2 in at most half the wall time.
-2. seconds per 1000 iterations, OT against independent, ours and torchcfm's
+2. the exact OT solve of one 256 x 256 minibatch (Gaussian -> moons) alone: ours
+   (``ExactOTCoupling``: shortest augmenting paths, warm-started from the run's last batches;
+   and cold) against POT's network simplex ``ot.emd`` (what torchcfm calls) and scipy's
+   ``linear_sum_assignment``, all on the same batches of one run, all reaching the same cost.
+3. seconds per 1000 iterations, OT against independent, ours and torchcfm's
    (``ExactOptimalTransportConditionalFlowMatcher``). Goal: OT at most 2x independent. Ours is
-   timed with the default ``pair_reuse`` (every exact minibatch-OT coupling trained on for that
-   many iterations with fresh times t; the exact solve, POT's network simplex on a 256 x 256
-   cost, takes about 7 independent iterations' time) and, in the label, without reuse.
-3. the default comparison grid (6 sources x 2 couplings, stacked). Goal: under 2 minutes.
-4. a slider move with the shipped models (sampling + metrics; and with the figures), the
+   timed with an exact solve every iteration (pair_reuse 1, the default of ``train``) and, in
+   the label, with the app's ``pair_reuse`` when that differs.
+4. the default comparison grid (6 sources x 2 couplings, stacked). Goal: under 2 minutes.
+5. a slider move with the shipped models (sampling + metrics; and with the figures), the
    selected model's sampling never served from the cache. Goal: median <= 100 ms.
 
 Deviations from the tutorial, stated: the source is the standard Gaussian (the issue's test
@@ -124,12 +127,47 @@ def slider_move(with_figures: bool, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
+def solve_times(batches: int = 200) -> dict:
+    """Median milliseconds per exact OT solve of a 256 x 256 minibatch, by solver, over the same
+    sequence of batches (the warm start learns from the earlier ones, as in training)."""
+    import ot
+    from scipy.optimize import linear_sum_assignment
+
+    from explorer.flows.assignment import compile_kernels
+    from explorer.flows.couplings import ExactOTCoupling, pairing_cost, squared_distances
+
+    compile_kernels()
+    gen = torch.Generator().manual_seed(11)
+    moons = get_target("moons")
+    pairs = [(torch.randn(256, 2, generator=gen), moons.sample(256, gen)) for _ in range(batches)]
+    uniform = np.full(256, 1 / 256)
+    warm = ExactOTCoupling()
+    solvers = {
+        "ours, warm": warm,
+        "ours, cold": lambda x0, x1: ExactOTCoupling()(x0, x1),
+        "POT ot.emd": lambda x0, x1: ot.emd(uniform, uniform, pairing_cost(x0, x1),
+                                            check_marginals=False).argmax(1),
+        "scipy": lambda x0, x1: linear_sum_assignment(pairing_cost(x0, x1))[1],
+    }
+    times = {name: [] for name in solvers}
+    for x0, x1 in pairs:
+        costs = {}
+        for name, solve in solvers.items():
+            start = time.perf_counter()
+            permutation = solve(x0, x1)
+            times[name].append(time.perf_counter() - start)
+            cost = squared_distances(x0, x1)
+            costs[name] = cost[np.arange(256), permutation].sum()
+        assert max(costs.values()) - min(costs.values()) < 1e-9 * max(costs.values()), costs
+    return {name: 1000 * statistics.median(t[20:]) for name, t in times.items()}
+
+
 def per_thousand(kind: str, iters: int, repeats: int) -> float:
     """Median seconds per 1000 iterations over ``repeats`` short runs (training only)."""
     runs = {
         "ours independent": lambda: ours(iters, "independent", score=False),
         "ours ot": lambda: ours(iters, "ot", score=False),
-        "ours ot reuse": lambda: ours(iters, "ot", DEFAULT_SETTINGS.pair_reuse, score=False),
+        "ours ot app": lambda: ours(iters, "ot", DEFAULT_SETTINGS.pair_reuse, score=False),
         "torchcfm independent": lambda: torchcfm_loop(iters, "independent", score=False),
         "torchcfm ot": lambda: torchcfm_loop(iters, "ot", score=False),
     }
@@ -153,27 +191,37 @@ def _run(quick: bool) -> list[dict]:
     reuse = DEFAULT_SETTINGS.pair_reuse
     rows = []
 
+    solve = solve_times(60 if quick else 300)
+    rows.append({
+        "benchmark": "exact OT solve, 256 x 256 (ms): ours warm " f"{solve['ours, warm']:.2f}, "
+                     f"cold {solve['ours, cold']:.2f}; POT {solve['POT ot.emd']:.2f}; "
+                     f"scipy {solve['scipy']:.2f} (same optimal cost on every batch)",
+        "ours_s": solve["ours, warm"] / 1000, "peer": "POT ot.emd (torchcfm's solver)",
+        "peer_s": solve["POT ot.emd"] / 1000, "budget": "",
+    })
+
     # cost per iteration: short runs, kinds interleaved so that load on shared cores hits all
-    kinds = ["ours independent", "torchcfm independent", "ours ot", "ours ot reuse",
-             "torchcfm ot"]
+    kinds = ["ours independent", "torchcfm independent", "ours ot", "torchcfm ot"]
+    if reuse != 1:
+        kinds.append("ours ot app")
     costs = {k: [] for k in kinds}
     for k in kinds:  # warm-up: first calls pay for imports and allocator growth
         per_thousand(k, 20, 1)
     for _ in range(3 if quick else 7):
         for k in kinds:
-            costs[k].append(per_thousand(k, 100 if quick else 200, 1))
+            costs[k].append(per_thousand(k, 100 if quick else 300, 1))
     cost = {k: statistics.median(v) for k, v in costs.items()}
     ratio = lambda a, b: cost[a] / cost[b]  # noqa: E731
     rows.append({"benchmark": "s per 1000 independent iterations",
                  "ours_s": cost["ours independent"], "peer": "torchcfm matcher",
                  "peer_s": cost["torchcfm independent"], "budget": ""})
+    app = (f" (the app's pair_reuse {reuse}: {ratio('ours ot app', 'ours independent'):.1f}x)"
+           if reuse != 1 else "")
     rows.append({
-        "benchmark": f"s per 1000 OT iterations, pair_reuse {reuse} (each exactly coupled "
-                     f"batch trained on {reuse} times, fresh t). OT/independent: ours "
-                     f"{ratio('ours ot reuse', 'ours independent'):.1f}x (without reuse "
-                     f"{ratio('ours ot', 'ours independent'):.1f}x); torchcfm "
-                     f"{ratio('torchcfm ot', 'torchcfm independent'):.1f}x",
-        "ours_s": cost["ours ot reuse"], "peer": "torchcfm OT matcher",
+        "benchmark": f"s per 1000 OT iterations, an exact solve every iteration. "
+                     f"OT/independent: ours {ratio('ours ot', 'ours independent'):.1f}x{app}; "
+                     f"torchcfm {ratio('torchcfm ot', 'torchcfm independent'):.1f}x",
+        "ours_s": cost["ours ot"], "peer": "torchcfm OT matcher",
         "peer_s": cost["torchcfm ot"], "budget": "OT <= 2x independent",
     })
 
@@ -188,11 +236,9 @@ def _run(quick: bool) -> list[dict]:
     })
     peer_ot_iters = 300 if quick else 5000
     peer_ot_time, peer_ot_w2 = torchcfm_loop(peer_ot_iters, "ot")
-    our_ot_time, our_ot_w2 = ours(our_iters, "ot", pair_reuse=reuse)
-    our_ot1_time, our_ot1_w2 = ours(our_iters, "ot", pair_reuse=1)
+    our_ot_time, our_ot_w2 = ours(our_iters, "ot")
     rows.append({
-        "benchmark": f"train 1 model, OT: ours {our_iters} it, pair_reuse {reuse} -> W2 "
-                     f"{our_ot_w2:.3f} (reuse 1: W2 {our_ot1_w2:.3f} in {our_ot1_time:.1f} s); "
+        "benchmark": f"train 1 model, OT: ours {our_iters} it -> W2 {our_ot_w2:.3f}; "
                      f"torchcfm {peer_ot_iters} it -> W2 {peer_ot_w2:.3f}",
         "ours_s": our_ot_time, "peer": "torchcfm tutorial (OT)", "peer_s": peer_ot_time,
         "budget": "same W2 in <= 1/2 the time",

@@ -22,7 +22,8 @@ Two things make it fast inside a training loop, without changing the answer:
 2. **A vectorisable inner loop.** The Dijkstra relaxation of one row over all columns is written
    without branches (scanned columns carry a potential of -inf, so their key stays +inf), which
    the compiler turns into SIMD instructions; the smallest open key is found through the minima
-   of blocks of 16 columns.
+   of blocks of 16 columns. For 2D points the cost is computed in the loop from the
+   coordinates, so no n x n matrix is stored.
 
 The kernels are compiled by numba (cached on disk after the first call).
 """
@@ -268,3 +269,11 @@ def inner_product_c_transform(previous_x: np.ndarray, previous_u: np.ndarray,
     previous_u = np.ascontiguousarray(previous_u, dtype=np.float64)
     y_by_coordinate = np.ascontiguousarray(np.asarray(y, dtype=np.float64).T)
     return _mean_c_transform(previous_x, previous_u, y_by_coordinate)
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's on-disk cache) the kernels above, with a tiny problem."""
+    points = np.array([[0.0, 1.0], [1.0, 0.0]])
+    solve_inner_product_assignment(points, points)
+    solve_assignment(-(points @ points.T))
+    inner_product_c_transform(points[None], np.zeros((1, 2)), points)
