@@ -88,8 +88,10 @@ class ExactOTCoupling:
     Every minibatch is solved exactly (:func:`.assignment.solve_assignment`); what carries over
     is only the starting point: the column potentials of a new batch are the c-transforms of the
     row potentials of the last ``memory`` batches, averaged (:func:`inner_product_c_transform`).
-    The batches of a run come from the same two distributions, so that guess is close, and the
-    solve is several times faster than from zero (benchmarks/bench_flows.py)."""
+    The batches of a run come from the same two distributions, so that guess is close: on
+    256-point batches (Gaussian -> moons, one core) the solve takes about 1.3 ms against 2.5 ms
+    from zero, 4.6 ms for POT's network simplex and 7.5 ms for scipy (benchmarks/bench_flows.py,
+    same batches, same optimal cost)."""
 
     def __init__(self, memory: int = 4):
         self.history: deque = deque(maxlen=memory)
