@@ -4,27 +4,21 @@
 * ``ot``: the exact minibatch optimal-transport coupling for the squared distance (OT-CFM,
   Tong et al. 2024, "Improving and generalizing flow-based generative models with minibatch
   optimal transport", Sec. 3.3; Pooladian et al. 2023), a permutation found by the shortest
-  augmenting path solver of :mod:`.assignment`, warm-started across the minibatches of a run
-  (:class:`ExactOTCoupling`); POT's network simplex ``ot.emd`` and scipy's assignment solver
-  give the same optimum and are kept as independent checks;
+  augmenting path solver of :mod:`.assignment`, started from coarse-to-fine potentials; POT's
+  network simplex ``ot.emd`` and scipy's assignment solver give the same optimum and are kept
+  as independent checks;
 * ``sinkhorn``: the entropic plan (Cuturi 2013) by ``ot.sinkhorn``, each x0 given a partner
   drawn from its row of the plan.
 """
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .assignment import (
-    inner_product_c_transform,
-    solve_assignment,
-    solve_inner_product_assignment,
-)
+from .assignment import solve_inner_product_assignment
 
 COUPLINGS = {
     "independent": "independent (I-CFM)",
@@ -55,19 +49,21 @@ def pairing_cost(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
     return cost
 
 
-def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_path",
-                   column_potential: np.ndarray | None = None) -> np.ndarray:
+def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_path") -> np.ndarray:
     """The permutation p minimising sum_i |x0_i - x1_{p(i)}|^2 (equal batch sizes).
 
-    ``shortest_path`` (default): :func:`.assignment.solve_assignment` (Jonker-Volgenant), with
-    optional warm-start ``column_potential``; ``emd``: POT's network simplex, whose optimal
+    ``shortest_path`` (default): :func:`.assignment.solve_inner_product_assignment`
+    (Jonker-Volgenant from coarse-to-fine potentials; about 4x faster than POT on 256 points,
+    benchmarks/bench_flows.py); ``emd``: POT's network simplex, whose optimal
     vertex of the assignment polytope is a permutation matrix; ``assignment``: scipy's
     ``linear_sum_assignment`` (Crouse 2016). All three solve the equivalent inner-product cost
     of :func:`pairing_cost` and reach the same optimal cost (the tests check it)."""
     if len(x0) != len(x1):
         raise ValueError(f"the exact coupling needs equal batches, got {len(x0)} and {len(x1)}")
     if solver == "shortest_path":
-        return solve_assignment(pairing_cost(x0, x1), column_potential).permutation
+        x = x0.detach().cpu().double().numpy()
+        y = x1.detach().cpu().double().numpy()
+        return solve_inner_product_assignment(x, y).permutation
     cost = pairing_cost(x0, x1)
     if solver == "assignment":
         return linear_sum_assignment(cost)[1]
@@ -80,36 +76,6 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
     if len(np.unique(perm)) != n:  # a degenerate vertex: fall back to the assignment solver
         perm = linear_sum_assignment(cost)[1]
     return perm
-
-
-class ExactOTCoupling:
-    """The exact minibatch OT coupling of one training run, warm-started from its last batches.
-
-    Every minibatch is solved exactly (:func:`.assignment.solve_assignment`); what carries over
-    is only the starting point: the column potentials of a new batch are the c-transforms of the
-    row potentials of the last ``memory`` batches, averaged (:func:`inner_product_c_transform`).
-    The batches of a run come from the same two distributions, so that guess is close: on
-    256-point batches (Gaussian -> moons, one core) the solve takes about 1.3 ms against 2.5 ms
-    from zero, 4.6 ms for POT's network simplex and 7.5 ms for scipy (benchmarks/bench_flows.py,
-    same batches, same optimal cost)."""
-
-    def __init__(self, memory: int = 4):
-        self.history: deque = deque(maxlen=memory)
-
-    def __call__(self, x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
-        if len(x0) != len(x1):
-            raise ValueError(f"the exact coupling needs equal batches, got {len(x0)} and "
-                             f"{len(x1)}")
-        a = x0.detach().cpu().double().numpy()
-        b = x1.detach().cpu().double().numpy()
-        guess = None
-        if self.history and all(len(x) == len(a) for x, _ in self.history):
-            guess = inner_product_c_transform(np.stack([x for x, _ in self.history]),
-                                              np.stack([u for _, u in self.history]), b)
-        result = solve_inner_product_assignment(a, b, guess)
-        u = result.row_potential
-        self.history.append((a, u - u.mean()))
-        return result.permutation
 
 
 def sinkhorn_partners(
@@ -133,7 +99,7 @@ def make_pairing(coupling: str, rng: np.random.Generator, sinkhorn_reg: float = 
     if coupling == "independent":
         return None
     if coupling == "ot":
-        return ExactOTCoupling()
+        return ot_permutation
     return lambda x0, x1: sinkhorn_partners(x0, x1, sinkhorn_reg, rng)
 
 

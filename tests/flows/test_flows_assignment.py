@@ -12,11 +12,13 @@ from scipy.optimize import linear_sum_assignment
 
 from explorer.flows import target
 from explorer.flows.assignment import (
-    inner_product_c_transform,
+    _c_transform,
+    _hilbert_order,
+    multiscale_potential,
     solve_assignment,
     solve_inner_product_assignment,
 )
-from explorer.flows.couplings import ExactOTCoupling, ot_permutation, squared_distances
+from explorer.flows.couplings import ot_permutation, squared_distances
 
 
 def total(cost, permutation):
@@ -106,35 +108,53 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="one shape"):
         solve_inner_product_assignment(np.zeros((3, 2)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="equal batches"):
-        ExactOTCoupling()(torch.zeros(3, 2), torch.zeros(4, 2))
+        ot_permutation(torch.zeros(3, 2), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="2D point sets"):
+        multiscale_potential(np.zeros((4, 3)), np.zeros((4, 3)))
 
 
 def test_c_transform_is_the_tightest_feasible_column_potential():
     rng = np.random.default_rng(1)
     x, u, y = rng.normal(size=(30, 2)), rng.normal(size=30), rng.normal(size=(20, 2))
-    v = inner_product_c_transform(x[None], u[None], y)
-    brute = (-(x @ y.T) - u[:, None]).min(0)
-    assert np.allclose(v, brute - brute.mean(), atol=1e-12)
-    # averaged over batches: the mean of the centred transforms
-    x2, u2 = rng.normal(size=(30, 2)), rng.normal(size=30)
-    brute2 = (-(x2 @ y.T) - u2[:, None]).min(0)
-    both = inner_product_c_transform(np.stack([x, x2]), np.stack([u, u2]), y)
-    assert np.allclose(both, ((brute - brute.mean()) + (brute2 - brute2.mean())) / 2, atol=1e-12)
+    v = _c_transform(x, u, np.ascontiguousarray(y.T))
+    reduced = -(x @ y.T) - u[:, None] - v[None, :]
+    assert reduced.min() >= -1e-12  # feasible
+    assert np.allclose(reduced.min(0), 0.0, atol=1e-12)  # and no column potential can be larger
 
 
-def test_warm_started_coupling_is_exact_on_every_batch_of_a_run():
-    coupling = ExactOTCoupling()
-    moons = target("moons", 256 * 12, 3).reshape(12, 256, 2)
-    g = torch.Generator().manual_seed(3)
-    for x1 in moons:
-        x0 = torch.randn(256, 2, generator=g)
-        cost = squared_distances(x0, x1)
-        ours = coupling(x0, x1)
-        assert total(cost, ours) == pytest.approx(total(cost, linear_sum_assignment(cost)[1]),
-                                                  rel=1e-12)
-    assert len(coupling.history) == 4
-    # a batch of another size starts afresh instead of using the stored potentials
-    x0, x1 = torch.randn(50, 2, generator=g), target("moons", 50, 4)
-    cost = squared_distances(x0, x1)
-    assert total(cost, coupling(x0, x1)) == pytest.approx(
-        total(cost, linear_sum_assignment(cost)[1]), rel=1e-12)
+def test_hilbert_order_cuts_the_points_into_compact_cells():
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(256, 2))
+    order = _hilbert_order(points)
+    assert sorted(order) == list(range(256))
+
+    def mean_cell_spread(o):
+        cells = points[o].reshape(32, 8, 2)
+        return np.mean(((cells - cells.mean(1, keepdims=True)) ** 2).sum(-1))
+
+    assert mean_cell_spread(order) < 0.2 * mean_cell_spread(rng.permutation(256))
+
+
+def dual_value(cost, v):
+    """The dual objective with u from the row reduction: a lower bound on the optimal cost."""
+    return (cost - v[None, :]).min(1).sum() + v.sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n", [256, 200])
+def test_multiscale_start_closes_most_of_the_duality_gap(seed, n):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g).double().numpy()
+    y = target("moons", n, seed).double().numpy()
+    cost = -(x @ y.T)
+    best = total(cost, linear_sum_assignment(cost)[1])
+    gap_from_zero = best - dual_value(cost, np.zeros(n))
+    gap_multiscale = best - dual_value(cost, multiscale_potential(x, y))
+    assert 0 <= gap_multiscale < 0.05 * gap_from_zero
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 15, 16, 17, 96])
+def test_every_batch_size_is_solved_exactly(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + 1
+    assert_optimal_with_certificate(-(x @ y.T), solve_inner_product_assignment(x, y))
