@@ -27,8 +27,8 @@ DATA_DIR = Path(__file__).parent / "data"
 GRID_COUPLINGS = ("independent", "ot")
 STEP_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 W2_CURVE_STEPS = (1, 2, 4, 8, 16, 32)
-# Every minibatch gets its own exact OT coupling (pair_reuse=1, as in OT-CFM): the warm-started
-# solver of assignment.py made reusing couplings unnecessary (and reuse costs W2, see train).
+# Every minibatch gets its own exact OT coupling (pair_reuse=1, as in OT-CFM): the solver of
+# assignment.py made reusing couplings unnecessary (and reuse costs W2, see train).
 DEFAULT_SETTINGS = TrainSettings(iters=2000, batch=256, seed=0, lr=3e-3, sigma=0.0, pair_reuse=1)
 EVAL_SEED = 2024
 GRID_PROTOCOL = (16, "midpoint", None, 256)  # how the comparison grid is scored: fixed, cached
