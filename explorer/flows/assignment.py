@@ -146,7 +146,7 @@ def _shortest_augmenting_paths(cost, rows, columns, v_start):
     _match_tight_pairs(cost, rows, columns, v, u, row4col, col4row, cost_row, key)
     open_potential = np.empty(n)  # v_j for open columns, -inf once scanned
     distance = np.empty(n)  # final distance of each scanned column
-    path = np.empty(n, np.int64)  # the row from which each column was best reached
+    path = np.empty(n, np.int32)  # the row from which each column was best reached
     tree_rows = np.empty(n, np.int64)
     tree_cols = np.empty(n, np.int64)
     for start in range(n):
@@ -159,7 +159,7 @@ def _shortest_augmenting_paths(cost, rows, columns, v_start):
         while sink == -1:
             tree_rows[n_rows] = row
             n_rows += 1
-            _relax_row(row, cost, rows, columns, shortest - u[row], open_potential, key, path)
+            _relax_row(np.int32(row), cost, rows, columns, shortest - u[row], open_potential, key, path)
             shortest, j = _smallest_key(key)
             distance[j] = shortest
             key[j] = np.inf
