@@ -199,8 +199,7 @@ def _start_potential(column_potential, n: int) -> np.ndarray:
     return start
 
 
-_NO_MATRIX = np.zeros((0, 0))
-_NO_POINTS = np.zeros((0, 0))
+_NOTHING = np.zeros((0, 0))  # stands for "no cost matrix" or "no points" in the kernels
 
 
 def solve_assignment(cost, column_potential=None) -> Assignment:
@@ -215,7 +214,7 @@ def solve_assignment(cost, column_potential=None) -> Assignment:
     if not np.isfinite(cost).all():
         raise ValueError("the assignment cost matrix must be finite (no NaN or infinity)")
     start = _start_potential(column_potential, len(cost))
-    return Assignment(*_shortest_augmenting_paths(cost, _NO_POINTS, _NO_POINTS, start))
+    return Assignment(*_shortest_augmenting_paths(cost, _NOTHING, _NOTHING, start))
 
 
 def solve_inner_product_assignment(x, y, column_potential=None) -> Assignment:
@@ -234,12 +233,12 @@ def solve_inner_product_assignment(x, y, column_potential=None) -> Assignment:
         raise ValueError("the points of an assignment must be finite (no NaN or infinity)")
     if x.shape[1] != 2:
         start = _start_potential(column_potential, len(x))
-        return Assignment(*_shortest_augmenting_paths(-(x @ y.T), _NO_POINTS, _NO_POINTS, start))
+        return Assignment(*_shortest_augmenting_paths(-(x @ y.T), _NOTHING, _NOTHING, start))
     if column_potential is None:
         start = _multiscale_potential(x, y, COARSEST)
     else:
         start = _start_potential(column_potential, len(x))
-    return Assignment(*_shortest_augmenting_paths(_NO_MATRIX, x, np.ascontiguousarray(y.T),
+    return Assignment(*_shortest_augmenting_paths(_NOTHING, x, np.ascontiguousarray(y.T),
                                                   start))
 
 
@@ -326,7 +325,7 @@ def _multiscale_potential(x, y, coarsest):
     x_cells, y_cells = _cell_means(xs, cells), _cell_means(ys, cells)
     v = np.zeros(cells)
     while True:
-        _, u, _ = _shortest_augmenting_paths(_NO_MATRIX_NB, x_cells, y_cells.T.copy(), v)
+        _, u, _ = _shortest_augmenting_paths(_NOTHING, x_cells, y_cells.T.copy(), v)
         cells *= 2
         if cells == n:
             break
@@ -338,8 +337,6 @@ def _multiscale_potential(x, y, coarsest):
     v[y_order] = v_sorted
     return v
 
-
-_NO_MATRIX_NB = np.zeros((0, 0))
 
 
 def multiscale_potential(x, y) -> np.ndarray:
