@@ -245,36 +245,57 @@ def solve_inner_product_assignment(x, y, column_potential=None) -> Assignment:
 # ----- the coarse-to-fine start (2D points) --------------------------------------------------
 
 COARSEST = 8  # the smallest problem of the hierarchy
+HILBERT_BITS = 8  # a 256 x 256 grid: finer than the points of any minibatch need
 
 
 @numba.njit(cache=True)
-def _hilbert_order(points, bits=10):
-    """The points in the order of a Hilbert curve through their bounding box (a 2^bits grid):
-    consecutive blocks of the order are compact cells of equal size (Hilbert 1891; the index by
-    the bit-by-bit rotation rule, as in Lam & Shapiro 1994)."""
+def _hilbert_index(x, y, bits):
+    """The position of grid cell (x, y) along a Hilbert curve through a 2^bits grid (Hilbert
+    1891; the bit-by-bit rotation rule, as in Lam & Shapiro 1994), without branches: which
+    quadrant a bit pair names is data, so branching on it would be mispredicted half the time."""
+    side_mask = (1 << bits) - 1
+    d = 0
+    for level in range(bits - 1, -1, -1):
+        rx = (x >> level) & 1
+        ry = (y >> level) & 1
+        d += ((3 * rx) ^ ry) << (2 * level)
+        flip = -(rx & (1 - ry)) & side_mask  # in the quadrants with ry = 0: rx = 1 reflects,
+        x ^= flip
+        y ^= flip
+        swap = (x ^ y) & -(1 - ry)  # and both transpose
+        x ^= swap
+        y ^= swap
+    return d
+
+
+@numba.njit(cache=True)
+def _hilbert_order(points):
+    """The points in the order of a Hilbert curve through their bounding box: consecutive
+    blocks of the order are compact cells of equal size. The 16-bit curve positions are sorted
+    by two stable passes of a byte-wise radix sort (ties keep the points' order)."""
     n = points.shape[0]
-    side = 1 << bits
+    side = 1 << HILBERT_BITS
     lo0, hi0 = points[:, 0].min(), points[:, 0].max()
     lo1, hi1 = points[:, 1].min(), points[:, 1].max()
     scale0 = (side - 1) / (hi0 - lo0) if hi0 > lo0 else 0.0
     scale1 = (side - 1) / (hi1 - lo1) if hi1 > lo1 else 0.0
     index = np.empty(n, np.int64)
     for p in range(n):
-        x = int((points[p, 0] - lo0) * scale0)
-        y = int((points[p, 1] - lo1) * scale1)
-        d = 0
-        s = side >> 1
-        while s > 0:
-            rx = 1 if x & s else 0
-            ry = 1 if y & s else 0
-            d += s * s * ((3 * rx) ^ ry)
-            if ry == 0:  # rotate the quadrant so the curve's pieces join up
-                if rx == 1:
-                    x, y = side - 1 - x, side - 1 - y
-                x, y = y, x
-            s >>= 1
-        index[p] = d
-    return np.argsort(index)
+        index[p] = _hilbert_index(int((points[p, 0] - lo0) * scale0),
+                                  int((points[p, 1] - lo1) * scale1), HILBERT_BITS)
+    order, spare = np.arange(n), np.empty(n, np.int64)
+    for shift in range(0, 2 * HILBERT_BITS, 8):
+        starts = np.zeros(257, np.int64)
+        for p in range(n):
+            starts[((index[p] >> shift) & 255) + 1] += 1
+        for b in range(256):
+            starts[b + 1] += starts[b]
+        for p in range(n):
+            byte = (index[order[p]] >> shift) & 255
+            spare[starts[byte]] = order[p]
+            starts[byte] += 1
+        order, spare = spare, order
+    return order
 
 
 @numba.njit(cache=True)

@@ -12,7 +12,9 @@ from scipy.optimize import linear_sum_assignment
 
 from explorer.flows import target
 from explorer.flows.assignment import (
+    HILBERT_BITS,
     _c_transform,
+    _hilbert_index,
     _hilbert_order,
     multiscale_potential,
     solve_assignment,
@@ -133,6 +135,45 @@ def test_hilbert_order_cuts_the_points_into_compact_cells():
         return np.mean(((cells - cells.mean(1, keepdims=True)) ** 2).sum(-1))
 
     assert mean_cell_spread(order) < 0.2 * mean_cell_spread(rng.permutation(256))
+
+
+def hilbert_index_reference(x, y, bits):
+    """The textbook xy2d (branches and all), an independent check of the branch-free one."""
+    side = 1 << bits
+    d, s = 0, side // 2
+    while s > 0:
+        rx, ry = int(x & s > 0), int(y & s > 0)
+        d += s * s * ((3 * rx) ^ ry)
+        if ry == 0:
+            if rx == 1:
+                x, y = side - 1 - x, side - 1 - y
+            x, y = y, x
+        s //= 2
+    return d
+
+
+def test_hilbert_index_is_the_textbook_curve_and_visits_neighbours_in_turn():
+    bits = 4
+    side = 1 << bits
+    index = {(x, y): _hilbert_index(x, y, bits) for x in range(side) for y in range(side)}
+    assert all(d == hilbert_index_reference(x, y, bits) for (x, y), d in index.items())
+    cell_at = {d: cell for cell, d in index.items()}
+    assert sorted(cell_at) == list(range(side * side))  # a bijection onto 0 .. side^2 - 1
+    steps = [abs(cell_at[d + 1][0] - cell_at[d][0]) + abs(cell_at[d + 1][1] - cell_at[d][1])
+             for d in range(side * side - 1)]
+    assert steps == [1] * (side * side - 1)  # each step of the curve goes to a neighbouring cell
+
+
+@given(st.integers(1, 300), st.integers(0, 2**32 - 1))
+@settings(max_examples=40, deadline=None)
+def test_hilbert_order_is_a_stable_sort_by_curve_position(n, seed):
+    points = np.random.default_rng(seed).normal(size=(n, 2)).round(1)  # rounding makes ties
+    lo, hi = points.min(0), points.max(0)
+    side = 1 << HILBERT_BITS
+    span = np.where(hi > lo, hi - lo, 1.0)
+    cells = ((points - lo) * ((side - 1) / span)).astype(int)
+    curve = [hilbert_index_reference(int(x), int(y), HILBERT_BITS) for x, y in cells]
+    assert list(_hilbert_order(points)) == list(np.argsort(curve, kind="stable"))
 
 
 def dual_value(cost, v):
