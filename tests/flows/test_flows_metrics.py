@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import ot
 import pytest
 import torch
 from hypothesis import given, settings
@@ -30,10 +31,27 @@ points = arrays(
 
 @settings(max_examples=40, deadline=None)
 @given(x=points, data=st.data())
-def test_w2_matches_brute_force_over_all_matchings(x, data):
+def test_w2_and_pot_match_brute_force_over_all_matchings(x, data):
     y = data.draw(arrays(np.float64, x.shape, elements=st.floats(-5, 5, width=32)))
     best = min(((x - y[list(p)]) ** 2).sum(1).mean() for p in itertools.permutations(range(len(x))))
     assert w2(x, y) == pytest.approx(np.sqrt(best), rel=1e-6, abs=1e-6)
+    uniform = np.full(len(x), 1 / len(x))
+    pot = ot.emd2(uniform, uniform, ((x[:, None] - y[None]) ** 2).sum(-1))
+    assert np.sqrt(max(pot, 0.0)) == pytest.approx(np.sqrt(best), rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 120), st.integers(1, 120), st.sampled_from([1, 2, 3]),
+       st.integers(0, 2**32 - 1))
+def test_w2_equals_pot_network_simplex(n, m, d, seed):
+    """Equal sizes go through the assignment solver, unequal ones through POT: both must give
+    POT's exact optimum."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, d)), rng.normal(size=(m, d)) * 2 + 1
+    for b in (y, x[rng.permutation(n)] + rng.normal(size=(n, d)) * 0.3):
+        cost = ((x[:, None] - b[None]) ** 2).sum(-1)
+        pot = ot.emd2(np.full(n, 1 / n), np.full(len(b), 1 / len(b)), cost, numItermax=10**6)
+        assert w2(x, b) == pytest.approx(np.sqrt(max(pot, 0.0)), rel=1e-9, abs=1e-9)
 
 
 def test_w2_matches_the_assignment_solver_on_a_larger_set():
