@@ -4,8 +4,9 @@
   sqrt(min_P <P, C>) with C the squared distances. For two sets of one size the optimal plan is
   a permutation (Birkhoff), found by the exact assignment solver of :mod:`.assignment` (about
   15x faster than POT on 1000 points); otherwise by POT's network simplex ``ot.emd2``
-  (Bonneel et al. 2011), which the tests also use as the independent check. Its "noise floor" is w2 between fresh draws of the target and the
-  evaluation set: a perfect model scores about that, not zero.
+  (Bonneel et al. 2011), which the tests also use as the independent check. Its "noise floor"
+  is w2 between fresh draws of the target and the evaluation set: a perfect model scores about
+  that, not zero.
 * normalised W2: W2 to the target resampled with the *generated* mode weights, which removes
   the part of W2 due to wrong mode masses and leaves the shape error.
 * nearest-data distance and failure rate: the mean distance of generated points to the nearest
