@@ -53,7 +53,7 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
     """The permutation p minimising sum_i |x0_i - x1_{p(i)}|^2 (equal batch sizes).
 
     ``shortest_path`` (default): :func:`.assignment.solve_inner_product_assignment`
-    (Jonker-Volgenant from coarse-to-fine potentials; about 9x faster than POT on 256 points,
+    (Jonker-Volgenant from coarse-to-fine potentials; about 12x faster than POT on 256 points,
     benchmarks/bench_flows.py); ``emd``: POT's network simplex, whose optimal
     vertex of the assignment polytope is a permutation matrix; ``assignment``: scipy's
     ``linear_sum_assignment`` (Crouse 2016). All three solve the equivalent inner-product cost

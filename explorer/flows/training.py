@@ -288,7 +288,7 @@ def train(
 
     ``pair_reuse = r`` draws and couples a fresh minibatch every r iterations and trains on it r
     times with fresh times t (default 1: every iteration a fresh batch, as in torchcfm). This is
-    *reuse*, not a cheaper solver: the exact OT solve (about half a millisecond for 256 points on
+    *reuse*, not a cheaper solver: the exact OT solve (under a millisecond for 256 points on
     one core, see assignment.py) is paid once per r iterations; the pairs still come from the
     exact minibatch OT plan, but fewer distinct batches are seen. Measured (moons, Gaussian
     source, 2000 iterations, exact W2 of dopri5 samples, 12 seeds; mean W2 0.293 at r = 1):
