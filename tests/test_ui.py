@@ -223,3 +223,15 @@ def test_a_figure_that_did_not_change_is_not_redrawn():
     app.set(x=5.0)
     assert fixed.layout.title.text == "touched by the user"
     assert tuple(app._views["plot"].data[0].y) == (0, 25.0)
+
+
+def test_a_play_button_starts_where_its_slider_is_and_follows_it():
+    """The browser-side link copies its source onto its target when the page sets it up, so the
+    slider must be the source: otherwise the page resets the slider to the Play's start."""
+    slider = widgets.IntSlider(value=6, min=0, max=11)
+    play = App.play_button(slider, interval=500)
+    assert (play.value, play.min, play.max, play.interval) == (6, 0, 11, 500)
+    links = [w for w in widgets.Widget.widgets.values() if isinstance(w, widgets.widget_link.Link)]
+    ours = [link for link in links if link.target[0] is play]
+    assert sorted(link.target[1] for link in ours) == ["max", "value"]
+    assert all(link.source == (slider, link.target[1]) for link in ours)

@@ -292,10 +292,7 @@ class ManifoldApp(App):
         source.observe(follow_source, names="value")
         follow_source()
         self._layer_slider = int_slider("layer", 0, self.result.result.n_layers - 1, "2-D view layer")
-        play = widgets.Play(min=0, max=self.result.result.n_layers - 1, interval=700,
-                            description="play through the layers")
-        widgets.jslink((play, "value"), (self._layer_slider, "value"))
-        widgets.jslink((self._layer_slider, "max"), (play, "max"))
+        play = self.play_button(self._layer_slider, interval=700, description="play through the layers")
         analysis = widgets.VBox([
             widgets.HTML("<b>analysis</b>"),
             int_slider("k", 1, K_MAX, "k neighbours"),

@@ -443,11 +443,8 @@ class ModesApp(App):
         space.observe(self.status.guard(space_changed), names="value")
         self._controls["space"] = space
         self.bind(self._target_menu, "target")
-        play = widgets.Play(min=0, max=self.params.steps, interval=80, step=2,
-                            description="play")
         step = slider(widgets.IntSlider, "step", "step", min=0, max=self.params.steps)
-        widgets.jslink((play, "value"), (step, "value"))
-        widgets.jslink((play, "max"), (step, "max"))
+        play = self.play_button(step, interval=80, step=2, description="play")
         self._step_slider = step
         steps = slider(widgets.IntSlider, "steps", "Adam steps", min=10, max=1000, step=10)
 

@@ -188,6 +188,18 @@ class App:
         button.on_click(self.status.guard(lambda _button: callback()))
         return button
 
+    @staticmethod
+    def play_button(slider: widgets.IntSlider, **kwargs) -> widgets.Play:
+        """A play button that steps ``slider`` through its range in the browser.
+
+        The link is made with the slider as its source, because a browser-side link copies the
+        source's value onto the target when it is set up: a Play made first would reset the
+        slider (and so the app) to the Play's start whenever the page loads."""
+        play = widgets.Play(value=slider.value, min=slider.min, max=slider.max, **kwargs)
+        widgets.jslink((slider, "value"), (play, "value"))
+        widgets.jslink((slider, "max"), (play, "max"))
+        return play
+
     def _build_widget(self) -> widgets.Widget:
         header = widgets.HTML(f"<h3 style='margin:4px 0'>{self.title}</h3>{self.description}")
         controls = self.build_controls()
