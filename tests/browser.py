@@ -124,7 +124,10 @@ def voila_server(notebook: str, tmp_home: Path):
         "--VoilaConfiguration.file_allowlist=['.*']",
     ]
     url = f"http://127.0.0.1:{port}/"
-    with _serving(command, env, tmp_home / "voila.log", url, cwd=NOTEBOOKS, timeout=120):
+    # a static file says the server is up; asking for the notebook page itself would start a
+    # second kernel running the whole notebook alongside the browser's
+    ready = f"{url}voila/static/favicon.ico"
+    with _serving(command, env, tmp_home / "voila.log", ready, cwd=NOTEBOOKS, timeout=120):
         yield url
 
 
@@ -216,6 +219,17 @@ def press_slider(page, label: str, key: str = "ArrowRight", times: int = 3) -> N
     handle.focus()
     for _ in range(times):
         handle.press(key)
+
+
+def slider_readouts(page, label: str) -> list[str]:
+    """The readouts of every ipywidgets slider whose description is exactly ``label``."""
+    return page.eval_on_selector_all(
+        ".widget-slider",
+        """(els, label) => els
+            .filter(e => e.querySelector('.widget-label')?.textContent.trim() === label)
+            .map(e => e.querySelector('.widget-readout')?.textContent.trim())""",
+        label,
+    )
 
 
 def screenshot(page, name: str) -> Path:

@@ -119,21 +119,32 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
 
 
 #: per explorer notebook: one slider to move by keyboard, and one dropdown option to choose
+# "starts_at": sliders whose value the page must not change while it loads (a play button
+# linked the wrong way round once reset them to its own start)
 EXPLORER_NOTEBOOKS = {
     "01_mode_seeking_vs_covering.ipynb": {
         "slider": "separation",
         "dropdown": ("target p", "three modes"),
+        "starts_at": {"step": ["200"]},
     },
     "03_flow_matching_sources.ipynb": {"slider": "steps", "dropdown": ("solver", "midpoint")},
     "04_reasoning_manifold.ipynb": {
         "slider": "2-D view layer",
         "dropdown": ("source", "tiny model"),
+        "starts_at": {"2-D view layer": ["6"]},
     },
     "02_reward_kl_frontiers.ipynb": {
         "slider": "proxy–gold corr.",
         "dropdown": ("gold reward", "verifiable"),
     },
 }
+
+
+def assert_sliders_start_where_the_app_does(page, spec) -> None:
+    for label, values in spec.get("starts_at", {}).items():
+        assert browser.slider_readouts(page, label) == values, (
+            f"the {label!r} sliders moved while the page loaded"
+        )
 
 
 @pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
@@ -145,8 +156,9 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
     ):
         browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
-        page.wait_for_timeout(1500)
+        browser.wait_until_settled(page)
         assert browser.error_outputs(page) == []
+        assert_sliders_start_where_the_app_does(page, spec)
         before = browser.all_plot_signatures(page)
         browser.press_slider(page, spec["slider"])
         after_slider = browser.wait_for_any_plot_change(page, before)
@@ -169,7 +181,8 @@ def test_explorer_notebook_works_as_a_voila_dashboard(notebook, tmp_path):
     with browser.voila_server(notebook, tmp_path) as url, browser.chromium(tmp_path) as page:
         page.goto(url, timeout=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=240_000)
-        page.wait_for_timeout(1500)
+        browser.wait_until_settled(page)
+        assert_sliders_start_where_the_app_does(page, spec)
         before = browser.all_plot_signatures(page)
         browser.press_slider(page, spec["slider"])
         after_slider = browser.wait_for_any_plot_change(page, before)
