@@ -125,11 +125,11 @@ def projection(result: RemaResult, layer: int) -> go.Figure:
     crossed = (result.divergence_layer != NEVER) & (result.divergence_layer <= layer)
     err_xy = xy[~good]
     traces = [
-        dict(type="scattergl", x=xy[good, 0], y=xy[good, 1], mode="markers", name="correct",
+        dict(type="scatter", x=xy[good, 0], y=xy[good, 1], mode="markers", name="correct",
              marker=dict(color=CORRECT, size=4, opacity=0.5)),
-        dict(type="scattergl", x=err_xy[~crossed, 0], y=err_xy[~crossed, 1], mode="markers",
+        dict(type="scatter", x=err_xy[~crossed, 0], y=err_xy[~crossed, 1], mode="markers",
              name="error, not (yet) diverged", marker=dict(color=ERROR, size=6, symbol="circle-open")),
-        dict(type="scattergl", x=err_xy[crossed, 0], y=err_xy[crossed, 1], mode="markers",
+        dict(type="scatter", x=err_xy[crossed, 0], y=err_xy[crossed, 1], mode="markers",
              name="error, diverged", marker=dict(color=ERROR, size=5)),
     ]
     final = result.final_normalised and layer == result.n_layers - 1
