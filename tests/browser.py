@@ -105,8 +105,8 @@ def _serving(command: list[str], env: dict, log_path: Path, ready_url: str, cwd=
 
 
 @contextlib.contextmanager
-def voila_server(notebook: str, tmp_home: Path):
-    """Voilà serving one notebook on 127.0.0.1; yields its URL."""
+def voila_server(notebook: str, tmp_home: Path, root: Path = NOTEBOOKS):
+    """Voilà serving one notebook (in ``root``) on 127.0.0.1; yields its URL."""
     port = free_port()
     env = dict(
         os.environ,
@@ -120,14 +120,14 @@ def voila_server(notebook: str, tmp_home: Path):
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
-        str(NOTEBOOKS / notebook),
+        str(root / notebook),
         "--VoilaConfiguration.file_allowlist=['.*']",
     ]
     url = f"http://127.0.0.1:{port}/"
     # a static file says the server is up; asking for the notebook page itself would start a
     # second kernel running the whole notebook alongside the browser's
     ready = f"{url}voila/static/favicon.ico"
-    with _serving(command, env, tmp_home / "voila.log", ready, cwd=NOTEBOOKS, timeout=120):
+    with _serving(command, env, tmp_home / "voila.log", ready, cwd=root, timeout=120):
         yield url
 
 
@@ -143,8 +143,11 @@ def chromium(tmp_home: Path):
             args=CHROMIUM_FLAGS,
             viewport={"width": 1500, "height": 1100},
         )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.console_messages_seen = []  # what the page logged, for screenshot_on_failure
+        page.on("console", lambda m: page.console_messages_seen.append(f"[{m.type}] {m.text}"))
         try:
-            yield context.pages[0] if context.pages else context.new_page()
+            yield page
         finally:
             context.close()
 
@@ -237,6 +240,19 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str):
+    """Save what the page showed and logged when a browser test failed (in artifacts/browser/)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            screenshot(page, name)
+            log = "\n".join(getattr(page, "console_messages_seen", []))
+            (ARTIFACTS / f"{name}_console.txt").write_text(log)
+        raise
 
 
 def all_plot_signatures(page) -> list[str]:

@@ -118,6 +118,125 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         browser.screenshot(page, "runner_cancelled")
 
 
+def test_many_figures_on_one_page_all_follow_the_kernel(tmp_path):
+    """Every plotly figure of a page redraws after a kernel-side change, however many there are.
+
+    plotly's own FigureWidget evaluates its 5 MB bundle once per figure; past anywidget's 2 s
+    initialisation limit a figure drew once and then ignored every update (notebook 04 in CI).
+    explorer's FigureWidget evaluates the bundle once per page."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    code = (
+        "import ipywidgets as widgets, plotly.graph_objects as go\n"
+        "from explorer.ui.views import make_view, refresh_view\n"
+        "def figure(i, k):\n"
+        "    return go.Figure(go.Scatter(x=[0, 1, 2], y=[i, k, i * k]), layout={'title': f'{i}: {k}'})\n"
+        "views = [make_view(figure(i, 0)) for i in range(FIGURES)]\n"
+        "slider = widgets.IntSlider(0, 0, 10, description='k')\n"
+        "def redraw(change):\n"
+        "    for i, view in enumerate(views):\n"
+        "        refresh_view(view, figure(i, change['new']))\n"
+        "slider.observe(redraw, names='value')\n"
+        "widgets.VBox([slider, *views])"
+    ).replace("FIGURES", "12")
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), root / "figures.ipynb"
+    )
+    with (
+        browser.voila_server("figures.ipynb", tmp_path, root=root) as url,
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "many_figures_failed"),
+    ):
+        page.goto(url, timeout=240_000)
+        page.wait_for_function(
+            "document.querySelectorAll('.js-plotly-plot').length === 12", timeout=240_000
+        )
+        browser.wait_until_settled(page)
+        before = browser.all_plot_signatures(page)
+        browser.press_slider(page, "k", times=1)
+        page.wait_for_function(
+            """(old) => { const plots = document.querySelectorAll('.js-plotly-plot');
+                return [...plots].every((p, i) => {
+                    const title = p.querySelector('.gtitle');
+                    return title && title.textContent === `${i}: 1`; }); }""",
+            arg=before,
+            timeout=60_000,
+        )
+
+
+FAKE_BACKBONE_MODEL = """
+class FakeModel {  // the parts of a Backbone widget model that the shared-bundle module uses
+  constructor(attributes) { this.attributes = { ...attributes }; this.handlers = []; this.changed = {}; }
+  get(name) { return this.attributes[name]; }
+  on(name, callback) { this.handlers.push([name, callback]); }
+  off(name, callback) { this.handlers = this.handlers.filter(([n, c]) => n !== name || c !== callback); }
+  changedAttributes() { return { ...this.changed }; }
+  set_state(state) {  // what a kernel update does: set, then 'change:<name>' and 'change'
+    this.changed = {};
+    for (const [name, value] of Object.entries(state)) {
+      if (this.attributes[name] !== value) { this.attributes[name] = value; this.changed[name] = value; }
+    }
+    for (const name of Object.keys(this.changed))
+      for (const [n, c] of [...this.handlers]) if (n === `change:${name}`) c(this, this.changed[name]);
+    if (Object.keys(this.changed).length)
+      for (const [n, c] of [...this.handlers]) if (n === "change") c(this);
+  }
+}
+"""
+
+
+def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_path):
+    """The module of explorer's FigureWidget, with a fake plotly bundle that loads late: its
+    initialize returns at once, and the kernel's updates from before plotly listened reach
+    plotly once each, in order (the stand-in for plotly records what its handlers see)."""
+    from explorer.ui.plotly_widget import BUNDLE_DIGEST, SHARED_BUNDLE_ESM
+
+    script = FAKE_BACKBONE_MODEL + """
+    async ([esm, digest]) => {
+      let loaded;
+      globalThis[Symbol.for(`explorer.plotly-widget-bundle.${digest}`)] =
+        new Promise((resolve) => { loaded = resolve; });
+      const seen = [];
+      const fakePlotly = { default: () => ({
+        initialize({ model }) {
+          model.on("change:_py2js_addTraces", () => {
+            const message = model.get("_py2js_addTraces");
+            if (message !== null) seen.push(message.id);
+          });
+        },
+        render({ el }) { el.textContent = "drawn"; return () => {}; },
+      }) };
+      const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+      const widget = (await import(url)).default();
+      const model = new FakeModel({ _py2js_addTraces: null, _plotly_bundle: "unused" });
+      const returned = widget.initialize({ model });
+      const el = document.createElement("div");
+      const rendering = widget.render({ model, el });
+      model.set_state({ _py2js_addTraces: { id: 1 } });  // before plotly listens
+      model.set_state({ _py2js_addTraces: null });
+      model.set_state({ _py2js_addTraces: { id: 2 } });
+      model.set_state({ _py2js_addTraces: null });
+      const before = [...seen];
+      const drawnEarly = el.textContent;
+      loaded(fakePlotly);
+      await rendering;
+      model.set_state({ _py2js_addTraces: { id: 3 } });  // after: plotly's handler alone
+      model.set_state({ _py2js_addTraces: null });
+      return { returned: returned === undefined, before, seen, drawnEarly, drawn: el.textContent,
+               listeners: model.handlers.filter(([n]) => n === "change").length };
+    }
+    """
+    with browser.chromium(tmp_path) as page:
+        page.set_content("<html><body></body></html>")
+        outcome = page.evaluate(script, [SHARED_BUNDLE_ESM, BUNDLE_DIGEST])
+    assert outcome == {
+        "returned": True, "before": [], "seen": [1, 2, 3], "drawnEarly": "", "drawn": "drawn",
+        "listeners": 0,
+    }
+
+
 #: per explorer notebook: one slider to move by keyboard, and one dropdown option to choose
 # "starts_at": sliders whose value the page must not change while it loads (a play button
 # linked the wrong way round once reset them to its own start)
@@ -153,6 +272,7 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
     with (
         browser.jupyterlab_server(tmp_path) as (base, token),
         browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, f"{notebook.split('.')[0]}_jupyterlab_failed"),
     ):
         browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
@@ -178,7 +298,11 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
 def test_explorer_notebook_works_as_a_voila_dashboard(notebook, tmp_path):
     pytest.importorskip("voila")
     spec = EXPLORER_NOTEBOOKS[notebook]
-    with browser.voila_server(notebook, tmp_path) as url, browser.chromium(tmp_path) as page:
+    with (
+        browser.voila_server(notebook, tmp_path) as url,
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, f"{notebook.split('.')[0]}_voila_failed"),
+    ):
         page.goto(url, timeout=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=240_000)
         browser.wait_until_settled(page)

@@ -235,3 +235,25 @@ def test_a_play_button_starts_where_its_slider_is_and_follows_it():
     ours = [link for link in links if link.target[0] is play]
     assert sorted(link.target[1] for link in ours) == ["max", "value"]
     assert all(link.source == (slider, link.target[1]) for link in ours)
+
+
+def test_plotly_views_share_one_bundle_and_keep_plotlys_api():
+    """Each plotly view carries a small module of its own and plotly's bundle as data, which
+    the page imports once (the browser tests check the page side)."""
+    from pathlib import Path
+
+    import plotly
+
+    from explorer.ui.plotly_widget import BUNDLE_DIGEST, FigureWidget
+    from explorer.ui.views import make_view, refresh_view
+
+    first = make_view(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])))
+    second = make_view(go.Figure(go.Bar(x=[0], y=[2])))
+    bundle = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text()
+    for view in (first, second):
+        assert isinstance(view, FigureWidget) and isinstance(view, go.FigureWidget)
+        state = view.get_state()
+        assert state["_plotly_bundle"] == bundle
+        assert len(state["_esm"]) < 5000 and BUNDLE_DIGEST in state["_esm"]
+    refresh_view(first, go.Figure(go.Scatter(x=[0, 1], y=[3, 4]), layout={"title": "moved"}))
+    assert tuple(first.data[0].y) == (3, 4) and first.layout.title.text == "moved"

@@ -14,6 +14,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from matplotlib.figure import Figure as MatplotlibFigure
 
+from .plotly_widget import FigureWidget
+
 
 @dataclass
 class HTMLView:
@@ -28,7 +30,7 @@ class HTMLView:
 def make_view(figure) -> widgets.Widget:
     """A new widget that shows ``figure``."""
     if isinstance(figure, go.Figure):
-        return go.FigureWidget(figure)
+        return FigureWidget(figure)
     if isinstance(figure, MatplotlibFigure):
         return widgets.Image(value=matplotlib_png(figure), format="png")
     if isinstance(figure, HTMLView):
