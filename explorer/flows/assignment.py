@@ -30,6 +30,12 @@ Two things make it fast, without changing the answer:
    the smallest key too (a minimum written as LLVM's ``minnum``). For 2D points the cost is
    computed in the loop from the coordinates, so no n x n matrix is stored.
 
+Before the search, the problem is put in units where float64 cannot fail (see
+:func:`_well_scaled_points` and :func:`_well_scaled_cost`): points are centred on their joint
+mean, so a common offset does not cancel away the digits that decide the optimum, and costs
+are scaled by a power of two, so no cost, potential or key can overflow. Neither changes the
+optimal permutation.
+
 The kernels are compiled by numba (cached on disk after the first call).
 """
 
@@ -185,6 +191,8 @@ def _match_tight_pairs(cost, rows, columns, v, u, row4col, col4row, cost_row, ke
         for j in range(n):
             key[j] = cost_row[j] - v[j]
         u[i], best_j = _smallest_key(key)
+        if best_j >= n or not u[i] < np.inf:
+            raise ValueError("the assignment's reduced costs overflowed float64")
         if row4col[best_j] == -1:
             row4col[best_j] = i
             col4row[i] = best_j
@@ -231,6 +239,8 @@ def _shortest_augmenting_paths(cost, rows, columns, v_start):
             n_rows += 1
             _relax_row(row, cost, rows, columns, tree_base[n_rows - 1], open_potential, key)
             shortest, j = _smallest_key(key)
+            if j >= n or not shortest < np.inf:
+                raise ValueError("the assignment's reduced costs overflowed float64")
             distance[j] = shortest
             scanned_at[j] = n_rows
             key[j] = np.inf
@@ -275,6 +285,38 @@ def _start_potential(column_potential, n: int) -> np.ndarray:
     return start
 
 
+def power_of_two_scale(largest: float) -> np.float64:
+    """The power of two 2^k closest above ``largest`` (1 for 0): dividing by it is exact in
+    float64 (only the exponent changes) and brings ``largest`` into [0.5, 1]. A numpy float,
+    so that its square may overflow to infinity instead of raising."""
+    if largest == 0:
+        return np.float64(1.0)
+    return np.ldexp(np.float64(1.0), int(np.frexp(largest)[1]))
+
+
+def _well_scaled_cost(cost: np.ndarray) -> tuple[np.ndarray, float]:
+    """The cost divided by a power of two so that its largest |C[i, j]| lies in [0.5, 1]: the
+    potentials then stay within a few times n in size, and no reduced cost can overflow
+    (costs near 1e308 would). Scaling a cost by a positive number keeps its optimal
+    permutations."""
+    scale = power_of_two_scale(float(np.abs(cost).max()))
+    return cost / scale, scale
+
+
+def _well_scaled_points(x: np.ndarray, y: np.ndarray):
+    """x and y centred on their joint mean m and divided by a power of two s, so that every
+    coordinate is at most 1 in size. On a permutation p,
+    sum_i -<x_i, y_p(i)> = s^2 sum_i -<x'_i, y'_p(i)> - s sum_i <x'_i, m> - s sum_j <m, y'_j>
+    - n |m|^2, and only the first sum depends on p: the optimum is the same. Without the
+    centring, an offset of 1e7 leaves -<x, y> about 1e14, whose rounding (0.02) is larger than
+    the differences between candidate assignments; without the scaling, points of 1e155 make
+    it overflow."""
+    mean = (x.sum(0) + y.sum(0)) / (2 * len(x))
+    x, y = x - mean, y - mean
+    scale = power_of_two_scale(max(float(np.abs(x).max()), float(np.abs(y).max())))
+    return x / scale, y / scale, mean, scale
+
+
 def solve_assignment(cost, column_potential=None) -> Assignment:
     """The exact minimum-cost assignment of a square cost matrix (see the module docstring).
 
@@ -287,16 +329,20 @@ def solve_assignment(cost, column_potential=None) -> Assignment:
     if not np.isfinite(cost).all():
         raise ValueError("the assignment cost matrix must be finite (no NaN or infinity)")
     start = _start_potential(column_potential, len(cost))
-    return Assignment(*_shortest_augmenting_paths(cost, None, None, start))
+    scaled, scale = _well_scaled_cost(cost)
+    permutation, u, v = _shortest_augmenting_paths(scaled, None, None, start / scale)
+    return Assignment(permutation, u * scale, v * scale)
 
 
 def solve_inner_product_assignment(x, y, column_potential=None) -> Assignment:
     """The exact assignment for the cost C[i, j] = -<x_i, y_j> of two equal point sets (n, d).
     On every permutation it differs from the squared distance sum_i |x_i - y_p(i)|^2 by the
     constant (sum |x_i|^2 + sum |y_j|^2) / 2, times two, so this is exact minibatch optimal
-    transport for the squared distance. For 2D points C is never stored, and without a
-    ``column_potential`` the search starts from the coarse-to-fine potentials of
-    :func:`multiscale_potential`."""
+    transport for the squared distance. The points are first centred and scaled
+    (:func:`_well_scaled_points`), which keeps the optimum. For 2D points C is never stored,
+    and without a ``column_potential`` the search starts from the coarse-to-fine potentials of
+    :func:`multiscale_potential`. The potentials returned are those of C = -<x, y> itself (they
+    may round, or overflow to infinity, where C does)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     if x.ndim != 2 or x.shape != y.shape or len(x) == 0:
@@ -304,15 +350,26 @@ def solve_inner_product_assignment(x, y, column_potential=None) -> Assignment:
                          f"got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("the points of an assignment must be finite (no NaN or infinity)")
+    n = len(x)
+    xs, ys, mean, scale = _well_scaled_points(x, y)
+    if column_potential is not None:  # v of C, moved into the centred and scaled problem
+        with np.errstate(over="ignore", invalid="ignore"):
+            start = (_start_potential(column_potential, n) + scale * (ys @ mean)) / scale**2
+        if not np.isfinite(start).all():
+            start = np.zeros(n)
     if x.shape[1] != 2:
-        start = _start_potential(column_potential, len(x))
-        return Assignment(*_shortest_augmenting_paths(-(x @ y.T), None, None, start))
-    if column_potential is None:
-        start = _multiscale_potential(x, y, COARSEST)
+        if column_potential is None:
+            start = np.zeros(n)
+        result = _shortest_augmenting_paths(-(xs @ ys.T), None, None, start)
     else:
-        start = _start_potential(column_potential, len(x))
-    return Assignment(*_shortest_augmenting_paths(None, x, np.ascontiguousarray(y.T),
-                                                  start))
+        if column_potential is None:
+            start = _multiscale_potential(xs, ys, COARSEST)
+        result = _shortest_augmenting_paths(None, xs, np.ascontiguousarray(ys.T), start)
+    permutation, u, v = result
+    with np.errstate(over="ignore", invalid="ignore"):
+        row_potential = scale**2 * u - scale * (xs @ mean) - mean @ mean
+        column_potential = scale**2 * v - scale * (ys @ mean)
+    return Assignment(permutation, row_potential, column_potential)
 
 
 # ----- the coarse-to-fine start (2D points) --------------------------------------------------

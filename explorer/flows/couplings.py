@@ -19,6 +19,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from .assignment import solve_inner_product_assignment
+from .metrics import pairwise_distances
 
 COUPLINGS = {
     "independent": "independent (I-CFM)",
@@ -34,17 +35,22 @@ def check_coupling(name: str) -> str:
 
 
 def squared_distances(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
-    """|x0_i - x1_j|^2 for every pair, in float64 (torch.cdist: one matrix product)."""
-    x0, x1 = x0.detach().double(), x1.detach().double()
-    return torch.cdist(x0, x1).pow_(2).cpu().numpy()
+    """|x0_i - x1_j|^2 for every pair, in float64 (torch.cdist: one matrix product, on points
+    centred first so that a common offset does not cancel the digits; see
+    :func:`.metrics.pairwise_distances`)."""
+    return pairwise_distances(x0.detach().cpu(), x1.detach().cpu()).pow_(2).numpy()
 
 
 def pairing_cost(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
-    """The cost -<x0_i, x1_j> (shifted to be >= 0), in float64. For a *permutation* p,
-    sum_i |x0_i - x1_p(i)|^2 = sum_i |x0_i|^2 + sum_j |x1_j|^2 - 2 sum_i <x0_i, x1_p(i)>, so
-    this cost has the same optimal permutations as the squared distance; it is one matrix
-    product, and the network simplex solves it a little faster."""
-    cost = -(x0.detach().double() @ x1.detach().double().T).cpu().numpy()
+    """The cost -<x0_i - m, x1_j - m> (shifted to be >= 0), in float64, with m the joint mean
+    of both batches. For a *permutation* p, sum_i |x0_i - x1_p(i)|^2 = sum_i |x0_i - m|^2 +
+    sum_j |x1_j - m|^2 - 2 sum_i <x0_i - m, x1_p(i) - m>, so this cost has the same optimal
+    permutations as the squared distance; it is one matrix product, and the network simplex
+    solves it a little faster. Centring keeps the digits that decide the optimum when both
+    batches sit far from the origin."""
+    x0, x1 = x0.detach().cpu().double(), x1.detach().cpu().double()
+    centre = torch.cat([x0, x1]).mean(0)
+    cost = -((x0 - centre) @ (x1 - centre).T).numpy()
     cost -= cost.min()
     return cost
 

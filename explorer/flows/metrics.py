@@ -27,7 +27,7 @@ import numpy as np
 import ot
 import torch
 
-from .assignment import solve_inner_product_assignment
+from .assignment import power_of_two_scale, solve_inner_product_assignment
 
 
 def _array(x) -> np.ndarray:
@@ -40,10 +40,20 @@ def _array(x) -> np.ndarray:
 
 
 def w2(x, y) -> float:
-    """Exact W2 between the empirical measures of x (n, d) and y (m, d)."""
+    """Exact W2 between the empirical measures of x (n, d) and y (m, d).
+
+    Computed in units of a power of two s that makes every coordinate at most 1 in size
+    (W2(x, y) = s W2(x / s, y / s), exact in float64), so that squared distances of points as
+    large as 1e155 do not overflow; infinite only where a point is."""
     x, y = _array(x), _array(y)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("inf")
+    scale = power_of_two_scale(max(float(np.abs(x).max()), float(np.abs(y).max())))
+    return float(scale * _w2_of_moderate_points(x / scale, y / scale))
+
+
+def _w2_of_moderate_points(x: np.ndarray, y: np.ndarray) -> float:
+    """Exact W2 of two finite point sets whose squared distances cannot overflow."""
     if x.shape == y.shape:  # uniform weights, equal sizes: the optimal plan is a permutation
         partner = solve_inner_product_assignment(x, y).permutation
         return float(np.sqrt(((x - y[partner]) ** 2).sum(1).mean()))
@@ -53,11 +63,20 @@ def w2(x, y) -> float:
     return float(np.sqrt(max(value, 0.0)))
 
 
+def pairwise_distances(a, b) -> torch.Tensor:
+    """|a_i - b_j| for every pair, in float64. torch.cdist computes large sets through
+    |a|^2 + |b|^2 - 2 <a, b>, which cancels catastrophically when both sets sit far from the
+    origin (at an offset of 1e7 the rounding of |a|^2 is about 1e-2): both are first centred on
+    b's mean, which changes no distance."""
+    a = torch.as_tensor(_array(a))
+    b = torch.as_tensor(_array(b))
+    centre = b.mean(0)
+    return torch.cdist(a - centre, b - centre)
+
+
 def nearest_distances(points, reference) -> np.ndarray:
     """Distance of every point to its nearest reference point."""
-    p = torch.as_tensor(_array(points))
-    r = torch.as_tensor(_array(reference))
-    return torch.cdist(p, r).min(1).values.numpy()
+    return pairwise_distances(points, reference).min(1).values.numpy()
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,7 @@ def make_reference(target: str, n_eval: int = 512, n_pool: int = 2000, seed: int
     floor = np.median([w2(labelled_target(target, n_eval, _seed(seed, 3, i))[0], eval_a)
                        for i in range(floor_draws)])
     threshold = float(np.quantile(nearest_distances(held_out, pool), 0.99))
-    within = torch.cdist(torch.as_tensor(eval_a), torch.as_tensor(eval_a))
+    within = pairwise_distances(eval_a, eval_a)
     knn_radius = within.topk(k + 1, largest=False).values[:, -1].numpy()
     return Reference(pool.astype(np.float64), labels, weights, eval_a, threshold, float(floor),
                      knn_radius)
@@ -109,14 +128,14 @@ def make_reference(target: str, n_eval: int = 512, n_pool: int = 2000, seed: int
 
 def mode_masses(points, ref: Reference) -> np.ndarray:
     """The share of points nearest to each mode's data."""
-    nearest = torch.cdist(torch.as_tensor(_array(points)), torch.as_tensor(ref.pool)).argmin(1)
+    nearest = pairwise_distances(points, ref.pool).argmin(1)
     labels = ref.labels[nearest.numpy()]
     return np.bincount(labels, minlength=len(ref.weights)) / len(labels)
 
 
 def coverage(points, ref: Reference) -> float:
     """Naeem et al. (2020) coverage on ``ref.eval_a`` with its k-NN radii."""
-    d = torch.cdist(torch.as_tensor(ref.eval_a), torch.as_tensor(_array(points))).min(1).values
+    d = pairwise_distances(ref.eval_a, points).min(1).values
     return float((d.numpy() < ref.knn_radius).mean())
 
 
@@ -193,7 +212,7 @@ def score(generated, ref: Reference, straightness_value: float = float("nan")) -
         nan = float("inf")
         return Scores(nan, nan, ref.noise_floor, nan, 1.0, 0.0, np.zeros(len(ref.weights)),
                       ref.weights, straightness_value)
-    distances = torch.cdist(torch.as_tensor(gen), torch.as_tensor(ref.pool)).min(1)
+    distances = pairwise_distances(gen, ref.pool).min(1)
     nearest = distances.values.numpy()  # one distance matrix for nearest data and modes
     labels = ref.labels[distances.indices.numpy()]
     masses = np.bincount(labels, minlength=len(ref.weights)) / len(labels)

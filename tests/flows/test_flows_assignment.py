@@ -199,3 +199,73 @@ def test_every_batch_size_is_solved_exactly(n):
     rng = np.random.default_rng(n)
     x, y = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + 1
     assert_optimal_with_certificate(-(x @ y.T), solve_inner_product_assignment(x, y))
+
+
+# ----- extreme inputs: huge magnitudes and large common offsets (issue 14, items 1 and 2) -----
+
+
+def squared_distance_optimum(x, y):
+    """Independent reference: scipy's assignment on the squared distances computed from the
+    differences x_i - y_j (no inner product, so no cancellation against a common offset)."""
+    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    rows, columns = linear_sum_assignment(cost)
+    return cost, columns
+
+
+def test_huge_finite_points_are_solved_in_a_child_process_that_survives():
+    """Points of size 1e155 make -<x, y> overflow: the solver must not crash the kernel."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from explorer.flows.assignment import solve_inner_product_assignment\n"
+        "from explorer.flows.metrics import w2\n"
+        "r = np.random.default_rng(0)\n"
+        "x, y = r.normal(size=(16, 2)) * 1e155, r.normal(size=(16, 2)) * 1e155\n"
+        "print(sorted(solve_inner_product_assignment(x, y).permutation) == list(range(16)))\n"
+        "print(w2(x, y))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "True"
+    assert np.isfinite(float(done.stdout.split()[1]))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e100, 1e155, 1e300])
+def test_the_optimum_does_not_depend_on_the_units(scale):
+    """Scaling every point by any positive factor keeps the optimal permutation; W2 scales."""
+    from explorer.flows.metrics import w2
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    cost, best = squared_distance_optimum(x, y)
+    ours = solve_inner_product_assignment(x * scale, y * scale).permutation
+    assert total(cost, ours) == pytest.approx(total(cost, best), rel=1e-12)
+    assert w2(x * scale, y * scale) / scale == pytest.approx(np.sqrt(total(cost, best) / 40),
+                                                             rel=1e-12)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("offset", [1e6, 1e7, 1e9])
+def test_a_common_offset_changes_nothing(offset, dim):
+    """Translating both sets by the same vector keeps the optimum and W2 (translation
+    invariance of the squared distance), whatever the size of the offset."""
+    from explorer.flows.metrics import w2
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(1000, dim)), 0.9 * rng.normal(size=(1000, dim)) + 0.1
+    cost, best = squared_distance_optimum(x, y)
+    exact = np.sqrt(total(cost, best) / 1000)
+    ours = solve_inner_product_assignment(x + offset, y + offset).permutation
+    assert total(cost, ours) == pytest.approx(total(cost, best), rel=1e-9)
+    assert w2(x + offset, y + offset) == pytest.approx(exact, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e150, 1e300])
+def test_huge_or_tiny_cost_matrices_match_scipy(scale):
+    rng = np.random.default_rng(7)
+    cost = rng.normal(size=(30, 30))
+    ours = solve_assignment(cost * scale).permutation
+    assert total(cost, ours) == pytest.approx(total(cost, linear_sum_assignment(cost)[1]),
+                                              rel=1e-12)

@@ -18,6 +18,7 @@ from explorer.flows.metrics import (
     crossing_fraction,
     make_reference,
     mode_masses,
+    nearest_distances,
     normalised_w2,
     path_energy,
 )
@@ -161,3 +162,26 @@ def test_exact_coupling_is_the_brute_force_optimum_of_the_squared_distance(seed)
         p = ot_permutation(x0, x1, solver)
         assert sorted(p) == list(range(6))
         assert cost[range(6), p].sum() == pytest.approx(best, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["shortest_path", "emd", "assignment"])
+def test_every_exact_coupling_is_optimal_at_a_large_common_offset(solver):
+    """Independent reference: scipy's assignment on squared distances from differences."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(11)
+    x0, x1 = rng.normal(size=(256, 2)), rng.normal(size=(256, 2)) + 0.5
+    cost = ((x0[:, None] - x1[None]) ** 2).sum(-1)
+    best = cost[np.arange(256), linear_sum_assignment(cost)[1]].sum()
+    offset = 1e6
+    p = ot_permutation(torch.tensor(x0 + offset), torch.tensor(x1 + offset), solver)
+    assert cost[np.arange(256), p].sum() == pytest.approx(best, rel=1e-9)
+
+
+def test_distances_are_exact_at_a_large_common_offset():
+    rng = np.random.default_rng(12)
+    a, b = rng.normal(size=(300, 2)), rng.normal(size=(400, 2))
+    exact = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+    assert np.abs(squared_distances(torch.tensor(a + 1e7), torch.tensor(b + 1e7))
+                  - exact**2).max() < 1e-6
+    assert np.abs(nearest_distances(a + 1e7, b + 1e7) - exact.min(1)).max() < 1e-6
