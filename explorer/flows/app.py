@@ -17,15 +17,18 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from explorer.ui import App
+from explorer.ui.runner import Cancelled
 
 from . import compute, figures
 from .couplings import COUPLINGS
 from .sampling import SOLVERS
 from .sources import SOURCE_LABELS, check_tau
 from .targets import TARGETS
-from .training import TrainSettings
+from .training import MAX_ITERS, TrainSettings
 
 SLOW_FIGURE_CACHE = 16  # selections whose grid / W2 / training figures are kept
+MAX_STEPS = 64  # solver steps of a view update (64 Euler steps: about 20 ms)
+MAX_COMPONENTS = 6  # Gaussian mixture components of the density approximation
 
 
 @dataclass
@@ -44,7 +47,7 @@ class FlowsParams:
     solver: str = "euler"
     steps: int = 8
     prune: bool = False
-    prune_tau: float = 0.8
+    prune_tau: float = 0.8  # pruning: keep x0 with cos(x0, some data direction) >= tau
     time: float = 1.0
 
     def validate(self) -> None:
@@ -67,6 +70,12 @@ class FlowsParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS} (the slider's range: every view "
+                             f"update integrates the flow with them), got {self.steps}")
+        if self.components > MAX_COMPONENTS:
+            raise ValueError(f"components must be at most {MAX_COMPONENTS}, got "
+                             f"{self.components}")
         for name in ("var_reg", "align_reg"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
@@ -164,21 +173,31 @@ class FlowsApp(App):
         if not todo:
             todo = [(name, compute.source_options(name, params.target, **params.options()))
                     for name in compute.grid_sources(params.target)]
-        last_preview = [0.0]
+        last_preview, reached, previewed = [0.0], [0], [0]
 
         def work(report):
             def progress(iteration, history, snapshot):
+                reached[0] = iteration
                 fraction = iteration / settings.iters
                 message = (f"training {len(todo) * 2} models: iteration {iteration}/"
                            f"{settings.iters}, loss {history[-1].mean():.3f}")
                 partial = None
                 now = _time.monotonic()
                 if now - last_preview[0] > 1.5:
-                    last_preview[0] = now
+                    last_preview[0], previewed[0] = now, iteration
                     partial = self.compute(params, preview=snapshot())
                 report(fraction, message, partial=partial)
 
-            compute.train_grid(params.target, todo, settings=settings, progress=progress)
+            try:
+                compute.train_grid(params.target, todo, settings=settings, progress=progress)
+            except Cancelled:
+                shown = (f"the half-trained preview of iteration {previewed[0]}, which is "
+                         "not kept" if previewed[0] else "what was shown before training")
+                self.status.warning(
+                    f"training cancelled at iteration {reached[0]} of {settings.iters}: the "
+                    f"figures show {shown}; press 'Train grid' to train again, or change any "
+                    "control to see the stored models")
+                raise
             return None
 
         def done(_):
@@ -237,13 +256,14 @@ class FlowsApp(App):
             widgets.HTML("<b>source options</b>"),
             self.bind(slider(widgets.FloatSlider, "caps tau", min=-0.9, max=0.995, step=0.005),
                       "tau"),
-            self.bind(slider(widgets.IntSlider, "GMM parts", min=1, max=6), "components"),
+            self.bind(slider(widgets.IntSlider, "GMM parts", min=1, max=MAX_COMPONENTS),
+                      "components"),
             self.bind(slider(widgets.FloatSlider, "variance reg", min=0.0, max=2.0, step=0.1),
                       "var_reg"),
             self.bind(slider(widgets.FloatSlider, "align reg", min=0.0, max=1.0, step=0.05),
                       "align_reg"),
             widgets.HTML("<b>training</b> (changing these needs training)"),
-            self.bind(widgets.BoundedIntText(min=50, max=50000, step=500, description="iterations",
+            self.bind(widgets.BoundedIntText(min=50, max=MAX_ITERS, step=500, description="iterations",
                                              style=style, layout=wide), "iters"),
             self.bind(widgets.Dropdown(options=[64, 128, 256, 512], description="batch",
                                        style=style, layout=wide), "batch"),
@@ -256,10 +276,11 @@ class FlowsApp(App):
             widgets.HTML("<b>sampling</b>"),
             self.bind(widgets.Dropdown(options=list(SOLVERS), description="solver", style=style,
                                        layout=wide), "solver"),
-            self.bind(slider(widgets.IntSlider, "steps", min=1, max=64), "steps"),
-            self.bind(widgets.Checkbox(description="prune a data-sparse cap", indent=False),
+            self.bind(slider(widgets.IntSlider, "steps", min=1, max=MAX_STEPS), "steps"),
+            self.bind(widgets.Checkbox(description="prune data-sparse directions", indent=False),
                       "prune"),
-            self.bind(slider(widgets.FloatSlider, "prune tau", min=-0.5, max=0.99, step=0.01),
+            self.bind(slider(widgets.FloatSlider, "prune tau", min=-0.5, max=0.99, step=0.01,
+                             tooltip="keep draws with cos >= tau to some data direction"),
                       "prune_tau"),
             self.bind(time_slider, "time"), play,
         ]

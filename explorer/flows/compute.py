@@ -16,12 +16,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .couplings import COUPLINGS, partners
+from .couplings import COUPLINGS, make_pairing
 from .metrics import Reference, Scores, crossing_fraction, make_reference, score, straightness
-from .sampling import SOLVERS, Pruning, Trajectory, draw_source, integrate, pruning_for
-from .sources import DEFAULT_OPTIONS, LearnedParams, Source, make_source
+from .sampling import (
+    SOLVERS,
+    Pruning,
+    Trajectory,
+    draw_source,
+    integrate,
+    pruned_mass,
+    pruning_for,
+)
+from .sources import DEFAULT_OPTIONS, LEARNED_PARAMETERS, LearnedParams, Source, make_source
 from .targets import get_target
-from .training import FlowModel, TrainSettings, train_many
+from .training import (
+    FlowModel,
+    TrainSettings,
+    data_stream,
+    draw_pairs,
+    source_stream,
+    train_many,
+)
 
 DATA_DIR = Path(__file__).parent / "data"
 GRID_COUPLINGS = ("independent", "ot")
@@ -119,7 +134,7 @@ def save_models(models: list[FlowModel], path: Path) -> Path:
             arrays[f"m{i}_w{j}"] = w.cpu().numpy().astype(np.float16)
             arrays[f"m{i}_b{j}"] = b.cpu().numpy().astype(np.float16)
         if m.source.learned is not None:
-            for name in ("radius", "angle", "log_sigma"):
+            for name in LEARNED_PARAMETERS:
                 arrays[f"m{i}_{name}"] = getattr(m.source.learned, name).cpu().numpy()
         arrays[f"m{i}_history"] = m.history.astype(np.float16)
         meta.append({"target": m.target, "source": m.source.name, "options": m.source.options,
@@ -141,7 +156,7 @@ def load_models(path: Path) -> list[FlowModel]:
 
             src.learned = replace(
                 src.learned,
-                **{n: torch.tensor(data[f"m{i}_{n}"]) for n in ("radius", "angle", "log_sigma")},
+                **{n: torch.tensor(data[f"m{i}_{n}"]) for n in LEARNED_PARAMETERS},
             )
         models.append(FlowModel(
             [torch.tensor(data[f"m{i}_w{j}"].astype(np.float32)) for j in range(info["layers"])],
@@ -208,7 +223,7 @@ def _evaluate(model, steps, solver, prune_tau, n) -> Evaluation:
 
 
 def model_straightness(model: FlowModel) -> float:
-    """Median normalised path energy on 256 trajectories of 32 Euler steps."""
+    """The energy ratio (:func:`.metrics.straightness`) of 256 trajectories of 32 Euler steps."""
 
     def make():
         x0 = draw_source(model, 256, EVAL_SEED + 1)
@@ -218,17 +233,12 @@ def model_straightness(model: FlowModel) -> float:
 
 
 def training_pairs(model: FlowModel, batch: int = 256, seed: int = 1):
-    """One minibatch of training pairs (x0, x1) as the model's coupling makes them."""
-    gen = torch.Generator().manual_seed(seed)
-    x1 = get_target(model.target).sample(batch, gen)
-    if model.source.learned is not None:
-        learned = model.source.learned
-        eps = torch.randn(batch, 2, generator=gen)
-        x0 = learned.draw_for(learned.condition(x1), eps)
-    else:
-        x0 = model.source.sample(batch, gen)
-    j = partners(model.coupling, x0, x1, np.random.default_rng(seed))
-    return (x0, x1) if j is None else (x0, x1[torch.as_tensor(j)])
+    """One minibatch of training pairs (x0, x1) as the model's coupling makes them (drawn as in
+    training, :func:`.training.draw_pairs`, from streams seeded with ``seed``)."""
+    pairing = make_pairing(model.coupling, np.random.default_rng(seed))
+    x0, x1, _ = draw_pairs(model.source, get_target(model.target), batch,
+                           data_stream(seed, "cpu"), source_stream(seed, "cpu"), pairing)
+    return x0.detach(), x1
 
 
 def pair_crossings(model: FlowModel) -> float:
@@ -305,7 +315,8 @@ class FlowsResult:
     extent: float
     caps: np.ndarray | None
     tau: float | None
-    pruning_direction: np.ndarray | None
+    pruned_arcs: np.ndarray | None  # (k, 2) angles of the pruned directions
+    pruned_mass: tuple[float, bool] | None  # share of source draws pruned, and if exact
     notes: list[str]
 
     @property
@@ -358,13 +369,24 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
     source_points = src.sample(512, gen).numpy()
     pruning = None if prune_tau is None else pruning_cap(target, prune_tau)
     evaluation = field = None
+    mass = None
+    if pruning is not None:
+        mass = pruned_mass(src, pruning)
+        how = "exactly" if mass[1] else "about (Monte Carlo, 20,000 draws)"
+        notes.append(f"pruning rejects {how} {100 * mass[0]:.1f} % of the source's draws: "
+                     f"those farther than {np.degrees(pruning.half_width):.1f} degrees from "
+                     "every data direction (red arcs).")
+    if preview:
+        done = len(preview[0].history)
+        notes.append(f"preview: models still in training (iteration {done} of "
+                     f"{settings.iters}), not kept until training ends.")
     if selected is None:
         notes.append(f"no model is trained yet for '{source}' / '{coupling}' with these settings:"
                      " press 'Train grid' (shown: the source and the target only).")
         if pruning is not None:
             from .sampling import pruned_draw
 
-            pruned_draw(src, pruning, 16, torch.Generator().manual_seed(0))  # checks the cap
+            pruned_draw(src, pruning, 16, torch.Generator().manual_seed(0))  # checks it
     else:
         evaluation = evaluate(selected, steps, solver, prune_tau)
     extent = float(np.abs(np.concatenate([ref.eval_a, source_points])).max() * 1.1)
@@ -378,7 +400,7 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
     return FlowsResult(
         target, source, coupling, solver, steps, time, prune_tau, ref.eval_a, source_points,
         selected, evaluation, field, rows, ref.noise_floor, extent, src.caps, src.tau,
-        None if pruning is None else pruning.direction, notes,
+        None if pruning is None else pruning.pruned_arcs(), mass, notes,
     )
 
 

@@ -109,11 +109,21 @@ def make_pairing(coupling: str, rng: np.random.Generator, sinkhorn_reg: float = 
     return lambda x0, x1: sinkhorn_partners(x0, x1, sinkhorn_reg, rng)
 
 
-def partners(
-    coupling: str, x0: torch.Tensor, x1: torch.Tensor, rng: np.random.Generator,
-    sinkhorn_reg: float = 0.05,
-) -> np.ndarray | None:
-    """Indices j such that (x0_i, x1_j) are the training pairs of one minibatch; None means
-    keep the order."""
-    pairing = make_pairing(coupling, rng, sinkhorn_reg)
-    return None if pairing is None else pairing(x0, x1)
+def pair_within_conditions(pairing, x0: torch.Tensor, x1: torch.Tensor,
+                           condition: torch.Tensor | None) -> np.ndarray:
+    """Indices j such that (x0_i, x1_j) are the coupled pairs, each pair inside one condition:
+    x0_i was drawn for the condition of x1_i (the learned source of "Better Source, Better
+    Flow" draws x0 from x1's cluster), so the coupling may only exchange partners within a
+    condition, or a pair would no longer match the condition its x0 was drawn for. Each
+    condition's points are coupled by ``pairing`` among themselves (conditional minibatch OT);
+    ``condition`` None couples the whole batch."""
+    if condition is None:
+        return np.asarray(pairing(x0, x1))
+    labels = condition.detach().cpu().numpy()
+    j = np.arange(len(labels))
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        index = torch.as_tensor(members, device=x0.device)
+        j[members] = members[np.asarray(pairing(x0[index], x1[index]))]
+    return j
+

@@ -55,19 +55,19 @@ def _segments(starts: np.ndarray, ends: np.ndarray):
 
 
 def _caps(r: FlowsResult) -> list[dict]:
-    """Rays at the edges of the directional caps and the pruning cap."""
-    def rays(direction, tau, colour, name):
-        half = np.arccos(np.clip(tau, -1, 1))
-        centre = np.arctan2(direction[1], direction[0])
-        ends = np.array([[np.cos(centre + s * half), np.sin(centre + s * half)] for s in (-1, 1)])
+    """Rays at the edges of the directional caps and of the pruned arcs of directions."""
+    def rays(angles, colour, name):
+        ends = np.stack([np.cos(angles), np.sin(angles)], 1)
         xs, ys = _segments(np.zeros_like(ends), ends * r.extent * 1.5)
         return dict(type="scatter", x=xs, y=ys, mode="lines", name=name, showlegend=False,
                     line=dict(color=colour, width=1, dash="dot"), hoverinfo="skip")
 
-    traces = [rays(cap, r.tau, "#4575b4", "cap") for cap in (r.caps if r.caps is not None
-                                                             else [])]
-    if r.pruning_direction is not None:
-        traces.append(rays(r.pruning_direction, r.prune_tau, "#d73027", "pruned cap"))
+    traces = []
+    for cap in r.caps if r.caps is not None else []:
+        half, centre = np.arccos(np.clip(r.tau, -1, 1)), np.arctan2(cap[1], cap[0])
+        traces.append(rays(np.array([centre - half, centre + half]), "#4575b4", "cap"))
+    if r.pruned_arcs is not None and len(r.pruned_arcs):
+        traces.append(rays(r.pruned_arcs.ravel(), "#d73027", "pruned directions"))
     return traces
 
 
@@ -247,8 +247,8 @@ def score_table(r: FlowsResult) -> HTMLView:
              *body, "</table>",
              f"<p style='font-size:11px'>grid scored with {GRID_PROTOCOL[3]} samples, "
              f"{GRID_PROTOCOL[1]}, {GRID_PROTOCOL[0]} steps. W2 noise floor "
-             f"{r.noise_floor:.3f}. Straightness: median path energy / squared displacement "
-             "(1 = straight); crossings: share of crossing training pairs.</p>"]
+             f"{r.noise_floor:.3f}. Straightness: mean path energy / mean squared displacement "
+             "(1 = every path straight); crossings: share of crossing training pairs.</p>"]
     if r.evaluation is not None:
         s = r.evaluation.scores
         masses = ", ".join(f"{m:.3f} (target {w:.3f})"

@@ -6,7 +6,8 @@
   caps around the data's directions (spherical k-means), and directional pruning;
 * "Better Source, Better Flow: Learning Condition-Dependent Source Distribution for Flow
   Matching" (Kim, Park, Jeon, Kim, 2026): a learned source x0 = mu_c + sigma_c * eps trained with
-  the flow, with a variance regulariser and a directional alignment loss.
+  the flow, with a variance regulariser and a directional alignment loss that turns each mean
+  mu_c towards its cluster's data.
 
 Data-dependent sources (norm alignment, density approximation, caps, the learned source's
 clusters) are fitted once, from ``FIT_SIZE`` target points drawn with a fixed seed.
@@ -55,39 +56,51 @@ def source_names() -> list[str]:
     return list(SOURCE_LABELS)
 
 
+LEARNED_PARAMETERS = ("log_radius", "angle", "log_sigma")  # what training moves and weights keep
+INITIAL_RADIUS = 1e-2  # the learned source starts as N(0, I) up to means of this size
+
+
 @dataclass
 class LearnedParams:
     """The trainable part of the learned source, one component per data cluster (the
     "condition" c of Better Source, Better Flow): x0 = mu_c + sigma_c * eps with the mean in
-    polar form mu_c = r_c (cos phi_c, sin phi_c), so that the directional alignment acts on the
-    angle only (a cosine loss on a free mean would blow up as |mu| -> 0)."""
+    polar form mu_c = r_c (cos phi_c, sin phi_c) and the radius r_c = exp(log_radius_c) > 0.
+    A positive radius makes the direction of mu_c the direction of the angle phi_c, so the
+    alignment loss 1 - cos(mu_c, x1) turns mu_c itself towards its cluster (a radius free to
+    turn negative would let mu_c point away from the data while the angle points at it); the
+    polar form keeps that loss's gradient in the angle finite however small |mu_c| is."""
 
     centroids: torch.Tensor  # (K, 2) k-means centres of the data, to give each x1 its condition
     weights: torch.Tensor  # (K,) the clusters' shares of the data
-    radius: torch.Tensor  # (K,)
+    log_radius: torch.Tensor  # (K,)
     angle: torch.Tensor  # (K,)
     log_sigma: torch.Tensor  # (K, 2)
     var_reg: float
     align_reg: float
 
     @property
+    def radius(self) -> torch.Tensor:
+        return torch.exp(self.log_radius)
+
+    @property
     def mu(self) -> torch.Tensor:
-        return mean_from_polar(self.radius, self.angle)
+        return mean_from_polar(self.log_radius, self.angle)
 
     def condition(self, x1: torch.Tensor) -> torch.Tensor:
         return torch.cdist(x1, self.centroids.to(x1.device)).argmin(1)
 
-    def draw_for(self, condition, eps, radius=None, angle=None, log_sigma=None):
+    def draw_for(self, condition, eps, log_radius=None, angle=None, log_sigma=None):
         """x0 = mu_c + sigma_c * eps (reparameterised: differentiable in the parameters)."""
-        radius = self.radius if radius is None else radius
+        log_radius = self.log_radius if log_radius is None else log_radius
         angle = self.angle if angle is None else angle
         log_sigma = self.log_sigma if log_sigma is None else log_sigma
-        mu = mean_from_polar(radius, angle)
+        mu = mean_from_polar(log_radius, angle)
         return mu[condition] + torch.exp(log_sigma[condition]) * eps
 
 
-def mean_from_polar(radius: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    return radius[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+def mean_from_polar(log_radius: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """mu = exp(log_radius) (cos angle, sin angle), one row per component."""
+    return torch.exp(log_radius)[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
 
 
 @dataclass
@@ -345,10 +358,10 @@ def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
         if not float(opts[reg]) >= 0:
             raise ValueError(f"{reg} must be zero or positive, got {opts[reg]!r}")
     centres, shares = kmeans(data, k, seed)
-    learned = LearnedParams(  # starts as N(0, I): radius 0, angles spread evenly, sigma 1
+    learned = LearnedParams(  # starts as N(0, I): tiny means at evenly spread angles, sigma 1
         torch.tensor(centres, dtype=torch.float32),
         torch.tensor(shares, dtype=torch.float32),
-        torch.zeros(k),
+        torch.full((k,), math.log(INITIAL_RADIUS)),
         torch.arange(k, dtype=torch.float32) * (2 * math.pi / k),
         torch.zeros(k, 2),
         float(opts["var_reg"]),

@@ -10,14 +10,17 @@ where the pairs (x0, x1) come from the chosen coupling. The S models of a compar
 weights of shape (S, in, out) and are evaluated with one batched matrix product per layer; the
 total loss is the *sum* of the per-model losses, so each model receives exactly its own
 gradient, and Adam, being elementwise, updates each exactly as if it were trained alone (the
-tests check this). Each model draws from its own generator, seeded alike, so the models of a grid
-see the same data batches and times: differences between them come from the source and coupling.
+tests check this). Each model has two random streams, each seeded alike for every model: one
+for the data side (x1 batches, times, path noise) and one for its source draws, so the models
+of a grid see the same data batches and times whatever their source consumes: differences
+between them come from the source and the coupling (the tests check it).
 
 The learned source (Kim et al. 2026, "Better Source, Better Flow") adds, per model,
 ``var_reg * KL_var`` with the variance part of KL(N(mu, sigma^2) || N(0, I)),
 0.5 (sigma^2 - 1 - log sigma^2), which stops sigma collapsing to zero without pulling the mean,
-and ``align_reg * (1 - cos(mu_c, x1))``, which turns each component's mean towards its data
-(on the angle of mu_c; see ``LearnedParams``).
+and ``align_reg * (1 - cos(mu_c, x1))``, which turns each component's mean mu_c (radius kept
+positive, see ``LearnedParams``) towards its data. With a coupling, pairs are exchanged only
+within a cluster, so every x0 stays paired with data of the cluster it was drawn for.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ import torch.nn.functional as F
 
 from explorer.device import check_seed, choose_device
 
-from .couplings import check_coupling, make_pairing
-from .sources import Source, make_source
+from .couplings import check_coupling, make_pairing, pair_within_conditions
+from .sources import LEARNED_PARAMETERS, LearnedParams, Source, make_source, mean_from_polar
 from .targets import Target, check_count, get_target
 
 SOURCE_LR_FACTOR = 10.0
+MAX_ITERS = 50_000  # a grid of 12 models at 2,000 iterations takes about half a minute
+MAX_BATCH = 4096
 
 
 class TrainingDiverged(ValueError):
@@ -117,6 +122,54 @@ def as_source(source, target, seed: int, options: dict | None) -> Source:
     raise ValueError(f"source must be a name or a sampler f(n, generator), got {source!r}")
 
 
+def data_stream(seed: int, device) -> torch.Generator:
+    """The random stream of the data side of training (x1 batches, times t, path noise): seeded
+    alike for every model of a grid and used alike by all, so they all see the same batches."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def source_stream(seed: int, device) -> torch.Generator:
+    """The random stream of a model's source draws, apart from the data stream: sources use
+    different numbers of random numbers (rejection sampling, a 64-dimensional draw, a mixture
+    component), and sharing one stream would shift every later data batch."""
+    return torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+
+
+def draw_pairs(src: Source, the_target: Target, batch: int, data_gen: torch.Generator,
+               source_gen: torch.Generator, pairing, learned_params=None):
+    """One minibatch of training pairs (x0, x1) and the learned source's condition of each pair
+    (None for other sources): x1 from the data stream, x0 from the source stream (for the
+    learned source, drawn for the cluster of its x1, differentiably in ``learned_params``), then
+    coupled by ``pairing`` within each condition (:func:`.couplings.pair_within_conditions`)."""
+    x1 = the_target.sample(batch, data_gen)
+    condition = None
+    if src.learned is not None:
+        condition = src.learned.condition(x1)
+        eps = torch.randn(batch, 2, generator=source_gen, device=source_gen.device)
+        x0 = src.learned.draw_for(condition, eps, *(learned_params or ()))
+    else:
+        x0 = src.sample(batch, source_gen)
+    if pairing is not None:
+        j = pair_within_conditions(pairing, x0, x1, condition)
+        x1 = x1[torch.as_tensor(j, device=x1.device)]
+    return x0, x1, condition
+
+
+def learned_source_penalty(learned: LearnedParams, params, condition: torch.Tensor,
+                           x1: torch.Tensor) -> torch.Tensor:
+    """The learned source's regularisers (Kim et al. 2026, "Better Source, Better Flow"):
+    ``var_reg`` times the variance part of KL(N(mu, sigma^2) || N(0, I)),
+    0.5 sum (sigma^2 - 1 - log sigma^2), averaged over components, plus ``align_reg`` times the
+    directional alignment 1 - cos(mu_c, x1) averaged over the batch, which turns each mean
+    towards the data of its cluster. ``params`` = (log_radius, angle, log_sigma)."""
+    log_radius, angle, log_sigma = params
+    variance = 0.5 * (torch.exp(2 * log_sigma) - 1 - 2 * log_sigma).sum(1).mean()
+    mu = mean_from_polar(log_radius, angle)
+    align = (1 - F.cosine_similarity(mu[condition], x1, dim=1)).mean()
+    return learned.var_reg * variance + learned.align_reg * align
+
+
 @dataclass
 class TrainSettings:
     iters: int = 3000
@@ -131,6 +184,11 @@ class TrainSettings:
     def check(self) -> TrainSettings:
         check_count(self.iters, "iters")
         check_count(self.batch, "batch")
+        if self.iters > MAX_ITERS:
+            raise ValueError(f"iters must be at most {MAX_ITERS:,}, got {self.iters:,} (the "
+                             f"default 2,000 iterations train a grid in about half a minute)")
+        if self.batch > MAX_BATCH:
+            raise ValueError(f"batch must be at most {MAX_BATCH:,} points, got {self.batch:,}")
         check_count(self.width, "width")
         check_count(self.depth, "depth")
         check_count(self.pair_reuse, "pair_reuse")
@@ -161,11 +219,13 @@ def train_many(
     for _, coupling in slots:
         check_coupling(coupling)
     n_slots, batch = len(slots), settings.batch
-    gens = [torch.Generator(device=device).manual_seed(settings.seed) for _ in slots]
+    data_gens = [data_stream(settings.seed, device) for _ in slots]
+    source_gens = [source_stream(settings.seed, device) for _ in slots]
     pairings = [make_pairing(coupling, np.random.default_rng(settings.seed))
                 for _, coupling in slots]
     sizes = [3] + [settings.width] * settings.depth + [2]
-    inits = [init_layers(sizes, g, device) for g in gens]
+    inits = [init_layers(sizes, torch.Generator(device=device).manual_seed(settings.seed), device)
+             for _ in slots]
     weights = [torch.stack([w[0][i] for w in inits]).requires_grad_() for i in range(len(sizes) - 1)]
     biases = [
         torch.stack([w[1][i] for w in inits])[:, None, :].requires_grad_()
@@ -174,10 +234,8 @@ def train_many(
     learned = {}
     for s, (src, _) in enumerate(slots):
         if src.learned is not None:
-            learned[s] = tuple(
-                getattr(src.learned, name).clone().to(device).requires_grad_()
-                for name in ("radius", "angle", "log_sigma")
-            )
+            learned[s] = tuple(getattr(src.learned, name).clone().to(device).requires_grad_()
+                               for name in LEARNED_PARAMETERS)
     source_params = [p for pair in learned.values() for p in pair]
     groups = [{"params": weights + biases}]
     if source_params:  # the source has 2K numbers to move far: a larger step (10x)
@@ -192,34 +250,25 @@ def train_many(
         x0s, x1s, ts, extra = [], [], [], []
         fresh = it % settings.pair_reuse == 0
         for s, (src, _) in enumerate(slots):
-            gen = gens[s]
-            if not fresh and s not in learned:  # reuse the coupled pairs, with a fresh time
-                x0s.append(pairs[s][0])
-                x1s.append(pairs[s][1])
-                ts.append(torch.rand(batch, 1, generator=gen, device=device))
-                continue
-            x1 = the_target.sample(batch, gen)
+            if fresh:  # a fresh minibatch, coupled
+                x0, x1, condition = draw_pairs(src, the_target, batch, data_gens[s],
+                                               source_gens[s], pairings[s], learned.get(s))
+                pairs[s] = (x0.detach(), x1, condition)
+            else:  # reuse the coupled pairs (a learned source redraws its x0 in the same
+                x0, x1, condition = pairs[s]  # condition: its parameters have moved)
+                if s in learned:
+                    eps = torch.randn(batch, 2, generator=source_gens[s], device=device)
+                    x0 = src.learned.draw_for(condition, eps, *learned[s])
             if s in learned:
-                radius, angle, log_sigma = learned[s]
-                cond = src.learned.condition(x1)
-                eps = torch.randn(batch, 2, generator=gen, device=device)
-                x0 = src.learned.draw_for(cond, eps, radius, angle, log_sigma)
-                var_term = 0.5 * (torch.exp(2 * log_sigma) - 1 - 2 * log_sigma).sum(1).mean()
-                direction = torch.stack([torch.cos(angle), torch.sin(angle)], 1)[cond]
-                align = (1 - F.cosine_similarity(direction, x1, dim=1)).mean()
-                extra.append(src.learned.var_reg * var_term + src.learned.align_reg * align)
-            else:
-                x0 = src.sample(batch, gen)
-            if pairings[s] is not None:
-                x1 = x1[torch.as_tensor(pairings[s](x0, x1), device=device)]
-            pairs[s] = (x0, x1)
+                extra.append(learned_source_penalty(src.learned, learned[s], condition, x1))
             x0s.append(x0)
             x1s.append(x1)
-            ts.append(torch.rand(batch, 1, generator=gen, device=device))
+            ts.append(torch.rand(batch, 1, generator=data_gens[s], device=device))
         x0, x1, t = torch.stack(x0s), torch.stack(x1s), torch.stack(ts)
         xt = (1 - t) * x0 + t * x1
         if settings.sigma > 0:
-            noise = torch.stack([torch.randn(batch, 2, generator=g, device=device) for g in gens])
+            noise = torch.stack([torch.randn(batch, 2, generator=g, device=device)
+                                 for g in data_gens])
             xt = xt + settings.sigma * noise
         per_slot = ((stacked_forward(weights, biases, xt, t) - (x1 - x0)) ** 2).mean((1, 2))
         if not torch.isfinite(per_slot).all():
@@ -261,11 +310,11 @@ def _unstack(weights, biases, learned, slots, the_target, settings, history) -> 
     return models
 
 
-def _copy_learned(src: Source, radius, angle, log_sigma):
+def _copy_learned(src: Source, log_radius, angle, log_sigma):
     from dataclasses import replace
 
-    return replace(src.learned, radius=radius.detach().clone(), angle=angle.detach().clone(),
-                   log_sigma=log_sigma.detach().clone())
+    return replace(src.learned, log_radius=log_radius.detach().clone(),
+                   angle=angle.detach().clone(), log_sigma=log_sigma.detach().clone())
 
 
 def train(

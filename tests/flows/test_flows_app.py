@@ -51,10 +51,10 @@ def test_bad_input_is_a_sentence_and_changes_nothing(app, changes, message):
     assert app.status.level == "error" and message.split()[0] in app.status.text
 
 
-def test_pruning_a_source_that_misses_the_cap_is_refused_and_state_kept(app):
+def test_pruning_a_source_that_misses_the_pruned_directions_is_refused_and_state_kept(app):
     app.set(target="hd_simulation", source="directional", coupling="independent", prune=False)
     before = app.params
-    with pytest.raises(ValueError, match="no mass in the pruning cap"):
+    with pytest.raises(ValueError, match="no mass in the pruned directions"):
         app.set(prune=True, prune_tau=0.9)
     assert app.params == before
 
@@ -125,3 +125,40 @@ def test_state_round_trips(app, tmp_path):
     other = FlowsApp()
     other.load_state(path)
     assert other.params == app.params and other.result.trained
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"iters": 10**12}, "iters must be at most 50,000"),
+        ({"steps": 4000}, "steps must be at most 64"),
+        ({"batch": 10**9}, "batch must be at most 4,096"),
+        ({"components": 10**6}, "components must be at most 6"),
+    ],
+)
+def test_sizes_a_learner_can_type_are_bounded_with_a_sentence(app, changes, message):
+    app.set(target="moons", source="gaussian", coupling="ot", steps=3)
+    before_params, before_result = app.params, app.result
+    with pytest.raises(ValueError, match=message):
+        app.set(**changes)
+    assert app.params == before_params and app.result is before_result
+    assert app.status.level == "error"
+
+
+def test_a_cancelled_training_says_so_and_not_up_to_date(app, monkeypatch):
+    """Cancel after the first live preview: the status names the half-trained preview."""
+    app.set(target="moons", source="gaussian", coupling="ot", iters=100, batch=64, seed=9)
+    shown = []
+    original = app.show_result
+
+    def show_then_cancel(result):
+        original(result)
+        shown.append(app.status.text)
+        app.runner.cancel()
+
+    monkeypatch.setattr(app, "show_result", show_then_cancel)
+    app.train(wait=True)
+    assert app.runner.outcome == "cancelled"
+    assert shown and "preview" in shown[0] and "up to date" not in shown[0]
+    assert app.status.level == "warning" and "cancelled at iteration 100 of 100" in app.status.text
+    assert "half-trained preview of iteration 50" in app.status.text

@@ -21,6 +21,7 @@ from explorer.flows.metrics import (
     nearest_distances,
     normalised_w2,
     path_energy,
+    straightness,
 )
 
 points = arrays(
@@ -119,13 +120,39 @@ def test_crossing_fraction_matches_a_plain_loop():
 def test_path_energy_is_one_for_straight_paths_and_known_for_a_detour():
     t = torch.linspace(0, 1, 33)[:, None, None]
     straight = t * torch.tensor([[3.0, 4.0]])
-    assert path_energy(straight)[0] == pytest.approx(1.0, rel=1e-5)
+    assert path_energy(straight)[0] == pytest.approx(25.0, rel=1e-5)
+    assert straightness(straight) == pytest.approx(1.0, rel=1e-5)
     # out along x to (1, 0) then up to (1, 1), equal time: energy 2 * (1/0.5)^2 * 0.5 = 4, |d|^2=2
     half = torch.linspace(0, 1, 17)
     legs = torch.cat(
         [torch.stack([half, 0 * half], 1), torch.stack([1 + 0 * half[1:], half[1:]], 1)]
     )
-    assert path_energy(legs[:, None, :])[0] == pytest.approx(2.0, rel=1e-5)
+    assert path_energy(legs[:, None, :])[0] == pytest.approx(4.0, rel=1e-5)
+    assert straightness(legs[:, None, :]) == pytest.approx(2.0, rel=1e-5)
+
+
+def test_straightness_is_a_ratio_of_means_that_tiny_displacements_cannot_inflate():
+    """Independent reference: Liu et al.'s straightness S = int E|(x1 - x0) - v|^2 dt by a
+    plain loop, and the identity ratio = 1 + S / E|x1 - x0|^2; a nearly closed loop among
+    straight paths changes the ratio by its share of energy only."""
+    rng = np.random.default_rng(0)
+    steps, n = 32, 200
+    x = np.cumsum(rng.normal(size=(steps + 1, n, 2)) * 0.1, axis=0)
+    displacement = x[-1] - x[0]
+    liu = np.mean([[((displacement[i] - (x[k + 1, i] - x[k, i]) * steps) ** 2).sum()
+                    for k in range(steps)] for i in range(n)])
+    ratio = straightness(torch.tensor(x))
+    assert ratio == pytest.approx(1 + liu / (displacement**2).sum(1).mean(), rel=1e-10)
+    t = np.linspace(0, 1, steps + 1)[:, None, None]
+    straight = t * rng.normal(size=(1, 99, 2))
+    loop = 0.1 * np.stack([np.cos(2 * np.pi * t[:, 0, 0]), np.sin(2 * np.pi * t[:, 0, 0])], 1)
+    loop = (loop - loop[0] + 1e-6 * t[:, 0])[:, None, :]  # back to (almost) where it began
+    both = torch.tensor(np.concatenate([straight, loop], 1))
+    energies = path_energy(both)
+    expected = energies.sum() / ((both[-1] - both[0]) ** 2).sum().item()
+    assert straightness(both) == pytest.approx(expected, rel=1e-10)
+    assert straightness(both) < 1.1  # the per-path ratio of the loop alone is about 1e11
+    assert straightness(torch.zeros(5, 3, 2)) == 1.0
 
 
 def test_reference_metrics_on_real_data():

@@ -17,7 +17,8 @@ from explorer.flows.compute import (
     save_models,
 )
 from explorer.flows.sampling import Pruning, integrate, pruned_draw, pruning_for
-from explorer.flows.sources import make_source
+from explorer.flows.sources import Source, make_source
+from explorer.flows.targets import get_target
 from explorer.flows.training import FlowModel, TrainingDiverged, TrainSettings, train_many
 
 
@@ -100,30 +101,59 @@ def test_solvers_against_the_exact_linear_flow():
     assert integrate(model, x0, 8, "rk4").nfe == 32
 
 
-def test_pruning_only_rejects_draws_in_the_stated_cap():
-    pruning = pruning_for("hd_simulation", 0.6)
-    src = make_source("gaussian")
-    gen = torch.Generator().manual_seed(0)
-    x = src.sample(5000, gen)
-    rejected = pruning.rejects(x)
-    unit = x / x.norm(dim=1, keepdim=True)
-    cosine = unit @ torch.tensor(pruning.direction, dtype=x.dtype)
-    assert torch.equal(rejected, cosine >= 0.6)
-    kept = pruned_draw(src, pruning, 3000, gen)
-    assert len(kept) == 3000 and not pruning.rejects(kept).any()
-    # the cap is where the data are not: no data point falls in a cap of +-37 degrees
-    assert not pruning_for("hd_simulation", 0.8).rejects(target("hd_simulation", 5000, 0)).any()
+def _farthest_from_data(x, target_name):
+    """Independent reference: the angle from each point to its nearest data direction, by
+    brute force over every data point (float64 cosines)."""
+    from explorer.flows.sources import fit_data
+
+    data = fit_data(target_name)[0]
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    xs = x.double().numpy()
+    cosines = (xs / np.linalg.norm(xs, axis=1, keepdims=True)) @ unit.T
+    return np.arccos(np.clip(cosines.max(1), -1, 1))
 
 
-def test_pruning_a_source_that_misses_the_cap_is_refused():
+@pytest.mark.parametrize("tau", [0.7, 0.8, 0.866, 0.95, 0.99])
+def test_pruning_rejects_exactly_the_data_sparse_directions(tau):
+    pruning = pruning_for("hd_simulation", tau)
+    x = make_source("gaussian").sample(20_000, torch.Generator().manual_seed(0))
+    angle = _farthest_from_data(x, "hd_simulation")
+    rejected = pruning.rejects(x).numpy()
+    clear = np.abs(angle - np.arccos(tau)) > 1e-9  # away from the boundary itself
+    assert np.array_equal(rejected[clear], angle[clear] > np.arccos(tau))
+    kept = pruned_draw(make_source("gaussian"), pruning, 3000, torch.Generator().manual_seed(1))
+    assert len(kept) == 3000
+    assert _farthest_from_data(kept, "hd_simulation").max() <= np.arccos(tau) + 1e-9
+    assert not pruning.rejects(target("hd_simulation", 5000, 0)).any()  # the data stay
+
+
+@pytest.mark.parametrize("tau", [0.6, 0.8, 0.95, 0.99])
+def test_the_pruned_share_is_the_measure_of_the_pruned_directions(tau):
+    """Independent reference: the share of a fine uniform grid of directions that lies farther
+    than acos(tau) from every data direction (brute force)."""
+    from explorer.flows.sampling import pruned_mass
+
+    pruning = pruning_for("hd_simulation", tau)
+    grid = np.linspace(-np.pi, np.pi, 200_000, endpoint=False)
+    directions = torch.tensor(np.stack([np.cos(grid), np.sin(grid)], 1))
+    brute = (_farthest_from_data(directions, "hd_simulation") > np.arccos(tau)).mean()
+    assert pruning.pruned_share_of_directions() == pytest.approx(brute, abs=2e-5)
+    share, exact = pruned_mass(make_source("gaussian"), pruning)
+    assert exact and share == pruning.pruned_share_of_directions()
+    estimate, exact = pruned_mass(make_source("uniform"), pruning)  # a box: not symmetric
+    uniform = make_source("uniform").sample(400_000, torch.Generator().manual_seed(3))
+    assert not exact
+    assert estimate == pytest.approx(pruning.rejects(uniform).double().mean().item(), abs=0.015)
+
+
+def test_pruning_a_source_that_misses_the_pruned_directions_is_refused():
     directional = make_source("directional", "hd_simulation", 0, tau=0.95)
     pruning = pruning_for("hd_simulation", 0.9)
-    with pytest.raises(ValueError, match="no mass in the pruning cap"):
+    with pytest.raises(ValueError, match="no mass in the pruned directions"):
         pruned_draw(directional, pruning, 10, torch.Generator().manual_seed(0))
-    everything = Pruning(np.array([1.0, 0.0]), -1.0)  # every direction (bypasses the checks)
-    ring = make_source("uniform", "moons", 0, half_width=1.0)
-    with pytest.raises(ValueError, match="nothing would be left|no mass"):
-        pruned_draw(ring, everything, 10, torch.Generator().manual_seed(0))
+    west = Source("uniform", {}, lambda n, gen: torch.tensor([[-1.0, 0.0]]).repeat(n, 1))
+    with pytest.raises(ValueError, match="nothing would be left"):
+        pruned_draw(west, Pruning(np.array([0.0]), 0.5), 10, torch.Generator().manual_seed(0))
 
 
 def test_weights_round_trip_through_npz(tmp_path):
@@ -175,3 +205,85 @@ def test_the_learned_source_collapses_without_the_variance_regulariser():
         return torch.exp(model.source.learned.log_sigma).mean().item()
 
     assert sigma(0.0) < 0.15 < 0.4 < sigma(1.0)
+
+
+# ----- the learned source, couplings within conditions, shared data streams (issue 14) --------
+
+
+def _cluster_means(learned):
+    """Independent reference: the mean of the fitted data in each cluster, clusters by nearest
+    centroid computed in numpy."""
+    from explorer.flows.sources import fit_data
+
+    data = fit_data("moons")[0]
+    centroids = learned.centroids.numpy().astype(np.float64)
+    labels = ((data[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    return np.stack([data[labels == c].mean(0) for c in range(len(centroids))])
+
+
+def _cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("coupling", ["independent", "ot"])
+def test_the_learned_source_turns_each_mean_towards_its_cluster(coupling):
+    model = train("moons", "learned", coupling, iters=300, batch=128, seed=0)
+    learned = model.source.learned
+    assert (learned.radius > 0).all()
+    cos = _cosines(learned.mu.numpy().astype(np.float64), _cluster_means(learned))
+    assert (cos > 0.5).all(), cos
+
+
+def test_pairs_within_conditions_are_the_optimum_of_each_condition():
+    """Independent reference: scipy's assignment of each condition's points on their own."""
+    from scipy.optimize import linear_sum_assignment
+
+    from explorer.flows.couplings import ot_permutation, pair_within_conditions
+
+    rng = np.random.default_rng(4)
+    x0, x1 = torch.tensor(rng.normal(size=(90, 2))), torch.tensor(rng.normal(size=(90, 2)))
+    condition = torch.tensor(rng.integers(0, 3, 90))
+    j = pair_within_conditions(ot_permutation, x0, x1, condition)
+    assert sorted(j) == list(range(90))
+    assert (condition[j] == condition).all()
+    for c in range(3):
+        members = np.flatnonzero(condition.numpy() == c)
+        cost = ((x0.numpy()[members, None] - x1.numpy()[None, members]) ** 2).sum(-1)
+        best = cost[np.arange(len(members)), linear_sum_assignment(cost)[1]].sum()
+        ours = ((x0.numpy()[members] - x1.numpy()[j[members]]) ** 2).sum()
+        assert ours == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("coupling", ["ot", "sinkhorn"])
+def test_coupled_pairs_of_the_learned_source_keep_their_condition(coupling):
+    from explorer.flows.couplings import make_pairing
+    from explorer.flows.training import data_stream, draw_pairs, source_stream
+
+    src = make_source("learned", "moons", 0)
+    pairing = make_pairing(coupling, np.random.default_rng(0))
+    x0, x1, condition = draw_pairs(src, get_target("moons"), 256, data_stream(0, "cpu"),
+                                   source_stream(0, "cpu"), pairing)
+    assert (src.learned.condition(x1) == condition).all()
+
+
+@pytest.mark.parametrize("pair_reuse", [1, 2])
+def test_every_model_of_a_grid_sees_the_same_data_batches_and_times(pair_reuse):
+    """The claim of training.py, checked by recording what each model's data stream gives."""
+    seen = []
+
+    def recorded(n, gen):
+        x = get_target("moons").sample(n, gen)
+        seen.append((x.clone(), gen.get_state().clone()))
+        return x
+
+    names = ["gaussian", "hd_gaussian", "directional", "density_approx", "learned", "uniform"]
+    slots = [(make_source(name, "moons", 0), coupling)
+             for name in names for coupling in ("independent", "ot")]
+    settings = TrainSettings(iters=6, batch=64, seed=0, pair_reuse=pair_reuse)
+    train_many(recorded, slots, settings)
+    assert len(seen) == len(slots) * (6 // pair_reuse)
+    for start in range(0, len(seen), len(slots)):
+        first_x, first_state = seen[start]
+        for x, state in seen[start + 1:start + len(slots)]:
+            torch.testing.assert_close(x, first_x, rtol=0, atol=0)
+            assert torch.equal(state, first_state)
