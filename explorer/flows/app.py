@@ -124,7 +124,7 @@ class FlowsApp(App):
             "tau": 0.99},
         "simulation: pruned sampling": {
             "target": "hd_simulation", "source": "hd_gaussian", "coupling": "independent",
-            "prune": True, "prune_tau": 0.7, "steps": 4},
+            "prune": True, "prune_tau": 0.9, "steps": 4},
         "learned source without variance regulariser": {
             "target": "moons", "source": "learned", "coupling": "independent", "var_reg": 0.0},
     }.items()}

@@ -287,3 +287,19 @@ def test_every_model_of_a_grid_sees_the_same_data_batches_and_times(pair_reuse):
         for x, state in seen[start + 1:start + len(slots)]:
             torch.testing.assert_close(x, first_x, rtol=0, atol=0)
             assert torch.equal(state, first_state)
+
+
+@pytest.mark.parametrize("grid", ["grid_moons.npz", "grid_hd_simulation.npz", "preset_models.npz"])
+def test_every_shipped_learned_source_points_its_means_at_their_clusters(grid):
+    from explorer.flows.sources import fit_data
+
+    for model in load_models(DATA_DIR / grid):
+        learned = model.source.learned
+        if learned is None:
+            continue
+        data = fit_data(model.target)[0]
+        centroids = learned.centroids.numpy().astype(np.float64)
+        labels = ((data[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+        means = np.stack([data[labels == c].mean(0) for c in range(len(centroids))])
+        assert (learned.radius > 0).all()
+        assert (_cosines(learned.mu.numpy().astype(np.float64), means) > 0.8).all(), model.name
