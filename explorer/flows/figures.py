@@ -67,8 +67,20 @@ def _caps(r: FlowsResult) -> list[dict]:
         half, centre = np.arccos(np.clip(r.tau, -1, 1)), np.arctan2(cap[1], cap[0])
         traces.append(rays(np.array([centre - half, centre + half]), "#4575b4", "cap"))
     if r.pruned_arcs is not None and len(r.pruned_arcs):
-        traces.append(rays(r.pruned_arcs.ravel(), "#d73027", "pruned directions"))
+        traces.append(_wedges(r.pruned_arcs, r.extent * 1.5))
     return traces
+
+
+def _wedges(arcs: np.ndarray, radius: float) -> dict:
+    """The pruned directions as shaded wedges from the origin, one per arc (start, end)."""
+    xs, ys = [], []
+    for start, end in arcs:
+        angles = np.linspace(start, end, 24)
+        xs += [0.0, *(radius * np.cos(angles)), 0.0, None]
+        ys += [0.0, *(radius * np.sin(angles)), 0.0, None]
+    return dict(type="scatter", x=xs, y=ys, mode="lines", fill="toself", name="pruned directions",
+                fillcolor="rgba(215, 48, 39, 0.12)", line=dict(color="#d73027", width=1,
+                                                               dash="dot"), hoverinfo="skip")
 
 
 def _split_markers(points: np.ndarray, landed: np.ndarray, name: str) -> list[dict]:
