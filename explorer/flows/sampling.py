@@ -155,6 +155,14 @@ def pruned_draw(source: Source, pruning: Pruning, n: int, gen: torch.Generator) 
     """``n`` source draws outside the pruned directions (rejection sampling). Raises when the
     source puts no mass in them (pruning would do nothing) or all of it (nothing would be
     left)."""
+    if not len(pruning.pruned_arcs()):
+        gaps = np.diff(np.append(pruning.data_angles, pruning.data_angles[0] + 2 * np.pi))
+        widest = float(gaps.max())
+        raise ValueError(
+            f"no direction is farther than {np.degrees(pruning.half_width):.1f} degrees (cos < "
+            f"{pruning.tau:g}) from every data direction of this target: nothing to prune. The "
+            f"widest gap between data directions is {np.degrees(widest):.1f} degrees, so only a "
+            f"pruning tau above {np.cos(widest / 2):.4f} prunes anything; or switch pruning off")
     probe = source.sample(4096, gen)
     share = pruning.rejects(probe).float().mean().item()
     if share == 0.0:

@@ -40,6 +40,10 @@ def test_every_preset_shows_a_trained_model(app, name):
         ({"steps": 0}, "steps must be a positive integer"),
         ({"batch": -4}, "batch must be a positive integer"),
         ({"solver": "rk45"}, "unknown solver"),
+        ({"iters": 10**12}, "iters must be at most 50,000"),  # was a MemoryError of 87.3 TiB
+        ({"steps": 4000}, "steps must be at most 64"),  # blocked set() for 1.4 s
+        ({"batch": 10**9}, "batch must be at most 4,096"),
+        ({"components": 10**6}, "components must be at most 6"),
     ],
 )
 def test_bad_input_is_a_sentence_and_changes_nothing(app, changes, message):
@@ -126,23 +130,6 @@ def test_state_round_trips(app, tmp_path):
     other.load_state(path)
     assert other.params == app.params and other.result.trained
 
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"iters": 10**12}, "iters must be at most 50,000"),
-        ({"steps": 4000}, "steps must be at most 64"),
-        ({"batch": 10**9}, "batch must be at most 4,096"),
-        ({"components": 10**6}, "components must be at most 6"),
-    ],
-)
-def test_sizes_a_learner_can_type_are_bounded_with_a_sentence(app, changes, message):
-    app.set(target="moons", source="gaussian", coupling="ot", steps=3)
-    before_params, before_result = app.params, app.result
-    with pytest.raises(ValueError, match=message):
-        app.set(**changes)
-    assert app.params == before_params and app.result is before_result
-    assert app.status.level == "error"
 
 
 def test_a_cancelled_training_says_so_and_not_up_to_date(app, monkeypatch):

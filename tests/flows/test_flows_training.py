@@ -151,6 +151,9 @@ def test_pruning_a_source_that_misses_the_pruned_directions_is_refused():
     pruning = pruning_for("hd_simulation", 0.9)
     with pytest.raises(ValueError, match="no mass in the pruned directions"):
         pruned_draw(directional, pruning, 10, torch.Generator().manual_seed(0))
+    moons = pruning_for("moons", 0.99)  # the moons' directions leave no gap of 16 degrees
+    with pytest.raises(ValueError, match="nothing to prune. The widest gap"):
+        pruned_draw(make_source("gaussian"), moons, 10, torch.Generator().manual_seed(0))
     west = Source("uniform", {}, lambda n, gen: torch.tensor([[-1.0, 0.0]]).repeat(n, 1))
     with pytest.raises(ValueError, match="nothing would be left"):
         pruned_draw(west, Pruning(np.array([0.0]), 0.5), 10, torch.Generator().manual_seed(0))
