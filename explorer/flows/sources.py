@@ -378,7 +378,7 @@ def source(
     Options (defaults in ``DEFAULT_OPTIONS``): ``hd_gaussian(dim)``, ``norm_aligned(base, dim)``
     scaled so that E|x0| = E|x1|, ``uniform(half_width)``, ``density_approx(components,
     fit_points)``, ``directional(tau, caps, base, dim)`` with cos(x0, mu_k) >= tau, and
-    ``learned(components, var_reg, align_reg)``, which before training is N(0, I)
-    (components default: one per target mode)."""
+    ``learned(components, var_reg, align_reg)``, which before training is N(0, I) up to
+    means of size INITIAL_RADIUS = 0.01 (components default: one per target mode)."""
     gen = torch.Generator(device=choose_device(device)).manual_seed(check_seed(seed))
     return make_source(name, target, seed, **options).sample(check_count(n), gen)
