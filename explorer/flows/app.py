@@ -174,6 +174,7 @@ class FlowsApp(App):
             todo = [(name, compute.source_options(name, params.target, **params.options()))
                     for name in compute.grid_sources(params.target)]
         last_preview, reached, previewed = [0.0], [0], [0]
+        computed: dict[int, int] = {}  # id of a preview result -> its iteration
 
         def work(report):
             def progress(iteration, history, snapshot):
@@ -184,8 +185,9 @@ class FlowsApp(App):
                 partial = None
                 now = _time.monotonic()
                 if now - last_preview[0] > 1.5:
-                    last_preview[0], previewed[0] = now, iteration
+                    last_preview[0] = now
                     partial = self.compute(params, preview=snapshot())
+                    computed[id(partial)] = iteration
                 report(fraction, message, partial=partial)
 
             try:
@@ -204,7 +206,11 @@ class FlowsApp(App):
             self.apply()
 
         self.status.info(f"training {len(todo) * 2} models ({settings.iters} iterations)…")
-        self.runner.start(work, on_update=self.show_result, on_done=done, wait=wait)
+        def show_preview(result):  # the runner may skip a preview: note those it shows
+            self.show_result(result)
+            previewed[0] = computed.pop(id(result), previewed[0])
+
+        self.runner.start(work, on_update=show_preview, on_done=done, wait=wait)
 
     # ----- widgets ------------------------------------------------------------------------
     def build_controls(self) -> list[widgets.Widget]:
