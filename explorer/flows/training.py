@@ -339,9 +339,11 @@ def train(
     times with fresh times t (default 1: every iteration a fresh batch, as in torchcfm). This is
     *reuse*, not a cheaper solver: the exact OT solve (under a millisecond for 256 points on
     one core, see assignment.py) is paid once per r iterations; the pairs still come from the
-    exact minibatch OT plan, but fewer distinct batches are seen. Measured (moons, Gaussian
-    source, 2000 iterations, exact W2 of dopri5 samples, 12 seeds; mean W2 0.293 at r = 1):
-    r = 2 costs +0.016 +- 0.011 W2 (better in 4 of 12 seeds), r = 4 +0.025 +- 0.013 (3 of 12)."""
+    exact minibatch OT plan, but fewer distinct batches are seen. An observation, not a test
+    (2026-12-06; moons, Gaussian source, OT, 2000 iterations, exact W2 of dopri5 samples as in
+    benchmarks/bench_flows.py, seeds 0-11; mean W2 0.295 at r = 1): r = 2 changes W2 by
+    +0.003 +- 0.008 (standard error; better in 4 of 12 seeds), r = 4 by +0.014 +- 0.008
+    (better in 3 of 12)."""
     settings = TrainSettings(iters, batch, seed, lr, sigma, width, pair_reuse=pair_reuse)
     src = as_source(source, target, seed, source_options)
     return train_many(target, [(src, coupling)], settings, progress, device=device)[0]
