@@ -32,7 +32,14 @@ from scipy import stats
 
 from explorer.device import check_seed
 
-from .geometry import auroc, pca_dimension, pca_projection, svm_accuracy, two_nn_from_distances
+from .geometry import (
+    auroc,
+    pca_dimension,
+    pca_projection,
+    rounding_radius,
+    svm_accuracy,
+    two_nn_from_distances,
+)
 from .knn import nearest_distances
 
 #: Divergence layer of an error that never crosses the threshold.
@@ -173,7 +180,7 @@ class Geometry:
     svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM balanced accuracy
     svm_chance: float  # 0.5: the balanced accuracy of any guess that ignores the input
     projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
-    duplicates: np.ndarray  # (layers,) correct samples with an identical twin (TwoNN drops them)
+    duplicates: np.ndarray  # (layers,) correct samples with a twin up to rounding (TwoNN drops them)
 
 
 def layer_geometry(
@@ -189,9 +196,10 @@ def layer_geometry(
     """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
     twonn, pca90, acc, proj, duplicates = [], [], [], [], []
     for index, layer in enumerate(layers):
-        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1])
+        noise = rounding_radius(layer[correct])
+        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1], noise)
                      if correct_loo.shape[2] >= 2 else float("nan"))  # one neighbour: no ratio
-        duplicates.append(int((correct_loo[index, :, 0] == 0).sum()))
+        duplicates.append(int((correct_loo[index, :, 0] <= noise).sum()))
         pca90.append(pca_dimension(layer[correct], 0.9))
         acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
                    if svm else np.nan)
@@ -202,13 +210,13 @@ def layer_geometry(
                     np.array(duplicates))
 
 
-def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray) -> float:
+def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray, duplicate_radius: float) -> float:
     """TwoNN, or NaN where duplicates leave too few points (e.g. identical embeddings); the
     number of duplicates is reported separately, so the per-layer warning is not needed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            return two_nn_from_distances(r1, r2)
+            return two_nn_from_distances(r1, r2, duplicate_radius=duplicate_radius)
         except ValueError:
             return float("nan")
 
