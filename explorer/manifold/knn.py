@@ -59,14 +59,21 @@ def shift_to_float32(x: torch.Tensor, offset: torch.Tensor | None, dev: torch.de
     return x.to(torch.float32).contiguous()
 
 
-#: At most this many queries per chunk: a 256 x 5000 block stays in cache between the product, the
-#: conversion and the selection (measured fastest of 64 .. 2000 rows at d = 896 and 4096).
-MAX_CHUNK_ROWS = 256
+#: The centre is the mean of at most this many references.
+OFFSET_SAMPLE = 1024
+
+#: At most this many queries per chunk.
+MAX_CHUNK_ROWS = 2048
+
+#: Candidates kept beyond the k asked for: near ties at the k-th neighbour are settled among them
+#: without another pass over the row.
+EXTRA_CANDIDATES = 4
 
 
-def chunk_rows(n_references: int, k: int, dim: int, memory_mb: float) -> int:
-    """Queries per chunk so that the distance block and the refinement gather fit ``memory_mb``."""
-    per_row_bytes = 4 * (n_references + k * dim)
+def chunk_rows(n_references: int, memory_mb: float) -> int:
+    """Queries per chunk so that the distance block and a float64 copy of its rows fit
+    ``memory_mb``; the larger the chunk, the fewer times BLAS re-packs the references."""
+    per_row_bytes = 12 * n_references
     return max(1, min(MAX_CHUNK_ROWS, int(memory_mb * 2**20 // per_row_bytes)))
 
 
@@ -106,9 +113,9 @@ def nearest_distances(
 
     dev = choose_device(device)
     q, r = q.to(dev), r.to(dev)
-    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so its own
-    # rounding does not matter.
-    offset = r.mean(dim=0) if centre else None
+    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
+    # the first references does (and its own rounding does not matter).
+    offset = r[:OFFSET_SAMPLE].mean(dim=0) if centre else None
     if offset is not None and not bool(torch.isfinite(offset).all()):
         raise ValueError(NOT_FINITE.format(name="references"))
     r32 = shift_to_float32(r, offset, dev)
@@ -116,12 +123,12 @@ def nearest_distances(
     minus_half_ref_sq = (-0.5 * ref_sq).unsqueeze(0)
     error_factor = expansion_error_factor(r.shape[1])
     largest_ref_sq = ref_sq.max()
-    # one more candidate than asked: the gap to it shows whether the choice is certain
-    n_candidates = min(k + 1, available)
-    rows = chunk_rows(r.shape[0], n_candidates, r.shape[1], memory_mb)
+    # a few more candidates than asked: the gap to them shows whether the choice is certain
+    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    rows = chunk_rows(r.shape[0], memory_mb)
     out = torch.empty((q.shape[0], k), dtype=torch.float64, device=dev)
     for start in range(0, q.shape[0], rows):
-        # queries are shifted chunk by chunk: no second full-size copy, and the chunk is in cache
+        # queries are shifted chunk by chunk: no second full-size copy
         block = r32[start : start + rows] if leave_one_out else \
             shift_to_float32(q[start : start + rows], offset, dev)
         # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row); one BLAS GEMM
@@ -131,26 +138,23 @@ def nearest_distances(
             score[idx, start + idx] = -float("inf")
         best, nearest = largest_k(score, n_candidates)
         block_sq = squared_norms(block).unsqueeze(1)
-        squared = (block_sq - 2.0 * best).clamp_(min=0.0).double()
-        squared, order = torch.sort(squared, dim=1)
+        squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
         nearest = torch.gather(nearest, 1, order)
         # E: how far any computed squared distance of the row can be from the exact one
         error = error_factor * (block_sq[:, 0].double() + float(largest_ref_sq))
-        uncertain = (squared[:, k] - squared[:, k - 1] <= 2.0 * error if n_candidates > k
-                     else torch.zeros_like(error, dtype=torch.bool))
-        squared, nearest = squared[:, :k], nearest[:, :k]
         queries_here = q[start : start + rows]
+        exact, beyond = settle_near_ties(squared, nearest, error, k, queries_here, r, memory_mb)
+        squared, nearest = squared[:, :k], nearest[:, :k]
         cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
-        cancelled &= ~uncertain.unsqueeze(1)
-        pair_rows, pair_cols = torch.nonzero(cancelled, as_tuple=True)
+        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact, as_tuple=True)
         squared[pair_rows, pair_cols] = exact_squared(
             queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
-        if bool(uncertain.any()):
-            rows_left = torch.nonzero(uncertain).squeeze(1)
+        if n_candidates < available and bool(beyond.any()):
+            rows_left = torch.nonzero(beyond).squeeze(1)
             squared[rows_left] = exact_k_smallest_in_band(
                 queries_here[rows_left], r, block_sq[rows_left] - 2.0 * score[rows_left],
                 squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
-        out[start : start + rows] = torch.sort(squared[:, :k], dim=1).values.sqrt_()
+        out[start : start + rows] = torch.sort(squared, dim=1).values.sqrt_()
     result = out.cpu().numpy()
     if not np.isfinite(result).all():  # a NaN or inf anywhere in the inputs ends up here
         raise ValueError(NOT_FINITE.format(name="queries or references"))
@@ -158,7 +162,7 @@ def nearest_distances(
 
 
 #: Columns per group in :func:`largest_k`'s first pass.
-SELECTION_GROUP = 100
+SELECTION_GROUP = 64
 
 
 def largest_k(score: torch.Tensor, k: int, group: int = SELECTION_GROUP):
@@ -218,6 +222,43 @@ def expansion_error_factor(dim: int) -> float:
     """
     u = MATMUL_UNIT_ROUNDOFF.get(torch.get_float32_matmul_precision(), 2.0**-8)
     return (2.0 * ROUNDING_LAMBDA * dim**0.5 + 8.0) * u
+
+
+def settle_near_ties(squared, nearest, error, k: int, queries, references, memory_mb: float):
+    """Make the first k columns the exact k nearest where the candidates decide it.
+
+    ``squared``/``nearest``: each row's candidates, sorted by computed squared distance c, and
+    ``error`` E per row. With c_k the k-th value, a candidate with c < c_k - 2E is surely among the
+    k nearest (its exact value is below that of every reference with c >= c_k, and fewer than k
+    have c < c_k); one with c > c_k + 2E surely is not. The ambiguous ones in between are computed
+    exactly and the k nearest completed with the smallest of them. Rows whose ambiguous band may
+    reach past the last candidate are left to the caller (``beyond``). Returns ``exact`` (rows x k,
+    True where the column now holds an exact value) and ``beyond``.
+    """
+    n_rows, n_candidates = squared.shape
+    exact = torch.zeros((n_rows, k), dtype=torch.bool, device=squared.device)
+    if n_candidates == k:  # every reference is a neighbour: nothing to decide
+        return exact, torch.zeros(n_rows, dtype=torch.bool, device=squared.device)
+    low = (squared[:, k - 1] - 2.0 * error).unsqueeze(1)
+    high = (squared[:, k - 1] + 2.0 * error).unsqueeze(1)
+    beyond = squared[:, -1] <= high[:, 0]
+    tied = (squared[:, k] <= high[:, 0]) & ~beyond
+    if not bool(tied.any()):
+        return exact, beyond
+    rows = torch.nonzero(tied).squeeze(1)
+    band = (squared[rows] >= low[rows]) & (squared[rows] <= high[rows])
+    at_row, at_col = torch.nonzero(band, as_tuple=True)
+    exact_values = torch.full((rows.shape[0], n_candidates), float("inf"), dtype=torch.float64,
+                              device=squared.device)
+    exact_values[at_row, at_col] = exact_squared(
+        queries[rows], references, at_row, nearest[rows][at_row, at_col], memory_mb)
+    sure = (squared[rows] < low[rows]).sum(dim=1, keepdim=True)  # a prefix: the rows are sorted
+    column = torch.arange(k, device=squared.device).unsqueeze(0)
+    smallest = torch.sort(exact_values, dim=1).values
+    completed = torch.gather(smallest, 1, (column - sure).clamp(min=0))
+    squared[rows, :k] = torch.where(column < sure, squared[rows, :k], completed)
+    exact[rows] = column >= sure
+    return exact, beyond
 
 
 def exact_squared(queries, references, rows, cols, memory_mb: float = 64.0) -> torch.Tensor:
