@@ -8,6 +8,7 @@ expensive change runs in the background with a progress bar and a Cancel button;
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -77,7 +78,8 @@ class ManifoldParams:
         for name, (low, high) in {"alpha": (0.0, 10.0), "drift": (0.0, 50.0),
                                   "noise": (0.0, 10.0)}.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not low <= value <= high:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not low <= value <= high:
                 raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
@@ -123,12 +125,18 @@ class ManifoldApp(App):
         self._analyses: OrderedDict = OrderedDict()
         self._layer_slider: widgets.IntSlider | None = None
         self._figure_cache: dict = {}
+        self._layer_moved: tuple | None = None
         super().__init__(**params)
 
     # ----- the science, cached ---------------------------------------------------------------
     @staticmethod
     def source_key(params: ManifoldParams) -> tuple:
-        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]))
+        """What the source's data depend on: its settings and, for files, what is in them (a file
+        overwritten at the same path is a new source)."""
+        files = {"file": ("path",), "hugging face": ("model_path", "prompts_path")}[params.source] \
+            if params.source in ("file", "hugging face") else ()
+        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]),
+                *(file_signature(getattr(params, f)) for f in files))
 
     def analysis_key(self, params: ManifoldParams) -> tuple:
         return (self.source_key(params), *(getattr(params, f) for f in ANALYSIS_FIELDS))
@@ -164,8 +172,16 @@ class ManifoldApp(App):
             n_correct = int(analysed.correct.sum())
             raise ValueError(f"there are {n_correct} correct samples but k = {params.k} needs at "
                              f"least k + 1 = {params.k + 1}; lower k to {analysed.k_max} or less")
-        return ManifoldView(analysed.with_settings(k=params.k, alpha=params.alpha),
-                            min(params.layer, analysed.n_layers - 1), self.representations(params))
+        last = analysed.n_layers - 1
+        if params.layer > last:
+            if self.source_key(params) == self.source_key(self.params):
+                raise ValueError(f"layer must be from 0 to {last} (this source has "
+                                 f"{analysed.n_layers} layers), got {params.layer}")
+            # a new source with fewer layers: the 2-D view moves to its last layer, and says so
+            self._layer_moved = (params.layer, last)
+            params.layer = last
+        return ManifoldView(analysed.with_settings(k=params.k, alpha=params.alpha), params.layer,
+                            self.representations(params))
 
     def make_figures(self, view: ManifoldView) -> dict:
         """The six views; a view whose inputs did not change is reused, not redrawn (a layer
@@ -206,11 +222,24 @@ class ManifoldApp(App):
         result, reps = view.result, view.representations
         notes = [f"{reps.source}: {int(reps.correct.sum())} correct, {int((~reps.correct).sum())} "
                  f"errors, {result.n_layers} layers."]
+        if "checker" in reps.details:
+            notes.append(f"Answers checked by {reps.details['checker']}.")
         diverged = result.diverged_by_layer[-1]
         notes.append(f"{diverged:.0%} of the errors cross the threshold somewhere")
         if result.null_diverged_by_layer is not None:
             notes[-1] += f" (null control: {result.null_diverged_by_layer[-1]:.0%} by chance)"
         notes[-1] += "."
+        if self.params.null_control and result.null_diverged_by_layer is None:
+            n_correct = int(result.correct.sum())
+            notes.append(
+                f"Null control off: it splits the {n_correct} correct samples in half, and a "
+                f"half of {n_correct // 2} is too few for {result.k_max} neighbours plus the point "
+                f"itself (it needs at least {2 * (result.k_max + 1)} correct samples).")
+        if self._layer_moved is not None:
+            asked, shown = self._layer_moved
+            notes.append(f"This source has {shown + 1} layers: the 2-D view shows its last layer "
+                         f"({shown}) instead of layer {asked}.")
+            self._layer_moved = None
         return notes
 
     def _show_notes(self) -> None:
@@ -304,6 +333,17 @@ class ManifoldApp(App):
             self._layer_slider, play,
         ])
         return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
+
+
+def file_signature(path: str) -> tuple:
+    """A file's identity and version: device, inode, size and modification and change times in
+    nanoseconds (any rewrite changes them; a folder also changes when a file in it is replaced).
+    A path that does not exist gets ``()``; loading it then says so."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return ()
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def load_source(params: ManifoldParams, progress=None) -> Representations:
