@@ -18,7 +18,7 @@ from explorer.device import check_seed
 from explorer.ui import App
 
 from . import figures
-from .rema import RemaResult, rema
+from .rema import CORRECTIONS, RemaResult, rema
 from .sources import POOLINGS, Representations, load_npz, synthetic
 
 SOURCES = ("synthetic", "tiny model", "file", "hugging face")
@@ -31,7 +31,7 @@ SOURCE_FIELDS = {
     "file": ("path",),
     "hugging face": ("model_path", "prompts_path", "max_new_tokens", "pooling"),
 }
-ANALYSIS_FIELDS = ("standardise", "null_control", "svm", "seed")
+ANALYSIS_FIELDS = ("standardise", "null_control", "null_splits", "svm", "seed")
 
 
 @dataclass
@@ -58,8 +58,11 @@ class ManifoldParams:
     # the analysis
     k: int = 5
     alpha: float = 2.0
+    persistence: int = 1
+    correction: str = "holm"
     standardise: bool = False
     null_control: bool = True
+    null_splits: int = 5
     svm: bool = True
     layer: int = 6
     seed: int = 0
@@ -70,7 +73,7 @@ class ManifoldParams:
         ranges = {"n_layers": (1, 64), "dim": (2, 8192), "manifold_dim": (1, 64),
                   "n_correct": (6, 20000), "n_error": (1, 20000), "diverge_at": (0, 64),
                   "n_problems": (20, 5000), "max_new_tokens": (1, 256), "k": (1, K_MAX),
-                  "layer": (0, 256)}
+                  "layer": (0, 256), "persistence": (1, 64), "null_splits": (1, 20)}
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -81,6 +84,9 @@ class ManifoldParams:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not low <= value <= high:
                 raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}; "
+                             f"got {self.correction!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
         if self.source == "synthetic" and self.diverge_at > self.n_layers:
@@ -126,7 +132,14 @@ class ManifoldApp(App):
         self._layer_slider: widgets.IntSlider | None = None
         self._figure_cache: dict = {}
         self._layer_moved: tuple | None = None
+        self._layer_asked = "layer" in params
         super().__init__(**params)
+
+    def set(self, **changes) -> ManifoldApp:
+        """As :meth:`App.set`; a layer asked for must exist, a layer left as it was follows a
+        source with fewer layers."""
+        self._layer_asked = "layer" in changes
+        return super().set(**changes)
 
     # ----- the science, cached ---------------------------------------------------------------
     @staticmethod
@@ -158,7 +171,7 @@ class ManifoldApp(App):
                 reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
                 alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
                 standardise=params.standardise, null_control=params.null_control,
-                svm=params.svm, layer_names=reps.layer_names,
+                null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
                 final_normalised=reps.final_normalised, seed=params.seed,
                 progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),
             )
@@ -174,14 +187,18 @@ class ManifoldApp(App):
                              f"least k + 1 = {params.k + 1}; lower k to {analysed.k_max} or less")
         last = analysed.n_layers - 1
         if params.layer > last:
-            if self.source_key(params) == self.source_key(self.params):
+            if self._layer_asked:
                 raise ValueError(f"layer must be from 0 to {last} (this source has "
                                  f"{analysed.n_layers} layers), got {params.layer}")
-            # a new source with fewer layers: the 2-D view moves to its last layer, and says so
+            # a source with fewer layers than the view's: it moves to the last layer, and says so
             self._layer_moved = (params.layer, last)
             params.layer = last
-        return ManifoldView(analysed.with_settings(k=params.k, alpha=params.alpha), params.layer,
-                            self.representations(params))
+        if params.persistence > analysed.n_layers:
+            raise ValueError(f"persistence must be from 1 to {analysed.n_layers} (the layers of "
+                             f"this source), got {params.persistence}")
+        rule = analysed.with_settings(k=params.k, alpha=params.alpha,
+                                      persistence=params.persistence, correction=params.correction)
+        return ManifoldView(rule, params.layer, self.representations(params))
 
     def make_figures(self, view: ManifoldView) -> dict:
         """The six views; a view whose inputs did not change is reused, not redrawn (a layer
@@ -224,11 +241,21 @@ class ManifoldApp(App):
                  f"errors, {result.n_layers} layers."]
         if "checker" in reps.details:
             notes.append(f"Answers checked by {reps.details['checker']}.")
-        diverged = result.diverged_by_layer[-1]
-        notes.append(f"{diverged:.0%} of the errors cross the threshold somewhere")
-        if result.null_diverged_by_layer is not None:
-            notes[-1] += f" (null control: {result.null_diverged_by_layer[-1]:.0%} by chance)"
+        rule = f"mu + {result.alpha:g} sigma" + (
+            f" on {result.persistence} consecutive layers" if result.persistence > 1 else "")
+        notes.append(f"{result.diverged_by_layer[-1]:.0%} of the errors cross {rule} somewhere")
+        false_alarm = result.false_alarm_summary()
+        if false_alarm is not None:
+            mean, low, high = false_alarm
+            notes[-1] += (f"; the rule's any-layer false-alarm rate on the null control is "
+                          f"{mean:.0%} (from {low:.0%} to {high:.0%} over "
+                          f"{result.null_false_alarm.size} random splits)")
         notes[-1] += "."
+        significant = [name for name, p in zip(result.layer_names, result.p_adjusted, strict=True)
+                       if p < 0.05]
+        notes.append(f"Layers where errors deviate more than the baseline (Welch, "
+                     f"{CORRECTIONS[result.correction]}, p < 0.05): "
+                     f"{', '.join(significant) if significant else 'none'}.")
         if self.params.null_control and result.null_diverged_by_layer is None:
             n_correct = int(result.correct.sum())
             notes.append(
@@ -326,8 +353,12 @@ class ManifoldApp(App):
             widgets.HTML("<b>analysis</b>"),
             int_slider("k", 1, K_MAX, "k neighbours"),
             float_slider("alpha", 0.0, 6.0, 0.1, "alpha"),
+            int_slider("persistence", 1, 5, "layers in a row"),
+            self.bind(widgets.Dropdown(options=list(CORRECTIONS), description="p correction",
+                                       style=style, layout=layout), "correction"),
             self.bind(widgets.Checkbox(description="standardise features", indent=False), "standardise"),
             self.bind(widgets.Checkbox(description="null control", indent=False), "null_control"),
+            int_slider("null_splits", 1, 20, "null splits"),
             self.bind(widgets.Checkbox(description="RBF-SVM (slower)", indent=False), "svm"),
             int_slider("seed", 0, 99, "seed"),
             self._layer_slider, play,

@@ -172,3 +172,24 @@ def test_a_new_source_with_fewer_layers_moves_the_view_and_says_so(tmp_path):
     app.set(source="file", path=str(tmp_path / "four.npz"))
     assert app.params.layer == 3 and app.result.layer == 3
     assert "2-D view shows its last layer (3) instead of layer 5" in app.status.text
+
+
+def test_calibrated_rule_is_shown_and_cheap_to_change(app):
+    """Issue 15 item 6: false-alarm rate over null splits, persistence and corrected p-values in
+    the UI, all from the stored tables."""
+    from explorer.manifold.rema import adjusted_p_values
+
+    tables = app.result.result.tables
+    mean, low, high = app.result.result.false_alarm_summary()
+    assert f"false-alarm rate on the null control is {mean:.0%} (from {low:.0%} to {high:.0%} " \
+           "over 5 random splits)" in app.status.text
+    assert "Holm's step-down" in app.status.text
+    app.set(persistence=2, correction="benjamini-hochberg")
+    result = app.result.result
+    assert result.tables is tables and "on 2 consecutive layers" in app.status.text
+    np.testing.assert_allclose(result.p_adjusted, adjusted_p_values(result.p_value,
+                                                                    "benjamini-hochberg"))
+    assert "p (benjamini-hochberg)" in app.figures["statistics"].html
+    with pytest.raises(ValueError, match="correction must be one of"):
+        app.set(correction="bonferroni")
+    app.set(persistence=1, correction="holm")

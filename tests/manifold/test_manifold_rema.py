@@ -148,3 +148,79 @@ def test_two_correct_samples_k_one_gives_nan_dimension_not_a_crash():
     result = rema(layers, correct, k=1, svm=False)
     assert np.isnan(result.geometry.two_nn).all()
     assert result.deviations.shape == (2, 4)
+
+
+def holm_rejects(p, level):
+    """Holm's procedure as stated in Holm 1979: reject the smallest p-values while
+    p_(i) <= level / (m - i + 1), stop at the first that is not."""
+    order = np.argsort(p)
+    rejected = np.zeros(len(p), bool)
+    for i, index in enumerate(order):
+        if p[index] > level / (len(p) - i):
+            break
+        rejected[index] = True
+    return rejected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_adjusted_p_values_against_holm_procedure_and_scipy_bh(seed):
+    from explorer.manifold.rema import adjusted_p_values
+
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(0, 1, 8), rng.uniform(0, 0.02, 4)])
+    holm = adjusted_p_values(p, "holm")
+    for level in (0.01, 0.05, 0.1, 0.2):
+        np.testing.assert_array_equal(holm <= level, holm_rejects(p, level))
+    np.testing.assert_allclose(adjusted_p_values(p, "benjamini-hochberg"),
+                               stats.false_discovery_control(p, method="bh"), rtol=1e-12)
+    np.testing.assert_array_equal(adjusted_p_values(p, "none"), p)
+    with_nan = p.copy()
+    with_nan[3] = np.nan  # an undefined test is neither counted nor changed
+    got = adjusted_p_values(with_nan, "benjamini-hochberg")
+    assert np.isnan(got[3])
+    np.testing.assert_allclose(np.delete(got, 3), stats.false_discovery_control(np.delete(p, 3)))
+
+
+def test_persistence_by_brute_force():
+    rng = np.random.default_rng(3)
+    deviations = rng.uniform(0, 1, (9, 200))
+    threshold = np.full(9, 0.4)
+    for m in (1, 2, 3, 9):
+        want = []
+        for column in deviations.T:
+            above = column > threshold
+            starts = [l for l in range(9 - m + 1) if above[l:l + m].all()]
+            want.append(starts[0] if starts else NEVER)
+        assert divergence_layers(deviations, threshold, m).tolist() == want
+
+
+def null_runs(n_seeds, **settings):
+    for seed in range(n_seeds):
+        reps = synthetic(n_layers=10, dim=32, manifold_dim=3, n_correct=200, n_error=80,
+                         diverge_at=10, seed=seed, noise=0.5)
+        yield rema(reps.layers, reps.correct, geometry=False, null_splits=3, seed=seed, **settings)
+
+
+def test_nothing_planted_the_null_false_alarm_rate_predicts_the_errors():
+    """Issue 15 item 6: with nothing planted ~22 % of errors 'diverge' somewhere at alpha 2;
+    the null control measures that rate, so a learner can read it as chance."""
+    errors, null = [], []
+    for result in null_runs(12):
+        errors.append(result.diverged_by_layer[-1])
+        null.append(result.false_alarm_summary()[0])
+        assert result.null_false_alarm.shape == (3,)
+    assert np.mean(errors) > 0.1  # the uncorrected rule fires often on pure chance
+    assert abs(np.mean(errors) - np.mean(null)) < 0.05
+    persistent = [r.false_alarm_summary()[0] for r in null_runs(12, persistence=2)]
+    assert np.mean(persistent) < 0.6 * np.mean(null)
+
+
+def test_holm_keeps_the_family_wise_error_rate_on_null_data():
+    """Issue 15 item 6: 39.5 % of null data sets had a 'significant' layer (uncorrected Welch)."""
+    raw, holm = [], []
+    for result in null_runs(40):
+        raw.append((result.p_value < 0.05).any())
+        holm.append((result.p_adjusted < 0.05).any())
+        assert result.correction == "holm"
+    assert np.mean(raw) > 0.2
+    assert np.mean(holm) <= 0.1
