@@ -206,15 +206,16 @@ class ManifoldApp(App):
         if self._layer_slider is not None:
             self._layer_slider.max = view.result.n_layers - 1
         result = view.result
-        analysis, k, alpha = id(result.tables), result.k, result.alpha
+        analysis, k = id(result.tables), result.k
+        rule = (k, result.alpha, result.persistence, result.correction)
         recipes = {
-            "deviation": ((analysis, k, alpha), lambda: figures.deviation_curves(result)),
-            "divergence layers": ((analysis, k, alpha), lambda: figures.divergence_histogram(result)),
-            "projection": ((analysis, k, alpha, view.layer),
+            "deviation": ((analysis, *rule), lambda: figures.deviation_curves(result)),
+            "divergence layers": ((analysis, *rule), lambda: figures.divergence_histogram(result)),
+            "projection": ((analysis, *rule, view.layer),
                            lambda: figures.projection(result, view.layer)),
             "intrinsic dimension": ((analysis,), lambda: figures.intrinsic_dimension(result)),
             "separability": ((analysis, k), lambda: figures.separability(result)),
-            "statistics": ((analysis, k, alpha), lambda: figures.statistics_table(result)),
+            "statistics": ((analysis, *rule), lambda: figures.statistics_table(result)),
         }
         drawn = {}
         for name, (key, draw) in recipes.items():
