@@ -172,7 +172,8 @@ class ManifoldApp(App):
                 alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
                 standardise=params.standardise, null_control=params.null_control,
                 null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
-                final_normalised=reps.final_normalised, seed=params.seed,
+                final_normalised=reps.final_normalised, strata=reps.details.get("strata"),
+                seed=params.seed,
                 progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),
             )
             while len(self._analyses) > 4:

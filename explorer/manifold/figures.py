@@ -163,6 +163,9 @@ def separability(result: RemaResult) -> go.Figure:
     x = np.arange(result.n_layers)
     traces = [dict(type="scatter", x=x, y=result.auroc, mode="lines+markers",
                    name="AUROC of the deviation D", line=dict(color=ERROR))]
+    if result.matched_auroc is not None:
+        traces.append(dict(type="scatter", x=x, y=result.matched_auroc, mode="lines+markers",
+                           name="AUROC matched by input type", line=dict(color=ERROR, dash="dot")))
     if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
         traces.append(dict(type="scatter", x=x, y=result.geometry.svm_accuracy,
                            mode="lines+markers", name="RBF-SVM balanced accuracy (5-fold)",

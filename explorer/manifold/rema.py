@@ -290,6 +290,7 @@ class RemaResult:
     p_value: np.ndarray
     p_adjusted: np.ndarray  # p_value corrected across layers (see ``correction``)
     auroc: np.ndarray  # AUROC of D as an error detector (errors vs baseline values)
+    matched_auroc: np.ndarray | None  # the same within strata of like inputs (see matched_auroc)
     null_deviations: np.ndarray | None  # (layers, n_null) pseudo-errors of the first split
     null_baseline_mean: np.ndarray | None  # mu_l of the first split's reference half
     null_threshold: np.ndarray | None
@@ -298,6 +299,7 @@ class RemaResult:
     null_false_alarm: np.ndarray | None  # (splits,) share of pseudo-errors diverged anywhere
     geometry: Geometry | None
     tables: NeighbourTables = field(repr=False)
+    strata: np.ndarray | None = field(default=None, repr=False)  # (n_samples,) input type
 
     @property
     def n_layers(self) -> int:
@@ -314,7 +316,8 @@ class RemaResult:
         settings = dict(k=self.k if k is None else k, alpha=self.alpha if alpha is None else alpha,
                         persistence=self.persistence if persistence is None else persistence,
                         correction=self.correction if correction is None else correction)
-        return replace(self, **settings, **rema_statistics(self.tables, self.correct, **settings))
+        return replace(self, **settings, **rema_statistics(self.tables, self.correct, **settings,
+                                                            strata=self.strata))
 
     def false_alarm_summary(self) -> tuple[float, float, float] | None:
         """The rule's any-layer false-alarm rate on the null control: the mean over the random
@@ -338,6 +341,8 @@ class RemaResult:
                 "p": self.p_value[index],
                 f"p ({self.correction})": self.p_adjusted[index],
                 "AUROC": self.auroc[index],
+                **({"AUROC (matched)": self.matched_auroc[index]}
+                   if self.matched_auroc is not None else {}),
                 "diverged by here": self.diverged_by_layer[index],
             }
             if self.null_diverged_by_layer is not None:
@@ -364,8 +369,28 @@ def check_rule(k: int, k_max: int, alpha: float, persistence: int, n_layers: int
                          f"({n_layers}), got {persistence!r}")
 
 
+def matched_auroc(deviations: np.ndarray, baseline: np.ndarray, error_strata: np.ndarray,
+                  correct_strata: np.ndarray) -> float:
+    """AUROC of the deviation comparing each error only with correct samples of its own stratum
+    (the same kind of input, e.g. the same number of multiplications in a chain), averaged over the
+    strata weighted by their errors; strata without correct samples are left out.
+
+    If errors are common among inputs that sit apart anyway, the plain AUROC rewards the input
+    type; the matched one is 0.5 when the deviation only tracks the input type (a stratified
+    Mann-Whitney comparison, e.g. van Elteren 1960)."""
+    total, weight = 0.0, 0
+    for stratum in np.unique(error_strata):
+        errors = deviations[error_strata == stratum]
+        reference = baseline[correct_strata == stratum]
+        if reference.size:
+            total += errors.size * auroc(errors, reference)
+            weight += errors.size
+    return total / weight if weight else float("nan")
+
+
 def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float,
-                    persistence: int = 1, correction: str = "holm") -> dict:
+                    persistence: int = 1, correction: str = "holm",
+                    strata: np.ndarray | None = None) -> dict:
     """The cheap part: deviations, baseline, thresholds, divergence layers, tests at the rule's
     settings (k, alpha, persistence, correction)."""
     n_layers = tables.correct_loo.shape[0]
@@ -389,6 +414,9 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
         p_value=np.asarray(welch.pvalue, dtype=np.float64),
         p_adjusted=adjusted_p_values(welch.pvalue, correction),
         auroc=np.array([auroc(deviations[i], baseline[i]) for i in range(n_layers)]),
+        matched_auroc=None if strata is None else np.array([
+            matched_auroc(deviations[i], baseline[i], strata[~correct], strata[correct])
+            for i in range(n_layers)]),
         null_deviations=None, null_baseline_mean=None, null_threshold=None, null_divergence_layer=None,
         null_diverged_by_layer=None, null_false_alarm=None,
     )
@@ -432,6 +460,7 @@ def rema(
     svm: bool = True,
     layer_names: Sequence[str] | None = None,
     final_normalised: bool = False,
+    strata=None,
     seed: int = 0,
     device=None,
     progress: Progress | None = None,
@@ -442,7 +471,8 @@ def rema(
     ``correct``: boolean vector, True where the answer was right. ``k`` neighbours, threshold
     mu + ``alpha`` sigma; an error diverges at the first of ``persistence`` consecutive layers above
     it (1: REMA's first crossing). Welch's p-values are also given corrected across layers
-    (``correction``: a key of :data:`CORRECTIONS`). The null control repeats the rule on
+    (``correction``: a key of :data:`CORRECTIONS`). ``strata`` (one label per sample, e.g. the
+    kind of problem) adds the AUROC matched within strata beside the plain one. The null control repeats the rule on
     ``null_splits`` random halvings of the correct samples. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
     the data) so :meth:`RemaResult.with_settings` can change k and alpha without recomputing.
     ``standardise`` z-scores every feature by the correct samples first; distances are always
@@ -458,6 +488,11 @@ def rema(
             or not 1 <= null_splits <= 100:
         raise ValueError(f"null_splits must be an integer from 1 to 100, got {null_splits!r}")
     n_correct = int(labels.sum())
+    if strata is not None:
+        strata = np.asarray(strata)
+        if strata.shape != labels.shape:
+            raise ValueError(f"strata must hold one label per sample ({labels.size}), "
+                             f"got shape {strata.shape}")
     k_max = min(max(k, 20), n_correct - 1) if k_max is None else k_max
     if not k <= k_max <= n_correct - 1:
         raise ValueError(f"k_max must be between k = {k} and n_correct - 1 = {n_correct - 1}, got {k_max}")
@@ -485,5 +520,5 @@ def rema(
     return RemaResult(
         k=k, alpha=float(alpha), persistence=persistence, correction=correction, correct=labels,
         layer_names=names, final_normalised=bool(final_normalised), geometry=geo, tables=tables,
-        **rema_statistics(tables, labels, k, alpha, persistence, correction),
+        strata=strata, **rema_statistics(tables, labels, k, alpha, persistence, correction, strata),
     )
