@@ -20,7 +20,9 @@ from explorer.device import check_seed
 POOLINGS = {
     "mean_generated": "the last position's hidden state at every generation step, averaged "
                       "over the steps (REMA's choice)",
-    "last_token": "the last position's hidden state at the final generation step only",
+    "last_token": "the last position's hidden state at the final generation step only; its input "
+                  "is the token generated one step before the last (the last generated token, "
+                  "often the end token, is never fed back to the model)",
     "mean_all": "the hidden states of every prompt and generated token, averaged (no position "
                 "singled out)",
 }
