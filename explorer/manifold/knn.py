@@ -321,8 +321,8 @@ def knn_distances(
 ) -> np.ndarray:
     """Each query's mean Euclidean distance to its k nearest references: shape (n_queries,).
 
-    This is REMA's deviation score (Li et al. 2025, "A Unified Reasoning Manifold Framework for
-    Interpreting Large Language Models", the kNN deviation D_j): with ``leave_one_out=True`` and
+    This is REMA's deviation score (Li et al. 2025, "REMA: A Unified Reasoning Manifold Framework
+    for Interpreting Large Language Model", arXiv:2509.22518, the kNN deviation D_j): with ``leave_one_out=True`` and
     the correct samples as both queries and references, it is the baseline "internal fluctuation".
     """
     distances = nearest_distances(
