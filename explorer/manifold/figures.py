@@ -116,10 +116,12 @@ def divergence_histogram(result: RemaResult) -> go.Figure:
     if result.null_divergence_layer is not None:
         traces.append(dict(type="bar", x=labels, y=shares(result.null_divergence_layer),
                            marker_color=NULL,
-                           name=f"null control (n = {result.null_divergence_layer.size})"))
-    return figure(traces, f"Divergence layer (alpha = {result.alpha:g}, k = {result.k})",
+                           name=f"null control ({result.null_false_alarm.size} splits, "
+                                f"n = {result.null_divergence_layer.size})"))
+    run = f" on {result.persistence} layers in a row" if result.persistence > 1 else ""
+    return figure(traces, f"Divergence layer (alpha = {result.alpha:g}, k = {result.k}{run})",
                   barmode="group", yaxis=dict(title_text="share of the group", tickformat=".0%"),
-                  xaxis=dict(title_text="first layer with D > mu + alpha sigma"))
+                  xaxis=dict(title_text=f"first layer with D > mu + alpha sigma{run}"))
 
 
 def projection(result: RemaResult, layer: int) -> go.Figure:
