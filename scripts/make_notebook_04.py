@@ -71,11 +71,9 @@ md(r"""
 md(r"""
 ## 2. A real (tiny) transformer
 
-`scripts/train_manifold_model.py` trains a 6-block causal transformer ($d_{model}=64$, 0.2 M parameters) in about three minutes on a (shared) CPU core on **chains of modular operations**: the prompt `a o1 b o2 c o3 d =` (digits mod 13, operations + − × applied left to right), the answer is the running values `s1 s2 s3 ;`. Each step uses the model's *own* previous output, so one slip derails the chain. The shipped weights are in `explorer/manifold/data/`. The app below runs the model on held-out chains it never trained on, pools the hidden state at every generation step (REMA's representation), and checks the final value.
-""")
-code("""
-model_app = ManifoldApp(source="tiny model", layer=3)
-model_app
+`scripts/train_manifold_model.py` trains a 6-block causal transformer ($d_{model}=64$, 0.2 M parameters) in about three minutes on a (shared) CPU core on **chains of modular operations**: the prompt `a o1 b o2 c o3 d =` (digits mod 13, operations + − × applied left to right), the answer is the running values `s1 s2 s3 ;`. Each step uses the model's *own* previous output, so one slip derails the chain. The shipped weights are in `explorer/manifold/data/`. With the tiny model as its source, the app runs the model on held-out chains it never trained on, pools the hidden state at every generation step (REMA's representation), and checks the final value.
+
+**Choose the preset *tiny model: chains of modular operations* in the app above** (or set *source* to `tiny model`). The first run takes a few seconds: the model generates the answers and REMA analyses every layer; after that the app switches between the two sources at once.
 """)
 md(r"""
 ### What the tiny model shows

@@ -104,7 +104,7 @@ def test_answer_6_intrinsic_dimension(synthetic_app):
 
 @pytest.fixture(scope="module")
 def tiny_app():
-    return ManifoldApp(source="tiny model", layer=3)  # the notebook's second app
+    return ManifoldApp().use_preset("tiny model: chains of modular operations")  # as section 2 says
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,8 @@ def test_intrinsic_dimension_and_duplicates(tiny_result):
 
 @pytest.fixture(scope="module")
 def tiny_without_svm():
-    return ManifoldApp(source="tiny model", layer=3, svm=False)  # the SVM is not asserted here
+    app = ManifoldApp(svm=False)  # the same preset; the SVM is not asserted here
+    return app.use_preset("tiny model: chains of modular operations")
 
 
 def test_tiny_answer_1_last_token(tiny_without_svm):
