@@ -219,3 +219,15 @@ def test_near_ties_at_the_kth_neighbour_are_resolved_exactly(dtype):
     r = (q[:, None, :] + radii * directions).reshape(-1, dim).astype(dtype)
     q = q.astype(dtype)
     np.testing.assert_allclose(nearest_distances(q, r, 7), brute_force(q, r, 7), rtol=2e-7)
+
+
+@pytest.mark.parametrize("dim", [64, 896, 4096])
+@pytest.mark.parametrize("offset", [0.0, 20.0])
+def test_well_separated_values_within_1e_6_of_float64(dim, offset):
+    """The module's stated precision for pairs the float32 expansion keeps (no recomputation)."""
+    rng = np.random.default_rng(dim)
+    q = (rng.standard_normal((40, dim)) + offset).astype(np.float32)
+    r = (rng.standard_normal((400, dim)) + offset).astype(np.float32)
+    r64 = r.astype(np.float64)
+    want = np.stack([np.sort(np.sqrt(((row - r64) ** 2).sum(axis=1)))[:10] for row in q])
+    np.testing.assert_allclose(nearest_distances(q, r, 10), want, rtol=1e-6)
