@@ -156,7 +156,9 @@ def nearest_distances(
         exact, beyond = settle_near_ties(squared, nearest, error, k, queries_here, r, memory_mb)
         squared, nearest = squared[:, :k], nearest[:, :k]
         cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
-        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact, as_tuple=True)
+        # rows settled beyond the candidates are recomputed whole below, from their computed c_k
+        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1),
+                                             as_tuple=True)
         squared[pair_rows, pair_cols] = exact_squared(
             queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
         if n_candidates < available and bool(beyond.any()):
