@@ -8,6 +8,7 @@ expensive change runs in the background with a progress bar and a Cancel button;
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from explorer.device import check_seed
 from explorer.ui import App
 
 from . import figures
-from .rema import RemaResult, rema
+from .rema import CORRECTIONS, RemaResult, rema
 from .sources import POOLINGS, Representations, load_npz, synthetic
 
 SOURCES = ("synthetic", "tiny model", "file", "hugging face")
@@ -30,7 +31,7 @@ SOURCE_FIELDS = {
     "file": ("path",),
     "hugging face": ("model_path", "prompts_path", "max_new_tokens", "pooling"),
 }
-ANALYSIS_FIELDS = ("standardise", "null_control", "svm", "seed")
+ANALYSIS_FIELDS = ("standardise", "null_control", "null_splits", "svm", "seed")
 
 
 @dataclass
@@ -57,8 +58,11 @@ class ManifoldParams:
     # the analysis
     k: int = 5
     alpha: float = 2.0
+    persistence: int = 1
+    correction: str = "holm"
     standardise: bool = False
     null_control: bool = True
+    null_splits: int = 5
     svm: bool = True
     layer: int = 6
     seed: int = 0
@@ -69,7 +73,7 @@ class ManifoldParams:
         ranges = {"n_layers": (1, 64), "dim": (2, 8192), "manifold_dim": (1, 64),
                   "n_correct": (6, 20000), "n_error": (1, 20000), "diverge_at": (0, 64),
                   "n_problems": (20, 5000), "max_new_tokens": (1, 256), "k": (1, K_MAX),
-                  "layer": (0, 256)}
+                  "layer": (0, 256), "persistence": (1, 64), "null_splits": (1, 20)}
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -77,8 +81,12 @@ class ManifoldParams:
         for name, (low, high) in {"alpha": (0.0, 10.0), "drift": (0.0, 50.0),
                                   "noise": (0.0, 10.0)}.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not low <= value <= high:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not low <= value <= high:
                 raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}; "
+                             f"got {self.correction!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
         if self.source == "synthetic" and self.diverge_at > self.n_layers:
@@ -123,12 +131,25 @@ class ManifoldApp(App):
         self._analyses: OrderedDict = OrderedDict()
         self._layer_slider: widgets.IntSlider | None = None
         self._figure_cache: dict = {}
+        self._layer_moved: tuple | None = None
+        self._layer_asked = "layer" in params
         super().__init__(**params)
+
+    def set(self, **changes) -> ManifoldApp:
+        """As :meth:`App.set`; a layer asked for must exist, a layer left as it was follows a
+        source with fewer layers."""
+        self._layer_asked = "layer" in changes
+        return super().set(**changes)
 
     # ----- the science, cached ---------------------------------------------------------------
     @staticmethod
     def source_key(params: ManifoldParams) -> tuple:
-        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]))
+        """What the source's data depend on: its settings and, for files, what is in them (a file
+        overwritten at the same path is a new source)."""
+        files = {"file": ("path",), "hugging face": ("model_path", "prompts_path")}[params.source] \
+            if params.source in ("file", "hugging face") else ()
+        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]),
+                *(file_signature(getattr(params, f)) for f in files))
 
     def analysis_key(self, params: ManifoldParams) -> tuple:
         return (self.source_key(params), *(getattr(params, f) for f in ANALYSIS_FIELDS))
@@ -150,8 +171,9 @@ class ManifoldApp(App):
                 reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
                 alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
                 standardise=params.standardise, null_control=params.null_control,
-                svm=params.svm, layer_names=reps.layer_names,
-                final_normalised=reps.final_normalised, seed=params.seed,
+                null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
+                final_normalised=reps.final_normalised, strata=reps.details.get("strata"),
+                seed=params.seed,
                 progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),
             )
             while len(self._analyses) > 4:
@@ -164,8 +186,20 @@ class ManifoldApp(App):
             n_correct = int(analysed.correct.sum())
             raise ValueError(f"there are {n_correct} correct samples but k = {params.k} needs at "
                              f"least k + 1 = {params.k + 1}; lower k to {analysed.k_max} or less")
-        return ManifoldView(analysed.with_settings(k=params.k, alpha=params.alpha),
-                            min(params.layer, analysed.n_layers - 1), self.representations(params))
+        last = analysed.n_layers - 1
+        if params.layer > last:
+            if self._layer_asked:
+                raise ValueError(f"layer must be from 0 to {last} (this source has "
+                                 f"{analysed.n_layers} layers), got {params.layer}")
+            # a source with fewer layers than the view's: it moves to the last layer, and says so
+            self._layer_moved = (params.layer, last)
+            params.layer = last
+        if params.persistence > analysed.n_layers:
+            raise ValueError(f"persistence must be from 1 to {analysed.n_layers} (the layers of "
+                             f"this source), got {params.persistence}")
+        rule = analysed.with_settings(k=params.k, alpha=params.alpha,
+                                      persistence=params.persistence, correction=params.correction)
+        return ManifoldView(rule, params.layer, self.representations(params))
 
     def make_figures(self, view: ManifoldView) -> dict:
         """The six views; a view whose inputs did not change is reused, not redrawn (a layer
@@ -173,15 +207,16 @@ class ManifoldApp(App):
         if self._layer_slider is not None:
             self._layer_slider.max = view.result.n_layers - 1
         result = view.result
-        analysis, k, alpha = id(result.tables), result.k, result.alpha
+        analysis, k = id(result.tables), result.k
+        rule = (k, result.alpha, result.persistence, result.correction)
         recipes = {
-            "deviation": ((analysis, k, alpha), lambda: figures.deviation_curves(result)),
-            "divergence layers": ((analysis, k, alpha), lambda: figures.divergence_histogram(result)),
-            "projection": ((analysis, k, alpha, view.layer),
+            "deviation": ((analysis, *rule), lambda: figures.deviation_curves(result)),
+            "divergence layers": ((analysis, *rule), lambda: figures.divergence_histogram(result)),
+            "projection": ((analysis, *rule, view.layer),
                            lambda: figures.projection(result, view.layer)),
             "intrinsic dimension": ((analysis,), lambda: figures.intrinsic_dimension(result)),
             "separability": ((analysis, k), lambda: figures.separability(result)),
-            "statistics": ((analysis, k, alpha), lambda: figures.statistics_table(result)),
+            "statistics": ((analysis, *rule), lambda: figures.statistics_table(result)),
         }
         drawn = {}
         for name, (key, draw) in recipes.items():
@@ -206,11 +241,34 @@ class ManifoldApp(App):
         result, reps = view.result, view.representations
         notes = [f"{reps.source}: {int(reps.correct.sum())} correct, {int((~reps.correct).sum())} "
                  f"errors, {result.n_layers} layers."]
-        diverged = result.diverged_by_layer[-1]
-        notes.append(f"{diverged:.0%} of the errors cross the threshold somewhere")
-        if result.null_diverged_by_layer is not None:
-            notes[-1] += f" (null control: {result.null_diverged_by_layer[-1]:.0%} by chance)"
+        if "checker" in reps.details:
+            notes.append(f"Answers checked by {reps.details['checker']}.")
+        rule = f"mu + {result.alpha:g} sigma" + (
+            f" on {result.persistence} consecutive layers" if result.persistence > 1 else "")
+        notes.append(f"{result.diverged_by_layer[-1]:.0%} of the errors cross {rule} somewhere")
+        false_alarm = result.false_alarm_summary()
+        if false_alarm is not None:
+            mean, low, high = false_alarm
+            notes[-1] += (f"; the rule's any-layer false-alarm rate on the null control is "
+                          f"{mean:.0%} (from {low:.0%} to {high:.0%} over "
+                          f"{result.null_false_alarm.size} random splits)")
         notes[-1] += "."
+        significant = [name for name, p in zip(result.layer_names, result.p_adjusted, strict=True)
+                       if p < 0.05]
+        notes.append(f"Layers where errors deviate more than the baseline (Welch, "
+                     f"{CORRECTIONS[result.correction]}, p < 0.05): "
+                     f"{', '.join(significant) if significant else 'none'}.")
+        if self.params.null_control and result.null_diverged_by_layer is None:
+            n_correct = int(result.correct.sum())
+            notes.append(
+                f"Null control off: it splits the {n_correct} correct samples in half, and a "
+                f"half of {n_correct // 2} is too few for {result.k_max} neighbours plus the point "
+                f"itself (it needs at least {2 * (result.k_max + 1)} correct samples).")
+        if self._layer_moved is not None:
+            asked, shown = self._layer_moved
+            notes.append(f"This source has {shown + 1} layers: the 2-D view shows its last layer "
+                         f"({shown}) instead of layer {asked}.")
+            self._layer_moved = None
         return notes
 
     def _show_notes(self) -> None:
@@ -297,13 +355,28 @@ class ManifoldApp(App):
             widgets.HTML("<b>analysis</b>"),
             int_slider("k", 1, K_MAX, "k neighbours"),
             float_slider("alpha", 0.0, 6.0, 0.1, "alpha"),
+            int_slider("persistence", 1, 5, "layers in a row"),
+            self.bind(widgets.Dropdown(options=list(CORRECTIONS), description="p correction",
+                                       style=style, layout=layout), "correction"),
             self.bind(widgets.Checkbox(description="standardise features", indent=False), "standardise"),
             self.bind(widgets.Checkbox(description="null control", indent=False), "null_control"),
+            int_slider("null_splits", 1, 20, "null splits"),
             self.bind(widgets.Checkbox(description="RBF-SVM (slower)", indent=False), "svm"),
             int_slider("seed", 0, 99, "seed"),
             self._layer_slider, play,
         ])
         return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
+
+
+def file_signature(path: str) -> tuple:
+    """A file's identity and version: device, inode, size and modification and change times in
+    nanoseconds (any rewrite changes them; a folder also changes when a file in it is replaced).
+    A path that does not exist gets ``()``; loading it then says so."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return ()
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def load_source(params: ManifoldParams, progress=None) -> Representations:

@@ -65,27 +65,35 @@ def band(x, low, high, colour, name) -> dict:
                 legendgroup=name)
 
 
+def per_mu(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``values / mu`` per layer; a layer whose correct samples all coincide (mu = 0) has no
+    scale, and is left out of the curve (a gap) rather than drawn as NaN or infinity."""
+    mu = np.asarray(mu, dtype=np.float64)
+    scale = np.where(mu > 0, mu, np.nan)
+    return values / (scale[:, None] if values.ndim == 2 else scale)
+
+
 def deviation_curves(result: RemaResult) -> go.Figure:
     """Errors' D / mu (median and 25-75 % band), the correct samples' leave-one-out band, the
-    threshold and the null control's pseudo-errors, per layer."""
+    threshold and the null control's pseudo-errors, per layer (a layer with mu = 0 is a gap)."""
     x = np.arange(result.n_layers)
-    mu = result.baseline_mean[:, None]
-    base = result.baseline / mu
+    mu = result.baseline_mean
+    base = per_mu(result.baseline, mu)
     traces = [band(x, np.percentile(base, 25, axis=1), np.percentile(base, 75, axis=1), CORRECT,
                    "correct (leave-one-out), 25-75 %")]
     if result.null_deviations is not None:
-        null = result.null_deviations / result.null_baseline_mean[:, None]
+        null = per_mu(result.null_deviations, result.null_baseline_mean)
         traces += [band(x, np.percentile(null, 25, axis=1), np.percentile(null, 75, axis=1), NULL,
                         "null control (correct vs correct), 25-75 %"),
                    dict(type="scatter", x=x, y=np.median(null, axis=1), mode="lines",
                         line=dict(color=NULL, dash="dot"), name="null control, median")]
-    dev = result.deviations / mu
+    dev = per_mu(result.deviations, mu)
     traces += [
         band(x, np.percentile(dev, 25, axis=1), np.percentile(dev, 75, axis=1), ERROR,
              "errors, 25-75 %"),
         dict(type="scatter", x=x, y=np.median(dev, axis=1), mode="lines+markers",
              line=dict(color=ERROR), name="errors, median"),
-        dict(type="scatter", x=x, y=result.threshold / result.baseline_mean, mode="lines",
+        dict(type="scatter", x=x, y=per_mu(result.threshold, mu), mode="lines",
              line=dict(color=THRESHOLD, dash="dash"), name=f"threshold mu + {result.alpha:g} sigma"),
     ]
     return figure(traces, f"Deviation from the correct manifold (k = {result.k})", result,
@@ -108,10 +116,12 @@ def divergence_histogram(result: RemaResult) -> go.Figure:
     if result.null_divergence_layer is not None:
         traces.append(dict(type="bar", x=labels, y=shares(result.null_divergence_layer),
                            marker_color=NULL,
-                           name=f"null control (n = {result.null_divergence_layer.size})"))
-    return figure(traces, f"Divergence layer (alpha = {result.alpha:g}, k = {result.k})",
+                           name=f"null control ({result.null_false_alarm.size} splits, "
+                                f"n = {result.null_divergence_layer.size})"))
+    run = f" on {result.persistence} layers in a row" if result.persistence > 1 else ""
+    return figure(traces, f"Divergence layer (alpha = {result.alpha:g}, k = {result.k}{run})",
                   barmode="group", yaxis=dict(title_text="share of the group", tickformat=".0%"),
-                  xaxis=dict(title_text="first layer with D > mu + alpha sigma"))
+                  xaxis=dict(title_text=f"first layer with D > mu + alpha sigma{run}"))
 
 
 def projection(result: RemaResult, layer: int) -> go.Figure:
@@ -163,6 +173,9 @@ def separability(result: RemaResult) -> go.Figure:
     x = np.arange(result.n_layers)
     traces = [dict(type="scatter", x=x, y=result.auroc, mode="lines+markers",
                    name="AUROC of the deviation D", line=dict(color=ERROR))]
+    if result.matched_auroc is not None:
+        traces.append(dict(type="scatter", x=x, y=result.matched_auroc, mode="lines+markers",
+                           name="AUROC matched by input type", line=dict(color=ERROR, dash="dot")))
     if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
         traces.append(dict(type="scatter", x=x, y=result.geometry.svm_accuracy,
                            mode="lines+markers", name="RBF-SVM balanced accuracy (5-fold)",

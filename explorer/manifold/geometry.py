@@ -35,16 +35,36 @@ def two_nn(
     """
     first_two = nearest_distances(x, x, 2, leave_one_out=True, device=device)
     return two_nn_from_distances(
-        first_two[:, 0], first_two[:, 1], method=method, discard_fraction=discard_fraction
+        first_two[:, 0], first_two[:, 1], method=method, discard_fraction=discard_fraction,
+        duplicate_radius=rounding_radius(x),
     )
 
 
+def rounding_radius(x) -> float:
+    """Distances up to this are rounding noise, not geometry: two states this close are the same
+    state computed in another order (e.g. an average of the same embeddings).
+
+    4 sqrt(d) u max_i ||x_i - mean||, with u the unit roundoff of x's float type: a length-d sum
+    in that precision errs by about sqrt(d) u of its terms (Higham & Mary 2019), and 4 covers
+    the difference of two such errors with room to spare.
+    """
+    a = np.asarray(x)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"x must be a non-empty (samples x features) array, got shape {a.shape}")
+    u = np.finfo(a.dtype).eps / 2 if a.dtype == np.float64 else 2.0**-24
+    a = a.astype(np.float64)
+    radius = np.sqrt(((a - a.mean(axis=0)) ** 2).sum(axis=1).max())
+    return float(4.0 * np.sqrt(a.shape[1]) * u * radius)
+
+
 def two_nn_from_distances(
-    r1: np.ndarray, r2: np.ndarray, *, method: str = "linear", discard_fraction: float = 0.1
+    r1: np.ndarray, r2: np.ndarray, *, method: str = "linear", discard_fraction: float = 0.1,
+    duplicate_radius: float = 0.0,
 ) -> float:
     """TwoNN from each point's first and second neighbour distances (see :func:`two_nn`).
 
-    Points with r1 = 0 (exact duplicates) have no defined ratio and are dropped, as in the paper.
+    Points with r1 <= ``duplicate_radius`` (duplicates: r1 = 0, or rounding noise, see
+    :func:`rounding_radius`) have no meaningful ratio and are dropped, as in the paper.
     """
     if method not in ("linear", "mle"):
         raise ValueError(f"method must be 'linear' or 'mle', got {method!r}")
@@ -52,11 +72,11 @@ def two_nn_from_distances(
         raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction!r}")
     r1 = np.asarray(r1, dtype=np.float64)
     r2 = np.asarray(r2, dtype=np.float64)
-    defined = r1 > 0
+    defined = r1 > duplicate_radius
     if not defined.all():
         warnings.warn(
             f"TwoNN: dropping {int((~defined).sum())} points with a duplicate (first neighbour "
-            "at distance 0)",
+            f"at distance <= {duplicate_radius:.3g}, rounding noise)",
             stacklevel=2,
         )
     mu = r2[defined] / r1[defined]

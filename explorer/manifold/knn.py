@@ -4,23 +4,29 @@ The squared Euclidean distance is expanded as
 
     ||q - r||^2 = ||q||^2 + ||r||^2 - 2 q.r,
 
-so the heavy work is one matrix product per chunk of queries (BLAS on the CPU, cuBLAS on a GPU).
-Three details keep it exact enough to agree with a float64 brute force to 1e-5 relative:
+so the heavy work is one float32 matrix product per chunk of queries (BLAS on the CPU, cuBLAS on a
+GPU), the physical limit of the method. The float32 product only *proposes* neighbours; the answer
+is the exact one, equal to a float64 brute force:
 
-1. **Centring.** Everything is shifted by the references' mean (computed in float64) before the
-   float32 product. Hidden states of language models carry large shared offsets ("massive
-   activations"); without centring, ||q||^2 and 2 q.r are huge numbers whose float32 difference
-   loses the small distance that matters.
-2. **Refinement.** The product *selects* the k candidates. A selected pair that is close compared
-   with the two points' norms (where the expansion cancels most of its digits) is recomputed
-   directly as ||q - r|| (a subtraction, no cancellation), so duplicate points get distance 0
-   exactly instead of sqrt(rounding noise).
-3. **Leave-one-out by index.** When queries and references are the same set, the pair (i, i) is
+1. **Centring.** Everything is shifted by the references' mean before the float32 product. Hidden
+   states of language models carry large shared offsets ("massive activations"); centring keeps
+   ||q||^2 and 2 q.r small, so the expansion keeps its digits and the exact path below is rare.
+2. **A proven choice.** Every computed squared distance of query q is within
+   E = c (||q||^2 + max ||r||^2) of the exact one (:func:`expansion_error_factor`, a probabilistic
+   rounding bound). The k + 1 best candidates are kept; when the gap between the k-th and the
+   (k+1)-th computed value exceeds 2E, no other reference can belong to the k nearest and the
+   choice is certain. Otherwise (near ties, or neighbours that are close compared with the cloud's
+   spread) every reference within the band "k-th value + 2E" is recomputed exactly and the k
+   smallest are taken (:func:`exact_k_smallest_in_band`).
+3. **Exact values.** A chosen pair that is close compared with the two points' norms (where the
+   expansion cancels most of its digits) is recomputed directly as ||q - r||^2 from the original
+   data in float64 (:func:`exact_squared`), so duplicates get distance 0 exactly.
+4. **Leave-one-out by index.** When queries and references are the same set, the pair (i, i) is
    made the farthest possible before the selection, so a point never counts itself but does count
    an exact duplicate of itself (dropping "the first neighbour" would drop the duplicate instead).
 
 Memory stays bounded: queries are processed in chunks sized so that one chunk's distance block and
-its refinement gather stay under ``memory_mb``.
+its exact recomputation stay under ``memory_mb``.
 """
 
 from __future__ import annotations
@@ -53,14 +59,33 @@ def shift_to_float32(x: torch.Tensor, offset: torch.Tensor | None, dev: torch.de
     return x.to(torch.float32).contiguous()
 
 
-#: At most this many queries per chunk: a 256 x 5000 block stays in cache between the product, the
-#: conversion and the selection (measured fastest of 64 .. 2000 rows at d = 896 and 4096).
-MAX_CHUNK_ROWS = 256
+#: The centre is the mean of at most this many references.
+OFFSET_SAMPLE = 1024
+
+#: At most this many queries per chunk.
+MAX_CHUNK_ROWS = 2048
+
+#: Candidates kept beyond the k asked for: near ties at the k-th neighbour are settled among them
+#: without another pass over the row.
+EXTRA_CANDIDATES = 4
 
 
-def chunk_rows(n_references: int, k: int, dim: int, memory_mb: float) -> int:
-    """Queries per chunk so that the distance block and the refinement gather fit ``memory_mb``."""
-    per_row_bytes = 4 * (n_references + k * dim)
+def useful_offset(r: torch.Tensor) -> torch.Tensor | None:
+    """The centre to shift by, or None where shifting would not pay: when the mean is small next
+    to the spread, centring shrinks ||q||^2 + ||r||^2 (and so the error bound E) by under 2 %."""
+    sample = r[:OFFSET_SAMPLE]
+    offset = sample.mean(dim=0)
+    if not bool(torch.isfinite(offset).all()):
+        raise ValueError(NOT_FINITE.format(name="references"))
+    mean_square = float(torch.linalg.vector_norm(sample, dim=1, dtype=torch.float64).square().mean())
+    offset_square = float(torch.linalg.vector_norm(offset, dtype=torch.float64)) ** 2
+    return offset if 64.0 * offset_square > mean_square else None
+
+
+def chunk_rows(n_references: int, memory_mb: float) -> int:
+    """Queries per chunk so that the distance block and a float64 copy of its rows fit
+    ``memory_mb``; the larger the chunk, the fewer times BLAS re-packs the references."""
+    per_row_bytes = 12 * n_references
     return max(1, min(MAX_CHUNK_ROWS, int(memory_mb * 2**20 // per_row_bytes)))
 
 
@@ -72,13 +97,13 @@ def nearest_distances(
     leave_one_out: bool = False,
     centre: bool = True,
     memory_mb: float = 64.0,
-    engine: str = "auto",
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Distances from each query to its k nearest references, sorted ascending: shape (n_q, k).
 
     ``leave_one_out=True`` means queries *are* the references (same rows, same order) and query i
     must not count reference i; any other point, even an identical one, still counts.
+    The neighbours are the exact ones (see the module docstring), whatever the data's shape.
     """
     q = as_matrix(queries, "queries")
     r = as_matrix(references, "references")
@@ -99,29 +124,49 @@ def nearest_distances(
         raise ValueError("leave_one_out=True needs queries and references to be the same rows")
 
     dev = choose_device(device)
-    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so its own
-    # rounding does not matter.
-    offset = r.mean(dim=0) if centre else None
-    if offset is not None and not bool(torch.isfinite(offset).all()):
-        raise ValueError(NOT_FINITE.format(name="references"))
-    r = shift_to_float32(r, offset, dev)
-    ref_sq = squared_norms(r)
-    closeness = closeness_engine(r, engine, ref_sq)
-    rows = chunk_rows(r.shape[0], k, r.shape[1], memory_mb)
-    out = torch.empty((q.shape[0], k), dtype=torch.float32, device=dev)
+    q, r = q.to(dev), r.to(dev)
+    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
+    # the first references does (and its own rounding does not matter).
+    offset = useful_offset(r) if centre else None
+    r32 = shift_to_float32(r, offset, dev)
+    ref_sq = squared_norms(r32)
+    minus_half_ref_sq = (-0.5 * ref_sq).unsqueeze(0)
+    error_factor = expansion_error_factor(r.shape[1])
+    largest_ref_sq = ref_sq.max()
+    # a few more candidates than asked: the gap to them shows whether the choice is certain
+    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    rows = chunk_rows(r.shape[0], memory_mb)
+    out = torch.empty((q.shape[0], k), dtype=torch.float64, device=dev)
     for start in range(0, q.shape[0], rows):
-        # queries are shifted chunk by chunk: no second full-size copy, and the chunk is in cache
-        block = r[start : start + rows] if leave_one_out else \
+        # queries are shifted chunk by chunk: no second full-size copy
+        block = r32[start : start + rows] if leave_one_out else \
             shift_to_float32(q[start : start + rows], offset, dev)
-        score = closeness(block)  # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row)
+        # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row); one BLAS GEMM
+        score = torch.addmm(minus_half_ref_sq, block, r32.T)
         if leave_one_out:
             idx = torch.arange(block.shape[0], device=dev)
             score[idx, start + idx] = -float("inf")
-        best, nearest = largest_k(score, k)
+        best, nearest = largest_k(score, n_candidates)
         block_sq = squared_norms(block).unsqueeze(1)
-        squared = (block_sq - 2.0 * best).clamp_(min=0.0)
-        refine_close_pairs(squared, block, block_sq, r, ref_sq, nearest)
-        out[start : start + rows] = torch.sort(squared.sqrt_(), dim=1).values
+        squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
+        nearest = torch.gather(nearest, 1, order)
+        # E: how far any computed squared distance of the row can be from the exact one
+        error = error_factor * (block_sq[:, 0].double() + float(largest_ref_sq))
+        queries_here = q[start : start + rows]
+        exact, beyond = settle_near_ties(squared, nearest, error, k, queries_here, r, memory_mb)
+        squared, nearest = squared[:, :k], nearest[:, :k]
+        cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
+        # rows settled beyond the candidates are recomputed whole below, from their computed c_k
+        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1),
+                                             as_tuple=True)
+        squared[pair_rows, pair_cols] = exact_squared(
+            queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
+        if n_candidates < available and bool(beyond.any()):
+            rows_left = torch.nonzero(beyond).squeeze(1)
+            squared[rows_left] = exact_k_smallest_in_band(
+                queries_here[rows_left], r, block_sq[rows_left] - 2.0 * score[rows_left],
+                squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
+        out[start : start + rows] = torch.sort(squared, dim=1).values.sqrt_()
     result = out.cpu().numpy()
     if not np.isfinite(result).all():  # a NaN or inf anywhere in the inputs ends up here
         raise ValueError(NOT_FINITE.format(name="queries or references"))
@@ -129,7 +174,7 @@ def nearest_distances(
 
 
 #: Columns per group in :func:`largest_k`'s first pass.
-SELECTION_GROUP = 100
+SELECTION_GROUP = 64
 
 
 def largest_k(score: torch.Tensor, k: int, group: int = SELECTION_GROUP):
@@ -163,66 +208,108 @@ def largest_k(score: torch.Tensor, k: int, group: int = SELECTION_GROUP):
 
 NOT_FINITE = "{name} contain NaN or infinite values; clean or drop those samples first"
 
-#: A selected pair is recomputed directly when |q|^2 + |r|^2 exceeds this many times its squared
-#: distance: there the expanded form has cancelled most of its float32 digits. Below it the
-#: expansion keeps a relative error of about 1e-7 (measured against float64 up to d = 4096).
+#: A chosen pair's distance is recomputed directly when |q|^2 + |r|^2 exceeds this many times its
+#: squared distance: there the expanded form has cancelled most of its float32 digits. Below it the
+#: distances from the expansion stay within 1e-6 relative of float64, about 2e-7 measured at
+#: d = 64, 896 and 4096 (tests/manifold/test_manifold_knn.py asserts 1e-6).
 CANCELLATION_RATIO = 16.0
 
+#: lambda of the probabilistic rounding-error bound (Higham & Mary 2019, Theorem 3.1): a float32 dot
+#: product of length d errs by more than lambda sqrt(d) u sum |x_i y_i| with probability at most
+#: 2 d exp(-lambda^2 / 2) (3e-18 at d = 8192 for lambda = 10).
+ROUNDING_LAMBDA = 10.0
 
-def refine_close_pairs(squared, block, block_sq, r, ref_sq, nearest) -> None:
-    """Recompute, as ||q - r||^2 (no cancellation), the selected pairs that are close relative to
-    their norms, e.g. duplicates, which the expansion would put at sqrt(rounding noise) > 0."""
-    norms = block_sq + ref_sq[nearest]
-    rows, cols = torch.nonzero(norms > CANCELLATION_RATIO * squared, as_tuple=True)
-    if rows.numel():
-        diff = block[rows] - r[nearest[rows, cols]]
-        squared[rows, cols] = (diff * diff).sum(dim=1)
+#: Unit roundoff of a float32 matrix product at each of torch's float32 matmul precisions: IEEE
+#: single, TensorFloat-32 ("high", GPUs) and bfloat16 ("medium").
+MATMUL_UNIT_ROUNDOFF = {"highest": 2.0**-24, "high": 2.0**-11, "medium": 2.0**-8}
+
+
+def expansion_error_factor(dim: int) -> float:
+    """c such that a squared distance from the float32 expansion of centred points is within
+    c (|q|^2 + |r|^2) of the exact one.
+
+    |q|^2, |r|^2 and 2 q.r each err by at most lambda sqrt(d) u times their terms (Higham & Mary
+    2019, "A new approach to probabilistic rounding error analysis", SIAM J. Sci. Comput. 41(5)),
+    together 2 lambda sqrt(d) u (|q|^2 + |r|^2); rounding the centred points to float32 moves a
+    squared distance by at most 4u (|q|^2 + |r|^2), and the final sums add 4u more.
+    """
+    u = MATMUL_UNIT_ROUNDOFF.get(torch.get_float32_matmul_precision(), 2.0**-8)
+    return (2.0 * ROUNDING_LAMBDA * dim**0.5 + 8.0) * u
+
+
+def settle_near_ties(squared, nearest, error, k: int, queries, references, memory_mb: float):
+    """Make the first k columns the exact k nearest where the candidates decide it.
+
+    ``squared``/``nearest``: each row's candidates, sorted by computed squared distance c, and
+    ``error`` E per row. With c_k the k-th value, a candidate with c < c_k - 2E is surely among the
+    k nearest (its exact value is below that of every reference with c >= c_k, and fewer than k
+    have c < c_k); one with c > c_k + 2E surely is not. The ambiguous ones in between are computed
+    exactly and the k nearest completed with the smallest of them. Rows whose ambiguous band may
+    reach past the last candidate are left to the caller (``beyond``). Returns ``exact`` (rows x k,
+    True where the column now holds an exact value) and ``beyond``.
+    """
+    n_rows, n_candidates = squared.shape
+    exact = torch.zeros((n_rows, k), dtype=torch.bool, device=squared.device)
+    if n_candidates == k:  # every reference is a neighbour: nothing to decide
+        return exact, torch.zeros(n_rows, dtype=torch.bool, device=squared.device)
+    low = (squared[:, k - 1] - 2.0 * error).unsqueeze(1)
+    high = (squared[:, k - 1] + 2.0 * error).unsqueeze(1)
+    beyond = squared[:, -1] <= high[:, 0]
+    tied = (squared[:, k] <= high[:, 0]) & ~beyond
+    if not bool(tied.any()):
+        return exact, beyond
+    rows = torch.nonzero(tied).squeeze(1)
+    band = (squared[rows] >= low[rows]) & (squared[rows] <= high[rows])
+    at_row, at_col = torch.nonzero(band, as_tuple=True)
+    exact_values = torch.full((rows.shape[0], n_candidates), float("inf"), dtype=torch.float64,
+                              device=squared.device)
+    exact_values[at_row, at_col] = exact_squared(
+        queries[rows], references, at_row, nearest[rows][at_row, at_col], memory_mb)
+    sure = (squared[rows] < low[rows]).sum(dim=1, keepdim=True)  # a prefix: the rows are sorted
+    column = torch.arange(k, device=squared.device).unsqueeze(0)
+    smallest = torch.sort(exact_values, dim=1).values
+    completed = torch.gather(smallest, 1, (column - sure).clamp(min=0))
+    squared[rows, :k] = torch.where(column < sure, squared[rows, :k], completed)
+    exact[rows] = column >= sure
+    return exact, beyond
+
+
+def exact_squared(queries, references, rows, cols, memory_mb: float = 64.0) -> torch.Tensor:
+    """||queries[rows] - references[cols]||^2 in float64 from the original (uncentred) data.
+
+    The difference is taken in the data's own precision: for close points it is exact (Sterbenz),
+    so no digit is lost however far the pair sits from the origin; the squares add up in float64.
+    """
+    out = torch.empty(rows.shape[0], dtype=torch.float64, device=queries.device)
+    step = max(1, int(memory_mb * 2**20 // (12 * queries.shape[1])))
+    for at in range(0, rows.shape[0], step):
+        diff = (queries[rows[at : at + step]] - references[cols[at : at + step]]).double()
+        out[at : at + step] = (diff * diff).sum(dim=1)
+    return out
+
+
+def exact_k_smallest_in_band(queries, references, approx, upper, k: int, memory_mb: float):
+    """The k smallest exact squared distances of each query, for rows whose float32 choice was
+    uncertain (a near tie at the k-th neighbour).
+
+    ``approx``: the float32 expansion's squared distances to every reference (rows x references);
+    ``upper``: per row, the k-th computed value plus twice the error bound E. Every true k nearest
+    reference has a computed value <= the k-th exact distance + E <= ``upper``, so the band
+    approx <= upper holds them all; only the band is recomputed exactly.
+    """
+    rows, cols = torch.nonzero(approx <= upper.to(approx.dtype).unsqueeze(1), as_tuple=True)
+    exact = exact_squared(queries, references, rows, cols, memory_mb)
+    width = int(torch.bincount(rows, minlength=queries.shape[0]).max())
+    table = torch.full((queries.shape[0], width), float("inf"), dtype=torch.float64,
+                       device=queries.device)
+    first_of_row = torch.searchsorted(rows, rows, right=False)  # rows come sorted from nonzero
+    table[rows, torch.arange(rows.shape[0], device=rows.device) - first_of_row] = exact
+    return torch.topk(table, k, dim=1, largest=False, sorted=False).values
 
 
 def squared_norms(x: torch.Tensor) -> torch.Tensor:
     """|x_i|^2 for each row, without an x-sized temporary (relative error ~3e-7 in float32)."""
     return torch.linalg.vector_norm(x, dim=1).square_()
-
-
-def closeness_engine(r: torch.Tensor, engine: str, ref_sq: torch.Tensor | None = None):
-    """A function block -> block @ r.T - |r|^2 / 2, by oneDNN or by torch.addmm.
-
-    On the CPU, oneDNN's float32 GEMM (the kernel behind torch.utils.mkldnn, here through the
-    dense-in/dense-out ``mkldnn::_linear_pointwise`` that torch.compile uses) measured about twice as fast on one core as the default BLAS route of
-    ``torch.mm``; same IEEE float32 arithmetic. All tensors stay dense: packing the references
-    into oneDNN's blocked layout first (``to_mkldnn``) cost a full extra copy and measured no faster,
-    and a dense result needs no conversion copy of the (chunk x references) block.
-    ``engine="torch"`` forces the plain route (also used on GPUs and when oneDNN is absent).
-    """
-    if engine not in ("auto", "onednn", "torch"):
-        raise ValueError(f"engine must be 'auto', 'onednn' or 'torch', got {engine!r}")
-    half_sq = -0.5 * (squared_norms(r) if ref_sq is None else ref_sq)
-    use_onednn = engine == "onednn" or (
-        engine == "auto" and r.device.type == "cpu" and torch.backends.mkldnn.is_available()
-    )
-    plain = lambda block: torch.addmm(half_sq.unsqueeze(0), block, r.T)  # noqa: E731
-    if not use_onednn:
-        return plain
-    try:
-        linear = torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):
-        if engine == "onednn":
-            raise
-        return plain
-
-    def onednn(block: torch.Tensor) -> torch.Tensor:
-        nonlocal linear
-        if linear is None:
-            return plain(block)
-        try:
-            return linear(block, r, half_sq, "none", [], "")
-        except RuntimeError:  # an unsupported build: fall back for good, same numbers
-            if engine == "onednn":
-                raise
-            linear = None
-            return plain(block)
-
-    return onednn
 
 
 def knn_distances(
@@ -233,17 +320,16 @@ def knn_distances(
     leave_one_out: bool = False,
     centre: bool = True,
     memory_mb: float = 64.0,
-    engine: str = "auto",
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Each query's mean Euclidean distance to its k nearest references: shape (n_queries,).
 
-    This is REMA's deviation score (Li et al. 2025, "A Unified Reasoning Manifold Framework for
-    Interpreting Large Language Models", the kNN deviation D_j): with ``leave_one_out=True`` and
+    This is REMA's deviation score (Li et al. 2025, "REMA: A Unified Reasoning Manifold Framework
+    for Interpreting Large Language Model", arXiv:2509.22518, the kNN deviation D_j): with ``leave_one_out=True`` and
     the correct samples as both queries and references, it is the baseline "internal fluctuation".
     """
     distances = nearest_distances(
         queries, references, k, leave_one_out=leave_one_out, centre=centre,
-        memory_mb=memory_mb, engine=engine, device=device,
+        memory_mb=memory_mb, device=device,
     )
     return distances.astype(np.float64).mean(axis=1)

@@ -32,7 +32,14 @@ from scipy import stats
 
 from explorer.device import check_seed
 
-from .geometry import auroc, pca_dimension, pca_projection, svm_accuracy, two_nn_from_distances
+from .geometry import (
+    auroc,
+    pca_dimension,
+    pca_projection,
+    rounding_radius,
+    svm_accuracy,
+    two_nn_from_distances,
+)
 from .knn import nearest_distances
 
 #: Divergence layer of an error that never crosses the threshold.
@@ -107,13 +114,15 @@ class NeighbourTables:
 
     error_to_correct: np.ndarray  # (layers, n_error, k_max)
     correct_loo: np.ndarray  # (layers, n_correct, k_max), leave-one-out
-    null_to_reference: np.ndarray | None  # (layers, n_null, k_max): pseudo-errors -> half
-    null_reference_loo: np.ndarray | None  # (layers, n_reference, k_max)
+    null_to_reference: np.ndarray | None  # (splits, layers, n_null, k_max): pseudo-errors -> half
+    null_reference_loo: np.ndarray | None  # (splits, layers, n_reference, k_max)
 
 
-def null_split(n_correct: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random split of the correct samples' positions into reference and pseudo-error halves."""
-    order = np.random.default_rng(seed).permutation(n_correct)
+def null_split(n_correct: int, seed: int, split: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random split of the correct samples' positions into reference and pseudo-error halves;
+    ``split`` numbers independent splits of the same seed."""
+    rng = np.random.default_rng(seed if split == 0 else [seed, split])
+    order = rng.permutation(n_correct)
     half = n_correct // 2
     return np.sort(order[:half]), np.sort(order[half:])
 
@@ -124,36 +133,80 @@ def neighbour_tables(
     k_max: int,
     *,
     null_control: bool = True,
+    null_splits: int = 1,
     seed: int = 0,
     device=None,
     progress: Progress | None = None,
 ) -> NeighbourTables:
-    """kNN distance tables for errors, the leave-one-out baseline and the null control."""
-    reference_half, pseudo_errors = null_split(int(correct.sum()), seed)
-    do_null = null_control and reference_half.size >= k_max + 1 and pseudo_errors.size > 0
-    err, loo, null_q, null_loo = [], [], [], []
+    """kNN distance tables for errors, the leave-one-out baseline and the null control (one
+    table pair per random split of the correct samples)."""
+    n_correct = int(correct.sum())
+    splits = [null_split(n_correct, seed, s) for s in range(null_splits)]
+    do_null = null_control and n_correct // 2 >= k_max + 1
+    err, loo = [], []
+    null_q = [[] for _ in splits]
+    null_loo = [[] for _ in splits]
     for index, layer in enumerate(layers):
         good, bad = layer[correct], layer[~correct]
         err.append(nearest_distances(bad, good, k_max, device=device))
         loo.append(nearest_distances(good, good, k_max, leave_one_out=True, device=device))
-        if do_null:
+        for split, (reference_half, pseudo_errors) in enumerate(splits if do_null else []):
             ref = good[reference_half]
-            null_q.append(nearest_distances(good[pseudo_errors], ref, k_max, device=device))
-            null_loo.append(nearest_distances(ref, ref, k_max, leave_one_out=True, device=device))
+            null_q[split].append(nearest_distances(good[pseudo_errors], ref, k_max, device=device))
+            null_loo[split].append(nearest_distances(ref, ref, k_max, leave_one_out=True,
+                                                     device=device))
         if progress is not None:
             progress((index + 1) / len(layers), f"nearest neighbours: layer {index + 1}/{len(layers)}")
     return NeighbourTables(
         np.stack(err), np.stack(loo),
-        np.stack(null_q) if do_null else None, np.stack(null_loo) if do_null else None,
+        np.stack([np.stack(t) for t in null_q]) if do_null else None,
+        np.stack([np.stack(t) for t in null_loo]) if do_null else None,
     )
 
 
-def divergence_layers(deviations: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """For each sample (column of ``deviations``, shape (layers, n)), the first layer whose
-    deviation exceeds that layer's ``threshold``, or NEVER."""
+def divergence_layers(deviations: np.ndarray, threshold: np.ndarray, persistence: int = 1) -> np.ndarray:
+    """For each sample (column of ``deviations``, shape (layers, n)), the first layer l whose
+    deviation exceeds the threshold at l and at the ``persistence`` - 1 layers after it (a run of
+    m consecutive layers), or NEVER. ``persistence=1`` is REMA's rule (the first crossing)."""
     above = deviations > threshold[:, None]
-    first = above.argmax(axis=0)
-    return np.where(above.any(axis=0), first, NEVER)
+    runs = np.concatenate([np.zeros((1, above.shape[1]), int), np.cumsum(above, axis=0)])
+    lasting = runs[persistence:] - runs[:-persistence] == persistence  # (layers - m + 1, n)
+    first = lasting.argmax(axis=0)
+    return np.where(lasting.any(axis=0), first, NEVER)
+
+
+#: Corrections of the per-layer p-values for testing every layer at once.
+CORRECTIONS = {
+    "holm": "Holm's step-down (family-wise error rate)",
+    "benjamini-hochberg": "Benjamini-Hochberg (false discovery rate)",
+    "none": "no correction (each layer on its own)",
+}
+
+
+def adjusted_p_values(p: np.ndarray, correction: str) -> np.ndarray:
+    """p-values adjusted for the number of layers tested; NaN (an undefined test) stays NaN and
+    does not count.
+
+    Holm 1979, "A simple sequentially rejective multiple test procedure": the i-th smallest of m
+    becomes max over j <= i of (m - j + 1) p_(j). Benjamini & Hochberg 1995, "Controlling the false
+    discovery rate": the i-th smallest becomes min over j >= i of m p_(j) / j. Both capped at 1.
+    """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    p = np.asarray(p, dtype=np.float64)
+    out = p.copy()
+    tested = np.flatnonzero(np.isfinite(p))
+    m = tested.size
+    if correction == "none" or m == 0:
+        return out
+    order = tested[np.argsort(p[tested], kind="stable")]
+    rank = np.arange(1, m + 1)
+    if correction == "holm":
+        adjusted = np.maximum.accumulate((m - rank + 1) * p[order])
+    else:
+        adjusted = np.minimum.accumulate((m * p[order] / rank)[::-1])[::-1]
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
 
 
 def share_diverged_by_layer(first_layer: np.ndarray, n_layers: int) -> np.ndarray:
@@ -173,7 +226,7 @@ class Geometry:
     svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM balanced accuracy
     svm_chance: float  # 0.5: the balanced accuracy of any guess that ignores the input
     projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
-    duplicates: np.ndarray  # (layers,) correct samples with an identical twin (TwoNN drops them)
+    duplicates: np.ndarray  # (layers,) correct samples with a twin up to rounding (TwoNN drops them)
 
 
 def layer_geometry(
@@ -189,9 +242,10 @@ def layer_geometry(
     """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
     twonn, pca90, acc, proj, duplicates = [], [], [], [], []
     for index, layer in enumerate(layers):
-        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1])
+        noise = rounding_radius(layer[correct])
+        twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1], noise)
                      if correct_loo.shape[2] >= 2 else float("nan"))  # one neighbour: no ratio
-        duplicates.append(int((correct_loo[index, :, 0] == 0).sum()))
+        duplicates.append(int((correct_loo[index, :, 0] <= noise).sum()))
         pca90.append(pca_dimension(layer[correct], 0.9))
         acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
                    if svm else np.nan)
@@ -202,13 +256,13 @@ def layer_geometry(
                     np.array(duplicates))
 
 
-def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray) -> float:
+def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray, duplicate_radius: float) -> float:
     """TwoNN, or NaN where duplicates leave too few points (e.g. identical embeddings); the
     number of duplicates is reported separately, so the per-layer warning is not needed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            return two_nn_from_distances(r1, r2)
+            return two_nn_from_distances(r1, r2, duplicate_radius=duplicate_radius)
         except ValueError:
             return float("nan")
 
@@ -219,6 +273,8 @@ class RemaResult:
 
     k: int
     alpha: float
+    persistence: int  # m: an error diverges at the first of m consecutive layers above threshold
+    correction: str  # of the per-layer p-values, a key of CORRECTIONS
     correct: np.ndarray  # (n_samples,) bool
     layer_names: list[str]
     final_normalised: bool  # the last layer is a final (layer-)normalised output
@@ -232,14 +288,18 @@ class RemaResult:
     relative_deviation: np.ndarray  # mean_j D_j(l) / mu_l - 1
     t_statistic: np.ndarray  # Welch's t, errors vs baseline
     p_value: np.ndarray
+    p_adjusted: np.ndarray  # p_value corrected across layers (see ``correction``)
     auroc: np.ndarray  # AUROC of D as an error detector (errors vs baseline values)
-    null_deviations: np.ndarray | None  # (layers, n_null) pseudo-errors from the correct set
-    null_baseline_mean: np.ndarray | None  # mu_l of the reference half
+    matched_auroc: np.ndarray | None  # the same within strata of like inputs (see matched_auroc)
+    null_deviations: np.ndarray | None  # (layers, n_null) pseudo-errors of the first split
+    null_baseline_mean: np.ndarray | None  # mu_l of the first split's reference half
     null_threshold: np.ndarray | None
-    null_divergence_layer: np.ndarray | None
-    null_diverged_by_layer: np.ndarray | None
+    null_divergence_layer: np.ndarray | None  # (splits * n_null,) every split's pseudo-errors
+    null_diverged_by_layer: np.ndarray | None  # pooled over the splits
+    null_false_alarm: np.ndarray | None  # (splits,) share of pseudo-errors diverged anywhere
     geometry: Geometry | None
     tables: NeighbourTables = field(repr=False)
+    strata: np.ndarray | None = field(default=None, repr=False)  # (n_samples,) input type
 
     @property
     def n_layers(self) -> int:
@@ -249,12 +309,23 @@ class RemaResult:
     def k_max(self) -> int:
         return self.tables.correct_loo.shape[2]
 
-    def with_settings(self, k: int | None = None, alpha: float | None = None) -> RemaResult:
-        """The same analysis at another k (up to ``k_max``) or alpha, from the stored tables."""
-        k = self.k if k is None else k
-        alpha = self.alpha if alpha is None else alpha
-        stats_ = rema_statistics(self.tables, self.correct, k, alpha)
-        return replace(self, k=k, alpha=alpha, **stats_)
+    def with_settings(self, k: int | None = None, alpha: float | None = None,
+                      persistence: int | None = None, correction: str | None = None) -> RemaResult:
+        """The same analysis at another k (up to ``k_max``), alpha, persistence or correction,
+        from the stored tables."""
+        settings = dict(k=self.k if k is None else k, alpha=self.alpha if alpha is None else alpha,
+                        persistence=self.persistence if persistence is None else persistence,
+                        correction=self.correction if correction is None else correction)
+        return replace(self, **settings, **rema_statistics(self.tables, self.correct, **settings,
+                                                            strata=self.strata))
+
+    def false_alarm_summary(self) -> tuple[float, float, float] | None:
+        """The rule's any-layer false-alarm rate on the null control: the mean over the random
+        splits and the smallest and largest split, or None without a null control."""
+        if self.null_false_alarm is None:
+            return None
+        rates = self.null_false_alarm
+        return float(rates.mean()), float(rates.min()), float(rates.max())
 
     def table(self) -> list[dict]:
         """One row of per-layer statistics per layer (for the statistics table)."""
@@ -268,7 +339,10 @@ class RemaResult:
                 "relative deviation": self.relative_deviation[index],
                 "Welch t": self.t_statistic[index],
                 "p": self.p_value[index],
+                f"p ({self.correction})": self.p_adjusted[index],
                 "AUROC": self.auroc[index],
+                **({"AUROC (matched)": self.matched_auroc[index]}
+                   if self.matched_auroc is not None else {}),
                 "diverged by here": self.diverged_by_layer[index],
             }
             if self.null_diverged_by_layer is not None:
@@ -282,19 +356,50 @@ class RemaResult:
         return rows
 
 
-def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float) -> dict:
-    """The cheap part: deviations, baseline, thresholds, divergence layers, tests at (k, alpha)."""
-    k_max = tables.correct_loo.shape[2]
+def check_rule(k: int, k_max: int, alpha: float, persistence: int, n_layers: int) -> None:
+    """The rule's settings, each with a sentence saying what is allowed."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
         raise ValueError(f"k must be an integer from 1 to {k_max} (the neighbours computed), got {k!r}")
-    if not np.isfinite(alpha) or alpha < 0:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
+            or not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    if isinstance(persistence, bool) or not isinstance(persistence, (int, np.integer)) \
+            or not 1 <= persistence <= n_layers:
+        raise ValueError(f"persistence must be an integer from 1 to the number of layers "
+                         f"({n_layers}), got {persistence!r}")
+
+
+def matched_auroc(deviations: np.ndarray, baseline: np.ndarray, error_strata: np.ndarray,
+                  correct_strata: np.ndarray) -> float:
+    """AUROC of the deviation comparing each error only with correct samples of its own stratum
+    (the same kind of input, e.g. the same number of multiplications in a chain), averaged over the
+    strata weighted by their errors; strata without correct samples are left out.
+
+    If errors are common among inputs that sit apart anyway, the plain AUROC rewards the input
+    type; the matched one is 0.5 when the deviation only tracks the input type (a stratified
+    Mann-Whitney comparison, e.g. van Elteren 1960)."""
+    total, weight = 0.0, 0
+    for stratum in np.unique(error_strata):
+        errors = deviations[error_strata == stratum]
+        reference = baseline[correct_strata == stratum]
+        if reference.size:
+            total += errors.size * auroc(errors, reference)
+            weight += errors.size
+    return total / weight if weight else float("nan")
+
+
+def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float,
+                    persistence: int = 1, correction: str = "holm",
+                    strata: np.ndarray | None = None) -> dict:
+    """The cheap part: deviations, baseline, thresholds, divergence layers, tests at the rule's
+    settings (k, alpha, persistence, correction)."""
+    n_layers = tables.correct_loo.shape[0]
+    check_rule(k, tables.correct_loo.shape[2], alpha, persistence, n_layers)
     deviations = tables.error_to_correct[:, :, :k].mean(axis=2, dtype=np.float64)
     baseline = tables.correct_loo[:, :, :k].mean(axis=2, dtype=np.float64)
     mu, sigma = baseline.mean(axis=1), baseline.std(axis=1, ddof=1)
     threshold = mu + alpha * sigma
-    first = divergence_layers(deviations, threshold)
-    n_layers = deviations.shape[0]
+    first = divergence_layers(deviations, threshold, persistence)
     # identical baseline values (sigma = 0) make t infinite or undefined: reported, not warned
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -307,21 +412,36 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
         relative_deviation=relative,
         t_statistic=np.asarray(welch.statistic, dtype=np.float64),
         p_value=np.asarray(welch.pvalue, dtype=np.float64),
+        p_adjusted=adjusted_p_values(welch.pvalue, correction),
         auroc=np.array([auroc(deviations[i], baseline[i]) for i in range(n_layers)]),
+        matched_auroc=None if strata is None else np.array([
+            matched_auroc(deviations[i], baseline[i], strata[~correct], strata[correct])
+            for i in range(n_layers)]),
         null_deviations=None, null_baseline_mean=None, null_threshold=None, null_divergence_layer=None,
-        null_diverged_by_layer=None,
+        null_diverged_by_layer=None, null_false_alarm=None,
     )
     if tables.null_to_reference is not None:
-        null_dev = tables.null_to_reference[:, :, :k].mean(axis=2, dtype=np.float64)
-        null_base = tables.null_reference_loo[:, :, :k].mean(axis=2, dtype=np.float64)
+        out.update(null_statistics(tables, k, alpha, persistence))
+    return out
+
+
+def null_statistics(tables: NeighbourTables, k: int, alpha: float, persistence: int) -> dict:
+    """The same rule on every null split: pseudo-errors (correct samples) against the other half.
+    Each split's share of pseudo-errors that diverge anywhere is the rule's any-layer false-alarm
+    rate; the spread over splits shows how much of it is the luck of one split."""
+    firsts, rates = [], []
+    for split in range(tables.null_to_reference.shape[0]):
+        null_dev = tables.null_to_reference[split, :, :, :k].mean(axis=2, dtype=np.float64)
+        null_base = tables.null_reference_loo[split, :, :, :k].mean(axis=2, dtype=np.float64)
         null_mu = null_base.mean(axis=1)
         null_thr = null_mu + alpha * null_base.std(axis=1, ddof=1)
-        null_first = divergence_layers(null_dev, null_thr)
-        out.update(
-            null_deviations=null_dev, null_baseline_mean=null_mu, null_threshold=null_thr, null_divergence_layer=null_first,
-            null_diverged_by_layer=share_diverged_by_layer(null_first, n_layers),
-        )
-    return out
+        firsts.append(divergence_layers(null_dev, null_thr, persistence))
+        rates.append(float((firsts[-1] != NEVER).mean()))
+        if split == 0:
+            shown = dict(null_deviations=null_dev, null_baseline_mean=null_mu, null_threshold=null_thr)
+    pooled = np.concatenate(firsts)
+    return dict(**shown, null_divergence_layer=pooled, null_false_alarm=np.array(rates),
+                null_diverged_by_layer=share_diverged_by_layer(pooled, null_dev.shape[0]))
 
 
 def rema(
@@ -330,13 +450,17 @@ def rema(
     k: int = 5,
     alpha: float = 2.0,
     *,
+    persistence: int = 1,
+    correction: str = "holm",
     k_max: int | None = None,
     standardise: bool = False,
     null_control: bool = True,
+    null_splits: int = 5,
     geometry: bool = True,
     svm: bool = True,
     layer_names: Sequence[str] | None = None,
     final_normalised: bool = False,
+    strata=None,
     seed: int = 0,
     device=None,
     progress: Progress | None = None,
@@ -345,7 +469,11 @@ def rema(
 
     ``layers``: one (n_samples, dim) array per layer, samples in the same order in every layer;
     ``correct``: boolean vector, True where the answer was right. ``k`` neighbours, threshold
-    mu + ``alpha`` sigma. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
+    mu + ``alpha`` sigma; an error diverges at the first of ``persistence`` consecutive layers above
+    it (1: REMA's first crossing). Welch's p-values are also given corrected across layers
+    (``correction``: a key of :data:`CORRECTIONS`). ``strata`` (one label per sample, e.g. the
+    kind of problem) adds the AUROC matched within strata beside the plain one. The null control repeats the rule on
+    ``null_splits`` random halvings of the correct samples. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
     the data) so :meth:`RemaResult.with_settings` can change k and alpha without recomputing.
     ``standardise`` z-scores every feature by the correct samples first; distances are always
     computed after centring on the correct mean. ``progress(fraction, message)`` is called as
@@ -353,9 +481,18 @@ def rema(
     """
     seed = check_seed(seed)
     arrays, labels = check_inputs(layers, correct, k)
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    check_rule(k, k, alpha, persistence, len(arrays))
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    if isinstance(null_splits, bool) or not isinstance(null_splits, (int, np.integer)) \
+            or not 1 <= null_splits <= 100:
+        raise ValueError(f"null_splits must be an integer from 1 to 100, got {null_splits!r}")
     n_correct = int(labels.sum())
+    if strata is not None:
+        strata = np.asarray(strata)
+        if strata.shape != labels.shape:
+            raise ValueError(f"strata must hold one label per sample ({labels.size}), "
+                             f"got shape {strata.shape}")
     k_max = min(max(k, 20), n_correct - 1) if k_max is None else k_max
     if not k <= k_max <= n_correct - 1:
         raise ValueError(f"k_max must be between k = {k} and n_correct - 1 = {n_correct - 1}, got {k_max}")
@@ -371,7 +508,8 @@ def rema(
         return lambda fraction, message="": progress(offset + width * fraction, message)
 
     tables = neighbour_tables(
-        arrays, labels, k_max, null_control=null_control, seed=seed, device=device,
+        arrays, labels, k_max, null_control=null_control, null_splits=null_splits, seed=seed,
+        device=device,
         progress=stage(0.0, 0.5 if geometry else 1.0),
     )
     geo = (
@@ -380,7 +518,7 @@ def rema(
         if geometry else None
     )
     return RemaResult(
-        k=k, alpha=float(alpha), correct=labels, layer_names=names,
-        final_normalised=bool(final_normalised), geometry=geo, tables=tables,
-        **rema_statistics(tables, labels, k, alpha),
+        k=k, alpha=float(alpha), persistence=persistence, correction=correction, correct=labels,
+        layer_names=names, final_normalised=bool(final_normalised), geometry=geo, tables=tables,
+        strata=strata, **rema_statistics(tables, labels, k, alpha, persistence, correction, strata),
     )

@@ -20,7 +20,9 @@ from explorer.device import check_seed
 POOLINGS = {
     "mean_generated": "the last position's hidden state at every generation step, averaged "
                       "over the steps (REMA's choice)",
-    "last_token": "the last position's hidden state at the final generation step only",
+    "last_token": "the last position's hidden state at the final generation step only; its input "
+                  "is the token generated one step before the last (the last generated token, "
+                  "often the end token, is never fed back to the model)",
     "mean_all": "the hidden states of every prompt and generated token, averaged (no position "
                 "singled out)",
 }
@@ -136,6 +138,13 @@ def load_npz(path) -> Representations:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"the file {str(path)!r} does not exist")
+    with open(path, "rb") as file:
+        start = file.read(6)
+    if start == b"\x93NUMPY":
+        raise ValueError(f"{path.name} holds a single array; an .npz archive with named arrays is needed")
+    if not start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise ValueError(f"{path.name} is not an .npz archive (a zip of named arrays, as written by "
+                         f"numpy.savez); it starts with {start!r}")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
@@ -167,7 +176,8 @@ def load_npz(path) -> Representations:
                                  f"'hidden_states' (found: {sorted(names)})")
             layer_names = ([str(s) for s in archive["layer_names"]] if "layer_names" in names
                            else [f"layer {i}" for i in range(len(layers))])
-            final_normalised = bool(archive["final_normalised"]) if "final_normalised" in names else False
+            final_normalised = (validated_flag(archive["final_normalised"], path.name)
+                                if "final_normalised" in names else False)
         except ValueError as error:
             if "allow_pickle" in str(error):
                 raise ValueError(f"{path.name} stores Python objects (pickled); only plain numeric "
@@ -210,6 +220,14 @@ def validated_correct(correct: np.ndarray, layers: list, where: str) -> np.ndarr
             raise ValueError(f"{where}: 'correct' must hold booleans or 0/1")
         c = c.astype(bool)
     return c
+
+
+def validated_flag(value: np.ndarray, where: str) -> bool:
+    """One boolean (True/False or 0/1), as ``final_normalised`` must be."""
+    if value.shape != () or value.dtype.kind not in "bui" or value not in (0, 1):
+        raise ValueError(f"{where}: 'final_normalised' must be one boolean (True or False), got "
+                         f"{value.dtype} values of shape {value.shape}")
+    return bool(value)
 
 
 def validated_names(names: list[str], n_layers: int, where: str) -> list[str]:

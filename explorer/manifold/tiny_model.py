@@ -231,7 +231,8 @@ def tiny_model_representations(
     The model generates greedily; since it is causal, one forward pass over the finished sequence
     gives exactly the hidden states each generation step saw, which are then pooled
     (see :data:`explorer.manifold.sources.POOLINGS`). ``correct`` is True where the final value
-    s_n is right; ``details`` holds the texts and the step of each chain's first mistake.
+    s_n is right; ``details`` holds the texts, the step of each chain's first mistake and the
+    ``strata`` of a matched comparison: each chain's number of multiplications (0 .. n_ops).
     """
     seed = check_seed(seed)
     if isinstance(n_problems, bool) or not isinstance(n_problems, (int, np.integer)) or n_problems < 10:
@@ -266,6 +267,7 @@ def tiny_model_representations(
         layers=list(layers), correct=steps_ok[:, -1].copy(), layer_names=net.layer_names,
         final_normalised=True, source="tiny chain model",
         details={"first_mistake_step": first_mistake, "ops": ops, "digits": digits,
+                 "strata": (ops == OPERATIONS.index("*")).sum(axis=1),  # multiplications
                  "texts": [task.text(p) + " " + task.text(g) for p, g in
                            zip(task.prompts(digits, ops).numpy(), generated, strict=True)]},
     )

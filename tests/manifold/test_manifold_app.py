@@ -120,3 +120,76 @@ def test_a_path_can_be_typed_before_its_source_is_chosen(tmp_path):
     assert app.params.source == "synthetic"
     app.set(source="file")
     assert app.result.representations.source == "file x.npz"
+
+
+def test_overwriting_a_file_at_the_same_path_is_a_new_source(tmp_path):
+    """Issue 15 item 4: the cache kept the old file's result (mean D 3.157 shown, 10.600 true)."""
+    from explorer.manifold import knn_distances
+
+    path = tmp_path / "states.npz"
+    first = synthetic(n_layers=3, dim=16, n_correct=60, n_error=20, diverge_at=1, drift=0.5)
+    save_npz(path, first)
+    app = ManifoldApp(source="file", path=str(path), layer=1, svm=False)
+    second = synthetic(n_layers=3, dim=16, n_correct=60, n_error=20, diverge_at=1, drift=5.0,
+                       seed=1)
+    save_npz(path, second)
+    app.set(alpha=2.5)  # a cheap change: the file is read again because its contents changed
+    layer = second.layers[2]
+    want = knn_distances(layer[~second.correct], layer[second.correct], 5).mean()
+    assert app.result.result.deviations[2].mean() == pytest.approx(want, rel=1e-12)
+
+
+def test_null_control_switched_off_says_so():
+    """Issue 15 item 5: with fewer than 42 correct samples the null control was dropped silently."""
+    app = ManifoldApp(n_layers=3, dim=16, n_correct=41, n_error=20, diverge_at=1, layer=1,
+                      svm=False)
+    assert app.result.result.null_diverged_by_layer is None
+    assert "Null control off" in app.status.text and "at least 42 correct" in app.status.text
+    app.set(n_correct=42)
+    assert app.result.result.null_diverged_by_layer is not None
+    assert "Null control off" not in app.status.text
+    app.set(null_control=False)
+    assert "Null control off" not in app.status.text  # switched off by the learner: no note
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [(dict(alpha=True), "alpha must be a number"), (dict(drift=False), "drift must be a number"),
+     (dict(layer=200), "layer must be from 0 to 5")],
+)
+def test_booleans_and_out_of_range_layers_are_refused(change, message):
+    """Issue 15 item 7: alpha=True was stored; layer=200 on 6-layer data was clamped silently."""
+    app = ManifoldApp(**SMALL)
+    with pytest.raises(ValueError, match=message):
+        app.set(**change)
+    assert app.params.alpha == 2.0 and app.params.layer == 4
+
+
+def test_a_new_source_with_fewer_layers_moves_the_view_and_says_so(tmp_path):
+    app = ManifoldApp(**{**SMALL, "layer": 5})
+    save_npz(tmp_path / "four.npz", synthetic(n_layers=4, dim=16, n_correct=60, n_error=20,
+                                              diverge_at=2))
+    app.set(source="file", path=str(tmp_path / "four.npz"))
+    assert app.params.layer == 3 and app.result.layer == 3
+    assert "2-D view shows its last layer (3) instead of layer 5" in app.status.text
+
+
+def test_calibrated_rule_is_shown_and_cheap_to_change(app):
+    """Issue 15 item 6: false-alarm rate over null splits, persistence and corrected p-values in
+    the UI, all from the stored tables."""
+    from explorer.manifold.rema import adjusted_p_values
+
+    tables = app.result.result.tables
+    mean, low, high = app.result.result.false_alarm_summary()
+    assert f"false-alarm rate on the null control is {mean:.0%} (from {low:.0%} to {high:.0%} " \
+           "over 5 random splits)" in app.status.text
+    assert "Holm's step-down" in app.status.text
+    app.set(persistence=2, correction="benjamini-hochberg")
+    result = app.result.result
+    assert result.tables is tables and "on 2 consecutive layers" in app.status.text
+    np.testing.assert_allclose(result.p_adjusted, adjusted_p_values(result.p_value,
+                                                                    "benjamini-hochberg"))
+    assert "p (benjamini-hochberg)" in app.figures["statistics"].html
+    with pytest.raises(ValueError, match="correction must be one of"):
+        app.set(correction="bonferroni")
+    app.set(persistence=1, correction="holm")

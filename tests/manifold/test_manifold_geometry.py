@@ -151,3 +151,40 @@ def test_svm_matches_scikit_learn_rbf_and_sees_chance():
     assert ours > 0.8
     same = svm_accuracy(rng.standard_normal((300, 20)), labels, seed=3)
     assert abs(same - 0.5) < 0.1  # balanced accuracy: chance is 0.5
+
+
+def test_rounding_duplicates_are_duplicates():
+    """Issue 15 item 1: states equal up to float32 rounding (sums in another order) are twins: the
+    tiny model's embedding layer had 829 points at ~1e-7 from a twin but only 296 counted."""
+    from explorer.manifold.geometry import rounding_radius, two_nn_from_distances
+    from explorer.manifold.knn import nearest_distances
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 6)) @ rng.standard_normal((6, 40))
+    noisy = np.concatenate([x, x[:60] * (1 + 2.0**-23 * rng.standard_normal((60, 40)))])
+    noisy = noisy.astype(np.float32)
+    radius = rounding_radius(noisy)
+    first_two = nearest_distances(noisy, noisy, 2, leave_one_out=True)
+    assert (first_two[:, 0] <= radius).sum() == 120  # each of the 60 pairs, both ways
+    assert 0 < first_two[:60, 0].max()  # not exactly equal, only up to rounding
+    exact = np.concatenate([x, x[:60]]).astype(np.float32)
+    with pytest.warns(UserWarning, match="dropping 120"):
+        assert two_nn(noisy) == pytest.approx(two_nn(exact), rel=1e-6)
+    with pytest.warns(UserWarning):
+        want = two_nn_from_distances(*nearest_distances(exact, exact, 2, leave_one_out=True).T)
+    with pytest.warns(UserWarning):
+        assert two_nn(noisy) == pytest.approx(want, rel=1e-6)
+
+
+def test_tiny_model_embedding_duplicates_count_rounding_twins():
+    from explorer.manifold import rema, tiny_model_representations
+    from explorer.manifold.geometry import rounding_radius
+
+    reps = tiny_model_representations(400)
+    result = rema(reps.layers[:1], reps.correct, svm=False)
+    good = reps.layers[0][reps.correct].astype(np.float64)
+    distances = np.sqrt(((good[:, None] - good[None]) ** 2).sum(axis=2))
+    np.fill_diagonal(distances, np.inf)
+    want = int((distances.min(axis=1) <= rounding_radius(reps.layers[0][reps.correct])).sum())
+    assert result.geometry.duplicates[0] == want
+    assert want > int((distances.min(axis=1) == 0).sum())  # more than the exact twins

@@ -127,3 +127,55 @@ def test_the_app_runs_the_hugging_face_source(tiny_gpt2, tmp_path):
     (tmp_path / "bad.json").write_text('[{"prompt": 1}]')
     with pytest.raises(ValueError, match="'prompt' and 'answer'"):
         read_prompts(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    "generated, gold, right",
+    [
+        ("12", "1", False), (" 10 apples", "1", False), ("1", "12", False),  # issue 15 item 3
+        (" 12", "12", True), ("12.", "12", True), ("12.0", "12", True), ("1,000", "1000", True),
+        ("-3 is it", "-3", True), ("3", "-3", False), ("0.5", "1/2", True), ("120", "12", False),
+        ("The answer is 7", "7", True), ("no number", "7", False), ("7 8", "8", False),
+        ("Paris.", "Paris", True), ("parisian", "Paris", False), ("New York!", "new york", True),
+        ("", "x", False),
+    ],
+)
+def test_the_default_checker_compares_the_extracted_answer_exactly(generated, gold, right):
+    from fractions import Fraction
+
+    from explorer.manifold.hf import as_number, first_answer_matches
+
+    assert first_answer_matches(generated, gold) is right
+    assert as_number("1,234.5") == Fraction(2469, 2) and as_number("12 apples") is None
+
+
+@pytest.fixture(scope="module")
+def two_end_tokens(tiny_gpt2, tmp_path_factory):
+    """The tiny GPT-2 whose generation config ends on two tokens, like Llama-3-Instruct and
+    Qwen2.5-Instruct: <eos> and "5" (which this random model writes at various steps)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("two_ends")
+    shutil.copytree(tiny_gpt2, folder, dirs_exist_ok=True)
+    config = transformers.GenerationConfig.from_pretrained(folder)
+    config.eos_token_id = [1, WORDS.index("5")]
+    config.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("pooling", ["mean_generated", "last_token"])
+def test_an_answer_ends_on_any_end_token_of_the_generation_config(two_end_tokens, pooling):
+    """Issue 15 item 2: a row ending on the second end token was averaged over padding. Alone
+    (batch of 1) no row is ever padded, so the batched states must equal those."""
+    prompts, answers = prompts_and_answers(12)
+    together = hf_representations(two_end_tokens, prompts, answers, max_new_tokens=3,
+                                  batch_size=12, pooling=pooling)
+    alone = hf_representations(two_end_tokens, prompts, answers, max_new_tokens=3, batch_size=1,
+                               pooling=pooling)
+    for a, b in zip(together.layers, alone.layers, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert together.details["texts"] == alone.details["texts"]
+    assert any(text.split()[-1:] == ["5"] and len(text.split()) < 3
+               for text in together.details["texts"])  # some rows end early on "5"
+    assert together.details["end_token_ids"] == [1, WORDS.index("5")]
+    assert together.details["checker"] == "first_answer_matches"

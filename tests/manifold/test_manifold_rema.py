@@ -148,3 +148,112 @@ def test_two_correct_samples_k_one_gives_nan_dimension_not_a_crash():
     result = rema(layers, correct, k=1, svm=False)
     assert np.isnan(result.geometry.two_nn).all()
     assert result.deviations.shape == (2, 4)
+
+
+def holm_rejects(p, level):
+    """Holm's procedure as stated in Holm 1979: reject the smallest p-values while
+    p_(i) <= level / (m - i + 1), stop at the first that is not."""
+    order = np.argsort(p)
+    rejected = np.zeros(len(p), bool)
+    for i, index in enumerate(order):
+        if p[index] > level / (len(p) - i):
+            break
+        rejected[index] = True
+    return rejected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_adjusted_p_values_against_holm_procedure_and_scipy_bh(seed):
+    from explorer.manifold.rema import adjusted_p_values
+
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.uniform(0, 1, 8), rng.uniform(0, 0.02, 4)])
+    holm = adjusted_p_values(p, "holm")
+    for level in (0.01, 0.05, 0.1, 0.2):
+        np.testing.assert_array_equal(holm <= level, holm_rejects(p, level))
+    np.testing.assert_allclose(adjusted_p_values(p, "benjamini-hochberg"),
+                               stats.false_discovery_control(p, method="bh"), rtol=1e-12)
+    np.testing.assert_array_equal(adjusted_p_values(p, "none"), p)
+    with_nan = p.copy()
+    with_nan[3] = np.nan  # an undefined test is neither counted nor changed
+    got = adjusted_p_values(with_nan, "benjamini-hochberg")
+    assert np.isnan(got[3])
+    np.testing.assert_allclose(np.delete(got, 3), stats.false_discovery_control(np.delete(p, 3)))
+
+
+def test_persistence_by_brute_force():
+    rng = np.random.default_rng(3)
+    deviations = rng.uniform(0, 1, (9, 200))
+    threshold = np.full(9, 0.4)
+    for m in (1, 2, 3, 9):
+        want = []
+        for column in deviations.T:
+            above = column > threshold
+            starts = [l for l in range(9 - m + 1) if above[l:l + m].all()]
+            want.append(starts[0] if starts else NEVER)
+        assert divergence_layers(deviations, threshold, m).tolist() == want
+
+
+def null_runs(n_seeds, **settings):
+    for seed in range(n_seeds):
+        reps = synthetic(n_layers=10, dim=32, manifold_dim=3, n_correct=200, n_error=80,
+                         diverge_at=10, seed=seed, noise=0.5)
+        yield rema(reps.layers, reps.correct, geometry=False, null_splits=3, seed=seed, **settings)
+
+
+def test_nothing_planted_the_null_false_alarm_rate_predicts_the_errors():
+    """Issue 15 item 6: with nothing planted ~22 % of errors 'diverge' somewhere at alpha 2;
+    the null control measures that rate, so a learner can read it as chance."""
+    errors, null = [], []
+    for result in null_runs(12):
+        errors.append(result.diverged_by_layer[-1])
+        null.append(result.false_alarm_summary()[0])
+        assert result.null_false_alarm.shape == (3,)
+    assert np.mean(errors) > 0.1  # the uncorrected rule fires often on pure chance
+    assert abs(np.mean(errors) - np.mean(null)) < 0.05
+    persistent = [r.false_alarm_summary()[0] for r in null_runs(12, persistence=2)]
+    assert np.mean(persistent) < 0.6 * np.mean(null)
+
+
+def test_holm_keeps_the_family_wise_error_rate_on_null_data():
+    """Issue 15 item 6: 39.5 % of null data sets had a 'significant' layer (uncorrected Welch)."""
+    raw, holm = [], []
+    for result in null_runs(40):
+        raw.append((result.p_value < 0.05).any())
+        holm.append((result.p_adjusted < 0.05).any())
+        assert result.correction == "holm"
+    assert np.mean(raw) > 0.2
+    assert np.mean(holm) <= 0.1
+
+
+def test_matched_auroc_equals_scikit_learn_per_stratum():
+    from sklearn.metrics import roc_auc_score
+
+    from explorer.manifold.rema import matched_auroc
+
+    rng = np.random.default_rng(8)
+    errors, baseline = rng.normal(1, 1, 70), rng.normal(0, 1, 200)
+    error_strata, correct_strata = rng.integers(0, 4, 70), rng.integers(0, 3, 200)  # 3: no match
+    want, weight = 0.0, 0
+    for s in range(3):
+        e, b = errors[error_strata == s], baseline[correct_strata == s]
+        want += e.size * roc_auc_score(np.r_[np.ones(e.size), np.zeros(b.size)], np.r_[e, b])
+        weight += e.size
+    assert matched_auroc(errors, baseline, error_strata, correct_strata) == pytest.approx(
+        want / weight, rel=1e-12)
+
+
+def test_a_deviation_that_tracks_the_input_type_is_chance_when_matched():
+    """Issue 15 item 9: errors concentrated on a rare kind of input (76 % multiplication chains
+    against a 26 % base rate in the tiny model) stand out because the rare kind sits apart."""
+    rng = np.random.default_rng(9)
+    common = lambda n: rng.standard_normal((n, 5))  # noqa: E731 - dense: 400 correct
+    rare = lambda n: rng.standard_normal((n, 5)) * 3 + 20  # noqa: E731 - sparse: 40 correct
+    x = np.concatenate([common(400), rare(40), common(15), rare(60)])
+    correct = np.r_[np.ones(440, bool), np.zeros(75, bool)]
+    kind = np.r_[np.zeros(400), np.ones(40), np.zeros(15), np.ones(60)].astype(int)
+    result = rema([x], correct, strata=kind, geometry=False, null_control=False)
+    assert result.auroc[0] > 0.75  # "the errors leave the manifold"
+    assert abs(result.matched_auroc[0] - 0.5) < 0.1  # no more than their kind of input does
+    assert "AUROC (matched)" in result.table()[0]
+    assert result.with_settings(k=3).matched_auroc is not None

@@ -120,7 +120,7 @@ def test_npz_pickled_objects_missing_and_broken_files(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_npz(tmp_path / "nothing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match="not an .npz archive"):
         load_npz(tmp_path / "junk.npz")
     np.save(tmp_path / "single.npy", np.zeros(3))
     with pytest.raises(ValueError, match="single array"):
@@ -141,3 +141,18 @@ def test_pooling_by_hand():
     assert got == pytest.approx([(5 + 1 + 2 + 3) / 4, (10 + 20) / 2])
     with pytest.raises(ValueError, match="pooling"):
         pool_steps(steps, used, "max")
+
+
+def test_npz_text_file_and_non_scalar_flag_are_named(tmp_path):
+    """Issue 15 item 7: a text file was "pickled (object) data"; a non-scalar final_normalised
+    raised numpy's "truth value ... is ambiguous"."""
+    (tmp_path / "notes.npz").write_text("layer_0,correct\n1,2\n")
+    with pytest.raises(ValueError, match=r"notes.npz is not an .npz archive .*starts with b'layer_'"):
+        load_npz(tmp_path / "notes.npz")
+    layers = dict(correct=np.ones(4, bool), layer_0=np.zeros((4, 3)))
+    for flag in (np.array([True, False]), np.array("yes"), np.array(2)):
+        np.savez(tmp_path / "flag.npz", final_normalised=flag, **layers)
+        with pytest.raises(ValueError, match="'final_normalised' must be one boolean"):
+            load_npz(tmp_path / "flag.npz")
+    np.savez(tmp_path / "flag.npz", final_normalised=np.array(1), **layers)
+    assert load_npz(tmp_path / "flag.npz").final_normalised is True
