@@ -23,9 +23,8 @@ from .exact import (
     distinct_correct,
     entropy,
     expected,
-    f_regularized,
+    f_regularized_log,
     inference_win_rate,
-    kl,
     kl_from_log,
     kl_frontier,
     log_sigmoid_transform,
@@ -163,15 +162,17 @@ def bon_curve(key) -> Curve:
 @lru_cache(maxsize=32)
 def f_curve(key, divergence: str, alpha) -> Curve:
     s = cached_scenario(*key)
+    log_ref = np.log(s.pi_ref)
     rows, betas = [], []
     for beta in F_BETAS:
         try:
-            pi = f_regularized(s.pi_ref, s.proxy, beta, divergence, alpha)
+            log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, divergence, alpha)
         except ValueError:
             continue  # a beta whose root cannot be bracketed is left out of the curve
+        pi = np.exp(log_pi)
         betas.append(beta)
-        rows.append((kl(pi, s.pi_ref), pi @ s.proxy, pi @ s.gold, entropy(pi), pi @ s.correct,
-                     pi[s.correct], kl(s.pi_ref, pi)))
+        rows.append((kl_from_log(log_pi, log_ref), pi @ s.proxy, pi @ s.gold, entropy(pi),
+                     pi @ s.correct, pi[s.correct], kl_from_log(log_ref, log_pi)))
     if not rows:
         raise ValueError(f"no beta in the sweep gives a {divergence} optimum for this scenario")
     kls, proxy, gold, ent, correct, each, forgotten = (np.array(c) for c in zip(*rows, strict=True))
@@ -251,14 +252,13 @@ def explore(
         "log_sigmoid": tilted_curve(key, "log_sigmoid"),
         "infalign": tilted_curve(key, "infalign"),
     }
-    with np.errstate(divide="ignore"):
-        log_policies = {
-            "KL-RL": tilted_log(s.pi_ref, s.proxy, beta),
-            curves["f"].name: np.log(f_regularized(s.pi_ref, s.proxy, beta, divergence, alpha)),
-            "chi-PO": np.log(f_regularized(s.pi_ref, s.proxy, beta, "chi_po")),
-            curves["infalign"].name: tilted_log(s.pi_ref, _method_reward(s, "infalign")[0], beta),
-            "best-of-n": best_of_n_log(s.pi_ref, s.proxy, n),
-        }
+    log_policies = {
+        "KL-RL": tilted_log(s.pi_ref, s.proxy, beta),
+        curves["f"].name: f_regularized_log(s.pi_ref, s.proxy, beta, divergence, alpha),
+        "chi-PO": f_regularized_log(s.pi_ref, s.proxy, beta, "chi_po"),
+        curves["infalign"].name: tilted_log(s.pi_ref, _method_reward(s, "infalign")[0], beta),
+        "best-of-n": best_of_n_log(s.pi_ref, s.proxy, n),
+    }
     selected = {
         name: measures(name, f"n = {n}" if name == "best-of-n" else f"β = {beta:g}", lp, s, k, n)
         for name, lp in log_policies.items()
