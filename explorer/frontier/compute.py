@@ -144,8 +144,10 @@ def _method_reward(s: Scenario, kind: str):
     if kind == "proxy":
         return s.proxy, "KL-RL (exact)"
     if kind == "log_sigmoid":
-        reference = float(np.median(s.proxy))  # r_ref: a typical reference response
-        scale = float(s.proxy.std())
+        # r_ref: the median reward of a pi_ref response, as in `two_rewards`; in units of the
+        # proxy's spread under pi_ref, then back, so that beta means the same as for KL-RL
+        reference = reference_median(s.pi_ref, s.proxy)
+        scale = reference_spread(s.pi_ref, s.proxy)
         return log_sigmoid_transform(s.proxy / scale, reference / scale) * scale, "KL-RL, log σ reward"
     if kind == "infalign":
         return np.exp(INFALIGN_T * calibrate(s.pi_ref, s.proxy)), f"InfAlign best-of-n (t={INFALIGN_T:g})"
@@ -189,9 +191,17 @@ def _f_label(divergence, alpha):
 
 
 def reference_median(pi_ref, r) -> float:
-    """The median of r under pi_ref: a typical reference response's reward."""
-    order = np.argsort(r)
+    """The median of r under pi_ref: a typical reference response's reward (the smallest reward
+    whose pi_ref-cumulative mass reaches 1/2)."""
+    order = np.argsort(r, kind="stable")
     return float(r[order][np.searchsorted(np.cumsum(pi_ref[order]), 0.5)])
+
+
+def reference_spread(pi_ref, r) -> float:
+    """The standard deviation of r under pi_ref (1 when r is constant)."""
+    mean = float(pi_ref @ r)
+    spread = math.sqrt(max(float(pi_ref @ (r - mean) ** 2), 0.0))
+    return spread if spread > 0 else 1.0
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,51 @@
+"""Issue 13 regressions that are not about log space: settings the app exposes, one reference
+median, and honest labels. Independent references: brute force over the responses."""
+
+import numpy as np
+import pytest
+
+from explorer.frontier import FrontierApp, kl_frontier
+from explorer.frontier.compute import BETAS, cached_scenario, tilted_curve, two_rewards
+from explorer.frontier.exact import log_sigmoid_transform
+
+
+@pytest.fixture(scope="module")
+def app():
+    return FrontierApp(n_responses=500)
+
+
+@pytest.mark.parametrize("reward", ["gaussian", "heavy_tailed", "verifiable"])
+def test_every_response_count_the_app_allows_builds_a_scenario(app, reward):
+    """Before: n_responses 10..99 failed with 'n_correct must be from 1 to 2, got 5', a setting
+    the app does not expose."""
+    for n in (10, 11, 19, 20, 21, 39, 40, 99):
+        app.set(n_responses=n, reward=reward)
+        s = app.result.scenario
+        assert s.size == n
+        if reward == "verifiable":
+            assert s.correct.sum() == min(5, n // 2)
+    app.set(n_responses=500, reward="gaussian")
+
+
+def _brute_force_weighted_median(p, r):
+    """The smallest reward whose pi_ref mass at or below it reaches one half."""
+    for value in sorted(set(r)):
+        if p[r <= value].sum() >= 0.5:
+            return value
+    raise AssertionError
+
+
+def test_log_sigma_reward_uses_the_pi_ref_median_like_two_rewards():
+    key = (500, "zipf", "gaussian", 0.8, 0, 0)
+    s = cached_scenario(*key)
+    median = _brute_force_weighted_median(s.pi_ref, s.proxy)
+    assert two_rewards(key).references[0] == median
+    mean = s.pi_ref @ s.proxy
+    spread = np.sqrt(s.pi_ref @ (s.proxy - mean) ** 2)
+    reward = log_sigmoid_transform(s.proxy / spread, median / spread) * spread
+    kls, _, gold = kl_frontier(s.pi_ref, reward, BETAS, extra=[s.gold])
+    curve = tilted_curve(key, "log_sigmoid")
+    np.testing.assert_allclose(curve.kl, kls, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(curve.gold, gold[:, 0], rtol=1e-12, atol=1e-15)
+    # the unweighted median is a different response: the bug was not a no-op
+    assert float(np.median(s.proxy)) != pytest.approx(median, abs=1e-3)
