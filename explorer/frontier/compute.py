@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import equal_kl
 from .exact import (
     best_of_n_log,
     bon_frontier,
@@ -39,7 +40,7 @@ from .scenario import Scenario, make_scenario
 BETAS = np.geomspace(0.01, 30.0, 60)
 F_BETAS = np.geomspace(0.01, 30.0, 24)  # f-regularised curves need one root per beta
 NS = np.unique(np.round(np.geomspace(1, 4096, 44)))
-INFALIGN_T = 6.0
+COMPARE = ("parameter", "equal_kl")
 #: The memoryless-LM example: 4 tokens with rewards 0..3.
 TOKEN_PROBS = (0.4, 0.3, 0.2, 0.1)
 TOKEN_REWARDS = (0.0, 1.0, 2.0, 3.0)
@@ -129,18 +130,40 @@ def _curve_from_expectations(name, parameter, values, kls, extra, forgotten):
 
 
 @lru_cache(maxsize=32)
-def tilted_curve(key, reward_kind: str) -> Curve:
-    """KL-RL on the proxy (or a transform of it): the exact curve over BETAS."""
+def tilted_curve(key, reward_kind: str, t: float | None = None) -> Curve:
+    """KL-RL on the proxy (or a transform of it): the exact curve over BETAS for the proxy and
+    the log σ reward (rescaled to the proxy's spread). InfAlign's e^{t c} spans 1..e^t, so on
+    those betas its curve would start several nats out: it gets its own betas, spanning the same
+    KL range as KL-RL's curve (:func:`_betas_spanning`)."""
     s = cached_scenario(*key)
-    reward, name = _method_reward(s, reward_kind)
-    kls, mean_reward, means = kl_frontier(s.pi_ref, reward, BETAS, extra=_extra_rewards(s))
+    reward, name = _method_reward(s, reward_kind, t)
+    betas = BETAS if reward_kind != "infalign" else _betas_spanning(key, reward, beta_unit(s, reward))
+    kls, mean_reward, means = kl_frontier(s.pi_ref, reward, betas, extra=_extra_rewards(s))
     # log pi_beta = log pi_ref + (r - E_ref r)/beta - log Z and KL(pi||ref) = (E r - E_ref r)/beta - log Z
     # give KL(pi_ref || pi_beta) = log Z = (E_beta r - E_ref r)/beta - KL(pi_beta || pi_ref)
-    forgotten = np.maximum((mean_reward - float(s.pi_ref @ reward)) / BETAS - kls, 0.0)
-    return _curve_from_expectations(name, "β", BETAS, kls, means, forgotten)
+    forgotten = np.maximum((mean_reward - float(s.pi_ref @ reward)) / betas - kls, 0.0)
+    return _curve_from_expectations(name, "β", betas, kls, means, forgotten)
 
 
-def _method_reward(s: Scenario, kind: str):
+def _betas_spanning(key, reward, unit: float) -> np.ndarray:
+    """BETAS.size betas, log-spaced, from the one whose KL is KL-RL's largest on its curve (at
+    most 99.9% of the ceiling -log pi_ref(best), which both only approach) to the one whose KL is
+    KL-RL's smallest: the same stretch of the plane, whatever the reward's scale."""
+    s = cached_scenario(*key)
+    reference = tilted_curve(key, "proxy").kl
+    kl_at = equal_kl.tilted_kl(s.pi_ref, reward)
+    top = min(float(reference.max()), 0.999 * equal_kl.max_kl(s.pi_ref, s.proxy))
+    small = equal_kl.solve_beta(kl_at, top, scale=unit)
+    large = equal_kl.solve_beta(kl_at, float(reference.min()), scale=unit)
+    return np.geomspace(small, large, BETAS.size)
+
+
+def beta_unit(s: Scenario, reward) -> float:
+    """How many proxy-betas make one beta of ``reward``: the ratio of their pi_ref spreads."""
+    return reference_spread(s.pi_ref, reward) / reference_spread(s.pi_ref, s.proxy)
+
+
+def _method_reward(s: Scenario, kind: str, t: float | None = None):
     if kind == "proxy":
         return s.proxy, "KL-RL (exact)"
     if kind == "log_sigmoid":
@@ -150,7 +173,7 @@ def _method_reward(s: Scenario, kind: str):
         scale = reference_spread(s.pi_ref, s.proxy)
         return log_sigmoid_transform(s.proxy / scale, reference / scale) * scale, "KL-RL, log σ reward"
     if kind == "infalign":
-        return np.exp(INFALIGN_T * calibrate(s.pi_ref, s.proxy)), f"InfAlign best-of-n (t={INFALIGN_T:g})"
+        return np.exp(t * calibrate(s.pi_ref, s.proxy)), f"InfAlign best-of-n (t={t:.3g})"
     raise ValueError(f"unknown reward kind {kind!r}")
 
 
@@ -184,9 +207,11 @@ def f_curve(key, divergence: str, alpha) -> Curve:
 
 def _f_label(divergence, alpha):
     if divergence == "chi_po":
-        return "chi-PO (χ² + KL)"
+        return "chi-PO (½χ² + KL)"
     if divergence == "chi_squared":
         return "χ² only"
+    if divergence == "js":
+        return "f-DPO optimum: js (β = 2β of Wang et al.)"
     return f"f-DPO optimum: {divergence}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
 
 
@@ -247,12 +272,27 @@ def explore(
     *,
     n_responses=2000, reference="zipf", reward="gaussian", correlation=0.8, n_hackable=0, seed=0,
     divergence="forward_kl", alpha=None, beta=0.3, n=16, k=8, delta=0.3,
-    x_axis="kl", y_reward="gold",
+    x_axis="kl", y_reward="gold", compare="parameter", kl_budget=1.0, infalign_t=None,
 ) -> FrontierResult:
-    """All curves, the selected policies (at ``beta`` and ``n``) and the fits for one setting."""
+    """All curves, the selected policies and the fits for one setting.
+
+    ``compare="parameter"``: the policies at the selected ``beta`` and ``n`` (InfAlign at the
+    KL of KL-RL's, since its beta is on another reward's scale). ``compare="equal_kl"``: every
+    method's beta or n solved so that KL(pi || pi_ref) = ``kl_budget``. InfAlign's ``t`` is
+    chosen for ``n`` at ``kl_budget`` (:func:`equal_kl.infalign_t`) unless given."""
     key = (int(n_responses), reference, reward, float(correlation), int(n_hackable), int(seed))
     s = cached_scenario(*key)
     (beta,) = check_beta(beta)
+    if compare not in COMPARE:
+        raise ValueError(f"compare must be one of: {', '.join(COMPARE)}; got {compare!r}")
+    ceiling = equal_kl.max_kl(s.pi_ref, s.proxy)
+    budget = equal_kl.check_budget(kl_budget, ceiling)
+    if infalign_t is None:
+        t = equal_kl.infalign_t(float(n), budget)
+    elif isinstance(infalign_t, (int, float)) and math.isfinite(infalign_t) and 0 < infalign_t <= 500:
+        t = float(infalign_t)
+    else:
+        raise ValueError(f"InfAlign's t must be a number in (0, 500] (e^(t c) must stay finite), got {infalign_t!r}")
     alpha = alpha if divergence == "alpha" else None
     curves = {
         "kl_rl": tilted_curve(key, "proxy"),
@@ -260,21 +300,31 @@ def explore(
         "f": f_curve(key, divergence, alpha),
         "chi_po": f_curve(key, "chi_po", None),
         "log_sigmoid": tilted_curve(key, "log_sigmoid"),
-        "infalign": tilted_curve(key, "infalign"),
+        "infalign": tilted_curve(key, "infalign", t),
     }
-    log_policies = {
-        "KL-RL": tilted_log(s.pi_ref, s.proxy, beta),
-        curves["f"].name: f_regularized_log(s.pi_ref, s.proxy, beta, divergence, alpha),
-        "chi-PO": f_regularized_log(s.pi_ref, s.proxy, beta, "chi_po"),
-        curves["infalign"].name: tilted_log(s.pi_ref, _method_reward(s, "infalign")[0], beta),
-        "best-of-n": best_of_n_log(s.pi_ref, s.proxy, n),
-    }
+    names = {"kl_rl": "KL-RL", "f": curves["f"].name, "chi_po": "chi-PO",
+             "infalign": curves["infalign"].name, "bon": "best-of-n"}
+    notes = []
+    if compare == "parameter":
+        settings = {"kl_rl": beta, "f": beta, "chi_po": beta, "bon": float(n)}
+        kl_rl = float(kl_frontier(s.pi_ref, s.proxy, [beta])[0][0])
+        settings["infalign"] = solved_parameter(key, "infalign", kl_rl, None, None, t)
+    else:
+        settings = {}
+        for method in names:
+            try:
+                settings[method] = solved_parameter(key, method, budget, divergence, alpha, t)
+            except equal_kl.Unreachable as why:
+                notes.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
+    log_policies, labels = {}, {}
+    for method, value in settings.items():
+        log_policies[names[method]] = _log_policy(s, method, value, divergence, alpha, t)
+        labels[names[method]] = _setting_label(method, value, compare, budget, beta_unit_of(s, method, t))
     selected = {
-        name: measures(name, f"n = {n}" if name == "best-of-n" else f"β = {beta:g}", lp, s, k, n)
-        for name, lp in log_policies.items()
+        name: measures(name, labels[name], lp, s, k, n) for name, lp in log_policies.items()
     }
     policies = {name: np.exp(lp) for name, lp in log_policies.items()}
-    fits, notes = {}, []
+    fits = {}
     for name, form in (("kl_rl", "rl"), ("bon", "bon")):
         curve = curves[name]
         try:
@@ -294,5 +344,50 @@ def explore(
     return FrontierResult(
         s, curves, selected, policies, fits, cached_memoryless(float(delta)), bon_kl_bound(NS),
         {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
-         "divergence": divergence, "alpha": alpha}, two_rewards=two_rewards(key), notes=notes,
+         "divergence": divergence, "alpha": alpha, "compare": compare, "kl_budget": budget,
+         "infalign_t": t, "max_kl": ceiling},
+        two_rewards=two_rewards(key), notes=notes,
     )
+
+
+def beta_unit_of(s: Scenario, method: str, t: float | None) -> float:
+    """The spread ratio that turns a proxy beta into this method's: InfAlign's e^{t c} spans
+    1..e^t; the log σ reward is already rescaled to the proxy's spread, the rest are the proxy."""
+    return beta_unit(s, _method_reward(s, "infalign", t)[0]) if method == "infalign" else 1.0
+
+
+def _log_policy(s: Scenario, method: str, value: float, divergence, alpha, t) -> np.ndarray:
+    """log pi of one method at its knob value (beta, or n for best-of-n)."""
+    if method == "bon":
+        return best_of_n_log(s.pi_ref, s.proxy, value)
+    if method == "kl_rl":
+        return tilted_log(s.pi_ref, s.proxy, value)
+    if method == "infalign":
+        return tilted_log(s.pi_ref, _method_reward(s, "infalign", t)[0], value)
+    name, a = (divergence, alpha) if method == "f" else ("chi_po", None)
+    return f_regularized_log(s.pi_ref, s.proxy, value, name, a)
+
+
+@lru_cache(maxsize=256)
+def solved_parameter(key, method: str, budget: float, divergence, alpha, t) -> float:
+    """The beta (or n) at which ``method`` has KL(pi || pi_ref) = budget (cached per setting)."""
+    s = cached_scenario(*key)
+    if method == "bon":
+        return equal_kl.solve_n(s.pi_ref, s.proxy, budget)
+    log_ref = np.log(s.pi_ref)
+
+    def kl_at(beta: float) -> float:
+        return kl_from_log(_log_policy(s, method, beta, divergence, alpha, t), log_ref)
+
+    return equal_kl.solve_beta(kl_at, budget, scale=beta_unit_of(s, method, t))
+
+
+def _setting_label(method: str, value: float, compare: str, budget: float, unit: float) -> str:
+    knob = f"n = {value:.4g}" if method == "bon" else f"β = {value:.4g}"
+    if method == "infalign":  # its beta is on the scale of e^{t c}: shown as proxy-betas x unit
+        knob = f"β = {value / unit:.4g} × {unit:.3g}"
+    if compare == "equal_kl":
+        return f"{knob} (KL = {budget:g})"
+    if method == "infalign":
+        return f"{knob} (at KL-RL's KL)"
+    return f"n = {int(value)}" if method == "bon" else f"β = {value:g}"

@@ -485,9 +485,11 @@ def worst_of_n(pi_ref, r, n) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 #: Regularisers beyond the registry: chi-PO's chi^2 + KL, and the plain chi^2 part alone.
+#: chi-PO's chi^2 is Huang et al.'s 1/2 E_ref[(z - 1)^2]: its generator 1/2 (z - 1)^2 + z log z
+#: has the link z + log z; plain chi^2 here is the full E_ref[(z - 1)^2] (link 2 (z - 1)).
 EXTRA_REGULARIZERS = {
-    "chi_po": "χ²(π‖π_ref) + KL(π‖π_ref)  (chi-PO, link z + log z)",
-    "chi_squared": "χ²(π‖π_ref) = E_ref[(π/π_ref − 1)²]  (makes exact zeros)",
+    "chi_po": "½χ²(π‖π_ref) + KL(π‖π_ref) = E_ref[½(z − 1)² + z log z], z = π/π_ref  (chi-PO, link z + log z)",
+    "chi_squared": "χ²(π‖π_ref) = E_ref[(z − 1)²], z = π/π_ref  (makes exact zeros)",
 }
 
 

@@ -104,9 +104,18 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
         "hovertemplate": "%{text}<extra></extra>",
     })
     trained = " and training" if result.trajectories else ""
-    return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = selected β, n)",
+    extra = {}
+    if result.settings["compare"] == "equal_kl":
+        budget = float(_x(result, [result.settings["kl_budget"]])[0])
+        chosen_what = f"every method at KL = {result.settings['kl_budget']:g}"
+        extra["shapes"] = [{"type": "line", "x0": budget, "x1": budget, "yref": "paper", "y0": 0,
+                            "y1": 1, "line": {"dash": "dash", "color": "#888", "width": 1}}]
+    else:
+        chosen_what = "selected β, n"
+    traces[-1]["name"] = chosen_what
+    return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = {chosen_what})",
                    {"title": {"text": _x_title(result)}}, {"title": {"text": f"expected {y_name} reward"}},
-                   width=640, height=430)
+                   width=640, height=430, **extra)
 
 
 def overoptimisation(result: FrontierResult) -> go.Figure:
@@ -234,7 +243,7 @@ def measures_table(result: FrontierResult) -> HTMLView:
     verifiable = bool(result.scenario.correct.any())
     k, n = result.settings["k"], result.settings["n"]
     head = ["policy", "setting", "KL(π‖π_ref)", "KL(π_ref‖π)", "proxy", "gold", "entropy",
-            "win rate (gold)", f"best-of-{n} win rate"]
+            "win rate vs π_ref (gold)", f"best-of-{n} win rate vs best-of-{n} from π_ref (proxy)"]
     if verifiable:
         head += [f"pass@{k}", f"distinct correct in {k}"]
     rows = []
@@ -253,9 +262,25 @@ def measures_table(result: FrontierResult) -> HTMLView:
         "<div style='font-size:12px'><b>" + html.escape(result.scenario.description) + "</b>"
         "<table style='border-collapse:collapse' border='1' cellpadding='3'>"
         + header + "".join(rows) + "</table>"
-        "<span style='color:#666'>KL(π_ref‖π) is infinite when the policy gives zero probability "
-        "to a response π_ref can produce. Win rates count ties half.</span></div>"
+        "<span style='color:#666'>" + html.escape(_comparison_note(result)) + " KL(π_ref‖π) is "
+        "infinite when the policy gives zero probability to a response π_ref can produce. Win "
+        "rates count ties half.</span></div>"
     )
+
+
+def _comparison_note(result: FrontierResult) -> str:
+    """What the rows share, and the conventions a reader of the papers needs for β."""
+    settings = result.settings
+    if settings["compare"] == "equal_kl":
+        note = f"Every row is at KL(π‖π_ref) = {settings['kl_budget']:g}: β or n solved for it."
+    else:
+        note = ("Rows at the selected β and n: their KLs differ, so compare them on the plane or "
+                "switch to “at equal KL”. InfAlign is shown at KL-RL's KL.")
+    note += (f" InfAlign's t = {settings['infalign_t']:.3g} (chosen for best-of-{settings['n']})."
+             if settings.get("infalign_t") is not None else "")
+    if settings["divergence"] == "js":
+        note += (" JS here is half of Wang et al.'s generator, so this β is their 2β.")
+    return note
 
 
 def all_figures(result: FrontierResult) -> dict:
