@@ -33,7 +33,7 @@ from .exact import (
     tilted_log,
     win_rate,
 )
-from .limits import GaoFit, MemorylessLimit, gao_fit, memoryless_limit
+from .limits import GaoFit, MemorylessLimit, gao_fit, measured_peak, memoryless_limit
 from .scenario import Scenario, make_scenario
 
 #: Default sweeps: betas in units of the gold reward's spread, n on a log grid.
@@ -108,6 +108,7 @@ class FrontierResult:
     two_rewards: TwoRewards | None = None
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
 
 
 @lru_cache(maxsize=8)
@@ -324,11 +325,12 @@ def explore(
         name: measures(name, labels[name], lp, s, k, n) for name, lp in log_policies.items()
     }
     policies = {name: np.exp(lp) for name, lp in log_policies.items()}
-    fits = {}
+    fits, peaks = {}, {}
     for name, form in (("kl_rl", "rl"), ("bon", "bon")):
         curve = curves[name]
+        gain = curve.gold - float(s.pi_ref @ s.gold)
+        peaks[name] = measured_peak(curve.kl, gain)
         try:
-            gain = curve.gold - float(s.pi_ref @ s.gold)
             d = np.sqrt(curve.kl)
             # Gao et al. fit the rise and the turn, not the collapse far past the peak
             inside = d <= 1.5 * d[int(np.argmax(gain))] + 1e-12
@@ -346,7 +348,7 @@ def explore(
         {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
          "divergence": divergence, "alpha": alpha, "compare": compare, "kl_budget": budget,
          "infalign_t": t, "max_kl": ceiling},
-        two_rewards=two_rewards(key), notes=notes,
+        two_rewards=two_rewards(key), notes=notes, peaks=peaks,
     )
 
 

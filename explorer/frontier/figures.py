@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..ui import HTMLView
 from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
+from .limits import fit_peak_label
 
 COLOURS = {
     "kl_rl": "#1f77b4",
@@ -131,16 +132,17 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
                         name=curve.name, line={"color": COLOURS[key]}, marker={"size": 4},
                         customdata=curve.values,
                         hovertemplate=f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>gain %{{y:.4g}}<extra></extra>")
-        peak = int(np.argmax(gain))
-        fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
-                        name=f"gold peak: {curve.parameter} = {curve.values[peak]:.3g}",
-                        marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
-                        hovertemplate="gold peak<extra></extra>")
+        peak = result.peaks.get(key)
+        if peak is not None:  # no star where the gain is still rising at the end of the sweep
+            fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
+                            name=f"measured gold peak: {curve.parameter} = {curve.values[peak]:.3g}, d = {d[peak]:.3g}",
+                            marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
+                            hovertemplate="measured gold peak<extra></extra>")
         fit = result.fits.get(key)
         if fit is not None:
             grid = np.linspace(0, d.max(), 120)
             fig.add_scatter(x=grid, y=fit(grid), mode="lines", line={"dash": "dash", "color": COLOURS[key]},
-                            name=f"Gao fit {fit.form}: a={fit.a:.3g}, b={fit.b:.3g} (R²={fit.r_squared:.2f})")
+                            name=f"Gao fit {fit.form}: R² = {fit.r_squared:.2f}, {fit_peak_label(fit, float(d.max()))}")
         proxy_gain = curve.proxy - float(result.scenario.pi_ref @ result.scenario.proxy)
         fig.add_scatter(x=d, y=proxy_gain, mode="lines", line={"color": COLOURS[key], "width": 1},
                         opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")

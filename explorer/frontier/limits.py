@@ -73,6 +73,25 @@ def gao_fit(d, gain, form: str) -> GaoFit:
     return GaoFit(form, float(a), float(b), float(peak), r_squared)
 
 
+def measured_peak(kl, gain) -> int | None:
+    """The index of the highest gold gain along a curve, or None when that is the curve's
+    highest-KL point: then the gain is still rising where the sweep stops and there is no peak
+    to show (a star there would only mark the end of the grid)."""
+    kl = np.asarray(kl, dtype=np.float64)
+    gain = np.asarray(gain, dtype=np.float64)
+    best = int(np.argmax(gain))
+    return None if kl[best] >= kl.max() else best
+
+
+def fit_peak_label(fit: GaoFit, d_max: float) -> str:
+    """What a fitted curve says about the peak: where it is, or that it has none in view."""
+    if math.isfinite(fit.peak_d) and fit.peak_d <= d_max:
+        return f"fit peak at d = {fit.peak_d:.3g}"
+    if math.isfinite(fit.peak_d):
+        return f"fit peak at d = {fit.peak_d:.3g}, beyond the data (d ≤ {d_max:.3g})"
+    return "fit has no maximum (b ≤ 0)"
+
+
 # --------------------------------------------------------------------------------------------
 # The memoryless-LM limit
 # --------------------------------------------------------------------------------------------

@@ -49,3 +49,40 @@ def test_log_sigma_reward_uses_the_pi_ref_median_like_two_rewards():
     np.testing.assert_allclose(curve.gold, gold[:, 0], rtol=1e-12, atol=1e-15)
     # the unweighted median is a different response: the bug was not a no-op
     assert float(np.median(s.proxy)) != pytest.approx(median, abs=1e-3)
+
+
+def _trace_names(app):
+    return [trace.name for trace in app.figures["overoptimisation"].data]
+
+
+def test_overoptimisation_stars_only_measured_peaks_and_fits_show_r_squared():
+    """Before: the 'gold peak' star of best-of-n on the default preset was the last grid point
+    (gold still rising), and the fits showed a, b but not where their own peak lies."""
+    from explorer.frontier import best_of_n
+    from explorer.frontier.compute import NS
+
+    app = FrontierApp()
+    app.use_preset("reward hacking: 3 rare hackable responses")
+    s = app.result.scenario
+    gold = [best_of_n(s.pi_ref, s.proxy, n) @ s.gold for n in NS]  # one policy at a time
+    n_peak = NS[int(np.argmax(gold))]
+    assert 0 < int(np.argmax(gold)) < NS.size - 1
+    names = _trace_names(app)
+    assert f"measured gold peak: n = {n_peak:.3g}, d = " in " ".join(names)
+    fit = app.result.fits["bon"]
+    curve = app.result.curves["bon"]
+    gain = curve.gold - s.pi_ref @ s.gold
+    d = np.sqrt(curve.kl)
+    inside = d <= 1.5 * d[int(np.argmax(gain))] + 1e-12
+    residual = gain[inside] - d[inside] * (fit.a - fit.b * d[inside])
+    r2 = 1 - residual @ residual / np.sum((gain[inside] - gain[inside].mean()) ** 2)
+    assert fit.r_squared == pytest.approx(r2, rel=1e-12)
+    assert any(f"R² = {r2:.2f}" in name for name in names)
+
+    app.use_preset("default: Gaussian gold, proxy correlation 0.8")
+    s = app.result.scenario
+    gold = [best_of_n(s.pi_ref, s.proxy, n) @ s.gold for n in NS]
+    assert int(np.argmax(gold)) == NS.size - 1  # still rising at n = 4096: no peak to star
+    names = _trace_names(app)
+    assert not any(name.startswith("measured gold peak: n") for name in names)
+    assert any("fit has no maximum" in name for name in names if name.startswith("Gao fit bon"))
