@@ -145,7 +145,8 @@ class FrontierApp(App):
         return result
 
     def notes(self, result) -> list[str]:
-        return list(result.notes)
+        trained = [run.data.sentence() for run in result.trajectories if run.data is not None]
+        return list(result.notes) + list(dict.fromkeys(trained))
 
     def make_figures(self, result: compute.FrontierResult) -> dict:
         """Figures that depend only on cached curves are reused when a slider leaves them alone."""

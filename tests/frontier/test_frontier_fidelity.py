@@ -86,3 +86,30 @@ def test_overoptimisation_stars_only_measured_peaks_and_fits_show_r_squared():
     names = _trace_names(app)
     assert not any(name.startswith("measured gold peak: n") for name in names)
     assert any("fit has no maximum" in name for name in names if name.startswith("Gao fit bon"))
+
+
+def test_dpo_on_finite_pairs_is_told_to_drift_and_the_counts_are_right():
+    """Item 3: on finite pairs DPO's loss has no minimiser when a response never loses; the app
+    says so (counts checked by brute force over the pairs) instead of promising convergence."""
+    from explorer.frontier.trained import preference_data, preference_pairs, train
+
+    s = cached_scenario(500, "zipf", "gaussian", 0.8, 0, 0)
+    winner, loser = preference_pairs(s.pi_ref, s.proxy, 3000, seed=0)
+    data = preference_data(s.pi_ref, winner, loser)
+    pairs = list(zip(winner.tolist(), loser.tolist(), strict=True))
+    compared = {y for pair in pairs for y in pair}
+    losers = {lo for _, lo in pairs}
+    undefeated = [y for y in compared if y not in losers]
+    assert (data.pairs, data.compared, data.undefeated) == (len(pairs), len(compared), len(undefeated))
+    assert data.undefeated_mass == pytest.approx(sum(s.pi_ref[y] for y in undefeated), rel=1e-12)
+    assert data.never_compared_mass == pytest.approx(
+        sum(s.pi_ref[y] for y in range(s.size) if y not in compared), rel=1e-12)
+    # an undefeated response's pair-loss terms all fall as it rises: training keeps raising it
+    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, steps=200, seed=0)
+    short = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, steps=50, seed=0)
+    top = max(undefeated, key=lambda y: s.pi_ref[y])
+    assert run.policy[top] / s.pi_ref[top] > short.policy[top] / s.pi_ref[top] > 1.0
+    app = FrontierApp(n_responses=500)
+    app.set(train_method="dpo", train_steps=50)
+    app.train(wait=True)
+    assert "never lose a comparison" in app.status.text
