@@ -58,7 +58,7 @@ class PreferenceData:
 
     def sentence(self) -> str:
         return (
-            f"DPO on {self.pairs:,} pairs: {self.undefeated} of the {self.compared} compared "
+            f"DPO on {self.pairs:,} pairs: {self.undefeated:,} of the {self.compared:,} compared "
             f"responses never lose a comparison (π_ref mass {self.undefeated_mass:.3g}), so the "
             f"pair loss has no minimiser and keeps raising them; π_ref mass "
             f"{self.never_compared_mass:.3g} is never compared. More steps move DPO away from the "
