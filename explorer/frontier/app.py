@@ -160,7 +160,8 @@ class FrontierApp(App):
                 "overoptimisation", (id(curves["kl_rl"]), id(curves["bon"])),
                 figures.overoptimisation, result),
             "diversity": self._cached(
-                "diversity", (*(id(c) for c in curves.values()), x_axis, k), figures.diversity, result),
+                "diversity", (*(id(curves[key]) for key in figures.DIVERSITY_CURVES), x_axis, k),
+                figures.diversity, result),
             "memoryless": self._cached("memoryless", (id(result.memoryless),), figures.memoryless, result),
             "two_rewards": self._cached(
                 "two_rewards", (id(result.two_rewards), x_axis), figures.two_rewards, result),

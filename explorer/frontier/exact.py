@@ -634,9 +634,15 @@ def f_regularized_log(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarra
     at_one = link_at_one(divergence, alpha)
     ceiling = link_supremum(divergence, alpha)
 
+    support_gaps = gaps[support]
+
     def log_total(v: float) -> float:  # log sum pi, as a function of the top's link value
-        with np.errstate(over="ignore"):
-            return float(logsumexp(log_ps + log_ratio(v + gaps[support])))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            terms = log_ps + log_ratio(v + support_gaps)
+            top = terms.max()
+            if not np.isfinite(top):
+                return float(top)
+            return float(top + np.log(np.exp(terms - top).sum()))
 
     low = at_one
     high = at_one - float(gaps[support].min())

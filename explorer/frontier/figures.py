@@ -27,6 +27,8 @@ COLOURS = {
     "trained": "#ff7f0e",
 }
 SIZE = {"height": 380, "width": 560}
+#: The curves the diversity figure draws (the app redraws it only when one of them changes).
+DIVERSITY_CURVES = ("kl_rl", "f", "chi_po", "bon")
 
 
 def format_value(value: float, digits: int = 4) -> str:
@@ -159,7 +161,7 @@ def diversity(result: FrontierResult) -> go.Figure:
     titles = ["entropy", "KL(π_ref‖π): what π dropped"]
     titles.append(f"distinct correct answers in {k} samples" if verifiable else "gold reward")
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.09)
-    for key in ("kl_rl", "f", "chi_po", "bon"):
+    for key in DIVERSITY_CURVES:
         curve = result.curves[key]
         x = _x(result, curve.kl)
         style = {"mode": "lines", "line": {"color": COLOURS[key]}, "legendgroup": key}
