@@ -150,7 +150,8 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
                         opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
     fig.update_xaxes(title="d = √KL(π‖π_ref)")
     fig.update_yaxes(title="reward gain over π_ref")
-    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640)
+    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640, height=560,
+                   legend={"orientation": "h", "y": -0.18, "font": {"size": 10}})
 
 
 def diversity(result: FrontierResult) -> go.Figure:
