@@ -8,7 +8,7 @@ import pytest
 from explorer.frontier import FrontierApp, best_of_n, kl, tilted
 from explorer.frontier.compute import cached_scenario
 from explorer.frontier.equal_kl import infalign_t
-from explorer.frontier.exact import f_regularized
+from explorer.frontier.exact import f_regularized, f_regularized_log
 
 DEFAULT = "default: Gaussian gold, proxy correlation 0.8"
 HACKING = "reward hacking: 3 rare hackable responses"
@@ -81,12 +81,21 @@ def test_answer_4_plain_chi_squared_zeros(app):
     # g'(0) = -2 for g = (t - 1)^2: responses with r < lambda - 2 beta are exactly zero
     pi = f_regularized(s.pi_ref, s.proxy, 0.3, "neyman")
     assert np.all(pi[s.proxy < s.proxy[pi == 0].max()] == 0)
+    app.use_preset("heavy-tailed gold, weak proxy")
+    app.set(beta=0.01, divergence="js")
+    name = app.result.curves["f"].name
+    assert app.result.selected[name].zeros == 0 and math.isfinite(app.result.selected[name].reverse_kl_of_ref)
+    s = app.result.scenario
+    assert f_regularized_log(s.pi_ref, s.proxy, 0.01, "js").min() < math.log(1e-308)
 
 
 def test_answer_5_at_correlation_one_every_optimum_covers_the_same(app):
     app.use_preset(VERIFIABLE)
-    covered = {name: m.distinct_correct for name, m in app.result.selected.items()}
-    assert max(covered.values()) - min(covered.values()) > 0.1  # with proxy noise they differ
+    app.set(compare="equal_kl", kl_budget=1.0)
+    rows = app.result.selected
+    assert f"{rows['KL-RL'].distinct_correct:.4g}" == "2.287"
+    assert f"{rows[app.result.curves['f'].name].distinct_correct:.4g}" == "2.251"
+    assert f"{rows['best-of-n'].distinct_correct:.4g}" == "0.6308"
     app.set(correlation=1.0, compare="equal_kl", kl_budget=1.0)
     rows = app.result.selected
     assert len(rows) == 5 and not app.result.notes
