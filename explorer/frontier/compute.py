@@ -287,7 +287,10 @@ def explore(
     if compare not in COMPARE:
         raise ValueError(f"compare must be one of: {', '.join(COMPARE)}; got {compare!r}")
     ceiling = equal_kl.max_kl(s.pi_ref, s.proxy)
-    budget = equal_kl.check_budget(kl_budget, ceiling)
+    if compare == "equal_kl":
+        budget = equal_kl.check_budget(kl_budget, ceiling)
+    else:  # the budget only sets where InfAlign's t is chosen: keep it inside this scenario's reach
+        budget = min(equal_kl.check_budget(kl_budget, math.inf), 0.9 * ceiling)
     if infalign_t is None:
         t = equal_kl.infalign_t(float(n), budget)
     elif isinstance(infalign_t, (int, float)) and math.isfinite(infalign_t) and 0 < infalign_t <= 500:
@@ -347,7 +350,7 @@ def explore(
         s, curves, selected, policies, fits, cached_memoryless(float(delta)), bon_kl_bound(NS),
         {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
          "divergence": divergence, "alpha": alpha, "compare": compare, "kl_budget": budget,
-         "infalign_t": t, "max_kl": ceiling},
+         "infalign_t": t, "infalign_t_auto": infalign_t is None, "max_kl": ceiling},
         two_rewards=two_rewards(key), notes=notes, peaks=peaks,
     )
 

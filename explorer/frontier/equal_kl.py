@@ -46,6 +46,8 @@ def check_budget(budget, ceiling: float) -> float:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
         raise ValueError(f"the KL budget must be a number of nats, got {budget!r}")
     if not 0 < budget < ceiling:
+        if math.isinf(ceiling):
+            raise ValueError(f"the KL budget must be a positive number of nats, got {budget:g}")
         raise ValueError(
             f"the KL budget must be between 0 and {ceiling:.4g} nats, got {budget:g}: no policy "
             f"tilted towards the proxy moves further from π_ref than π_ref restricted to the "

@@ -281,8 +281,9 @@ def _comparison_note(result: FrontierResult) -> str:
     else:
         note = ("Rows at the selected β and n: their KLs differ, so compare them on the plane or "
                 "switch to “at equal KL”. InfAlign is shown at KL-RL's KL.")
-    note += (f" InfAlign's t = {settings['infalign_t']:.3g} (chosen for best-of-{settings['n']})."
-             if settings.get("infalign_t") is not None else "")
+    note += f" InfAlign's t = {settings['infalign_t']:.3g}"
+    note += (f" (chosen for best-of-{settings['n']} at KL = {settings['kl_budget']:.3g})."
+             if settings["infalign_t_auto"] else " (set by hand).")
     if settings["divergence"] == "js":
         note += (" JS here is half of Wang et al.'s generator, so this β is their 2β.")
     return note

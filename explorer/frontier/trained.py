@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from .. import divergences
 from ..device import check_seed, choose_device, generator
@@ -102,7 +103,9 @@ def preference_pairs(pi_ref, reward, n_pairs: int, seed: int = 0):
     second = rng.choice(p.size, size=n_pairs, p=p)
     keep = first != second
     first, second = first[keep], second[keep]
-    first_wins = rng.random(first.size) < 1.0 / (1.0 + np.exp(-(r[first] - r[second])))
+    # sigmoid(r1 - r2), from halves so that rewards near the float limit cannot overflow
+    with np.errstate(over="ignore"):
+        first_wins = rng.random(first.size) < expit(2.0 * (0.5 * r[first] - 0.5 * r[second]))
     winner = np.where(first_wins, first, second)
     loser = np.where(first_wins, second, first)
     return winner, loser

@@ -113,3 +113,24 @@ def test_dpo_on_finite_pairs_is_told_to_drift_and_the_counts_are_right():
     app.set(train_method="dpo", train_steps=50)
     app.train(wait=True)
     assert "never lose a comparison" in app.status.text
+
+
+def test_a_small_scenario_keeps_working_with_a_large_kl_budget_outside_equal_kl_mode():
+    app = FrontierApp(n_responses=500, kl_budget=6.5)
+    app.set(n_responses=10)  # its ceiling -log pi_ref(best) is about 3.1 nats
+    settings = app.result.settings
+    assert settings["kl_budget"] == pytest.approx(0.9 * settings["max_kl"])
+    with pytest.raises(ValueError, match="KL budget must be between 0 and 3.126 nats"):
+        app.set(compare="equal_kl")
+    assert app.params.compare == "parameter"
+
+
+def test_preference_pairs_at_the_float_limit_follow_bradley_terry_without_overflow():
+    import warnings
+
+    from explorer.frontier.trained import preference_pairs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        winner, loser = preference_pairs([0.5, 0.5], [-1.7e308, 1.7e308], 200, seed=1)
+    assert np.all(winner == 1) and np.all(loser == 0)  # sigmoid(3.4e308) = 1 exactly
