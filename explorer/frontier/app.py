@@ -142,6 +142,10 @@ class FrontierApp(App):
             infalign_t=None if params.infalign_t_auto else params.infalign_t,
         )
         result.trajectories = list(self._trajectories.get(params.scenario_key, []))
+        result.targets = [
+            compute.population_target(params.scenario_key, run.method, run.divergence, run.alpha, run.beta)
+            for run in result.trajectories
+        ]
         return result
 
     def notes(self, result) -> list[str]:

@@ -109,6 +109,7 @@ class FrontierResult:
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
+    targets: list = field(default_factory=list)  # per trajectory: its population optimum (kl, proxy, gold)
 
 
 @lru_cache(maxsize=8)
@@ -396,3 +397,14 @@ def _setting_label(method: str, value: float, compare: str, budget: float, unit:
     if method == "infalign":
         return f"{knob} (at KL-RL's KL)"
     return f"n = {int(value)}" if method == "bon" else f"β = {value:g}"
+
+
+@lru_cache(maxsize=64)
+def population_target(key, method: str, divergence: str, alpha, beta: float) -> tuple[float, float, float]:
+    """(KL, proxy, gold) of the exact optimum a training run aims at with infinite data: the
+    tilted policy for policy gradient + KL, the f-regularised one for DPO with ``divergence``."""
+    s = cached_scenario(*key)
+    name = "reverse_kl" if method == "pg" else divergence
+    log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, name, alpha)
+    pi = np.exp(log_pi)
+    return kl_from_log(log_pi, np.log(s.pi_ref)), float(pi @ s.proxy), float(pi @ s.gold)

@@ -98,6 +98,16 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
             "line": {"color": COLOURS["trained"]}, "customdata": np.asarray(trajectory.steps),
             "hovertemplate": "step %{customdata}<br>KL %{x:.4g}<br>%{y:.4g}<extra>trained</extra>",
         })
+    if result.trajectories:
+        targets = result.targets
+        traces.append({
+            "type": "scatter", "x": _x(result, [t[0] for t in targets]),
+            "y": [t[2] if y_name == "gold" else t[1] for t in targets], "mode": "markers",
+            "name": "trained: population optimum (infinite data)",
+            "marker": {"symbol": "diamond-open", "size": 11, "color": COLOURS["trained"], "line": {"width": 2}},
+            "text": [html.escape(run.label) for run in result.trajectories],
+            "hovertemplate": "population optimum of %{text}<extra></extra>",
+        })
     chosen = list(result.selected.values())
     traces.append({
         "type": "scatter", "x": _x(result, [m.kl for m in chosen]),

@@ -40,6 +40,7 @@ class Trajectory:
     gold: list[float] = field(default_factory=list)
     policy: np.ndarray | None = None
     data: PreferenceData | None = None  # DPO only: what the finite pairs pin down
+    alpha: float | None = None  # the alpha family's alpha, when that is the divergence
 
     @property
     def label(self) -> str:
@@ -63,7 +64,7 @@ class PreferenceData:
             f"responses never lose a comparison (π_ref mass {self.undefeated_mass:.3g}), so the "
             f"pair loss has no minimiser and keeps raising them; π_ref mass "
             f"{self.never_compared_mass:.3g} is never compared. More steps move DPO away from the "
-            f"population optimum (the × on the exact curve), not towards it."
+            f"population optimum (the ◇ on the plane), not towards it."
         )
 
 
@@ -184,7 +185,7 @@ def train(
         winner = torch.as_tensor(pair // p.size, device=dev)
         loser = torch.as_tensor(pair % p.size, device=dev)
         share = torch.as_tensor(count / count.sum(), dtype=torch.float64, device=dev)
-    trajectory = Trajectory(method, divergence, float(beta), data=data)
+    trajectory = Trajectory(method, divergence, float(beta), data=data, alpha=alpha)
 
     def record(step: int, log_pi: torch.Tensor) -> None:
         with torch.no_grad():

@@ -134,3 +134,21 @@ def test_preference_pairs_at_the_float_limit_follow_bradley_terry_without_overfl
         warnings.simplefilter("error")
         winner, loser = preference_pairs([0.5, 0.5], [-1.7e308, 1.7e308], 200, seed=1)
     assert np.all(winner == 1) and np.all(loser == 0)  # sigmoid(3.4e308) = 1 exactly
+
+
+def test_each_training_run_is_drawn_beside_its_population_optimum():
+    from explorer.frontier import f_regularized, kl, tilted
+
+    app = FrontierApp(n_responses=500)
+    app.set(train_method="dpo", train_divergence="js", train_steps=20)
+    app.train(wait=True)
+    s = app.result.scenario
+    target = f_regularized(s.pi_ref, s.proxy, app.params.beta, "js")
+    kl_target, proxy, gold = app.result.targets[-1]
+    assert kl_target == pytest.approx(kl(target, s.pi_ref), rel=1e-10)
+    assert (proxy, gold) == pytest.approx((target @ s.proxy, target @ s.gold), rel=1e-10)
+    trace = next(t for t in app.figures["plane"].data if t.name.endswith("population optimum (infinite data)"))
+    assert trace.x[-1] == pytest.approx(kl_target) and trace.y[-1] == pytest.approx(gold)
+    app.set(train_method="pg")
+    app.train(wait=True)
+    assert app.result.targets[-1][0] == pytest.approx(kl(tilted(s.pi_ref, s.proxy, app.params.beta), s.pi_ref))
