@@ -146,6 +146,7 @@ class FrontierApp(App):
             compute.population_target(params.scenario_key, run.method, run.divergence, run.alpha, run.beta)
             for run in result.trajectories
         ]
+        result.finite_targets = [compute.finite_data_target(params.scenario_key, run) for run in result.trajectories]
         return result
 
     def notes(self, result) -> list[str]:

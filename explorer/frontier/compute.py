@@ -110,6 +110,8 @@ class FrontierResult:
     notes: list[str] = field(default_factory=list)
     peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
     targets: list = field(default_factory=list)  # per trajectory: its population optimum (kl, proxy, gold)
+    #: per trajectory: the optimum for the Bradley-Terry reward fitted to its pairs, or None
+    finite_targets: list = field(default_factory=list)
 
 
 @lru_cache(maxsize=8)
@@ -405,6 +407,20 @@ def population_target(key, method: str, divergence: str, alpha, beta: float) -> 
     tilted policy for policy gradient + KL, the f-regularised one for DPO with ``divergence``."""
     s = cached_scenario(*key)
     name = "reverse_kl" if method == "pg" else divergence
-    log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, name, alpha)
+    return _point(s, f_regularized_log(s.pi_ref, s.proxy, beta, name, alpha))
+
+
+def finite_data_target(key, run) -> tuple[float, float, float] | None:
+    """(KL, proxy, gold) of DPO's target on its own pairs: the f-regularised optimum for the
+    Bradley-Terry reward fitted to them (the loss only sees beta g'(pi/pi_ref) through the
+    pairs' differences, whose best values are the fitted reward's), or None where no fit exists."""
+    if run.data is None or run.data.fitted_reward is None:
+        return None
+    s = cached_scenario(*key)
+    log_pi = f_regularized_log(s.pi_ref, run.data.fitted_reward, run.beta, run.divergence, run.alpha)
+    return _point(s, log_pi)
+
+
+def _point(s: Scenario, log_pi) -> tuple[float, float, float]:
     pi = np.exp(log_pi)
     return kl_from_log(log_pi, np.log(s.pi_ref)), float(pi @ s.proxy), float(pi @ s.gold)

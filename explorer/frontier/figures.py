@@ -108,6 +108,16 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
             "text": [html.escape(run.label) for run in result.trajectories],
             "hovertemplate": "population optimum of %{text}<extra></extra>",
         })
+        fitted = [(run, t) for run, t in zip(result.trajectories, result.finite_targets, strict=True) if t]
+        if fitted:
+            traces.append({
+                "type": "scatter", "x": _x(result, [t[0] for _, t in fitted]),
+                "y": [t[2] if y_name == "gold" else t[1] for _, t in fitted], "mode": "markers",
+                "name": "trained: optimum for the reward fitted to its pairs",
+                "marker": {"symbol": "square-open", "size": 10, "color": COLOURS["trained"], "line": {"width": 2}},
+                "text": [html.escape(run.label) for run, _ in fitted],
+                "hovertemplate": "finite-data target of %{text}<extra></extra>",
+            })
     chosen = list(result.selected.values())
     traces.append({
         "type": "scatter", "x": _x(result, [m.kl for m in chosen]),

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import spsolve
 from scipy.special import expit
 
 from .. import divergences
@@ -50,15 +53,23 @@ class Trajectory:
 
 @dataclass(frozen=True)
 class PreferenceData:
-    """What a finite set of preference pairs leaves undetermined for DPO."""
+    """What a finite set of preference pairs pins down for DPO, and what it leaves open."""
 
     pairs: int  # pairs kept (pairs of the same response are dropped)
     compared: int  # responses in at least one pair
     undefeated: int  # compared responses that never lose: the pair loss falls as they rise
     undefeated_mass: float  # their pi_ref mass
     never_compared_mass: float  # pi_ref mass of responses in no pair: their logits never move
+    #: the maximum-likelihood Bradley-Terry reward of the pairs, where it exists
+    fitted_reward: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def sentence(self) -> str:
+        if self.fitted_reward is not None:
+            return (
+                f"DPO on {self.pairs:,} pairs: every response is compared and the pairs fix a "
+                f"Bradley–Terry reward (its maximum-likelihood fit), so DPO's target is the "
+                f"optimum for that fitted reward (□ on the plane), not for the true one (◇)."
+            )
         return (
             f"DPO on {self.pairs:,} pairs: {self.undefeated:,} of the {self.compared:,} compared "
             f"responses never lose a comparison (π_ref mass {self.undefeated_mass:.3g}), so the "
@@ -69,7 +80,8 @@ class PreferenceData:
 
 
 def preference_data(pi_ref, winner, loser) -> PreferenceData:
-    """Count, for pairs (winner[i], loser[i]), the responses the pair loss cannot pin down."""
+    """Count, for pairs (winner[i], loser[i]), the responses the pair loss cannot pin down, and
+    fit the Bradley-Terry reward where the pairs determine it."""
     p = check_policy(pi_ref)
     winner, loser = np.asarray(winner), np.asarray(loser)
     compared = np.union1d(winner, loser)
@@ -77,7 +89,46 @@ def preference_data(pi_ref, winner, loser) -> PreferenceData:
     never = np.ones(p.size, dtype=bool)
     never[compared] = False
     return PreferenceData(int(winner.size), int(compared.size), int(undefeated.size),
-                          float(p[undefeated].sum()), float(p[never].sum()))
+                          float(p[undefeated].sum()), float(p[never].sum()),
+                          bradley_terry_fit(p.size, winner, loser))
+
+
+def bradley_terry_fit(size: int, winner, loser, tol: float = 1e-12) -> np.ndarray | None:
+    """The maximum-likelihood Bradley-Terry reward of the pairs (Zermelo 1929), centred on zero,
+    or None where it does not exist. It exists exactly when every response is in some pair and
+    the graph with an edge loser -> winner per pair is strongly connected (Ford 1957), i.e. no
+    group of responses beats everyone outside it; otherwise the likelihood keeps rising as that
+    group's reward grows. Newton's method on the convex negative log-likelihood
+    sum softplus(-(r_w - r_l)), the first response's reward held at 0 (sparse Hessian)."""
+    winner, loser = np.asarray(winner), np.asarray(loser)
+    if np.union1d(winner, loser).size < size:
+        return None
+    edges = sparse.csr_matrix((np.ones(winner.size), (loser, winner)), shape=(size, size))
+    if connected_components(edges, directed=True, connection="strong")[0] != 1:
+        return None
+    pair, count = np.unique(winner * size + loser, return_counts=True)
+    w, lo = pair // size, pair % size
+    reward = np.zeros(size)
+
+    def loss(r):
+        return float(count @ np.logaddexp(0.0, -(r[w] - r[lo])))
+
+    for _ in range(200):
+        lose = expit(-(reward[w] - reward[lo]))  # P(the observed loser would have won)
+        gradient = np.bincount(lo, count * lose, size) - np.bincount(w, count * lose, size)
+        weight = count * lose * (1.0 - lose)
+        hessian = sparse.csr_matrix(
+            (np.r_[weight, weight, -weight, -weight], (np.r_[w, lo, w, lo], np.r_[w, lo, lo, w])),
+            shape=(size, size))
+        step = np.zeros(size)
+        step[1:] = spsolve(hessian[1:, 1:].tocsc(), -gradient[1:])
+        start, scale = loss(reward), 1.0
+        while loss(reward + scale * step) > start and scale > 1e-12:
+            scale /= 2.0
+        reward = reward + scale * step
+        if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(reward))):
+            break
+    return reward - reward.mean()
 
 
 def link(divergence: str, alpha, log_t: torch.Tensor) -> torch.Tensor:

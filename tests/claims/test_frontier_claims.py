@@ -135,6 +135,16 @@ def test_answer_6_policy_gradient_converges_dpo_drifts(app):
     assert f"{f_regularized(s.pi_ref, s.proxy, 0.3, 'forward_kl') @ s.proxy:.4g}" == "2.807"
     app.set(train_method="pg", train_divergence="reverse_kl", train_steps=300)
     app.clear_training()
+    app.set(n_responses=100, train_method="dpo", train_steps=3000)
+    app.train(wait=True)
+    run, finite = app.result.trajectories[-1], app.result.finite_targets[-1]
+    assert finite is not None and "every response is compared" in app.status.text
+    s = app.result.scenario
+    fitted = f_regularized(s.pi_ref, run.data.fitted_reward, 0.3, "reverse_kl")
+    assert kl(run.policy, fitted) < 1e-6 and finite[0] == pytest.approx(kl(fitted, s.pi_ref), rel=1e-9)
+    assert f"{kl(run.policy, tilted(s.pi_ref, s.proxy, 0.3)):.3g}" == "0.456"
+    app.clear_training()
+    app.set(n_responses=2000, train_method="pg", train_steps=300)
 
 
 def test_answer_7_kl_between_best_of_n_and_rl_grows_like_half_log_length(app):

@@ -152,3 +152,49 @@ def test_each_training_run_is_drawn_beside_its_population_optimum():
     app.set(train_method="pg")
     app.train(wait=True)
     assert app.result.targets[-1][0] == pytest.approx(kl(tilted(s.pi_ref, s.proxy, app.params.beta), s.pi_ref))
+
+
+def test_bradley_terry_fit_solves_the_score_equations_and_is_dpo_s_actual_target():
+    """Where the pairs determine a Bradley-Terry reward, DPO's long-run end point is the optimum
+    for that fitted reward, not the population optimum for the true reward."""
+    from scipy.special import expit
+
+    from explorer.frontier import f_regularized, kl
+    from explorer.frontier.trained import preference_data, preference_pairs, train
+
+    s = cached_scenario(100, "zipf", "gaussian", 0.8, 0, 0)
+    winner, loser = preference_pairs(s.pi_ref, s.proxy, 20_000, seed=0)
+    fitted = preference_data(s.pi_ref, winner, loser).fitted_reward
+    assert fitted is not None and abs(fitted.mean()) < 1e-12
+    # score equations, summed pair by pair: each response's wins = its expected wins
+    wins = np.bincount(winner, minlength=100).astype(float)
+    expected_wins = np.zeros(100)
+    for w, lo in zip(winner, loser, strict=True):
+        p_w = expit(fitted[w] - fitted[lo])
+        expected_wins[w] += p_w
+        expected_wins[lo] += 1.0 - p_w
+    np.testing.assert_allclose(expected_wins, wins, atol=1e-8)
+    def pair_loss(pi, divergence):  # the DPO loss on these pairs, in numpy
+        t = pi / s.pi_ref
+        link = np.log(t) + 1.0 if divergence == "reverse_kl" else -1.0 / t
+        return float(np.mean(np.logaddexp(0.0, -0.3 * (link[winner] - link[loser]))))
+
+    rng = np.random.default_rng(1)
+    for divergence in ("reverse_kl", "forward_kl"):
+        run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, divergence=divergence, steps=3000, seed=0)
+        finite = f_regularized(s.pi_ref, fitted, 0.3, divergence)
+        population = f_regularized(s.pi_ref, s.proxy, 0.3, divergence)
+        best = pair_loss(finite, divergence)
+        assert best <= pair_loss(run.policy, divergence) and best < pair_loss(population, divergence)
+        for _ in range(5):  # the fitted reward's optimum minimises the pair loss
+            other = finite * np.exp(1e-3 * rng.standard_normal(100))
+            assert best <= pair_loss(other / other.sum(), divergence) + 1e-15
+        assert kl(run.policy, population) > 0.1, divergence
+    # reverse-KL DPO gets there in 3000 steps (forward KL's loss is nearly flat towards it)
+    assert kl(run.policy, finite) > 1.0
+    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, steps=3000, seed=0)
+    assert kl(run.policy, f_regularized(s.pi_ref, fitted, 0.3, "reverse_kl")) < 1e-6
+    # no fit where a response never loses (the default scenario) or is never compared
+    big = cached_scenario(2000, "zipf", "gaussian", 0.8, 0, 0)
+    winner, loser = preference_pairs(big.pi_ref, big.proxy, 20_000, seed=0)
+    assert preference_data(big.pi_ref, winner, loser).fitted_reward is None
