@@ -283,19 +283,17 @@ def explore(
     ``compare="parameter"``: the policies at the selected ``beta`` and ``n`` (InfAlign at the
     KL of KL-RL's, since its beta is on another reward's scale). ``compare="equal_kl"``: every
     method's beta or n solved so that KL(pi || pi_ref) = ``kl_budget``. InfAlign's ``t`` is
-    chosen for ``n`` at ``kl_budget`` (:func:`equal_kl.infalign_t`) unless given."""
+    chosen for ``n`` (:func:`equal_kl.infalign_t`) unless given."""
     key = (int(n_responses), reference, reward, float(correlation), int(n_hackable), int(seed))
     s = cached_scenario(*key)
     (beta,) = check_beta(beta)
     if compare not in COMPARE:
         raise ValueError(f"compare must be one of: {', '.join(COMPARE)}; got {compare!r}")
     ceiling = equal_kl.max_kl(s.pi_ref, s.proxy)
-    if compare == "equal_kl":
-        budget = equal_kl.check_budget(kl_budget, ceiling)
-    else:  # the budget only sets where InfAlign's t is chosen: keep it inside this scenario's reach
-        budget = min(equal_kl.check_budget(kl_budget, math.inf), 0.9 * ceiling)
+    # the budget only matters at equal KL, where it must be within this scenario's reach
+    budget = equal_kl.check_budget(kl_budget, ceiling if compare == "equal_kl" else math.inf)
     if infalign_t is None:
-        t = equal_kl.infalign_t(float(n), budget)
+        t = equal_kl.infalign_t(float(n))
     elif isinstance(infalign_t, (int, float)) and math.isfinite(infalign_t) and 0 < infalign_t <= 500:
         t = float(infalign_t)
     else:
@@ -378,16 +376,27 @@ def _log_policy(s: Scenario, method: str, value: float, divergence, alpha, t) ->
 
 @lru_cache(maxsize=256)
 def solved_parameter(key, method: str, budget: float, divergence, alpha, t) -> float:
-    """The beta (or n) at which ``method`` has KL(pi || pi_ref) = budget (cached per setting)."""
+    """The beta (or n) at which ``method`` has KL(pi || pi_ref) = budget (cached per setting),
+    started from the two points of the method's curve that straddle the budget."""
     s = cached_scenario(*key)
+    curve = _curve_of(key, method, divergence, alpha, t)
+    bracket = equal_kl.bracket_from_curve(curve.values, curve.kl, budget)
     if method == "bon":
-        return equal_kl.solve_n(s.pi_ref, s.proxy, budget)
+        return equal_kl.solve_n(s.pi_ref, s.proxy, budget, bracket)
     log_ref = np.log(s.pi_ref)
 
     def kl_at(beta: float) -> float:
         return kl_from_log(_log_policy(s, method, beta, divergence, alpha, t), log_ref)
 
-    return equal_kl.solve_beta(kl_at, budget, scale=beta_unit_of(s, method, t))
+    return equal_kl.solve_beta(kl_at, budget, scale=beta_unit_of(s, method, t), bracket=bracket)
+
+
+def _curve_of(key, method: str, divergence, alpha, t) -> Curve:
+    if method == "bon":
+        return bon_curve(key)
+    if method in ("f", "chi_po"):
+        return f_curve(key, divergence, alpha) if method == "f" else f_curve(key, "chi_po", None)
+    return tilted_curve(key, "proxy") if method == "kl_rl" else tilted_curve(key, "infalign", t)
 
 
 def _setting_label(method: str, value: float, compare: str, budget: float, unit: float) -> str:

@@ -26,6 +26,8 @@ N_RANGE = (1.0, 1e15)
 CALIBRATION_GRID = 2048
 T_RANGE = (0.1, 200.0)
 T_GRID = 23
+#: The KL at which InfAlign's t is chosen for each n.
+T_REFERENCE_KL = 1.0
 
 
 class Unreachable(ValueError):
@@ -56,10 +58,27 @@ def check_budget(budget, ceiling: float) -> float:
     return float(budget)
 
 
-def solve_beta(kl_at: Callable[[float], float], budget: float, scale: float = 1.0) -> float:
+def bracket_from_curve(values, kls, budget: float) -> tuple[float, float] | None:
+    """Two neighbouring knob values of an already computed curve whose KLs straddle the budget
+    (a narrow start for Brent's method), or None when the curve does not reach it."""
+    values, kls = np.asarray(values, dtype=np.float64), np.asarray(kls, dtype=np.float64)
+    order = np.argsort(values)
+    values, kls = values[order], kls[order]
+    above = kls >= budget
+    for i in range(values.size - 1):
+        if above[i] != above[i + 1]:
+            return float(values[i]), float(values[i + 1])
+    return None
+
+
+def solve_beta(kl_at: Callable[[float], float], budget: float, scale: float = 1.0,
+               bracket: tuple[float, float] | None = None) -> float:
     """The beta with kl_at(beta) = budget, kl_at decreasing in beta. Betas where the optimum
     does not exist (kl_at raises ValueError) are skipped from below; Unreachable when even the
-    smallest usable beta stays under the budget."""
+    smallest usable beta stays under the budget. ``bracket`` (from :func:`bracket_from_curve`)
+    saves most of the evaluations."""
+    if bracket is not None:
+        return _log_root(kl_at, budget, *bracket)
     low, high = BETA_RANGE[0] * scale, BETA_RANGE[1] * scale
     while True:
         try:
@@ -73,22 +92,27 @@ def solve_beta(kl_at: Callable[[float], float], budget: float, scale: float = 1.
         raise Unreachable(f"reaches at most KL = {at_low:.4g} (at β = {low:.3g})")
     if kl_at(high) > budget:
         raise Unreachable(f"stays above KL = {budget:g} even at β = {high:.3g}")
-    log_beta = brentq(lambda lb: kl_at(math.exp(lb)) - budget, math.log(low), math.log(high),
-                      xtol=1e-13, rtol=1e-14, maxiter=400)
-    return math.exp(log_beta)
+    return _log_root(kl_at, budget, low, high)
 
 
-def solve_n(pi_ref, r, budget: float) -> float:
+def _log_root(kl_at, budget: float, low: float, high: float) -> float:
+    """The knob in [low, high] where kl_at crosses the budget, by Brent's method on its log."""
+    root = brentq(lambda x: kl_at(math.exp(x)) - budget, math.log(low), math.log(high),
+                  xtol=1e-13, rtol=1e-14, maxiter=400)
+    return math.exp(root)
+
+
+def solve_n(pi_ref, r, budget: float, bracket: tuple[float, float] | None = None) -> float:
     """The (real) n with KL(best-of-n || pi_ref) = budget; best-of-n's KL grows with n."""
     def kl_at(n: float) -> float:
         return float(bon_frontier(pi_ref, r, [n])[0][0])
 
+    if bracket is not None:
+        return _log_root(kl_at, budget, *bracket)
     low, high = N_RANGE
     if kl_at(high) < budget:
         raise Unreachable(f"reaches at most KL = {kl_at(high):.4g} (at n = {high:.0e})")
-    log_n = brentq(lambda ln: kl_at(math.exp(ln)) - budget, math.log(low), math.log(high),
-                   xtol=1e-13, rtol=1e-14, maxiter=400)
-    return math.exp(log_n)
+    return _log_root(kl_at, budget, low, high)
 
 
 def tilted_kl(pi_ref, r) -> Callable[[float], float]:
@@ -97,11 +121,11 @@ def tilted_kl(pi_ref, r) -> Callable[[float], float]:
 
 
 @lru_cache(maxsize=64)
-def infalign_t(n: float, budget: float) -> float:
+def infalign_t(n: float, budget: float = T_REFERENCE_KL) -> float:
     """InfAlign's exponential transform e^{t c} of the calibrated reward c, with t chosen for the
-    inference-time n: the t whose KL-regularised policy, at KL = budget, has the highest
-    best-of-n win rate against best-of-n from pi_ref (Balashankar et al. 2025, Sec. 4-5: the
-    transform is chosen per inference procedure and n).
+    inference-time n: the t whose KL-regularised policy, at KL = budget (1 nat unless given),
+    has the highest best-of-n win rate against best-of-n from pi_ref (Balashankar et al. 2025,
+    Sec. 4-5: the transform is chosen per inference procedure and n, not per KL).
 
     Calibration makes c uniform on [0, 1] under pi_ref whatever the reward model, so t can be
     chosen once on that model-free problem (here CALIBRATION_GRID equal-mass quantiles of c);

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from ..ui import HTMLView
 from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
+from .equal_kl import T_REFERENCE_KL
 from .limits import fit_peak_label
 
 COLOURS = {
@@ -302,7 +303,7 @@ def _comparison_note(result: FrontierResult) -> str:
         note = ("Rows at the selected β and n: their KLs differ, so compare them on the plane or "
                 "switch to “at equal KL”. InfAlign is shown at KL-RL's KL.")
     note += f" InfAlign's t = {settings['infalign_t']:.3g}"
-    note += (f" (chosen for best-of-{settings['n']} at KL = {settings['kl_budget']:.3g})."
+    note += (f" (chosen for best-of-{settings['n']} at KL = {T_REFERENCE_KL:g})."
              if settings["infalign_t_auto"] else " (set by hand).")
     if settings["divergence"] == "js":
         note += (" JS here is half of Wang et al.'s generator, so this β is their 2β.")
