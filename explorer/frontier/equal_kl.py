@@ -25,7 +25,7 @@ N_RANGE = (1.0, 1e15)
 #: quantiles stand for it when t is chosen (max KL log 2048 = 7.6 nats).
 CALIBRATION_GRID = 2048
 T_RANGE = (0.1, 200.0)
-T_GRID = 23
+T_GRID = 12
 #: The KL at which InfAlign's t is chosen for each n.
 T_REFERENCE_KL = 1.0
 
@@ -72,13 +72,13 @@ def bracket_from_curve(values, kls, budget: float) -> tuple[float, float] | None
 
 
 def solve_beta(kl_at: Callable[[float], float], budget: float, scale: float = 1.0,
-               bracket: tuple[float, float] | None = None) -> float:
+               bracket: tuple[float, float] | None = None, xtol: float = 1e-13) -> float:
     """The beta with kl_at(beta) = budget, kl_at decreasing in beta. Betas where the optimum
     does not exist (kl_at raises ValueError) are skipped from below; Unreachable when even the
     smallest usable beta stays under the budget. ``bracket`` (from :func:`bracket_from_curve`)
     saves most of the evaluations."""
     if bracket is not None:
-        return _log_root(kl_at, budget, *bracket)
+        return _log_root(kl_at, budget, *bracket, xtol=xtol)
     low, high = BETA_RANGE[0] * scale, BETA_RANGE[1] * scale
     while True:
         try:
@@ -92,13 +92,13 @@ def solve_beta(kl_at: Callable[[float], float], budget: float, scale: float = 1.
         raise Unreachable(f"reaches at most KL = {at_low:.4g} (at β = {low:.3g})")
     if kl_at(high) > budget:
         raise Unreachable(f"stays above KL = {budget:g} even at β = {high:.3g}")
-    return _log_root(kl_at, budget, low, high)
+    return _log_root(kl_at, budget, low, high, xtol=xtol)
 
 
-def _log_root(kl_at, budget: float, low: float, high: float) -> float:
+def _log_root(kl_at, budget: float, low: float, high: float, xtol: float = 1e-13) -> float:
     """The knob in [low, high] where kl_at crosses the budget, by Brent's method on its log."""
     root = brentq(lambda x: kl_at(math.exp(x)) - budget, math.log(low), math.log(high),
-                  xtol=1e-13, rtol=1e-14, maxiter=400)
+                  xtol=xtol, rtol=max(xtol / 10, 4.5e-16), maxiter=400)
     return math.exp(root)
 
 
@@ -125,7 +125,7 @@ def infalign_t(n: float, budget: float = T_REFERENCE_KL) -> float:
     """InfAlign's exponential transform e^{t c} of the calibrated reward c, with t chosen for the
     inference-time n: the t whose KL-regularised policy, at KL = budget (1 nat unless given),
     has the highest best-of-n win rate against best-of-n from pi_ref (Balashankar et al. 2025,
-    Sec. 4-5: the transform is chosen per inference procedure and n, not per KL).
+    Sec. 4-5: the transform depends on the inference procedure and its n).
 
     Calibration makes c uniform on [0, 1] under pi_ref whatever the reward model, so t can be
     chosen once on that model-free problem (here CALIBRATION_GRID equal-mass quantiles of c);
@@ -136,12 +136,18 @@ def infalign_t(n: float, budget: float = T_REFERENCE_KL) -> float:
     p = np.full(grid, 1.0 / grid)
     budget = min(float(budget), 0.9 * math.log(grid))
 
+    reference = best_of_n(p, c, n)
+
     def loss(log_t: float) -> float:
         reward = np.exp(math.exp(log_t) * c)
-        beta = solve_beta(tilted_kl(p, reward), budget, scale=float(np.std(reward)))
+        # one vectorised sweep brackets the beta, Brent finishes it in a few single evaluations
+        # (to 1e-10 in log beta: t is wanted to three digits, not to the last one)
+        sweep = np.geomspace(*BETA_RANGE, 57) * float(np.std(reward))
+        bracket = bracket_from_curve(sweep, kl_frontier(p, reward, sweep)[0], budget)
+        beta = solve_beta(tilted_kl(p, reward), budget, bracket=bracket, xtol=1e-10)
         pi = np.exp(np.log(p) + (reward - reward.max()) / beta)
         pi /= pi.sum()
-        return -win_rate(best_of_n(pi, c, n), best_of_n(p, c, n), c)
+        return -win_rate(best_of_n(pi, c, n), reference, c)
 
     # a coarse log grid first (the win rate is flat near its best for large n), then Brent
     # inside the best cell
@@ -149,5 +155,5 @@ def infalign_t(n: float, budget: float = T_REFERENCE_KL) -> float:
     losses = [loss(x) for x in log_ts]
     best = int(np.argmin(losses))
     low, high = log_ts[max(best - 1, 0)], log_ts[min(best + 1, T_GRID - 1)]
-    found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-3})
+    found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 2e-3})
     return float(math.exp(found.x if found.fun <= losses[best] else log_ts[best]))
