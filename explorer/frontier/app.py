@@ -241,7 +241,8 @@ class FrontierApp(App):
             self.bind(widgets.ToggleButtons(options=[("at selected β, n", "parameter"), ("at equal KL", "equal_kl")],
                                             description="methods", style=style), "compare"),
             self.bind(widgets.FloatSlider(min=0.05, max=7.0, step=0.05, description="KL budget [nats]", **slider), "kl_budget"),
-            self.bind(widgets.Checkbox(description="InfAlign t chosen for n", style=style), "infalign_t_auto"),
+            self.bind(widgets.Checkbox(description="InfAlign t: chosen for n (untick to set it)", indent=False,
+                                       layout={"width": "96%"}), "infalign_t_auto"),
             self.bind(widgets.FloatLogSlider(min=-1, max=2.3, step=0.05, description="InfAlign t (manual)", **slider), "infalign_t"),
         ])
         view = widgets.VBox([

@@ -128,14 +128,13 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
         "hovertemplate": "%{text}<extra></extra>",
     })
     trained = " and training" if result.trajectories else ""
-    extra = {}
-    if result.settings["compare"] == "equal_kl":
-        budget = float(_x(result, [result.settings["kl_budget"]])[0])
-        chosen_what = f"every method at KL = {result.settings['kl_budget']:g}"
-        extra["shapes"] = [{"type": "line", "x0": budget, "x1": budget, "yref": "paper", "y0": 0,
-                            "y1": 1, "line": {"dash": "dash", "color": "#888", "width": 1}}]
-    else:
-        chosen_what = "selected β, n"
+    # the KL-budget line is always there, hidden outside the equal-KL mode: a figure updated in
+    # place in the browser does not drop a shape that a new layout leaves out
+    equal = result.settings["compare"] == "equal_kl"
+    budget = float(_x(result, [result.settings["kl_budget"]])[0])
+    chosen_what = f"every method at KL = {result.settings['kl_budget']:g}" if equal else "selected β, n"
+    extra = {"shapes": [{"type": "line", "x0": budget, "x1": budget, "yref": "paper", "y0": 0, "y1": 1,
+                         "visible": equal, "line": {"dash": "dash", "color": "#888", "width": 1}}]}
     traces[-1]["name"] = chosen_what
     return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = {chosen_what})",
                    {"title": {"text": _x_title(result)}}, {"title": {"text": f"expected {y_name} reward"}},

@@ -97,8 +97,11 @@ def test_equal_kl_mode_solves_every_method_for_the_budget(app):
     beta_f = float(rows[app.result.curves["f"].name].setting.split("β = ")[1].split(" ")[0])
     assert kl(f_regularized(s.pi_ref, s.proxy, beta_f, "forward_kl"), s.pi_ref) == pytest.approx(1.5, rel=1e-3)
     assert "KL = 1.5" in app.figures["measures"].html
-    assert any(shape.x0 == 1.5 for shape in app.figures["plane"].layout.shapes)
+    (line,) = app.figures["plane"].layout.shapes
+    assert line.x0 == 1.5 and line.visible
     app.use_preset("default: Gaussian gold, proxy correlation 0.8")
+    (line,) = app.figures["plane"].layout.shapes  # kept, hidden: in-place updates drop nothing
+    assert line.visible is False
 
 
 def test_a_budget_beyond_reach_is_a_sentence_and_changes_nothing(app):
