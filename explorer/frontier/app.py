@@ -39,6 +39,10 @@ class FrontierParams:
     train_method: str = "pg"
     train_divergence: str = "reverse_kl"
     train_steps: int = 300
+    compare: str = "parameter"
+    kl_budget: float = 1.0
+    infalign_t_auto: bool = True
+    infalign_t: float = 6.0
 
     def validate(self) -> None:
         if not (isinstance(self.n_responses, int) and 10 <= self.n_responses <= APP_MAX_RESPONSES):
@@ -68,6 +72,16 @@ class FrontierParams:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{field} must be a whole number from {low} to {high:,}, got {value!r}")
+        if self.compare not in compute.COMPARE:
+            raise ValueError(f"compare must be one of: {', '.join(compute.COMPARE)}; got {self.compare!r}")
+        if not isinstance(self.infalign_t_auto, bool):
+            raise ValueError(f"infalign_t_auto must be True or False, got {self.infalign_t_auto!r}")
+        if isinstance(self.infalign_t, bool) or not (
+                isinstance(self.infalign_t, (int, float)) and 0 < self.infalign_t <= 500):
+            raise ValueError(f"infalign_t must be a number in (0, 500] (e^(t c) must stay finite), got {self.infalign_t!r}")
+        if isinstance(self.kl_budget, bool) or not (
+                isinstance(self.kl_budget, (int, float)) and math.isfinite(self.kl_budget) and self.kl_budget > 0):
+            raise ValueError(f"kl_budget must be a positive number of nats, got {self.kl_budget!r}")
         if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1.2):
             raise ValueError(
                 f"delta must be between 0 and 1.2 nats per token (the example's tokens allow at "
@@ -94,19 +108,22 @@ class FrontierApp(App):
     presets = {
         "default: Gaussian gold, proxy correlation 0.8": dict(
             reward="gaussian", correlation=0.8, n_hackable=0, divergence="forward_kl",
-            x_axis="kl", y_reward="gold", beta=0.3, n=16),
+            x_axis="kl", y_reward="gold", beta=0.3, n=16, compare="parameter"),
         "reward hacking: 3 rare hackable responses": dict(
             reward="gaussian", correlation=0.8, n_hackable=3, divergence="forward_kl",
-            x_axis="sqrt_kl", y_reward="gold", beta=0.3, n=16),
+            x_axis="sqrt_kl", y_reward="gold", beta=0.3, n=16, compare="parameter"),
         "verifiable answers: coverage and pass@k": dict(
             reward="verifiable", correlation=0.9, n_hackable=0, divergence="js",
-            x_axis="kl", y_reward="gold", beta=0.1, n=16, k=8),
+            x_axis="kl", y_reward="gold", beta=0.1, n=16, k=8, compare="parameter"),
         "plain χ² (neyman here) makes zeros": dict(
             reward="gaussian", correlation=0.8, n_hackable=0, divergence="neyman",
-            x_axis="kl", y_reward="gold", beta=0.3),
+            x_axis="kl", y_reward="gold", beta=0.3, compare="parameter"),
         "heavy-tailed gold, weak proxy": dict(
             reward="heavy_tailed", correlation=0.5, n_hackable=0, divergence="forward_kl",
-            x_axis="kl", y_reward="gold", beta=0.3),
+            x_axis="kl", y_reward="gold", beta=0.3, compare="parameter"),
+        "equal KL: every method at 1 nat": dict(
+            reward="gaussian", correlation=0.8, n_hackable=0, divergence="forward_kl",
+            x_axis="kl", y_reward="gold", compare="equal_kl", kl_budget=1.0, n=16),
     }
 
     def __init__(self, **params):
@@ -121,12 +138,20 @@ class FrontierApp(App):
             correlation=params.correlation, n_hackable=params.n_hackable, seed=params.seed,
             divergence=params.divergence, alpha=params.alpha, beta=params.beta, n=params.n,
             k=params.k, delta=params.delta, x_axis=params.x_axis, y_reward=params.y_reward,
+            compare=params.compare, kl_budget=params.kl_budget,
+            infalign_t=None if params.infalign_t_auto else params.infalign_t,
         )
         result.trajectories = list(self._trajectories.get(params.scenario_key, []))
+        result.targets = [
+            compute.population_target(params.scenario_key, run.method, run.divergence, run.alpha, run.beta)
+            for run in result.trajectories
+        ]
+        result.finite_targets = [compute.finite_data_target(params.scenario_key, run) for run in result.trajectories]
         return result
 
     def notes(self, result) -> list[str]:
-        return list(result.notes)
+        trained = [run.data.sentence() for run in result.trajectories if run.data is not None]
+        return list(result.notes) + list(dict.fromkeys(trained))
 
     def make_figures(self, result: compute.FrontierResult) -> dict:
         """Figures that depend only on cached curves are reused when a slider leaves them alone."""
@@ -140,7 +165,8 @@ class FrontierApp(App):
                 "overoptimisation", (id(curves["kl_rl"]), id(curves["bon"])),
                 figures.overoptimisation, result),
             "diversity": self._cached(
-                "diversity", (*(id(c) for c in curves.values()), x_axis, k), figures.diversity, result),
+                "diversity", (*(id(curves[key]) for key in figures.DIVERSITY_CURVES), x_axis, k),
+                figures.diversity, result),
             "memoryless": self._cached("memoryless", (id(result.memoryless),), figures.memoryless, result),
             "two_rewards": self._cached(
                 "two_rewards", (id(result.two_rewards), x_axis), figures.two_rewards, result),
@@ -211,6 +237,13 @@ class FrontierApp(App):
             self.bind(log_beta, "beta"),
             self.bind(widgets.IntSlider(min=1, max=4096, description="n (best-of-n)", **slider), "n"),
             self.bind(widgets.IntSlider(min=1, max=64, description="k (pass@k)", **slider), "k"),
+            widgets.HTML("<b>compare</b>"),
+            self.bind(widgets.ToggleButtons(options=[("at selected β, n", "parameter"), ("at equal KL", "equal_kl")],
+                                            description="methods", style=style), "compare"),
+            self.bind(widgets.FloatSlider(min=0.05, max=7.0, step=0.05, description="KL budget [nats]", **slider), "kl_budget"),
+            self.bind(widgets.Checkbox(description="InfAlign t: chosen for n (untick to set it)", indent=False,
+                                       layout={"width": "96%"}), "infalign_t_auto"),
+            self.bind(widgets.FloatLogSlider(min=-1, max=2.3, step=0.05, description="InfAlign t (manual)", **slider), "infalign_t"),
         ])
         view = widgets.VBox([
             self.bind(widgets.ToggleButtons(options=[("KL", "kl"), ("√KL", "sqrt_kl")], description="x", style=style), "x_axis"),

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import equal_kl
 from .exact import (
     best_of_n_log,
     bon_frontier,
@@ -23,9 +24,8 @@ from .exact import (
     distinct_correct,
     entropy,
     expected,
-    f_regularized,
+    f_regularized_log,
     inference_win_rate,
-    kl,
     kl_from_log,
     kl_frontier,
     log_sigmoid_transform,
@@ -33,14 +33,14 @@ from .exact import (
     tilted_log,
     win_rate,
 )
-from .limits import GaoFit, MemorylessLimit, gao_fit, memoryless_limit
+from .limits import GaoFit, MemorylessLimit, gao_fit, measured_peak, memoryless_limit
 from .scenario import Scenario, make_scenario
 
 #: Default sweeps: betas in units of the gold reward's spread, n on a log grid.
 BETAS = np.geomspace(0.01, 30.0, 60)
 F_BETAS = np.geomspace(0.01, 30.0, 24)  # f-regularised curves need one root per beta
 NS = np.unique(np.round(np.geomspace(1, 4096, 44)))
-INFALIGN_T = 6.0
+COMPARE = ("parameter", "equal_kl")
 #: The memoryless-LM example: 4 tokens with rewards 0..3.
 TOKEN_PROBS = (0.4, 0.3, 0.2, 0.1)
 TOKEN_REWARDS = (0.0, 1.0, 2.0, 3.0)
@@ -108,6 +108,10 @@ class FrontierResult:
     two_rewards: TwoRewards | None = None
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
+    targets: list = field(default_factory=list)  # per trajectory: its population optimum (kl, proxy, gold)
+    #: per trajectory: the optimum for the Bradley-Terry reward fitted to its pairs, or None
+    finite_targets: list = field(default_factory=list)
 
 
 @lru_cache(maxsize=8)
@@ -130,26 +134,50 @@ def _curve_from_expectations(name, parameter, values, kls, extra, forgotten):
 
 
 @lru_cache(maxsize=32)
-def tilted_curve(key, reward_kind: str) -> Curve:
-    """KL-RL on the proxy (or a transform of it): the exact curve over BETAS."""
+def tilted_curve(key, reward_kind: str, t: float | None = None) -> Curve:
+    """KL-RL on the proxy (or a transform of it): the exact curve over BETAS for the proxy and
+    the log σ reward (rescaled to the proxy's spread). InfAlign's e^{t c} spans 1..e^t, so on
+    those betas its curve would start several nats out: it gets its own betas, spanning the same
+    KL range as KL-RL's curve (:func:`_betas_spanning`)."""
     s = cached_scenario(*key)
-    reward, name = _method_reward(s, reward_kind)
-    kls, mean_reward, means = kl_frontier(s.pi_ref, reward, BETAS, extra=_extra_rewards(s))
+    reward, name = _method_reward(s, reward_kind, t)
+    betas = BETAS if reward_kind != "infalign" else _betas_spanning(key, reward, beta_unit(s, reward))
+    kls, mean_reward, means = kl_frontier(s.pi_ref, reward, betas, extra=_extra_rewards(s))
     # log pi_beta = log pi_ref + (r - E_ref r)/beta - log Z and KL(pi||ref) = (E r - E_ref r)/beta - log Z
     # give KL(pi_ref || pi_beta) = log Z = (E_beta r - E_ref r)/beta - KL(pi_beta || pi_ref)
-    forgotten = np.maximum((mean_reward - float(s.pi_ref @ reward)) / BETAS - kls, 0.0)
-    return _curve_from_expectations(name, "β", BETAS, kls, means, forgotten)
+    forgotten = np.maximum((mean_reward - float(s.pi_ref @ reward)) / betas - kls, 0.0)
+    return _curve_from_expectations(name, "β", betas, kls, means, forgotten)
 
 
-def _method_reward(s: Scenario, kind: str):
+def _betas_spanning(key, reward, unit: float) -> np.ndarray:
+    """BETAS.size betas, log-spaced, from the one whose KL is KL-RL's largest on its curve (at
+    most 99.9% of the ceiling -log pi_ref(best), which both only approach) to the one whose KL is
+    KL-RL's smallest: the same stretch of the plane, whatever the reward's scale."""
+    s = cached_scenario(*key)
+    reference = tilted_curve(key, "proxy").kl
+    kl_at = equal_kl.tilted_kl(s.pi_ref, reward)
+    top = min(float(reference.max()), 0.999 * equal_kl.max_kl(s.pi_ref, s.proxy))
+    small = equal_kl.solve_beta(kl_at, top, scale=unit)
+    large = equal_kl.solve_beta(kl_at, float(reference.min()), scale=unit)
+    return np.geomspace(small, large, BETAS.size)
+
+
+def beta_unit(s: Scenario, reward) -> float:
+    """How many proxy-betas make one beta of ``reward``: the ratio of their pi_ref spreads."""
+    return reference_spread(s.pi_ref, reward) / reference_spread(s.pi_ref, s.proxy)
+
+
+def _method_reward(s: Scenario, kind: str, t: float | None = None):
     if kind == "proxy":
         return s.proxy, "KL-RL (exact)"
     if kind == "log_sigmoid":
-        reference = float(np.median(s.proxy))  # r_ref: a typical reference response
-        scale = float(s.proxy.std())
+        # r_ref: the median reward of a pi_ref response, as in `two_rewards`; in units of the
+        # proxy's spread under pi_ref, then back, so that beta means the same as for KL-RL
+        reference = reference_median(s.pi_ref, s.proxy)
+        scale = reference_spread(s.pi_ref, s.proxy)
         return log_sigmoid_transform(s.proxy / scale, reference / scale) * scale, "KL-RL, log σ reward"
     if kind == "infalign":
-        return np.exp(INFALIGN_T * calibrate(s.pi_ref, s.proxy)), f"InfAlign best-of-n (t={INFALIGN_T:g})"
+        return np.exp(t * calibrate(s.pi_ref, s.proxy)), f"InfAlign best-of-n (t={t:.3g})"
     raise ValueError(f"unknown reward kind {kind!r}")
 
 
@@ -163,15 +191,17 @@ def bon_curve(key) -> Curve:
 @lru_cache(maxsize=32)
 def f_curve(key, divergence: str, alpha) -> Curve:
     s = cached_scenario(*key)
+    log_ref = np.log(s.pi_ref)
     rows, betas = [], []
     for beta in F_BETAS:
         try:
-            pi = f_regularized(s.pi_ref, s.proxy, beta, divergence, alpha)
+            log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, divergence, alpha)
         except ValueError:
             continue  # a beta whose root cannot be bracketed is left out of the curve
+        pi = np.exp(log_pi)
         betas.append(beta)
-        rows.append((kl(pi, s.pi_ref), pi @ s.proxy, pi @ s.gold, entropy(pi), pi @ s.correct,
-                     pi[s.correct], kl(s.pi_ref, pi)))
+        rows.append((kl_from_log(log_pi, log_ref), pi @ s.proxy, pi @ s.gold, entropy(pi),
+                     pi @ s.correct, pi[s.correct], kl_from_log(log_ref, log_pi)))
     if not rows:
         raise ValueError(f"no beta in the sweep gives a {divergence} optimum for this scenario")
     kls, proxy, gold, ent, correct, each, forgotten = (np.array(c) for c in zip(*rows, strict=True))
@@ -181,16 +211,26 @@ def f_curve(key, divergence: str, alpha) -> Curve:
 
 def _f_label(divergence, alpha):
     if divergence == "chi_po":
-        return "chi-PO (χ² + KL)"
+        return "chi-PO (½χ² + KL)"
     if divergence == "chi_squared":
         return "χ² only"
+    if divergence == "js":
+        return "f-DPO optimum: js (β = 2β of Wang et al.)"
     return f"f-DPO optimum: {divergence}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
 
 
 def reference_median(pi_ref, r) -> float:
-    """The median of r under pi_ref: a typical reference response's reward."""
-    order = np.argsort(r)
+    """The median of r under pi_ref: a typical reference response's reward (the smallest reward
+    whose pi_ref-cumulative mass reaches 1/2)."""
+    order = np.argsort(r, kind="stable")
     return float(r[order][np.searchsorted(np.cumsum(pi_ref[order]), 0.5)])
+
+
+def reference_spread(pi_ref, r) -> float:
+    """The standard deviation of r under pi_ref (1 when r is constant)."""
+    mean = float(pi_ref @ r)
+    spread = math.sqrt(max(float(pi_ref @ (r - mean) ** 2), 0.0))
+    return spread if spread > 0 else 1.0
 
 
 @lru_cache(maxsize=8)
@@ -236,12 +276,28 @@ def explore(
     *,
     n_responses=2000, reference="zipf", reward="gaussian", correlation=0.8, n_hackable=0, seed=0,
     divergence="forward_kl", alpha=None, beta=0.3, n=16, k=8, delta=0.3,
-    x_axis="kl", y_reward="gold",
+    x_axis="kl", y_reward="gold", compare="parameter", kl_budget=1.0, infalign_t=None,
 ) -> FrontierResult:
-    """All curves, the selected policies (at ``beta`` and ``n``) and the fits for one setting."""
+    """All curves, the selected policies and the fits for one setting.
+
+    ``compare="parameter"``: the policies at the selected ``beta`` and ``n`` (InfAlign at the
+    KL of KL-RL's, since its beta is on another reward's scale). ``compare="equal_kl"``: every
+    method's beta or n solved so that KL(pi || pi_ref) = ``kl_budget``. InfAlign's ``t`` is
+    chosen for ``n`` (:func:`equal_kl.infalign_t`) unless given."""
     key = (int(n_responses), reference, reward, float(correlation), int(n_hackable), int(seed))
     s = cached_scenario(*key)
     (beta,) = check_beta(beta)
+    if compare not in COMPARE:
+        raise ValueError(f"compare must be one of: {', '.join(COMPARE)}; got {compare!r}")
+    ceiling = equal_kl.max_kl(s.pi_ref, s.proxy)
+    # the budget only matters at equal KL, where it must be within this scenario's reach
+    budget = equal_kl.check_budget(kl_budget, ceiling if compare == "equal_kl" else math.inf)
+    if infalign_t is None:
+        t = equal_kl.infalign_t(float(n))
+    elif isinstance(infalign_t, (int, float)) and math.isfinite(infalign_t) and 0 < infalign_t <= 500:
+        t = float(infalign_t)
+    else:
+        raise ValueError(f"InfAlign's t must be a number in (0, 500] (e^(t c) must stay finite), got {infalign_t!r}")
     alpha = alpha if divergence == "alpha" else None
     curves = {
         "kl_rl": tilted_curve(key, "proxy"),
@@ -249,26 +305,36 @@ def explore(
         "f": f_curve(key, divergence, alpha),
         "chi_po": f_curve(key, "chi_po", None),
         "log_sigmoid": tilted_curve(key, "log_sigmoid"),
-        "infalign": tilted_curve(key, "infalign"),
+        "infalign": tilted_curve(key, "infalign", t),
     }
-    with np.errstate(divide="ignore"):
-        log_policies = {
-            "KL-RL": tilted_log(s.pi_ref, s.proxy, beta),
-            curves["f"].name: np.log(f_regularized(s.pi_ref, s.proxy, beta, divergence, alpha)),
-            "chi-PO": np.log(f_regularized(s.pi_ref, s.proxy, beta, "chi_po")),
-            curves["infalign"].name: tilted_log(s.pi_ref, _method_reward(s, "infalign")[0], beta),
-            "best-of-n": best_of_n_log(s.pi_ref, s.proxy, n),
-        }
+    names = {"kl_rl": "KL-RL", "f": curves["f"].name, "chi_po": "chi-PO",
+             "infalign": curves["infalign"].name, "bon": "best-of-n"}
+    notes = []
+    if compare == "parameter":
+        settings = {"kl_rl": beta, "f": beta, "chi_po": beta, "bon": float(n)}
+        kl_rl = float(kl_frontier(s.pi_ref, s.proxy, [beta])[0][0])
+        settings["infalign"] = solved_parameter(key, "infalign", kl_rl, None, None, t)
+    else:
+        settings = {}
+        for method in names:
+            try:
+                settings[method] = solved_parameter(key, method, budget, divergence, alpha, t)
+            except equal_kl.Unreachable as why:
+                notes.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
+    log_policies, labels = {}, {}
+    for method, value in settings.items():
+        log_policies[names[method]] = _log_policy(s, method, value, divergence, alpha, t)
+        labels[names[method]] = _setting_label(method, value, compare, budget, beta_unit_of(s, method, t))
     selected = {
-        name: measures(name, f"n = {n}" if name == "best-of-n" else f"β = {beta:g}", lp, s, k, n)
-        for name, lp in log_policies.items()
+        name: measures(name, labels[name], lp, s, k, n) for name, lp in log_policies.items()
     }
     policies = {name: np.exp(lp) for name, lp in log_policies.items()}
-    fits, notes = {}, []
+    fits, peaks = {}, {}
     for name, form in (("kl_rl", "rl"), ("bon", "bon")):
         curve = curves[name]
+        gain = curve.gold - float(s.pi_ref @ s.gold)
+        peaks[name] = measured_peak(curve.kl, gain)
         try:
-            gain = curve.gold - float(s.pi_ref @ s.gold)
             d = np.sqrt(curve.kl)
             # Gao et al. fit the rise and the turn, not the collapse far past the peak
             inside = d <= 1.5 * d[int(np.argmax(gain))] + 1e-12
@@ -284,5 +350,86 @@ def explore(
     return FrontierResult(
         s, curves, selected, policies, fits, cached_memoryless(float(delta)), bon_kl_bound(NS),
         {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
-         "divergence": divergence, "alpha": alpha}, two_rewards=two_rewards(key), notes=notes,
+         "divergence": divergence, "alpha": alpha, "compare": compare, "kl_budget": budget,
+         "infalign_t": t, "infalign_t_auto": infalign_t is None, "max_kl": ceiling},
+        two_rewards=two_rewards(key), notes=notes, peaks=peaks,
     )
+
+
+def beta_unit_of(s: Scenario, method: str, t: float | None) -> float:
+    """The spread ratio that turns a proxy beta into this method's: InfAlign's e^{t c} spans
+    1..e^t; the log σ reward is already rescaled to the proxy's spread, the rest are the proxy."""
+    return beta_unit(s, _method_reward(s, "infalign", t)[0]) if method == "infalign" else 1.0
+
+
+def _log_policy(s: Scenario, method: str, value: float, divergence, alpha, t) -> np.ndarray:
+    """log pi of one method at its knob value (beta, or n for best-of-n)."""
+    if method == "bon":
+        return best_of_n_log(s.pi_ref, s.proxy, value)
+    if method == "kl_rl":
+        return tilted_log(s.pi_ref, s.proxy, value)
+    if method == "infalign":
+        return tilted_log(s.pi_ref, _method_reward(s, "infalign", t)[0], value)
+    name, a = (divergence, alpha) if method == "f" else ("chi_po", None)
+    return f_regularized_log(s.pi_ref, s.proxy, value, name, a)
+
+
+@lru_cache(maxsize=256)
+def solved_parameter(key, method: str, budget: float, divergence, alpha, t) -> float:
+    """The beta (or n) at which ``method`` has KL(pi || pi_ref) = budget (cached per setting),
+    started from the two points of the method's curve that straddle the budget."""
+    s = cached_scenario(*key)
+    curve = _curve_of(key, method, divergence, alpha, t)
+    bracket = equal_kl.bracket_from_curve(curve.values, curve.kl, budget)
+    if method == "bon":
+        return equal_kl.solve_n(s.pi_ref, s.proxy, budget, bracket)
+    log_ref = np.log(s.pi_ref)
+
+    def kl_at(beta: float) -> float:
+        return kl_from_log(_log_policy(s, method, beta, divergence, alpha, t), log_ref)
+
+    return equal_kl.solve_beta(kl_at, budget, scale=beta_unit_of(s, method, t), bracket=bracket)
+
+
+def _curve_of(key, method: str, divergence, alpha, t) -> Curve:
+    if method == "bon":
+        return bon_curve(key)
+    if method in ("f", "chi_po"):
+        return f_curve(key, divergence, alpha) if method == "f" else f_curve(key, "chi_po", None)
+    return tilted_curve(key, "proxy") if method == "kl_rl" else tilted_curve(key, "infalign", t)
+
+
+def _setting_label(method: str, value: float, compare: str, budget: float, unit: float) -> str:
+    knob = f"n = {value:.4g}" if method == "bon" else f"β = {value:.4g}"
+    if method == "infalign":  # its beta is on the scale of e^{t c}: shown as proxy-betas x unit
+        knob = f"β = {value / unit:.4g} × {unit:.3g}"
+    if compare == "equal_kl":
+        return f"{knob} (KL = {budget:g})"
+    if method == "infalign":
+        return f"{knob} (at KL-RL's KL)"
+    return f"n = {int(value)}" if method == "bon" else f"β = {value:g}"
+
+
+@lru_cache(maxsize=64)
+def population_target(key, method: str, divergence: str, alpha, beta: float) -> tuple[float, float, float]:
+    """(KL, proxy, gold) of the exact optimum a training run aims at with infinite data: the
+    tilted policy for policy gradient + KL, the f-regularised one for DPO with ``divergence``."""
+    s = cached_scenario(*key)
+    name = "reverse_kl" if method == "pg" else divergence
+    return _point(s, f_regularized_log(s.pi_ref, s.proxy, beta, name, alpha))
+
+
+def finite_data_target(key, run) -> tuple[float, float, float] | None:
+    """(KL, proxy, gold) of DPO's target on its own pairs: the f-regularised optimum for the
+    Bradley-Terry reward fitted to them (the loss only sees beta g'(pi/pi_ref) through the
+    pairs' differences, whose best values are the fitted reward's), or None where no fit exists."""
+    if run.data is None or run.data.fitted_reward is None:
+        return None
+    s = cached_scenario(*key)
+    log_pi = f_regularized_log(s.pi_ref, run.data.fitted_reward, run.beta, run.divergence, run.alpha)
+    return _point(s, log_pi)
+
+
+def _point(s: Scenario, log_pi) -> tuple[float, float, float]:
+    pi = np.exp(log_pi)
+    return kl_from_log(log_pi, np.log(s.pi_ref)), float(pi @ s.proxy), float(pi @ s.gold)

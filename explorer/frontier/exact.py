@@ -33,6 +33,9 @@ _TAIL = 50.0
 _SWEEP_LEVELS = 20_000
 #: ... and when the per-n sums would touch more than this many times the number of levels.
 _SWEEP_FACTOR = 30
+#: 1/beta (in units of the reward's scale) is capped here: r/beta stays finite for |r| < 4, and
+#: a larger 1/beta changes no policy unless two rewards differ by less than 1e-307 of the scale.
+_HUGE_INV_BETA = 2.0**1020
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,10 +202,28 @@ def tilted_log(pi_ref, r, beta) -> np.ndarray:
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
     (b,) = check_beta(beta)
-    with np.errstate(divide="ignore"):
-        logits = np.log(p) + (values - values[p > 0].max()) / b
+    with np.errstate(divide="ignore", over="ignore"):
+        logits = np.log(p) + _gap_over_beta(values, values[p > 0].max(), b)
     logits[p == 0] = -np.inf
     return logits - logsumexp(logits)
+
+
+def _gap_over_beta(values: np.ndarray, top: float, beta: float) -> np.ndarray:
+    """(r - top)/beta without overflow in r - top: rewards of +-1.7e308 differ by more than the
+    largest float, their halves do not. -inf only where the true value is below -1.8e308."""
+    with np.errstate(over="ignore"):
+        return 2.0 * ((0.5 * values - 0.5 * top) / beta)
+
+
+def reward_scale(values: np.ndarray) -> float:
+    """A power of two c with max |r| / c in [1, 2) when max |r| > 2, else 1.
+
+    Every optimum here depends on r and beta only through r / beta, so dividing both by c is
+    exact (a power of two) and keeps r - mean or r - lambda from overflowing at r = 1.7e308."""
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest < 2.0:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
 
 
 def kl_from_log(log_pi, log_ref) -> float:
@@ -224,22 +245,26 @@ def kl_frontier(pi_ref, r, betas, extra=None):
     """
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
-    inv_beta = 1.0 / check_beta(betas, "betas")
+    betas = check_beta(betas, "betas")
     others = [check_reward(g, p.size, "extra reward") for g in (extra or [])]
     keep = p > 0
     p, values = p[keep], values[keep]
+    scale = reward_scale(values)  # r/c and c/beta: the same policies, nothing overflows
+    values = values / scale
+    with np.errstate(over="ignore"):
+        inv_beta = np.minimum(scale / betas, _HUGE_INV_BETA)
     mean = float(p @ values)
     s = values - mean  # centred, so that KL = E[s]/beta - log Z cancels nothing at large beta
     weights = np.stack([g[keep] for g in others], axis=1) if others else np.zeros((p.size, 0))
-    log_z, mean_s, mean_w = _tilted_moments(p, s, inv_beta, weights)
-    kls = np.maximum(inv_beta * mean_s - log_z, 0.0)
+    kls, mean_s, mean_w = _tilted_moments(p, s, inv_beta, weights)
+    rewards = scale * (mean + mean_s)
     if extra is None:
-        return kls, mean + mean_s
-    return kls, mean + mean_s, mean_w
+        return kls, rewards
+    return kls, rewards, mean_w
 
 
 def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
-    """log Z(beta) = log sum p e^{s/beta}, E_beta[s] and E_beta[weights] for many betas.
+    """KL(pi_beta || p), E_beta[s] and E_beta[weights] for many betas, pi_beta ∝ p e^{s/beta}.
 
     Small problems are summed directly. Large ones use a truncated Taylor expansion inside reward
     bins (the idea of the fast Gauss transform, Greengard & Strain 1991): with bin centre c and
@@ -251,17 +276,17 @@ def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
     that can matter at that beta.
     """
     n = p.size
-    out_z = np.empty(inv_beta.size)
+    out_kl = np.empty(inv_beta.size)
     out_s = np.empty(inv_beta.size)
     out_w = np.empty((inv_beta.size, weights.shape[1]))
     spread = float(s.max() - s.min())
     if n <= 4 * bins or spread == 0.0:
-        _direct(p, s, inv_beta, weights, out_z, out_s, out_w, slice(None))
-        return out_z, out_s, out_w
+        _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, slice(None))
+        return out_kl, out_s, out_w
     half = spread / (2 * bins)
     binned = inv_beta * half <= 0.5
     if np.any(binned):
-        _binned(p, s, inv_beta[binned], weights, bins, order, out_z, out_s, out_w, binned)
+        _binned(p, s, inv_beta[binned], weights, bins, order, out_kl, out_s, out_w, binned)
     small = np.flatnonzero(~binned)
     if small.size:
         # Terms with (s_top - s)/beta > T = 40 - log p_top together weigh at most e^-T, i.e.
@@ -274,38 +299,42 @@ def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
         p, s, weights = p[near], s[near], weights[near]
         depth = s[0] - s
         for j, length in zip(small, np.searchsorted(depth, reach, side="right"), strict=True):
-            out_z[j], out_s[j], out_w[j] = _tilted_sub(
-                p[:length], s[:length], inv_beta[j : j + 1], weights[:length]
-            )
-    return out_z, out_s, out_w
+            where = slice(j, j + 1)
+            _direct(p[:length], s[:length], inv_beta[where], weights[:length], out_kl, out_s, out_w, where)
+    return out_kl, out_s, out_w
 
 
-def _direct(p, s, inv_beta, weights, out_z, out_s, out_w, where, chunk: int = 1 << 21):
-    """Direct sums, in chunks of betas so that a (betas x responses) block stays small."""
+def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1 << 21):
+    """Direct sums, in chunks of betas so that a (betas x responses) block stays small.
+
+    KL has two exact forms. With x = s/beta + log p - max (so x <= 0) and z = sum e^x,
+    log pi = x - log z, so KL = E_pi[x - log p] - log z: every term is of the size of log p,
+    whatever the size of s/beta (r = 1e100 at beta = 0.3 included). At large beta, where KL is
+    tiny, E[s]/beta - log Z (s centred on the mean) keeps more relative digits; it is used while
+    E[s]/beta is below 1, where it cancels at most one nat."""
     log_p = np.log(p)
     rows = max(1, chunk // max(p.size, 1))
     columns = np.column_stack([s, weights])
-    results = []
     for start in range(0, inv_beta.size, rows):
-        x = inv_beta[start : start + rows, None] * s[None, :] + log_p[None, :]
+        inv = inv_beta[start : start + rows, None]
+        x = inv * s[None, :] + log_p[None, :]
         top = x.max(axis=1, keepdims=True)
         x -= top
         x[x < _FLUSH] = -np.inf  # exact zeros instead of subnormals (the top term is 1)
-        e = np.exp(x, out=x)
+        e = np.exp(x)
         z = e.sum(axis=1)
-        results.append((top[:, 0] + np.log(z), (e @ columns) / z[:, None]))
-    log_z = np.concatenate([a for a, _ in results])
-    moments = np.concatenate([b for _, b in results])
-    out_z[where], out_s[where], out_w[where] = log_z, moments[:, 0], moments[:, 1:]
+        log_z = np.log(z)
+        moments = (e @ columns) / z[:, None]
+        from_logs = np.sum(e * np.where(e > 0, x - log_p[None, :], 0.0), axis=1) / z - log_z
+        from_mean = inv[:, 0] * moments[:, 0] - (top[:, 0] + log_z)
+        kls = np.where(np.abs(inv[:, 0] * moments[:, 0]) <= 1.0, from_mean, from_logs)
+        rows_out = np.arange(inv_beta.size)[start : start + rows]
+        target = np.arange(out_kl.size)[where][rows_out]
+        out_kl[target] = np.maximum(kls, 0.0)
+        out_s[target], out_w[target] = moments[:, 0], moments[:, 1:]
 
 
-def _tilted_sub(p, s, inv_beta, weights):
-    z, ms, mw = np.empty(1), np.empty(1), np.empty((1, weights.shape[1]))
-    _direct(p, s, inv_beta, weights, z, ms, mw, slice(None))
-    return z[0], ms[0], mw[0]
-
-
-def _binned(p, s, inv_beta, weights, bins, order, out_z, out_s, out_w, where):
+def _binned(p, s, inv_beta, weights, bins, order, out_kl, out_s, out_w, where):
     low = float(s.min())
     width = float(s.max() - low) / bins
     half = width / 2
@@ -334,8 +363,10 @@ def _binned(p, s, inv_beta, weights, bins, order, out_z, out_s, out_w, where):
     log_terms = inv_beta[:, None] * centres[None, :] + np.log(a)
     log_z = logsumexp(log_terms, axis=1)
     share = np.exp(log_terms - log_z[:, None]) / a  # e^{c/beta}/Z per bin
-    out_z[where] = log_z
-    out_s[where] = np.sum(share * a_s, axis=1)
+    mean_s = np.sum(share * a_s, axis=1)
+    # here |s|/beta <= 2 bins: E[s]/beta - log Z loses at most ~4096 ulps of one nat
+    out_kl[where] = np.maximum(inv_beta * mean_s - log_z, 0.0)
+    out_s[where] = mean_s
     out_w[where] = np.stack([np.sum(share * (coeff @ mw[i]), axis=1) for i in range(mw.shape[0])], axis=1) if mw.shape[0] else np.zeros((x.size, 0))
 
 
@@ -419,7 +450,9 @@ def bon_frontier(pi_ref, r, ns, extra=None):
     # levels each n needs on its own; the sweep costs about 30 passes over all levels at once
     direct_work = np.searchsorted(depth, _TAIL / counts, side="right").sum()
     if mass.size >= _SWEEP_LEVELS and direct_work > _SWEEP_FACTOR * mass.size:
-        kls, rewards, mean_extra = bon_sweep.frontier(levels, mass, log_f, d, counts, level_extra)
+        scale = reward_scale(levels)  # the sweep takes differences of neighbouring levels
+        kls, rewards, mean_extra = bon_sweep.frontier(levels / scale, mass, log_f, d, counts, level_extra)
+        rewards = scale * rewards
         return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
     log_mass = np.log(mass)
     kls = np.empty(counts.size)
@@ -452,9 +485,11 @@ def worst_of_n(pi_ref, r, n) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 #: Regularisers beyond the registry: chi-PO's chi^2 + KL, and the plain chi^2 part alone.
+#: chi-PO's chi^2 is Huang et al.'s 1/2 E_ref[(z - 1)^2]: its generator 1/2 (z - 1)^2 + z log z
+#: has the link z + log z; plain chi^2 here is the full E_ref[(z - 1)^2] (link 2 (z - 1)).
 EXTRA_REGULARIZERS = {
-    "chi_po": "χ²(π‖π_ref) + KL(π‖π_ref)  (chi-PO, link z + log z)",
-    "chi_squared": "χ²(π‖π_ref) = E_ref[(π/π_ref − 1)²]  (makes exact zeros)",
+    "chi_po": "½χ²(π‖π_ref) + KL(π‖π_ref) = E_ref[½(z − 1)² + z log z], z = π/π_ref  (chi-PO, link z + log z)",
+    "chi_squared": "χ²(π‖π_ref) = E_ref[(z − 1)²], z = π/π_ref  (makes exact zeros)",
 }
 
 
@@ -463,40 +498,92 @@ def regularizer_names() -> list[str]:
     return [*divergences.names(), *EXTRA_REGULARIZERS]
 
 
-def _inverse_link(divergence: str, alpha):
-    """t(u) solving link(t) = u, where the regulariser is E_ref[g(pi/pi_ref)] and link = g'.
+def _log_inverse_link(divergence: str, alpha):
+    """u -> log t(u), t solving link(t) = u, where the regulariser is E_ref[g(pi/pi_ref)] and
+    link = g'. In log space, so that a ratio of e^-4000 is -4000 and not an underflowed zero;
+    -inf is returned only where the optimum truly is zero (g'(0) finite: plain chi^2), +inf
+    above sup g'.
 
     The policy is the model fitted to pi_ref, so a registry name D means D(pi_ref || pi) in the
     registry's convention (fitting q = pi to p = pi_ref): reverse_kl = KL(pi || pi_ref), the
     usual RL penalty. Written as E_ref[g(pi/pi_ref)], its generator g is the registry member's
-    dual; (g')^-1 is then the registry's f_prime_inverse of that dual."""
-    if divergence == "chi_po":
-        if alpha is not None:
-            raise ValueError("alpha is only used by the 'alpha' divergence; leave it as None for chi_po")
-        return _omega  # z + log z = u
-    if divergence == "chi_squared":
-        if alpha is not None:
-            raise ValueError("alpha is only used by the 'alpha' divergence; leave it as None")
-        return divergences.get("pearson").f_prime_inverse  # 1 + u/2, clamped at zero
-    if divergence not in divergences.names():
-        raise ValueError(
-            f"unknown divergence {divergence!r}; choose one of: {', '.join(regularizer_names())}"
-        )
-    member = divergences.get(divergence, alpha)
+    dual; each log t below is the registry dual's ``f_prime_inverse`` in closed form."""
     if divergence == "tv":
         raise ValueError(
             "total variation has no regularised optimum of this form: its f' is a step, not "
             "invertible; choose another divergence"
         )
-    return member.dual().f_prime_inverse
+    if divergence in EXTRA_REGULARIZERS:
+        if alpha is not None:
+            raise ValueError(f"alpha is only used by the 'alpha' divergence; leave it as None for {divergence}")
+        return _log_omega if divergence == "chi_po" else _log_linear_ratio  # z + log z | 2 (t - 1)
+    if divergence not in divergences.names():
+        raise ValueError(
+            f"unknown divergence {divergence!r}; choose one of: {', '.join(regularizer_names())}"
+        )
+    member = divergences.get(divergence, alpha)
+    if divergence == "alpha":
+        return _log_alpha_ratio(-member.a)  # the dual is alpha' = 1 - a, with c = alpha' - 1
+    return _LOG_RATIOS[divergence]
 
 
-def _omega(u):
-    """Wright omega, the z with z + log z = u (z = W(e^u)), by scipy.special.wrightomega: exact
-    for huge u (W of e^800) and for very negative u, where the registry's Newton iteration starts
-    from exp(u) = 0 and returns NaN (the two agree to 1e-15 elsewhere; see the tests)."""
-    values = torch.as_tensor(u, dtype=torch.float64)
-    return torch.from_numpy(wrightomega(values.numpy()))
+def _above(u, ceiling, value):
+    """value(u) where u < ceiling, +inf at and above it (no ratio reaches sup g')."""
+    inside = u < ceiling
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(inside, value(np.where(inside, u, ceiling - 1.0)), math.inf)
+
+
+def _log_linear_ratio(u):
+    """g = (t - 1)^2 (Pearson, the dual of Neyman): t = max(0, 1 + u/2), exact zeros below -2."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(u > -2.0, np.log1p(0.5 * np.maximum(u, -2.0)), -math.inf)
+
+
+def _log_alpha_ratio(c: float):
+    """Alpha family generator with parameter 1 + c: g' = expm1(c log t)/c, so log t = log1p(c u)/c
+    (u at c = 0); below the range (c > 0) t = 0, above it (c < 0) t = +inf."""
+    def log_ratio(u):
+        if c == 0.0:
+            return np.asarray(u, dtype=np.float64)
+        inside = 1.0 + c * u > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.log1p(c * np.where(inside, u, 0.0)) / c
+        return np.where(inside, value, -math.inf if c > 0 else math.inf)
+    return log_ratio
+
+
+def _log_jeffreys_ratio(u):
+    """g = (t - 1) log t: log t + 1 - 1/t = u, so 1/t = w = omega(1 - u), and log t = -log w,
+    taken as w - (1 - u) where w < 1 (w + log w = 1 - u) to keep its digits."""
+    w = wrightomega(1.0 - u)
+    with np.errstate(divide="ignore"):
+        return np.where(w < 1.0, w - (1.0 - u), -np.log(w))
+
+
+def _log_omega(u):
+    """log z with z + log z = u (chi-PO's link): u - omega(u), or log omega(u) once omega > 1."""
+    w = wrightomega(u)
+    with np.errstate(divide="ignore"):
+        return np.where(w < 1.0, u - w, np.log(w))
+
+
+_LOG_RATIOS = {
+    # forward_kl = KL(pi_ref || pi): g = -log t, g' = -1/t
+    "forward_kl": lambda u: _above(u, 0.0, lambda v: -np.log(-v)),
+    # reverse_kl = KL(pi || pi_ref): g = t log t, g' = log t + 1
+    "reverse_kl": lambda u: np.asarray(u, dtype=np.float64) - 1.0,
+    # JS (self-dual): g' = (log 2 + log t - log(1 + t))/2, t = e^{2u}/(2 - e^{2u})
+    "js": lambda u: _above(u, 0.5 * math.log(2.0),
+                           lambda v: 2.0 * v - math.log(2.0) - np.log1p(-0.5 * np.exp(2.0 * v))),
+    # squared Hellinger (self-dual): g' = 1 - t^-1/2
+    "hellinger": lambda u: _above(u, 1.0, lambda v: -2.0 * np.log1p(-v)),
+    # Pearson: g = (1 - t)^2/t (Neyman), g' = 1 - t^-2
+    "pearson": lambda u: _above(u, 1.0, lambda v: -0.5 * np.log1p(-v)),
+    # Neyman: g = (t - 1)^2 (Pearson), g' = 2 (t - 1)
+    "neyman": _log_linear_ratio,
+    "jeffreys": _log_jeffreys_ratio,
+}
 
 
 def link_at_one(divergence: str, alpha=None) -> float:
@@ -517,54 +604,75 @@ def link_supremum(divergence: str, alpha=None) -> float:
 
 
 def f_regularized(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarray:
-    """The maximiser of E_pi[r] - beta D(pi), D an f-divergence from pi_ref (f-DPO) or chi-PO's.
+    """The maximiser of E_pi[r] - beta D(pi), D an f-divergence from pi_ref (f-DPO) or chi-PO's;
+    the exponential of :func:`f_regularized_log` (probabilities below 1e-308 become 0 here only)."""
+    with np.errstate(under="ignore"):
+        return np.exp(f_regularized_log(pi_ref, r, beta, divergence, alpha))
+
+
+def f_regularized_log(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarray:
+    """log of the maximiser of E_pi[r] - beta D(pi), in log space throughout.
 
     Stationarity gives pi = pi_ref * (g')^-1((r - lambda)/beta) with g the generator on
-    pi/pi_ref (Wang et al. 2024, Theorem 1); lambda makes pi sum to one. The sum decreases in
-    lambda (g' increases), and pi/pi_ref = 1 solves g'(t) = g'(1), so the root lies in
-    [min r - beta g'(1), max r - beta g'(1)]; when sup g' is finite the lower end is lifted to
-    where the top response's ratio is finite. Found with Brent's method (scipy brentq)."""
+    pi/pi_ref (Wang et al. 2024, Theorem 1); lambda makes pi sum to one. We solve for the top
+    response's link value v = (r_top - lambda)/beta, so u_i = v - (r_top - r_i)/beta: v keeps
+    its digits next to sup g', where the top ratio is steep in it (lambda near r_top would not).
+    The log of the sum, logsumexp(log pi_ref + log t), increases in v; it is <= 0 at v = g'(1)
+    (every ratio <= 1) and >= 0 once every u_i >= g'(1); when sup g' is finite the upper end is
+    lowered to just below it. Brent's method (scipy brentq). -inf marks an exact zero (plain
+    chi^2 only)."""
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
     (b,) = check_beta(beta)
-    inverse = _inverse_link(divergence, alpha)
+    log_ratio = _log_inverse_link(divergence, alpha)
     if divergence == "reverse_kl":
-        return tilted(p, values, b)
+        return tilted_log(p, values, b)
     support = p > 0
-    rs, ps = values[support], p[support]
+    top = float(values[support].max())
+    gaps = _gap_over_beta(values, top, b)  # (r_i - r_top)/beta <= 0
+    log_ps = np.log(p[support])
     at_one = link_at_one(divergence, alpha)
     ceiling = link_supremum(divergence, alpha)
 
-    def total(lam: float) -> float:
-        ratio = inverse(torch.from_numpy((rs - lam) / b)).numpy()
-        return float(ps @ ratio) - 1.0
+    support_gaps = gaps[support]
 
-    high = float(rs.max()) - b * at_one
-    low = float(rs.min()) - b * at_one
-    if math.isfinite(ceiling):
-        edge = float(rs.max()) - b * ceiling  # below this lambda the top ratio is infinite
-        if low <= edge:
-            low = _lift_lower_end(total, edge, high)
-    if not (total(low) >= 0.0 >= total(high)):
+    def log_total(v: float) -> float:  # log sum pi, as a function of the top's link value
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            terms = log_ps + log_ratio(v + support_gaps)
+            top = terms.max()
+            if not np.isfinite(top):
+                return float(top)
+            return float(top + np.log(np.exp(terms - top).sum()))
+
+    low = at_one
+    high = at_one - float(gaps[support].min())
+    if high >= ceiling:
+        high = _below_ceiling(log_total, low, ceiling)
+    if not (log_total(low) <= 0.0 <= log_total(high)):
         raise ValueError(
-            f"cannot bracket the normalising constant for {divergence!r} at beta={b:g}: the sum "
-            f"of the policy does not cross 1 between lambda={low:.6g} and {high:.6g}; try a larger beta"
+            f"cannot bracket the normalising constant for {divergence!r} at beta={beta:g}: the "
+            f"sum of the policy does not cross 1 for the top response's link value between "
+            f"{low:.6g} and {high:.6g}; try a larger beta"
         )
-    lam = high if total(high) == 0.0 else brentq(total, low, high, xtol=1e-15, rtol=1e-15, maxiter=500)
-    ratio = inverse(torch.from_numpy((values - lam) / b)).numpy()
-    pi = np.where(support, p * np.where(support, ratio, 0.0), 0.0)
-    return pi / pi.sum()
+    if log_total(low) == 0.0:
+        v = low
+    else:
+        v = brentq(log_total, low, high, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=1000)
+    with np.errstate(divide="ignore", over="ignore"):
+        log_pi = np.log(p) + np.where(support, log_ratio(v + gaps), 0.0)
+    log_pi[~support] = -math.inf
+    return log_pi - logsumexp(log_pi)
 
 
-def _lift_lower_end(total, edge: float, high: float) -> float:
-    """A lambda just above ``edge`` where the sum is finite and >= 1 (it -> inf at the edge)."""
-    gap = high - edge
+def _below_ceiling(log_total, low: float, ceiling: float) -> float:
+    """A link value just below sup g' where log_total is finite and >= 0 (it -> inf there)."""
+    gap = ceiling - low
     for _ in range(1100):
         gap /= 2.0
-        candidate = edge + gap
-        if candidate <= edge:
+        candidate = ceiling - gap
+        if candidate >= ceiling:
             break
-        value = total(candidate)
+        value = log_total(candidate)
         if math.isfinite(value) and value >= 0.0:
             return candidate
     raise ValueError(

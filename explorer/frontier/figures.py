@@ -15,6 +15,8 @@ from plotly.subplots import make_subplots
 from ..ui import HTMLView
 from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
+from .equal_kl import T_REFERENCE_KL
+from .limits import fit_peak_label
 
 COLOURS = {
     "kl_rl": "#1f77b4",
@@ -26,6 +28,8 @@ COLOURS = {
     "trained": "#ff7f0e",
 }
 SIZE = {"height": 380, "width": 560}
+#: The curves the diversity figure draws (the app redraws it only when one of them changes).
+DIVERSITY_CURVES = ("kl_rl", "f", "chi_po", "bon")
 
 
 def format_value(value: float, digits: int = 4) -> str:
@@ -95,6 +99,26 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
             "line": {"color": COLOURS["trained"]}, "customdata": np.asarray(trajectory.steps),
             "hovertemplate": "step %{customdata}<br>KL %{x:.4g}<br>%{y:.4g}<extra>trained</extra>",
         })
+    if result.trajectories:
+        targets = result.targets
+        traces.append({
+            "type": "scatter", "x": _x(result, [t[0] for t in targets]),
+            "y": [t[2] if y_name == "gold" else t[1] for t in targets], "mode": "markers",
+            "name": "trained: population optimum (infinite data)",
+            "marker": {"symbol": "diamond-open", "size": 11, "color": COLOURS["trained"], "line": {"width": 2}},
+            "text": [html.escape(run.label) for run in result.trajectories],
+            "hovertemplate": "population optimum of %{text}<extra></extra>",
+        })
+        fitted = [(run, t) for run, t in zip(result.trajectories, result.finite_targets, strict=True) if t]
+        if fitted:
+            traces.append({
+                "type": "scatter", "x": _x(result, [t[0] for _, t in fitted]),
+                "y": [t[2] if y_name == "gold" else t[1] for _, t in fitted], "mode": "markers",
+                "name": "trained: optimum for the reward fitted to its pairs",
+                "marker": {"symbol": "square-open", "size": 10, "color": COLOURS["trained"], "line": {"width": 2}},
+                "text": [html.escape(run.label) for run, _ in fitted],
+                "hovertemplate": "finite-data target of %{text}<extra></extra>",
+            })
     chosen = list(result.selected.values())
     traces.append({
         "type": "scatter", "x": _x(result, [m.kl for m in chosen]),
@@ -104,9 +128,17 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
         "hovertemplate": "%{text}<extra></extra>",
     })
     trained = " and training" if result.trajectories else ""
-    return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = selected β, n)",
+    # the KL-budget line is always there, hidden outside the equal-KL mode: a figure updated in
+    # place in the browser does not drop a shape that a new layout leaves out
+    equal = result.settings["compare"] == "equal_kl"
+    budget = float(_x(result, [result.settings["kl_budget"]])[0])
+    chosen_what = f"every method at KL = {result.settings['kl_budget']:g}" if equal else "selected β, n"
+    extra = {"shapes": [{"type": "line", "x0": budget, "x1": budget, "yref": "paper", "y0": 0, "y1": 1,
+                         "visible": equal, "line": {"dash": "dash", "color": "#888", "width": 1}}]}
+    traces[-1]["name"] = chosen_what
+    return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = {chosen_what})",
                    {"title": {"text": _x_title(result)}}, {"title": {"text": f"expected {y_name} reward"}},
-                   width=640, height=430)
+                   width=640, height=430, **extra)
 
 
 def overoptimisation(result: FrontierResult) -> go.Figure:
@@ -122,22 +154,24 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
                         name=curve.name, line={"color": COLOURS[key]}, marker={"size": 4},
                         customdata=curve.values,
                         hovertemplate=f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>gain %{{y:.4g}}<extra></extra>")
-        peak = int(np.argmax(gain))
-        fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
-                        name=f"gold peak: {curve.parameter} = {curve.values[peak]:.3g}",
-                        marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
-                        hovertemplate="gold peak<extra></extra>")
+        peak = result.peaks.get(key)
+        if peak is not None:  # no star where the gain is still rising at the end of the sweep
+            fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
+                            name=f"measured gold peak: {curve.parameter} = {curve.values[peak]:.3g}, d = {d[peak]:.3g}",
+                            marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
+                            hovertemplate="measured gold peak<extra></extra>")
         fit = result.fits.get(key)
         if fit is not None:
             grid = np.linspace(0, d.max(), 120)
             fig.add_scatter(x=grid, y=fit(grid), mode="lines", line={"dash": "dash", "color": COLOURS[key]},
-                            name=f"Gao fit {fit.form}: a={fit.a:.3g}, b={fit.b:.3g} (R²={fit.r_squared:.2f})")
+                            name=f"Gao fit {fit.form}: R² = {fit.r_squared:.2f}, {fit_peak_label(fit, float(d.max()))}")
         proxy_gain = curve.proxy - float(result.scenario.pi_ref @ result.scenario.proxy)
         fig.add_scatter(x=d, y=proxy_gain, mode="lines", line={"color": COLOURS[key], "width": 1},
                         opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
     fig.update_xaxes(title="d = √KL(π‖π_ref)")
     fig.update_yaxes(title="reward gain over π_ref")
-    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640)
+    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640, height=560,
+                   legend={"orientation": "h", "y": -0.18, "font": {"size": 10}})
 
 
 def diversity(result: FrontierResult) -> go.Figure:
@@ -148,7 +182,7 @@ def diversity(result: FrontierResult) -> go.Figure:
     titles = ["entropy", "KL(π_ref‖π): what π dropped"]
     titles.append(f"distinct correct answers in {k} samples" if verifiable else "gold reward")
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.09)
-    for key in ("kl_rl", "f", "chi_po", "bon"):
+    for key in DIVERSITY_CURVES:
         curve = result.curves[key]
         x = _x(result, curve.kl)
         style = {"mode": "lines", "line": {"color": COLOURS[key]}, "legendgroup": key}
@@ -234,7 +268,7 @@ def measures_table(result: FrontierResult) -> HTMLView:
     verifiable = bool(result.scenario.correct.any())
     k, n = result.settings["k"], result.settings["n"]
     head = ["policy", "setting", "KL(π‖π_ref)", "KL(π_ref‖π)", "proxy", "gold", "entropy",
-            "win rate (gold)", f"best-of-{n} win rate"]
+            "win rate vs π_ref (gold)", f"best-of-{n} win rate vs best-of-{n} from π_ref (proxy)"]
     if verifiable:
         head += [f"pass@{k}", f"distinct correct in {k}"]
     rows = []
@@ -253,9 +287,26 @@ def measures_table(result: FrontierResult) -> HTMLView:
         "<div style='font-size:12px'><b>" + html.escape(result.scenario.description) + "</b>"
         "<table style='border-collapse:collapse' border='1' cellpadding='3'>"
         + header + "".join(rows) + "</table>"
-        "<span style='color:#666'>KL(π_ref‖π) is infinite when the policy gives zero probability "
-        "to a response π_ref can produce. Win rates count ties half.</span></div>"
+        "<span style='color:#666'>" + html.escape(_comparison_note(result)) + " KL(π_ref‖π) is "
+        "infinite when the policy gives zero probability to a response π_ref can produce. Win "
+        "rates count ties half.</span></div>"
     )
+
+
+def _comparison_note(result: FrontierResult) -> str:
+    """What the rows share, and the conventions a reader of the papers needs for β."""
+    settings = result.settings
+    if settings["compare"] == "equal_kl":
+        note = f"Every row is at KL(π‖π_ref) = {settings['kl_budget']:g}: β or n solved for it."
+    else:
+        note = ("Rows at the selected β and n: their KLs differ, so compare them on the plane or "
+                "switch to “at equal KL”. InfAlign is shown at KL-RL's KL.")
+    note += f" InfAlign's t = {settings['infalign_t']:.3g}"
+    note += (f" (chosen for best-of-{settings['n']} at KL = {T_REFERENCE_KL:g})."
+             if settings["infalign_t_auto"] else " (set by hand).")
+    if settings["divergence"] == "js":
+        note += (" JS here is half of Wang et al.'s generator, so this β is their 2β.")
+    return note
 
 
 def all_figures(result: FrontierResult) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import brentq, curve_fit
 from scipy.special import logsumexp
 
-from .exact import best_of_n, check_policy, check_reward, kl
+from .exact import best_of_n_log, check_policy, check_reward, kl_from_log
 
 FORMS = {
     "bon": "R(d) = d (a − b d)",
@@ -71,6 +71,25 @@ def gao_fit(d, gain, form: str) -> GaoFit:
         exponent = a / b - 1.0
         peak = math.exp(exponent) if exponent < 700 else math.inf
     return GaoFit(form, float(a), float(b), float(peak), r_squared)
+
+
+def measured_peak(kl, gain) -> int | None:
+    """The index of the highest gold gain along a curve, or None when that is the curve's
+    highest-KL point: then the gain is still rising where the sweep stops and there is no peak
+    to show (a star there would only mark the end of the grid)."""
+    kl = np.asarray(kl, dtype=np.float64)
+    gain = np.asarray(gain, dtype=np.float64)
+    best = int(np.argmax(gain))
+    return None if kl[best] >= kl.max() else best
+
+
+def fit_peak_label(fit: GaoFit, d_max: float) -> str:
+    """What a fitted curve says about the peak: where it is, or that it has none in view."""
+    if math.isfinite(fit.peak_d) and fit.peak_d <= d_max:
+        return f"fit peak at d = {fit.peak_d:.3g}"
+    if math.isfinite(fit.peak_d):
+        return f"fit peak at d = {fit.peak_d:.3g}, beyond the data (d ≤ {d_max:.3g})"
+    return "fit has no maximum (b ≤ 0)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,12 +170,13 @@ def memoryless_limit(token_probs, token_rewards, delta: float, lengths) -> Memor
     for length in lengths:
         levels, pmf = sequence_reward_levels(p, rewards, int(length))
         with np.errstate(divide="ignore"):
-            logits = np.log(pmf) + levels / beta
-        rl_levels = np.exp(logits - logsumexp(logits))
-        bon_levels = best_of_n(pmf, levels, math.exp(length * delta))
-        bon_reward.append(float(bon_levels @ levels) / length)
-        bon_kl.append(kl(bon_levels, pmf) / length)
-        kl_bon_rl.append(kl(bon_levels, rl_levels))
+            log_pmf = np.log(pmf)
+        log_rl = log_pmf + levels / beta
+        log_rl -= logsumexp(log_rl)
+        log_bon = best_of_n_log(pmf, levels, math.exp(length * delta))
+        bon_reward.append(float(np.exp(log_bon) @ levels) / length)
+        bon_kl.append(kl_from_log(log_bon, log_pmf) / length)  # logs: no underflowed zeros
+        kl_bon_rl.append(kl_from_log(log_bon, log_rl))
     return MemorylessLimit(
         lengths.astype(np.float64), float(delta), beta, rl_per_token,
         np.array(bon_reward), np.array(bon_kl), np.array(kl_bon_rl), lengths * float(delta),

@@ -62,7 +62,8 @@ def reference_policy(size: int, kind: str, rng, *, zipf_exponent=1.1, concentrat
 
 def gold_reward(size: int, kind: str, rng, *, n_correct=5) -> np.ndarray:
     """Gaussian N(0,1), heavy-tailed (Student t, 2.5 degrees of freedom), or verifiable: a few
-    correct answers (among the 20 n_correct most likely responses) worth 1, the rest 0."""
+    correct answers (among the 20 n_correct most likely responses, or all of them when there are
+    fewer) worth 1, the rest 0."""
     if kind == "gaussian":
         return rng.standard_normal(size)
     if kind == "heavy_tailed":
@@ -105,8 +106,11 @@ def make_scenario(
             f"n_hackable must be a whole number from 0 to a tenth of the responses "
             f"({n_responses // 10}), got {n_hackable!r}"
         )
-    if not (isinstance(n_correct, (int, np.integer)) and 1 <= n_correct <= n_responses // 20):
-        raise ValueError(f"n_correct must be from 1 to {n_responses // 20}, got {n_correct!r}")
+    if not (isinstance(n_correct, (int, np.integer)) and 1 <= n_correct <= n_responses // 2):
+        raise ValueError(
+            f"n_correct (correct answers in the verifiable scenario) must be from 1 to half the "
+            f"responses ({n_responses // 2}), got {n_correct!r}"
+        )
     _positive(hack_boost, "hack_boost", 100.0)
     _positive(zipf_exponent, "zipf_exponent", 5.0)
     _positive(concentration, "concentration", 1e3)
