@@ -245,31 +245,120 @@ def _precisions(model, directions: np.ndarray) -> np.ndarray:
     return np.einsum("ui,kij,uj->uk", directions, inverse, directions)
 
 
+#: Relative size of the quadratic tail coefficient below which it counts as zero: a std placed
+#: on the tail boundary by ``tail_bounds`` misses it by a rounding error only.
+_ON_BOUNDARY = 1e-10
+
+
+def _dominant_tail(model: Mixture1D, sign: float) -> tuple[float, float]:
+    """(precision, precision x mean) of the component that rules the tail x -> sign x inf of a
+    1D mixture: the widest one and, among equally wide ones, the one furthest out that way."""
+    widest = model.stds == np.max(model.stds)
+    index = np.flatnonzero(widest)[np.argmax(sign * model.means[widest])]
+    precision = 1.0 / model.stds[index] ** 2
+    return precision, precision * model.means[index]
+
+
+def _tail_diverges_1d(a: float, target: Mixture1D, model: Mixture1D) -> bool:
+    """Whether ∫ p^a q^(1-a) diverges in either tail of the line, exactly.
+
+    In the tail x -> ±inf the log of the integrand is -c x^2 / 2 ± L x + O(1), with
+    c = a P + (1 - a) Q and L = a P m_p + (1 - a) Q m_q (P, Q, m_p, m_q: precisions and means of
+    the ruling components, ``_dominant_tail``). It converges iff c > 0, or c = 0 (the boundary
+    of the finite region) and the linear term decays: ±L < 0."""
+    for sign in (1.0, -1.0):
+        p_precision, p_linear = _dominant_tail(target, sign)
+        q_precision, q_linear = _dominant_tail(model, sign)
+        c = a * p_precision + (1 - a) * q_precision
+        scale = abs(a) * p_precision + abs(1 - a) * q_precision
+        if c > _ON_BOUNDARY * scale:
+            continue
+        if c < -_ON_BOUNDARY * scale:
+            return True
+        linear_scale = abs(a * p_linear) + abs((1 - a) * q_linear)
+        if sign * (a * p_linear + (1 - a) * q_linear) >= -_ON_BOUNDARY * linear_scale:
+            return True  # a linear term that grows, or none (to rounding): not integrable
+    return False
+
+
+def tail_bounds(divergence: registry.Divergence, target, family: Family) -> tuple | None:
+    """The closed interval of log std in which every component of a 1D Gaussian (mixture) q
+    keeps ∫ p^a q^(1-a) finite, as (low, high) with None for no limit; None where the tails
+    impose no box (other divergences, tokens, 2D, and K > 1 for a > 1, where only the widest
+    component must be wide enough).
+
+    a < 0 (Neyman, alpha < 0): q's widest component must satisfy sigma^2 <= (1 - a) / (-a) x
+    s^2, s the std of p's widest component; a > 1 (Pearson, alpha > 1): sigma^2 >=
+    (a - 1) / a x s^2. The boundary itself is included: there the quadratic terms cancel and
+    the linear ones decide (``_tail_diverges_1d``), so an optimum on it is found, not missed
+    by a barrier (Cichocki & Amari 2010, eq. 3, for Gaussian tails)."""
+    a = tail_exponent(divergence)
+    if a is None or family.kind != "1d" or not isinstance(target, Mixture1D):
+        return None
+    log_widest = math.log(float(np.max(target.stds)))
+    if a < 0:
+        return None, log_widest + 0.5 * math.log((1 - a) / -a)
+    if family.components == 1:
+        return log_widest + 0.5 * math.log((a - 1) / a), None
+    return None
+
+
 def tail_reason(divergence: registry.Divergence, target, model) -> str | None:
     """Why D(p || q) is infinite between two Gaussian mixtures although every grid sum is finite.
 
     Along a direction u the integrand p^a q^(1-a) behaves like exp(-t^2 c(u) / 2) with
     c(u) = a min_j u'P_j u + (1 - a) min_k u'Q_k u (P_j, Q_k the component precisions: the
-    widest component rules each tail). The integral is finite iff c(u) > 0 for every u.
+    widest component rules each tail). The integral is finite iff c(u) > 0 for every u; in 1D
+    the boundary c = 0 is decided exactly by the linear terms (``_tail_diverges_1d``).
     """
     a = tail_exponent(divergence)
     if a is None or isinstance(target, Discrete) or isinstance(model, Discrete):
         return None
     if isinstance(target, Mixture1D):
-        directions = np.array([[1.0]])
+        if not _tail_diverges_1d(a, target, model):
+            return None
     else:
         angles = np.linspace(0.0, np.pi, 721)
         directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    c = a * _precisions(target, directions).min(axis=1) + (1 - a) * _precisions(
-        model, directions).min(axis=1)
-    if np.all(c > 0):
-        return None
+        c = a * _precisions(target, directions).min(axis=1) + (1 - a) * _precisions(
+            model, directions).min(axis=1)
+        if np.all(c > 0):
+            return None
     if a > 1:
         return (f"q's tails are too thin: ∫ p^{a:g} q^{1 - a:g} diverges, so "
-                f"{divergence.label} is infinite (q must be wider than √({(a - 1) / a:.3g}) × "
-                "p's widest component)")
+                f"{divergence.label} is infinite (q must be at least √({(a - 1) / a:.3g}) × as "
+                "wide as p's widest component)")
     return (f"q's tails are too heavy: ∫ p^{a:g} q^{1 - a:g} diverges, so {divergence.label} is "
-            f"infinite (q must be narrower than √({(1 - a) / -a:.3g}) × p's widest component)")
+            f"infinite (q can be at most √({(1 - a) / -a:.3g}) × as wide as p's widest "
+            "component)")
+
+
+#: Nodes of the whole-line quadrature (``continuum_value``).
+CONTINUUM_NODES = 8001
+
+
+def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D) -> float:
+    """D(p || q) over the whole line, for two 1D Gaussian mixtures (the value a fit reports).
+
+    The fit itself runs on a truncated grid with both sides renormalised; near the edge of the
+    finite region (``tail_bounds``) the integrand decays only like e^(-L|x|), and the truncation
+    then moves the value in its fifth digit. Here the rectangle rule runs in u on the map
+    x = c + w sinh(u) (nodes dense where the components are, exponentially sparse out to
+    10^4 x the widest std), which is spectrally accurate for smooth integrands; each node's
+    weight dx = w cosh(u) du enters as a log mass, the registry's terms do the rest."""
+    means = np.concatenate([target.means, model.means])
+    stds = np.concatenate([target.stds, model.stds])
+    centre = 0.5 * (float(means.min()) + float(means.max()))
+    width = float(stds.min())
+    reach = float(np.max(np.abs(means - centre))) + 1e4 * float(stds.max())
+    u = torch.linspace(-math.asinh(reach / width), math.asinh(reach / width), CONTINUUM_NODES,
+                       dtype=torch.float64)
+    x = centre + width * torch.sinh(u)
+    log_weight = math.log(width * float(u[1] - u[0])) + torch.log(torch.cosh(u))
+    with torch.no_grad():
+        terms = divergence.terms(target.log_prob(x) + log_weight, model.log_prob(x) + log_weight)
+    value = float(terms.sum())
+    return value if math.isfinite(value) else math.inf
 
 
 def infinite_reason(divergence: registry.Divergence, target, model, log_p=None, log_q=None):
@@ -357,8 +446,11 @@ def starts(target, family: Family, grid, seed: int = 0, limit: int = 6) -> list[
     return unique[:limit]
 
 
-def bounds(family: Family, grid) -> list[tuple[float | None, float | None]]:
-    """Keep means on the grid and stds between two grid cells and the grid's width."""
+def bounds(family: Family, grid, divergence: registry.Divergence | None = None,
+           target=None) -> list[tuple[float | None, float | None]]:
+    """Keep means on the grid and stds between two grid cells and the grid's width, and (given
+    the divergence and the target) inside the closed region where D is finite in the
+    continuum, not just on the truncated grid (``tail_bounds``)."""
     if family.kind == "2d":
         axis = grid.axes[0]
         step, width = float(axis[1] - axis[0]), float(axis[-1] - axis[0])
@@ -368,8 +460,13 @@ def bounds(family: Family, grid) -> list[tuple[float | None, float | None]]:
     x = grid.axes[0]
     step, width = float(x[1] - x[0]), float(x[-1] - x[0])
     low_std = math.log(0.3) if family.kind == "discrete" else math.log(2 * step)
+    high_std = math.log(width)
+    limits = None if divergence is None else tail_bounds(divergence, target, family)
+    if limits is not None:
+        low_std = low_std if limits[0] is None else max(low_std, limits[0])
+        high_std = high_std if limits[1] is None else min(high_std, limits[1])
     k = family.components
-    return ([(float(x[0]), float(x[-1]))] * k + [(low_std, math.log(width))] * k
+    return ([(float(x[0]), float(x[-1]))] * k + [(low_std, high_std)] * k
             + [(-30.0, 30.0)] * (k - 1))
 
 
@@ -552,7 +649,8 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
     there and only the distinct optima are polished on the fine grid: for 2D this saves most of
     the cost, as the polish from a nearby point takes a few evaluations."""
     family, grid = objective.family, objective.grid
-    box = bounds(family, grid) if bounds_from is None else bounds_from
+    box = (bounds(family, grid, objective.divergence, objective.target) if bounds_from is None
+           else bounds_from)
     low, high = np.array([b[0] for b in box]), np.array([b[1] for b in box])
     evaluations = 0
     if coarse is not None:
@@ -594,6 +692,10 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         log_q = objective.log_q(torch.as_tensor(optimum.theta, device=objective.device)).detach()
         optimum.reason = infinite_reason(objective.divergence, objective.target, optimum.model,
                                          objective.log_p_cell, log_q)
+        if (optimum.reason is None and math.isfinite(optimum.value)
+                and isinstance(objective.target, Mixture1D) and family.kind == "1d"):
+            optimum.value = continuum_value(objective.divergence, objective.target,
+                                            optimum.model)
         if optimum.reason is not None or not math.isfinite(optimum.value):
             optimum.value = math.inf
             optimum.reason = optimum.reason or (
@@ -752,7 +854,7 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     family = objective.family
     if evaluation == "monte_carlo" and (family.kind != "1d" or family.components != 1):
         raise ValueError("Monte-Carlo training is available for the single 1D Gaussian only")
-    box = bounds(family, objective.grid)
+    box = bounds(family, objective.grid, objective.divergence, objective.target)
     device = objective.device
     low = torch.tensor([b[0] for b in box], dtype=torch.float64, device=device)
     high = torch.tensor([b[1] for b in box], dtype=torch.float64, device=device)
