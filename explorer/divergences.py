@@ -128,6 +128,21 @@ class Divergence:
         raise NotImplementedError
 
     # ----- derived, shared by all members -------------------------------------------------
+    def _by_side(self, s: Tensor, low, dual_low) -> Tensor:
+        """f(e^s) from a formula ``low`` that is exact for s <= 0 and the dual's ``dual_low``:
+        f(t) = t f~(1/t), so for s > 0, f(e^s) = e^s f~(e^-s) with f~ again evaluated at a ratio
+        below one. Huge s then overflows to +inf (the true value is beyond float64) instead of
+        giving inf - inf = NaN. Each side gets a safe argument, so autograd never sees the other
+        side's infinities; s = -inf (t = 0) gives f(0). For members with f >= 0."""
+        high, at_zero = s > 0, torch.isneginf(s)
+        one = torch.ones_like(s)  # safe stand-ins: f~(e^-1) > 0, so its log has a gradient
+        s_low = torch.where(high | at_zero, -one, s)
+        s_high = torch.where(high, s, one)
+        # f >= 0 here, so e^s f~(e^-s) = exp(s + log f~): finite wherever the product is
+        scaled = torch.exp(s_high + torch.log(dual_low(-s_high)))
+        value = torch.where(high, scaled, low(s_low))
+        return torch.where(at_zero, torch.full_like(s, self.f_at_zero), value)
+
     def f(self, t) -> Tensor:
         """The generator f(t) for t >= 0 (t = 0 gives f(0), possibly +inf)."""
         t = _as_float64(t)
@@ -263,10 +278,25 @@ class JensenShannon(Divergence):
     slope_at_infinity = 0.5 * math.log(2.0)
 
     def f_log(self, s):
+        # JS is its own dual: f(t) = t f(1/t) for t > 1 (no inf - inf for huge t)
+        return self._by_side(s, self._f_log_low, self._f_log_low)
+
+    @staticmethod
+    def _f_log_low(s):
+        """f(e^s) for finite s <= 0. With m = (1 + t)/2 and u = (t - 1)/(t + 1) = tanh(s/2),
+        f = [t log(t/m) + log(1/m)] / 2 = [(1+u) log(1+u) + (1-u) log(1-u)] / (2 (1 - u)), and
+        (1+u) log(1+u) + (1-u) log(1-u) = sum_k u^(2k) / (k (2k - 1)): a series of positive
+        terms, used near t = 1 where the direct form cancels to its last digits (and below zero)."""
         t = torch.exp(s)
-        t_log_t = torch.where(torch.isneginf(s), torch.zeros_like(s), s * t)
-        # log((1+t)/2) = log1p(t) - log 2, accurate for small t
-        return 0.5 * (t_log_t - (1.0 + t) * (torch.log1p(t) - math.log(2.0)))
+        log_m = torch.log1p(t) - math.log(2.0)
+        direct = 0.5 * (t * (s - log_m) - log_m)
+        u = torch.tanh(0.5 * s)
+        near = u.abs() < 0.5
+        u2 = torch.where(near, u * u, torch.zeros_like(u))
+        series = torch.zeros_like(u)
+        for k in range(30, 0, -1):  # Horner, |u| < 1/2: 30 terms reach 1e-18 relative
+            series = (series + 1.0 / (k * (2 * k - 1))) * u2
+        return torch.where(near, series / (2.0 * (1.0 - u)), direct)
 
     def f_prime(self, t):
         t = _as_float64(t)
@@ -348,7 +378,9 @@ class Neyman(Divergence):
     slope_at_infinity = 1.0
 
     def f_log(self, s):
-        return torch.expm1(s) ** 2 * torch.exp(-s)
+        # (1 - t)^2 / t = (t^(1/2) - t^(-1/2))^2 = 4 sinh(s/2)^2: one formula, exact for every s
+        # (the product expm1(s)^2 e^-s is inf x 0 = NaN beyond s = 709)
+        return 4.0 * torch.sinh(0.5 * s) ** 2
 
     def weighted_f(self, log_q, s):
         # q (1-t)^2 / t = exp(log q - s) (1-t)^2: one exponential, no overflow of 1/t alone
@@ -381,6 +413,10 @@ class TotalVariation(Divergence):
     slope_at_infinity = 0.5
 
     def f_log(self, s):
+        return self._by_side(s, self._f_log_low, self._f_log_low)  # its own dual
+
+    @staticmethod
+    def _f_log_low(s):
         return 0.5 * torch.abs(torch.expm1(s))
 
     def f_prime(self, t):
@@ -457,12 +493,45 @@ class Alpha(Divergence):
         return 1.0 / (1.0 - self.a) if self.a < 1 else _INF
 
     def f_log(self, s):
+        # f_a(t) = t f_(1-a)(1/t) for t > 1: both sides evaluated at ratios below one
+        return self._by_side(s, self._f_log_low, self.dual()._f_log_low)
+
+    #: Below this |s| the power series is used (it has no cancellation near t = 1).
+    _SERIES_BELOW = 0.1
+
+    def _f_log_low(self, s):
+        """f_a(e^s) for finite s <= 0: the series near t = 1, else the closed form."""
+        near = s.abs() < self._SERIES_BELOW
+        zero = torch.zeros_like(s)
+        return torch.where(near, self._series(torch.where(near, s, zero)),
+                           self._closed(torch.where(near, -torch.ones_like(s), s)))
+
+    def _series(self, s):
+        """f_a(e^s) = sum_{n>=2} (1 + a + ... + a^(n-2)) s^n / n!: from
+        e^(as) - 1 - a(e^s - 1) = sum_n (a^n - a) s^n / n!, divided by a(a-1) term by term,
+        so no 0/0 at a = 0 or 1 and no cancellation near s = 0 (|a s| <= 1 here: 28 terms)."""
+        a = self.a
+        total, power, coefficient = torch.zeros_like(s), s * s / 2.0, 1.0
+        for n in range(2, 30):
+            total = total + coefficient * power
+            coefficient = coefficient * a + 1.0
+            power = power * s / (n + 1)
+        return total
+
+    def _closed(self, s):
         a = self.a
         # t^a - 1 - a(t-1) = expm1(a s) - a expm1(s); two exact rearrangements of the division
         # by a(a-1), one continued at a = 0 and one at a = 1.
         if abs(a - 1.0) < 0.5:
             eps = a - 1.0
-            return (torch.exp(s) * _expm1_over(s, eps) - torch.expm1(s)) / a
+            # t (t^eps - 1)/eps, as (t^a - t)/eps once t^eps is large (no 0 x inf for t -> 0)
+            if eps == 0.0:
+                return s * torch.exp(s) - torch.expm1(s)  # a = 1: t log t - (t - 1)
+            large = eps * s > 1.0
+            moderate = torch.where(large, torch.zeros_like(s), s)
+            power = torch.where(large, (torch.exp(a * s) - torch.exp(s)) / eps,
+                                torch.exp(s) * _expm1_over(moderate, eps))
+            return (power - torch.expm1(s)) / a
         return (_expm1_over(s, a) - torch.expm1(s)) / (a - 1.0)
 
     def weighted_f(self, log_q, s):
