@@ -712,7 +712,8 @@ def _mean_and_error(values: Tensor) -> tuple[float, float]:
 KL_ESTIMATORS = {
     "k1": "−log r  (unbiased, high variance, can be negative)",
     "k2": "½ (log r)²  (biased, low variance, never negative)",
-    "k3": "(r − 1) − log r  (unbiased, low variance, never negative)",
+    "k3": "(r − 1) − log r  (unbiased only if q covers p's support: E_q[r] = 1; low variance, "
+          "never negative)",
 }
 
 
@@ -720,7 +721,9 @@ def kl_estimator_values(log_p_at_samples, log_q_at_samples, estimator: str = "k3
     """Per-sample values of Schulman's k1, k2 or k3 estimator of KL(q||p), samples x ~ q.
 
     J. Schulman (2020), "Approximating KL divergence": with log r = log p(x) - log q(x),
-    k1 = -log r, k2 = (log r)^2 / 2, k3 = (r - 1) - log r.
+    k1 = -log r, k2 = (log r)^2 / 2, k3 = (r - 1) - log r. k1 is unbiased; k3 adds r - 1, whose
+    mean E_q[r] - 1 = -p(q = 0) is zero only when q covers p's support, so k3 is unbiased only
+    then (its mean is KL(q||p) minus the mass of p that q misses); k2 is biased.
     """
     if estimator not in KL_ESTIMATORS:
         raise ValueError(f"unknown KL estimator {estimator!r}; choose one of: k1, k2, k3")

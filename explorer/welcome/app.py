@@ -97,8 +97,10 @@ class CalculatorApp(App):
         }
 
     def notes(self, result):
-        if result.mass_lost > 1e-4:
-            return [f"the grid [−20, 20] misses {result.mass_lost:.2%} of the mass (heavy tails)."]
+        if result.p_outside_q > 0:
+            return [f"q is zero where p has {result.p_outside_q:.4g} of its mass: k3 is biased "
+                    f"by −{result.p_outside_q:.4g} here (E_q[p/q] = {1 - result.p_outside_q:.4g}"
+                    ", not 1)."]
         return []
 
     def build_controls(self):
