@@ -150,11 +150,21 @@ class Divergence:
             return self.f_log(torch.log(t))
 
     def h(self, r) -> Tensor:
-        """The f-distill weight h(r) = f''(r) r^2 (Xu et al. 2025, "One-step diffusion
-        distillation via f-divergence minimisation", eq. 7): how strongly the gradient of
-        D_f weighs a region where the density ratio is r = p/q."""
+        """The f-distill weight h(r) = f''(r) r^2 (Y. Xu, W. Nie, A. Vahdat 2025, "One-step
+        Diffusion Models with f-Divergence Distribution Matching"): how strongly the gradient
+        of D_f weighs a region where the density ratio is r = p/q."""
         r = _as_float64(r)
         return self.f_second(r) * r * r
+
+    def h_log(self, s) -> Tensor:
+        """h(e^s) from the log ratio s, for every finite s (no clamping of s): each member's
+        h is a power of r or close to one (r, 1, r/(2(1+r)), sqrt(r)/2, 2r², 2/r, 0, r + 1,
+        r^a), written in s. +inf only where the true value is beyond float64."""
+        s = _as_float64(s)
+        return self._h_of_log(s)
+
+    def _h_of_log(self, s: Tensor) -> Tensor:
+        return self.h(torch.exp(s))
 
     def conjugate(self, u) -> Tensor:
         """The convex conjugate f*(u) = sup_{t >= 0} (t u - f(t)).
@@ -169,9 +179,13 @@ class Divergence:
 
     @property
     def behaviour(self) -> str:
-        """'mode-seeking', 'mass-covering' or 'depends on separation', read off the limits."""
+        """'mode-seeking', 'mass-covering', both (Jeffreys: f(0) = ∞ and an infinite slope, so
+        q may neither leave p's support nor miss any of p's mass) or 'depends on separation',
+        read off the two limits."""
         zero_forcing = math.isinf(self.f_at_zero)
         covering = math.isinf(self.slope_at_infinity)
+        if covering and zero_forcing:
+            return "zero-forcing and mass-covering"
         if covering:
             return "mass-covering"
         if zero_forcing:
@@ -238,6 +252,9 @@ class ForwardKL(Divergence):
     def f_prime_inverse(self, u):
         return torch.exp(_as_float64(u) - 1.0)
 
+    def _h_of_log(self, s):
+        return torch.exp(s)
+
     def dual(self):
         return ReverseKL("reverse_kl")
 
@@ -263,6 +280,9 @@ class ReverseKL(Divergence):
     def f_prime_inverse(self, u):
         u = _as_float64(u)
         return torch.where(u < 0, -1.0 / torch.where(u < 0, u, -torch.ones_like(u)), _INF)
+
+    def _h_of_log(self, s):
+        return torch.ones_like(s)
 
     def dual(self):
         return ForwardKL("forward_kl")
@@ -312,6 +332,9 @@ class JensenShannon(Divergence):
         inside = e < 2.0
         return torch.where(inside, e / torch.where(inside, 2.0 - e, torch.ones_like(e)), _INF)
 
+    def _h_of_log(self, s):
+        return 0.5 * torch.sigmoid(s)
+
     def dual(self):
         return self
 
@@ -339,6 +362,9 @@ class SquaredHellinger(Divergence):
         inside = u < 1.0
         return torch.where(inside, (1.0 - torch.where(inside, u, torch.zeros_like(u))) ** -2, _INF)
 
+    def _h_of_log(self, s):
+        return 0.5 * torch.exp(0.5 * s)
+
     def dual(self):
         return self
 
@@ -363,6 +389,9 @@ class Pearson(Divergence):
 
     def f_prime_inverse(self, u):
         return (1.0 + 0.5 * _as_float64(u)).clamp(min=0.0)
+
+    def _h_of_log(self, s):
+        return 2.0 * torch.exp(2.0 * s)
 
     def dual(self):
         return Neyman("neyman")
@@ -398,6 +427,9 @@ class Neyman(Divergence):
         return torch.where(
             inside, torch.rsqrt(1.0 - torch.where(inside, u, torch.zeros_like(u))), _INF
         )
+
+    def _h_of_log(self, s):
+        return 2.0 * torch.exp(-s)
 
     def dual(self):
         return Pearson("pearson")
@@ -436,6 +468,9 @@ class TotalVariation(Divergence):
         inside = torch.where(u < -0.5, torch.full_like(u, -0.5), u)
         return torch.where(u > 0.5, torch.full_like(u, _INF), inside)
 
+    def _h_of_log(self, s):
+        return torch.zeros_like(s)
+
     def dual(self):
         return self
 
@@ -463,6 +498,9 @@ class Jeffreys(Divergence):
     def f_prime_inverse(self, u):
         # log t + 1 - 1/t = u  <=>  w e^w = e^(1-u) with w = 1/t
         return 1.0 / wright_omega(1.0 - _as_float64(u))
+
+    def _h_of_log(self, s):
+        return torch.exp(s) + 1.0
 
     def dual(self):
         return self
@@ -565,6 +603,9 @@ class Alpha(Divergence):
         # outside the range of f': below it (c > 0) the maximiser is t = 0, above it (c < 0) +inf
         outside = torch.zeros_like(u) if c > 0 else torch.full_like(u, _INF)
         return torch.where(inside, t, outside)
+
+    def _h_of_log(self, s):
+        return torch.exp(self.a * s)
 
     def dual(self):
         return Alpha("alpha", 1.0 - self.a)

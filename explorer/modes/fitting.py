@@ -358,7 +358,8 @@ def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: M
     with torch.no_grad():
         terms = divergence.terms(target.log_prob(x) + log_weight, model.log_prob(x) + log_weight)
     value = float(terms.sum())
-    return value if math.isfinite(value) else math.inf
+    # D >= 0 (Jensen); a sum of terms that cancel to rounding (q = p) must not show as -0.000000
+    return max(value, 0.0) if math.isfinite(value) else math.inf
 
 
 def infinite_reason(divergence: registry.Divergence, target, model, log_p=None, log_q=None):
@@ -819,6 +820,8 @@ class AdamPath:
     learning_rate: float
     evaluation: str
     stopped: str | None = None
+    #: what was changed about the requested start to put it inside the search box, or None
+    moved_start: str | None = None
 
     @property
     def final(self) -> np.ndarray:
@@ -859,6 +862,7 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     low = torch.tensor([b[0] for b in box], dtype=torch.float64, device=device)
     high = torch.tensor([b[1] for b in box], dtype=torch.float64, device=device)
     theta = torch.as_tensor(np.asarray(start, dtype=np.float64), device=device).clone()
+    moved_start = _moved_start(family, theta.cpu().numpy(), box)
     theta = theta.clamp(low, high)
     m = torch.zeros_like(theta)
     v = torch.zeros_like(theta)
@@ -899,5 +903,19 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     values.append(objective.evaluate(theta.cpu().numpy()))
     values = np.array([v if math.isfinite(v) else math.inf for v in values])
     return AdamPath(family, torch.stack(thetas).cpu().numpy(), values, skipped,
-                    float(learning_rate),
-                    evaluation, stopped)
+                    float(learning_rate), evaluation, stopped, moved_start)
+
+
+def _moved_start(family: Family, start: np.ndarray, box) -> str | None:
+    """A sentence for each start parameter outside the box Adam searches (the grid's means,
+    stds from two cells to the grid's width and inside the finite region), or None."""
+    if family.components != 1 or family.kind == "2d":
+        return None
+    changes = []
+    for value, (low, high), name, show in ((start[0], box[0], "mean", float),
+                                           (start[1], box[1], "std", math.exp)):
+        if value < low or value > high:
+            edge = low if value < low else high
+            changes.append(f"start {name} {show(value):.4g} is outside [{show(low):.4g}, "
+                           f"{show(high):.4g}], so Adam starts at {show(edge):.4g}")
+    return "; ".join(changes) or None

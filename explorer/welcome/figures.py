@@ -59,7 +59,7 @@ def densities(result: Calculation) -> go.Figure:
 def weight_curve(name: str, alpha: float) -> go.Figure:
     """h(r) = f''(r) r^2 for the chosen divergence, with forward and reverse KL for reference.
 
-    f-distill (Xu et al. 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
+    f-distill (Xu, Nie, Vahdat 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
     weighs all r alike (h = 1); forward KL weighs regions where p > q (h = r), i.e. the modes q misses.
     """
     r = np.logspace(-3, 3, 400)
