@@ -205,6 +205,17 @@ def landscape(result) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+def _at_least_one_unit(values: np.ndarray) -> list[float] | None:
+    """A y range spanning at least one unit around the values, so that means equal to
+    rounding (1e-15 either side of 0) draw as the flat line they are, not as spikes."""
+    finite = np.asarray(values, dtype=float)[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    middle, half = 0.5 * (low + high), max(0.5 * (high - low) * 1.1, 0.5)
+    return [middle - half, middle + half]
+
+
 def sweep(result) -> go.Figure:
     """Fitted mean and std against alpha or against the separation of the modes."""
     s = result.sweep
@@ -242,6 +253,9 @@ def sweep(result) -> go.Figure:
         title = "alpha family: the fit as α runs from −1 to 2"
     return _figure(data, title, width=560, annotations=notes, shapes=shapes,
                    margin=dict(l=55, r=15, t=60, b=45),
+                   yaxis=dict(range=_at_least_one_unit(np.concatenate([
+                       np.ravel(means), s.values / 2, -s.values / 2] if s.name == "separation"
+                       else [np.ravel(means)]))),
                    xaxis=dict(domain=[0, 0.43], title=dict(text=label)),
                    xaxis2=dict(domain=[0.57, 1], title=dict(text=label), anchor="y2",
                                gridcolor="#eeeeee"),
