@@ -13,8 +13,6 @@ import torch
 
 from explorer import divergences
 
-mpmath.mp.dps = 60
-
 LOG_RATIOS = [-math.inf, -1e4, -800.0, -745.0, -50.0, -1.0, -1e-9, 0.0, 1e-9, 1.0, 50.0, 700.0,
               709.0, 710.0, 745.0, 800.0, 1e4]
 ALPHAS = [-3.0, -1.0, -0.5, 0.0, 1e-9, 0.3, 0.5, 0.9, 1.0 - 1e-9, 1.0, 1.5, 2.0, 4.0]
@@ -23,7 +21,12 @@ MEMBERS = [(name, None) for name in divergences.names() if name != "alpha"] + [
 
 
 def reference(name, alpha, s):
-    """f(e^s) in mpmath (t = 0 for s = -inf)."""
+    """f(e^s) in mpmath at 60 digits (t = 0 for s = -inf)."""
+    with mpmath.workdps(60):
+        return +_reference(name, alpha, s)
+
+
+def _reference(name, alpha, s):
     t = mpmath.mpf(0) if math.isinf(s) else mpmath.exp(mpmath.mpf(s))
     if name == "alpha":
         a = mpmath.mpf(alpha)

@@ -28,7 +28,11 @@ def _gap(target, mean, std, x):
 def reference_tv(target, mean, std):
     """½ ∫ |p - q| in mpmath at 30 digits: crossings by mpmath.findroot from a dense scan,
     then the exact masses between them (independent of the package's code)."""
-    mpmath.mp.dps = 30
+    with mpmath.workdps(30):
+        return _reference_tv(target, mean, std)
+
+
+def _reference_tv(target, mean, std):
     m, s = mpmath.mpf(mean), mpmath.mpf(std)
     parts = [(mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(w)) for a, b, w in
              zip(target.means, target.stds, target.weights, strict=True)]
