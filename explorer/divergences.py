@@ -730,7 +730,8 @@ def on_grid(name: str, log_p, log_q, cell: float, alpha: float | None = None):
 def monte_carlo(name: str, log_p_at_samples, log_q_at_samples, alpha: float | None = None):
     """Monte-Carlo estimate of D_name(p || q) = E_q[f(p/q)] from samples x ~ q.
 
-    Returns (estimate, standard error) as floats.
+    Returns (estimate, standard error) as floats, never NaN: (inf, inf) when a sample's term
+    f(p/q) exceeds float64 (p/q beyond about e^709 for most members), with that reason.
     """
     divergence = get(name, alpha)
     lp, lq = _as_float64(log_p_at_samples), _as_float64(log_q_at_samples)

@@ -302,10 +302,14 @@ def score_table(result) -> HTMLView:
         cells = "".join(
             f"<tr><td>{r.batch_size}</td><td>{_show(r.estimate)}</td><td>± {_show(r.error)}</td>"
             f"<td>{_show(r.exact)}</td></tr>" for r in result.monte_carlo)
+        overflow = any(math.isinf(r.estimate) for r in result.monte_carlo)
         extra.append(
             f"<b>Monte-Carlo</b> ({html.escape(estimator)}, seed {result.seed}): "
             "<table style='font-size:11px'><tr><th>batch</th><th>estimate</th><th>std error</th>"
-            f"<th>exact</th></tr>{cells}</table>")
+            f"<th>exact</th></tr>{cells}</table>"
+            + ("<span style='color:#b00020'>∞: a sample's term f(p/q) exceeds float64 "
+               "(p/q beyond about e^709), so the average is infinite in floating point</span>"
+               if overflow else ""))
     if result.optimum_count > 1:
         extra.append(f"{result.optimum_count} local optima found (global first): "
                      + "; ".join(result.optima_text))

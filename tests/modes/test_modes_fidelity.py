@@ -111,3 +111,16 @@ def test_f_distill_is_cited_by_its_title():
     for script in ("scripts/make_notebook_01.py", "scripts/make_welcome_notebook.py"):
         assert "One-step Diffusion Models with f-Divergence Distribution Matching" in (
             ROOT / script).read_text()
+
+
+def test_monte_carlo_overflow_is_shown_with_its_reason():
+    from explorer.modes import analysis
+
+    app = ModesApp()
+    app.use_preset("Monte-Carlo: k1 vs k3")
+    row = app.result.monte_carlo[0]
+    app.result.monte_carlo[0] = analysis.MonteCarloRow(row.batch_size, math.inf, math.inf,
+                                                       row.exact)
+    from explorer.modes import figures
+
+    assert "exceeds float64" in figures.score_table(app.result).html
