@@ -58,7 +58,7 @@ def _reference_tv(target, mean, std):
 
 
 def quick_tv(target, mean, std):
-    """The same by scipy quad (to about 1e-8), for the search over (mean, std)."""
+    """The same by scipy quad (to a few 1e-7), for the search over (mean, std)."""
     x = np.linspace(-60, 60, 60_001)
     gap = _gap(target, mean, std, x)
     cuts = x[:-1][np.sign(gap[:-1]) != np.sign(gap[1:])]
@@ -103,7 +103,9 @@ def test_tv_fit_is_the_global_optimum(preset, separation, weight):
     best = optimize.minimize(lambda v: quick_tv(target, v[0], math.exp(v[1])),
                              [m0, math.log(s0)], method="Nelder-Mead",
                              options={"xatol": 1e-6, "fatol": 1e-11})
-    assert fit.value <= best.fun + 1e-7  # quick_tv is good to about 1e-8
+    # quick_tv (scipy quad, crossings from a 0.002 scan) is good to a few 1e-7; the fit's value
+    # itself is checked against the 30-digit reference above
+    assert fit.value <= best.fun + 1e-6
 
 
 def test_tv_default_fit_beats_the_grid_peer():
