@@ -128,6 +128,21 @@ class Divergence:
         raise NotImplementedError
 
     # ----- derived, shared by all members -------------------------------------------------
+    def _by_side(self, s: Tensor, low, dual_low) -> Tensor:
+        """f(e^s) from a formula ``low`` that is exact for s <= 0 and the dual's ``dual_low``:
+        f(t) = t f~(1/t), so for s > 0, f(e^s) = e^s f~(e^-s) with f~ again evaluated at a ratio
+        below one. Huge s then overflows to +inf (the true value is beyond float64) instead of
+        giving inf - inf = NaN. Each side gets a safe argument, so autograd never sees the other
+        side's infinities; s = -inf (t = 0) gives f(0). For members with f >= 0."""
+        high, at_zero = s > 0, torch.isneginf(s)
+        one = torch.ones_like(s)  # safe stand-ins: f~(e^-1) > 0, so its log has a gradient
+        s_low = torch.where(high | at_zero, -one, s)
+        s_high = torch.where(high, s, one)
+        # f >= 0 here, so e^s f~(e^-s) = exp(s + log f~): finite wherever the product is
+        scaled = torch.exp(s_high + torch.log(dual_low(-s_high)))
+        value = torch.where(high, scaled, low(s_low))
+        return torch.where(at_zero, torch.full_like(s, self.f_at_zero), value)
+
     def f(self, t) -> Tensor:
         """The generator f(t) for t >= 0 (t = 0 gives f(0), possibly +inf)."""
         t = _as_float64(t)
@@ -135,11 +150,21 @@ class Divergence:
             return self.f_log(torch.log(t))
 
     def h(self, r) -> Tensor:
-        """The f-distill weight h(r) = f''(r) r^2 (Xu et al. 2025, "One-step diffusion
-        distillation via f-divergence minimisation", eq. 7): how strongly the gradient of
-        D_f weighs a region where the density ratio is r = p/q."""
+        """The f-distill weight h(r) = f''(r) r^2 (Y. Xu, W. Nie, A. Vahdat 2025, "One-step
+        Diffusion Models with f-Divergence Distribution Matching"): how strongly the gradient
+        of D_f weighs a region where the density ratio is r = p/q."""
         r = _as_float64(r)
         return self.f_second(r) * r * r
+
+    def h_log(self, s) -> Tensor:
+        """h(e^s) from the log ratio s, for every finite s (no clamping of s): each member's
+        h is a power of r or close to one (r, 1, r/(2(1+r)), sqrt(r)/2, 2r², 2/r, 0, r + 1,
+        r^a), written in s. +inf only where the true value is beyond float64."""
+        s = _as_float64(s)
+        return self._h_of_log(s)
+
+    def _h_of_log(self, s: Tensor) -> Tensor:
+        return self.h(torch.exp(s))
 
     def conjugate(self, u) -> Tensor:
         """The convex conjugate f*(u) = sup_{t >= 0} (t u - f(t)).
@@ -154,9 +179,13 @@ class Divergence:
 
     @property
     def behaviour(self) -> str:
-        """'mode-seeking', 'mass-covering' or 'depends on separation', read off the limits."""
+        """'mode-seeking', 'mass-covering', both (Jeffreys: f(0) = ∞ and an infinite slope, so
+        q may neither leave p's support nor miss any of p's mass) or 'depends on separation',
+        read off the two limits."""
         zero_forcing = math.isinf(self.f_at_zero)
         covering = math.isinf(self.slope_at_infinity)
+        if covering and zero_forcing:
+            return "zero-forcing and mass-covering"
         if covering:
             return "mass-covering"
         if zero_forcing:
@@ -223,6 +252,9 @@ class ForwardKL(Divergence):
     def f_prime_inverse(self, u):
         return torch.exp(_as_float64(u) - 1.0)
 
+    def _h_of_log(self, s):
+        return torch.exp(s)
+
     def dual(self):
         return ReverseKL("reverse_kl")
 
@@ -249,6 +281,9 @@ class ReverseKL(Divergence):
         u = _as_float64(u)
         return torch.where(u < 0, -1.0 / torch.where(u < 0, u, -torch.ones_like(u)), _INF)
 
+    def _h_of_log(self, s):
+        return torch.ones_like(s)
+
     def dual(self):
         return ForwardKL("forward_kl")
 
@@ -263,10 +298,25 @@ class JensenShannon(Divergence):
     slope_at_infinity = 0.5 * math.log(2.0)
 
     def f_log(self, s):
+        # JS is its own dual: f(t) = t f(1/t) for t > 1 (no inf - inf for huge t)
+        return self._by_side(s, self._f_log_low, self._f_log_low)
+
+    @staticmethod
+    def _f_log_low(s):
+        """f(e^s) for finite s <= 0. With m = (1 + t)/2 and u = (t - 1)/(t + 1) = tanh(s/2),
+        f = [t log(t/m) + log(1/m)] / 2 = [(1+u) log(1+u) + (1-u) log(1-u)] / (2 (1 - u)), and
+        (1+u) log(1+u) + (1-u) log(1-u) = sum_k u^(2k) / (k (2k - 1)): a series of positive
+        terms, used near t = 1 where the direct form cancels to its last digits (and below zero)."""
         t = torch.exp(s)
-        t_log_t = torch.where(torch.isneginf(s), torch.zeros_like(s), s * t)
-        # log((1+t)/2) = log1p(t) - log 2, accurate for small t
-        return 0.5 * (t_log_t - (1.0 + t) * (torch.log1p(t) - math.log(2.0)))
+        log_m = torch.log1p(t) - math.log(2.0)
+        direct = 0.5 * (t * (s - log_m) - log_m)
+        u = torch.tanh(0.5 * s)
+        near = u.abs() < 0.5
+        u2 = torch.where(near, u * u, torch.zeros_like(u))
+        series = torch.zeros_like(u)
+        for k in range(30, 0, -1):  # Horner, |u| < 1/2: 30 terms reach 1e-18 relative
+            series = (series + 1.0 / (k * (2 * k - 1))) * u2
+        return torch.where(near, series / (2.0 * (1.0 - u)), direct)
 
     def f_prime(self, t):
         t = _as_float64(t)
@@ -281,6 +331,9 @@ class JensenShannon(Divergence):
         e = torch.exp(2.0 * u)
         inside = e < 2.0
         return torch.where(inside, e / torch.where(inside, 2.0 - e, torch.ones_like(e)), _INF)
+
+    def _h_of_log(self, s):
+        return 0.5 * torch.sigmoid(s)
 
     def dual(self):
         return self
@@ -309,6 +362,9 @@ class SquaredHellinger(Divergence):
         inside = u < 1.0
         return torch.where(inside, (1.0 - torch.where(inside, u, torch.zeros_like(u))) ** -2, _INF)
 
+    def _h_of_log(self, s):
+        return 0.5 * torch.exp(0.5 * s)
+
     def dual(self):
         return self
 
@@ -334,6 +390,9 @@ class Pearson(Divergence):
     def f_prime_inverse(self, u):
         return (1.0 + 0.5 * _as_float64(u)).clamp(min=0.0)
 
+    def _h_of_log(self, s):
+        return 2.0 * torch.exp(2.0 * s)
+
     def dual(self):
         return Neyman("neyman")
 
@@ -348,7 +407,9 @@ class Neyman(Divergence):
     slope_at_infinity = 1.0
 
     def f_log(self, s):
-        return torch.expm1(s) ** 2 * torch.exp(-s)
+        # (1 - t)^2 / t = (t^(1/2) - t^(-1/2))^2 = 4 sinh(s/2)^2: one formula, exact for every s
+        # (the product expm1(s)^2 e^-s is inf x 0 = NaN beyond s = 709)
+        return 4.0 * torch.sinh(0.5 * s) ** 2
 
     def weighted_f(self, log_q, s):
         # q (1-t)^2 / t = exp(log q - s) (1-t)^2: one exponential, no overflow of 1/t alone
@@ -367,6 +428,9 @@ class Neyman(Divergence):
             inside, torch.rsqrt(1.0 - torch.where(inside, u, torch.zeros_like(u))), _INF
         )
 
+    def _h_of_log(self, s):
+        return 2.0 * torch.exp(-s)
+
     def dual(self):
         return Pearson("pearson")
 
@@ -381,6 +445,10 @@ class TotalVariation(Divergence):
     slope_at_infinity = 0.5
 
     def f_log(self, s):
+        return self._by_side(s, self._f_log_low, self._f_log_low)  # its own dual
+
+    @staticmethod
+    def _f_log_low(s):
         return 0.5 * torch.abs(torch.expm1(s))
 
     def f_prime(self, t):
@@ -399,6 +467,9 @@ class TotalVariation(Divergence):
         u = _as_float64(u)
         inside = torch.where(u < -0.5, torch.full_like(u, -0.5), u)
         return torch.where(u > 0.5, torch.full_like(u, _INF), inside)
+
+    def _h_of_log(self, s):
+        return torch.zeros_like(s)
 
     def dual(self):
         return self
@@ -427,6 +498,9 @@ class Jeffreys(Divergence):
     def f_prime_inverse(self, u):
         # log t + 1 - 1/t = u  <=>  w e^w = e^(1-u) with w = 1/t
         return 1.0 / wright_omega(1.0 - _as_float64(u))
+
+    def _h_of_log(self, s):
+        return torch.exp(s) + 1.0
 
     def dual(self):
         return self
@@ -457,12 +531,45 @@ class Alpha(Divergence):
         return 1.0 / (1.0 - self.a) if self.a < 1 else _INF
 
     def f_log(self, s):
+        # f_a(t) = t f_(1-a)(1/t) for t > 1: both sides evaluated at ratios below one
+        return self._by_side(s, self._f_log_low, self.dual()._f_log_low)
+
+    #: Below this |s| the power series is used (it has no cancellation near t = 1).
+    _SERIES_BELOW = 0.1
+
+    def _f_log_low(self, s):
+        """f_a(e^s) for finite s <= 0: the series near t = 1, else the closed form."""
+        near = s.abs() < self._SERIES_BELOW
+        zero = torch.zeros_like(s)
+        return torch.where(near, self._series(torch.where(near, s, zero)),
+                           self._closed(torch.where(near, -torch.ones_like(s), s)))
+
+    def _series(self, s):
+        """f_a(e^s) = sum_{n>=2} (1 + a + ... + a^(n-2)) s^n / n!: from
+        e^(as) - 1 - a(e^s - 1) = sum_n (a^n - a) s^n / n!, divided by a(a-1) term by term,
+        so no 0/0 at a = 0 or 1 and no cancellation near s = 0 (|a s| <= 1 here: 28 terms)."""
+        a = self.a
+        total, power, coefficient = torch.zeros_like(s), s * s / 2.0, 1.0
+        for n in range(2, 30):
+            total = total + coefficient * power
+            coefficient = coefficient * a + 1.0
+            power = power * s / (n + 1)
+        return total
+
+    def _closed(self, s):
         a = self.a
         # t^a - 1 - a(t-1) = expm1(a s) - a expm1(s); two exact rearrangements of the division
         # by a(a-1), one continued at a = 0 and one at a = 1.
         if abs(a - 1.0) < 0.5:
             eps = a - 1.0
-            return (torch.exp(s) * _expm1_over(s, eps) - torch.expm1(s)) / a
+            # t (t^eps - 1)/eps, as (t^a - t)/eps once t^eps is large (no 0 x inf for t -> 0)
+            if eps == 0.0:
+                return s * torch.exp(s) - torch.expm1(s)  # a = 1: t log t - (t - 1)
+            large = eps * s > 1.0
+            moderate = torch.where(large, torch.zeros_like(s), s)
+            power = torch.where(large, (torch.exp(a * s) - torch.exp(s)) / eps,
+                                torch.exp(s) * _expm1_over(moderate, eps))
+            return (power - torch.expm1(s)) / a
         return (_expm1_over(s, a) - torch.expm1(s)) / (a - 1.0)
 
     def weighted_f(self, log_q, s):
@@ -496,6 +603,9 @@ class Alpha(Divergence):
         # outside the range of f': below it (c > 0) the maximiser is t = 0, above it (c < 0) +inf
         outside = torch.zeros_like(u) if c > 0 else torch.full_like(u, _INF)
         return torch.where(inside, t, outside)
+
+    def _h_of_log(self, s):
+        return torch.exp(self.a * s)
 
     def dual(self):
         return Alpha("alpha", 1.0 - self.a)
@@ -620,7 +730,8 @@ def on_grid(name: str, log_p, log_q, cell: float, alpha: float | None = None):
 def monte_carlo(name: str, log_p_at_samples, log_q_at_samples, alpha: float | None = None):
     """Monte-Carlo estimate of D_name(p || q) = E_q[f(p/q)] from samples x ~ q.
 
-    Returns (estimate, standard error) as floats.
+    Returns (estimate, standard error) as floats, never NaN: (inf, inf) when a sample's term
+    f(p/q) exceeds float64 (p/q beyond about e^709 for most members), with that reason.
     """
     divergence = get(name, alpha)
     lp, lq = _as_float64(log_p_at_samples), _as_float64(log_q_at_samples)
@@ -643,7 +754,8 @@ def _mean_and_error(values: Tensor) -> tuple[float, float]:
 KL_ESTIMATORS = {
     "k1": "−log r  (unbiased, high variance, can be negative)",
     "k2": "½ (log r)²  (biased, low variance, never negative)",
-    "k3": "(r − 1) − log r  (unbiased, low variance, never negative)",
+    "k3": "(r − 1) − log r  (unbiased only if q covers p's support: E_q[r] = 1; low variance, "
+          "never negative)",
 }
 
 
@@ -651,7 +763,9 @@ def kl_estimator_values(log_p_at_samples, log_q_at_samples, estimator: str = "k3
     """Per-sample values of Schulman's k1, k2 or k3 estimator of KL(q||p), samples x ~ q.
 
     J. Schulman (2020), "Approximating KL divergence": with log r = log p(x) - log q(x),
-    k1 = -log r, k2 = (log r)^2 / 2, k3 = (r - 1) - log r.
+    k1 = -log r, k2 = (log r)^2 / 2, k3 = (r - 1) - log r. k1 is unbiased; k3 adds r - 1, whose
+    mean E_q[r] - 1 = -p(q = 0) is zero only when q covers p's support, so k3 is unbiased only
+    then (its mean is KL(q||p) minus the mass of p that q misses); k2 is biased.
     """
     if estimator not in KL_ESTIMATORS:
         raise ValueError(f"unknown KL estimator {estimator!r}; choose one of: k1, k2, k3")

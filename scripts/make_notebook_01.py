@@ -33,7 +33,8 @@ md("""## Reading the figures
   large $h$ where $r \\ll 1$ (mass of $q$ where $p$ has little) pushes $q$ off empty regions. The line above the plot
   gives $f(0)$ (price per unit of $q$ where $p$ is empty) and $\\lim f(t)/t$ (price per unit of $p$ that $q$ misses).
 * **landscape** — the objective over (mean, log std) of a single Gaussian, with the local optima (✕), the global one (★)
-  and the solver's path. Blank rows are values of the std where the divergence is *infinite* (the reason is printed).
+  and the solver's path; the colour is $\\log_{10}(D - \\min D + 10^{-3})$. Blank rows are values of the std where the
+  divergence is *infinite* (the reason is printed).
 * **mode coverage** — mass of $p$ and of $q$ near each mode of $p$.
 * **table** — the fitted $q$ scored under every divergence (∞ with its reason), entropies, Monte-Carlo estimates.
 * **sweep** — the fitted mean and std as α, or the separation of the modes, runs over a range."""),
@@ -52,8 +53,8 @@ md("""2. Choose the preset *JS: cover or pick, by separation*. Find the separati
    both modes to picking one. Then do the same for squared Hellinger and total variation."""),
 md("""<details><summary>Answer</summary>
 
-With component std 0.5 the JS fit switches at a separation of about **4.3** (modes at ±2.15); squared Hellinger at about
-**4.8**, total variation already at about **3.7**. These divergences have *both* numbers finite ($f(0)$ and
+With component std 0.5 the JS fit switches at a separation of **4.245** (modes at ±2.12); squared Hellinger at
+**4.741**, total variation already at **3.687** (each to ±0.0005). These divergences have *both* numbers finite ($f(0)$ and
 $\\lim f(t)/t$ are $\\tfrac12\\log 2$ for JS, 1 for Hellinger, ½ for TV), so neither kind of mistake is forbidden: for close
 modes covering is cheaper, for distant modes the cost of the empty middle wins. The sweep shows a jump, not a smooth
 change: two local optima exchange places as the global one (open the landscape near the switch to see both).
@@ -61,7 +62,7 @@ change: two local optima exchange places as the global one (open the landscape n
 md("""3. Choose the preset *alpha sweep*. Where along α does the fit jump? Check α = 0 and α = 1 against reverse and forward KL."""),
 md("""<details><summary>Answer</summary>
 
-For modes at ±2 the jump is between α ≈ 0.40 and 0.45. For α ≤ 0, $f_\\alpha(0) = \\infty$: zero-forcing like reverse
+For modes at ±2 the jump is at α = 0.409 (the sweep's steps of 0.1 show it between 0.4 and 0.5). For α ≤ 0, $f_\\alpha(0) = \\infty$: zero-forcing like reverse
 KL (α → 0 *is* reverse KL). For α ≥ 1 the slope at infinity is infinite: covering like forward KL (α → 1 *is* forward KL);
 beyond 1 the std grows past moment matching (α = 2 is Pearson χ²/2, which punishes thin tails of $q$ even more). The
 limits are evaluated exactly (no division by zero), so α = 0 and α = 1 give the KL fits to many digits.
@@ -69,34 +70,44 @@ limits are evaluated exactly (no division by zero), so α = 0 and α = 1 give th
 md("""4. Choose *Adam from the middle: stuck* and press ▶. Then *Adam off-centre: finds a mode*. Why does the first one stop?"""),
 md("""<details><summary>Answer</summary>
 
-Started exactly between the modes, Adam is pulled equally both ways and settles on the symmetric solution (mean 0, std
-≈ 1.74), a *local* optimum of reverse KL with value 1.87 against 0.693 at either mode: the landscape shows three basins
+Started just off the middle (mean 0.1, std 1), Adam is pulled almost equally both ways and settles on the symmetric
+solution (mean 0, std ≈ 1.74), a *local* optimum of reverse KL with value 1.87 against 0.693 at either mode: the landscape shows three basins
 (✕ ✕ ★). The exact solver avoids it by starting from several points (moment matching and every mode of $p$) and
 reporting all the optima it finds. Gradient descent only sees the basin it starts in.
 </details>"""),
-md("""5. Choose *a mixture stops mode-seeking* (three modes, K = 3, reverse KL). Then set K = 2 and K = 1. Why does a mixture $q$ stop mode-seeking?"""),
+md("""5. Choose *a mixture stops mode-seeking* (three modes at separation 8, K = 3, reverse KL). Then set K = 2 and K = 1.
+   Why does a mixture $q$ stop mode-seeking? Finally set the separation back to 4."""),
 md("""<details><summary>Answer</summary>
 
 Reverse KL never *wants* to drop a mode: it is forced to by $f(0) = \\infty$ when a single bump cannot reach two modes
 without putting mass in the empty valley between them. With K = 3 components $q$ can put one bump on each mode and no
-mass in the valleys, so it recovers $p$ exactly (D = 0) under every divergence. With K = 2 it covers two modes and drops
-one; with K = 1 it picks one. Mode-seeking is a symptom of too little capacity, not a property of the divergence alone.
+mass in the valleys, so it recovers $p$ exactly (D = 0) under every divergence. With K = 2 it covers two modes (the
+middle one and one outer one, weights 2/3 and 1/3, D = 0.288) and drops the third (0.000 of $q$'s mass there); with K = 1
+it sits on the middle mode (0.96 of its mass there, D = 0.693). At separation 4 the valleys are too shallow to be
+worth a dropped mode: K = 1 covers all three (std 1.32; $q$'s mass near the modes 0.22, 0.54, 0.22) and K = 2 keeps
+mass on every mode too. Mode-seeking is a symptom of too little capacity *and* enough separation, not a property of the
+divergence alone.
 </details>"""),
 md("""6. Choose *Monte-Carlo: k1 vs k3* and vary the batch size, seed and estimator. Then pick the α family with α = −0.5
    and evaluation Monte-Carlo, estimator *f*. Compare the estimate with the exact value."""),
 md("""<details><summary>Answer</summary>
 
-k1 (= −log r) is unbiased but noisy; k3 (= (r − 1) − log r) is unbiased and never negative, with a smaller standard error;
-k2 (= ½(log r)²) has the smallest variance but is biased. With α = −0.5 and $q$ on one mode the estimate is about 0.22 with
+At this preset $q$ sits on one mode. k1 (= −log r) is unbiased: 0.6932 ± 0.0001 from 256 samples, against the exact 0.6931.
+k3 (= (r − 1) − log r) is never negative and is unbiased **only when $\\mathbb E_q[p/q] = 1$**, i.e. when $q$'s samples reach
+all of $p$; here they never visit the other mode, half of $p$'s mass, so the mean of r over the samples is about 0.5 and
+k3 gives 0.193 ± 0.00003: off by about 0.5 with a tiny error bar (in notebook 00, where $q$ is exactly zero on some
+tokens, the same bias is exact: minus the mass of $p$ that $q$ misses). k2 (= ½(log r)²) is biased: 0.240. With α = −0.5 and $q$ on one mode the estimate is about 0.22 with
 a tiny error bar while the exact value is about 0.55: the samples come from $q$, which never visits the other mode,
-so the estimator cannot see the mass $q$ misses (about a third of the value). A small standard error is no guarantee.
+so the estimator cannot see the mass $q$ misses (about 60 % of the value). A small standard error is no guarantee.
 </details>"""),
 md("""7. Choose *distillation: student over tokens*, then *teacher with hard zeros*. Which divergences become infinite, and why?"""),
 md("""<details><summary>Answer</summary>
 
 A softmax student gives every token some probability. When the teacher gives some tokens *exactly* zero, every
 divergence with $f(0) = \\infty$ (reverse KL, Neyman χ², Jeffreys, α ≤ 0) is infinite for *every* student: there is
-no fit to find. Forward KL is still fine. This is why distillation recipes that use reverse KL smooth or truncate the teacher.
+no fit to find. Forward KL is still fine. This is why distillation recipes that use reverse KL *smooth* the teacher (mix
+in a little probability everywhere); truncating it (top-k, top-p) would create exactly the zeros that make reverse KL
+infinite.
 </details>"""),
 md("""8. Choose *2D ring of 8* (a Gaussian with full covariance against eight modes on a circle). What does reverse KL
    do with the extra freedom of a covariance, and what does forward KL do?"""),
@@ -134,7 +145,7 @@ md("""## References
 
 * T. Minka (2005). *Divergence measures and message passing.* Microsoft Research technical report — $f(0)$, zero-forcing and inclusive divergences.
 * A. Cichocki, S. Amari (2010). *Families of alpha- beta- and gamma-divergences.* Entropy 12 — the α family and its KL limits.
-* Y. Xu et al. (2025). *One-step diffusion distillation through f-divergence minimisation* (**f-distill**) — the weight $h(r) = f''(r) r^2$.
+* Y. Xu, W. Nie, A. Vahdat (2025). *One-step Diffusion Models with f-Divergence Distribution Matching* (**f-distill**) — the weight $h(r) = f''(r) r^2$.
 * D. Go et al. (2023). *Aligning language models with preferences through f-divergence minimization* (**f-DPG**), ICML.
 * *Sinkhorn distance minimization for knowledge distillation* (**SinKD**, 2024) — why KL, reverse KL and JS each fail a student.
 * *BD-KD: balancing the divergences for online knowledge distillation* (**BD-KD**) — mixing forward and reverse KL by the teacher's confidence.

@@ -36,8 +36,9 @@ app"""
 
 For a divergence $D_f(p\\|q) = \\sum_x q(x)\\, f\\big(p(x)/q(x)\\big)$:
 
-* where **q has mass but p has none**, each unit of q costs $f(0)$. If $f(0) = \\infty$ (reverse KL, Neyman χ², Jeffreys), q is *forbidden* to leave p's support: it would rather sit on one mode — **mode-seeking**.
+* where **q has mass but p has none**, each unit of q costs $f(0)$. If $f(0) = \\infty$ (reverse KL, Neyman χ², Jeffreys), q is *forbidden* to leave p's support: it would rather sit on one mode — **mode-seeking** (zero-forcing).
 * where **p has mass but q has none**, each unit of p costs $\\lim f(t)/t$. If that is $\\infty$ (forward KL, Pearson χ², Jeffreys), q *must* cover all of p — **mass-covering**.
+* Jeffreys has both: q may neither leave p's support nor miss any of it (the table says *zero-forcing and mass-covering*).
 * when both are finite (JS, squared Hellinger, TV, α in (0, 1)), the answer **depends on how far apart the modes are** — the modes explorer shows the switch.
 
 The curve $h(r) = f''(r)\\, r^2$ (f-distill) tells where the gradient of the divergence looks: reverse KL weighs every ratio alike, forward KL weighs most where $p \\gg q$ — the modes q misses."""
@@ -54,9 +55,9 @@ The curve $h(r) = f''(r)\\, r^2$ (f-distill) tells where the gradient of the div
         """<details><summary>Answers</summary>
 
 1. Reverse KL, Neyman χ² and Jeffreys: all three have $f(0) = \\infty$, and the Gaussian q puts mass outside $[-1.5, 1.5]$ where the uniform p has none. Forward KL, JS, Hellinger, Pearson, TV stay finite: for them $f(0)$ is finite.
-2. Narrow q: Pearson $\\int p^2/q$ diverges once $2\\sigma_q^2 \\le \\sigma_p^2$ (q's tails are lighter than p's). Wide q: Neyman $\\int q^2/p$ diverges once $2\\sigma_p^2 \\le \\sigma_q^2$. The closed-form column agrees with the quadrature wherever both are finite.
+2. Narrow q: Pearson $\\int p^2/q$ diverges once $2\\sigma_q^2 \\le \\sigma_p^2$ (q's tails are lighter than p's). Wide q: Neyman $\\int q^2/p$ diverges once $2\\sigma_p^2 \\le \\sigma_q^2$. For two Gaussians every value but Jensen-Shannon's is the closed form (the column beside it says so); close to the limits the values are huge but finite: at scale $10^{0.15}$ Neyman is 9.285, and exactly at the limit ($\\sigma_q = 1/\\sqrt2$ for Pearson) it is infinite. Other pairs are integrated over the whole line, and a diverging tail is detected from the tail formulas, not guessed from a grid.
 3. With q missing tokens p uses, every mass-covering divergence (forward KL, Pearson, Jeffreys) is infinite. Swapped, q puts mass where p has none, so the zero-forcing ones (reverse KL, Neyman, Jeffreys) are infinite instead.
-4. k1 is unbiased but noisy and can even go negative; k2 is biased (it targets a different quantity) but has low variance; k3 is unbiased, never negative, and usually the least noisy. With 10 samples all three are far off; the standard error shrinks like $1/\\sqrt{n}$.
+4. k1 is unbiased but noisy and can even go negative; k2 is biased (it targets a different quantity) but has low variance; k3 = k1 + (r − 1) is never negative and usually the least noisy, but it is unbiased **only when $\\mathbb E_q[p/q] = 1$, i.e. when q covers p's support**: its mean is KL(q‖p) minus the mass of p where q is zero. In the preset *student misses teacher's tokens* that mass is 0.09, so k3 converges to 0.975 instead of the exact 1.065 (the table shows the bias). With 10 samples all three are far off; the standard error shrinks like $1/\\sqrt{n}$ (an observation: try a few seeds).
 </details>"""
     ),
     nbf.v4.new_markdown_cell("## Under the hood\nThe same numbers from the public API:"),
@@ -79,7 +80,7 @@ print("alpha -> 1 equals forward KL:", divergences.between("alpha", q, [0.4, 0.4
         """## References
 * T. Minka (2005). *Divergence measures and message passing.* — the zero-forcing / mass-covering view.
 * A. Cichocki, S. Amari (2010). *Families of alpha- beta- and gamma-divergences.* — the α family.
-* Y. Xu et al. (2025). *One-step diffusion distillation through f-divergence minimisation* (f-distill) — the weight $h(r) = f''(r) r^2$.
+* Y. Xu, W. Nie, A. Vahdat (2025). *One-step Diffusion Models with f-Divergence Distribution Matching* (f-distill) — the weight $h(r) = f''(r) r^2$.
 * J. Schulman (2020). *Approximating KL divergence.* — the k1, k2, k3 estimators.
 * S. Nowozin, B. Cseke, R. Tomioka (2016). *f-GAN* — conjugates $f^*$ and the variational view."""
     ),

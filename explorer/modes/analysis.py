@@ -242,15 +242,18 @@ class Weights:
 
 
 def gradient_weights(target, model, grid, divergence: str = "reverse_kl", alpha=None) -> Weights:
-    """h(r(x)) with r = p/q (Xu et al. 2025, f-distill, eq. 7): where the gradient of D_f(p||q)
+    """h(r(x)) with r = p/q (f-distill: Xu, Nie, Vahdat 2025, "One-step Diffusion Models with
+    f-Divergence Distribution Matching"): where the gradient of D_f(p||q)
     looks. Large h at r >> 1 (p's mass that q misses) makes a divergence mass-covering; large h
     at r << 1 (q's mass where p has little) makes it mode-seeking."""
     div = check_divergence(divergence, alpha)
     if kind_of(target) == "2d":
         raise ValueError("the weight curve is drawn for 1D and token targets")
     log_p, log_q = grid_masses(target, model, grid)
-    log_ratio = (log_p - log_q).clamp(-700.0, 700.0)
-    h = div.h(torch.exp(log_ratio)).numpy()
+    both = torch.isfinite(log_p) & torch.isfinite(log_q)
+    log_ratio = torch.where(both, log_p - log_q, torch.full_like(log_p, math.nan))
+    h = div.h_log(torch.where(both, log_ratio, torch.zeros_like(log_p)))
+    h = torch.where(both, h, torch.full_like(h, math.nan)).numpy()  # no ratio where p or q is 0
     return Weights(grid.points.numpy(), log_ratio.numpy(), h, div.f_at_zero,
                    div.slope_at_infinity, div.label)
 

@@ -60,6 +60,11 @@ class ModesParams:
     sweep: str = "off"
 
     def validate(self) -> None:
+        for name in ("alpha", "separation", "weight", "start_mean", "start_std",
+                     "learning_rate"):
+            _number(getattr(self, name), name.replace("_", " "))
+        for name in ("components", "steps", "step", "batch_size"):
+            _whole(getattr(self, name), name.replace("_", " "))
         if self.divergence not in registry.names():
             raise ValueError(f"unknown divergence {self.divergence!r}; choose one of: "
                              f"{', '.join(registry.names())}")
@@ -106,6 +111,20 @@ class ModesParams:
             raise ValueError("the sweeps are drawn for 1D and token targets")
         if self.sweep == "separation" and self.space != "1D":
             raise ValueError("the separation sweep is for the 1D targets")
+
+
+def _number(value, argument: str) -> None:
+    """A real number (not a string, not True/False, not NaN), or a ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{argument} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{argument} must be a finite number, got {value!r}")
+
+
+def _whole(value, argument: str) -> None:
+    """A whole number given as an int (True, 2.7 or '3' are refused, never rounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{argument} must be a whole number, got {value!r}")
 
 
 def _choice(value, allowed, argument: str) -> None:
@@ -305,6 +324,9 @@ def compute_modes(params: ModesParams) -> ModesResult:
         theta = path.thetas[step]
         model = result.family.to_model(theta, grid.points)
         path_points = path.thetas[: step + 1, :2]
+        if path.moved_start:
+            notes.append("Adam's " + path.moved_start + " (the range it searches on this grid"
+                         " and where D is finite)")
         if path.stopped:
             notes.append("Adam stopped: " + path.stopped)
         elif path.skipped:
@@ -338,6 +360,8 @@ def compute_modes(params: ModesParams) -> ModesResult:
         by_alpha = params.sweep == "alpha"  # the alpha sweep does not depend on the divergence
         sweep = _sweep(params.sweep, target_key, params.family, components,
                        "alpha" if by_alpha else params.divergence, None if by_alpha else alpha)
+    if monte_carlo and params.estimator == "k3":
+        notes.append(_k3_note(target, model, grid, params))
     if result.reason:
         notes.append(f"{result.divergence.label} is infinite at the best q of this family: "
                      f"{result.reason}.")
@@ -348,6 +372,16 @@ def compute_modes(params: ModesParams) -> ModesResult:
                        analysis.entropy(model, grid), analysis.entropy(target, grid), weights,
                        landscape, path, path_points, optima_points, sweep, monte_carlo,
                        compare_fit, notes)
+
+
+def _k3_note(target, model, grid, params: ModesParams) -> str:
+    """k3 = k1 + (r - 1) is unbiased only because E_q[r] = 1: say what the samples make of it."""
+    generator = torch.Generator().manual_seed(int(params.seed))
+    x = model.sample(int(params.batch_size), generator)
+    r_mean = float(torch.exp(target.log_prob(x) - model.log_prob(x)).mean())
+    return (f"k3 = k1 + (r − 1) is unbiased only when E_q[p/q] = 1 (q reaches all of p); over "
+            f"these {params.batch_size} samples the mean of r is {r_mean:.3g}, so k3 is off by "
+            f"about {1 - r_mean:.3g} (a part of p that q's samples never visit)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,8 +420,8 @@ class ModesApp(App):
                                                  step=200),
         "Monte-Carlo: k1 vs k3": _preset(evaluation="monte_carlo", estimator="k3",
                                          batch_size=256),
-        "a mixture stops mode-seeking": _preset(target="three modes", family="mixture",
-                                                components=3),
+        "a mixture stops mode-seeking": _preset(target="three modes", separation=8.0,
+                                                family="mixture", components=3),
         "2D ring of 8": _preset(space="2D", target="ring of 8", compare="forward_kl"),
         "distillation: student over tokens": _preset(space="tokens", target="two peaks",
                                                      compare="forward_kl"),

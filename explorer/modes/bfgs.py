@@ -172,7 +172,13 @@ def minimise_batch(
             direction[rows] = -g[rows]
             inverse_hessian[rows] = np.eye(size)
             first_step[rows] = True
+        # no curvature seen (s'y <= 0: the function bends down along the step): the model
+        # H is no guide to the step length, so grow the step that just succeeded instead of
+        # crawling at unit steps along a small gradient; Armijo cuts it back when too long
+        grown = np.flatnonzero(update)[~curved & ~uphill]
+        accepted_step = step.copy()
         step[update] = 1.0
+        step[grown] = np.minimum(2.0 * accepted_step[grown], 1e8)
         if newton.any():
             inverse_hessian[newton] = _modified_inverse(h_trial[newton])
             direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])

@@ -122,14 +122,18 @@ def weights(result) -> go.Figure:
     title = "why: the gradient weight h(r) = f''(r) r², r = p/q"
     if w is None:
         return placeholder(title, "drawn for 1D and token targets")
-    h = np.where(w.h > 0, w.h, np.nan)  # TV's h is 0 off r = 1 (a kink): nothing to draw
+    # TV's h is 0 off r = 1 (a kink): nothing to draw; h beyond float64 cannot be drawn either
+    h = np.where((w.h > 0) & np.isfinite(w.h), w.h, np.nan)
     data = [_line(w.x, h, "h(r(x))", PATH_COLOUR),
             _line(w.x, w.log_ratio, "log r(x) = log p/q", "#2ca02c", 1, "dot", yaxis="y2")]
     notes = [_note(f"f(0) = {_show(w.f_at_zero)}: cost of q's mass where p has none · "
                    f"lim f(t)/t = {_show(w.slope_at_infinity)}: cost of p's mass q misses",
                    y=1.0, yanchor="bottom", font=dict(size=10))]
-    if np.all(np.isnan(h)):
+    if np.all(np.isnan(h)) and not np.any(np.isinf(w.h)):
         notes.append(_note("h = 0 except at r = 1: TV only sees on which side of p q lies"))
+    elif np.any(np.isinf(w.h)):
+        notes.append(_note("h(r) exceeds float64 (≈1.8e308) at some x: those points are not "
+                           "drawn", y=0.02, yanchor="bottom", font=dict(size=9)))
     finite = w.h[np.isfinite(w.h) & (w.h > 0)]
     low, high = (np.log10(finite.min()), np.log10(finite.max())) if finite.size else (-1, 1)
     low, high = max(low, high - 40), high  # at most 40 decades; at least 2 around the values
@@ -160,8 +164,10 @@ def landscape(result) -> go.Figure:
     if finite.any():
         shown[finite] = np.log10(land.values[finite] - land.values[finite].min() + 1e-3)
     data = [dict(type="heatmap", x=land.means, y=land.log_stds, z=shown, colorscale="Viridis",
-                 colorbar=dict(title=dict(text="log₁₀(D − min)", side="right"), thickness=10),
-                 hovertemplate="mean %{x:.2f}<br>log std %{y:.2f}<br>log₁₀(D − min) %{z:.2f}"
+                 colorbar=dict(title=dict(text="log₁₀(D − min + 10⁻³)", side="right"),
+                               thickness=10),
+                 hovertemplate="mean %{x:.2f}<br>log std %{y:.2f}<br>log₁₀(D − min + 10⁻³) "
+                               "%{z:.2f}"
                                "<extra></extra>")]
     notes = []
     if land.reasons:
@@ -197,6 +203,17 @@ def landscape(result) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 # 4. The sweeps
 # ---------------------------------------------------------------------------------------------
+
+
+def _at_least_one_unit(values: np.ndarray) -> list[float] | None:
+    """A y range spanning at least one unit around the values, so that means equal to
+    rounding (1e-15 either side of 0) draw as the flat line they are, not as spikes."""
+    finite = np.asarray(values, dtype=float)[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    middle, half = 0.5 * (low + high), max(0.5 * (high - low) * 1.1, 0.5)
+    return [middle - half, middle + half]
 
 
 def sweep(result) -> go.Figure:
@@ -236,6 +253,9 @@ def sweep(result) -> go.Figure:
         title = "alpha family: the fit as α runs from −1 to 2"
     return _figure(data, title, width=560, annotations=notes, shapes=shapes,
                    margin=dict(l=55, r=15, t=60, b=45),
+                   yaxis=dict(range=_at_least_one_unit(np.concatenate([
+                       np.ravel(means), s.values / 2, -s.values / 2] if s.name == "separation"
+                       else [np.ravel(means)]))),
                    xaxis=dict(domain=[0, 0.43], title=dict(text=label)),
                    xaxis2=dict(domain=[0.57, 1], title=dict(text=label), anchor="y2",
                                gridcolor="#eeeeee"),
@@ -282,10 +302,14 @@ def score_table(result) -> HTMLView:
         cells = "".join(
             f"<tr><td>{r.batch_size}</td><td>{_show(r.estimate)}</td><td>± {_show(r.error)}</td>"
             f"<td>{_show(r.exact)}</td></tr>" for r in result.monte_carlo)
+        overflow = any(math.isinf(r.estimate) for r in result.monte_carlo)
         extra.append(
             f"<b>Monte-Carlo</b> ({html.escape(estimator)}, seed {result.seed}): "
             "<table style='font-size:11px'><tr><th>batch</th><th>estimate</th><th>std error</th>"
-            f"<th>exact</th></tr>{cells}</table>")
+            f"<th>exact</th></tr>{cells}</table>"
+            + ("<span style='color:#b00020'>∞: a sample's term f(p/q) exceeds float64 "
+               "(p/q beyond about e^709), so the average is infinite in floating point</span>"
+               if overflow else ""))
     if result.optimum_count > 1:
         extra.append(f"{result.optimum_count} local optima found (global first): "
                      + "; ".join(result.optima_text))

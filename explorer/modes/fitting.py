@@ -10,6 +10,13 @@ fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinit
   2x2 Hessian are written out (``Objective._gaussian_values_and_gradients``) and the steps are
   (modified) Newton steps, and forward KL runs only its moment-matching start
   (``_has_one_optimum``).
+* The box the solvers search keeps q where D is finite in the continuum (``tail_bounds``:
+  the chi-squared-like members diverge for too wide or too narrow q), its closed boundary
+  included; a 1D fit reports its value over the whole line (``continuum_value``), not the
+  truncated grid's.
+* Total variation of a single 1D Gaussian is minimised exactly (``tv_gaussian``): from the
+  crossings of p and q and normal CDFs, with its closed-form gradient, as the grid's
+  piecewise-linear objective stalls a quasi-Newton method.
 * ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
   objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
   A step whose gradient is not finite is skipped (Adam's moments are left untouched).
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import special
 
 from explorer import divergences as registry
 from explorer.device import DEVICE_VARIABLE, choose_device
@@ -110,8 +118,17 @@ class Objective:
         (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
         step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
         if self.family.kind == "1d" and self.family.components == 1:
+            if self.divergence.name == "tv" and isinstance(self.target, Mixture1D):
+                return tv_newton_terms(self.target, thetas, self._crossing_points)
             return self._gaussian_values_and_gradients(thetas)
         return self._autograd_values_and_gradients(thetas)
+
+    @property
+    def _crossing_points(self) -> np.ndarray:
+        """The grid and points far beyond it, where the crossings of p and q are bracketed."""
+        if not hasattr(self, "_crossing_cache"):
+            self._crossing_cache = crossing_points(self.grid.axes[0])
+        return self._crossing_cache
 
     def _autograd_values_and_gradients(self, thetas: np.ndarray):
         t = torch.tensor(thetas, dtype=torch.float64, device=self.device, requires_grad=True)
@@ -245,31 +262,297 @@ def _precisions(model, directions: np.ndarray) -> np.ndarray:
     return np.einsum("ui,kij,uj->uk", directions, inverse, directions)
 
 
+#: Relative size of the quadratic tail coefficient below which it counts as zero: a std placed
+#: on the tail boundary by ``tail_bounds`` misses it by a rounding error only.
+_ON_BOUNDARY = 1e-10
+
+
+def _dominant_tail(model: Mixture1D, sign: float) -> tuple[float, float]:
+    """(precision, precision x mean) of the component that rules the tail x -> sign x inf of a
+    1D mixture: the widest one and, among equally wide ones, the one furthest out that way."""
+    widest = model.stds == np.max(model.stds)
+    index = np.flatnonzero(widest)[np.argmax(sign * model.means[widest])]
+    precision = 1.0 / model.stds[index] ** 2
+    return precision, precision * model.means[index]
+
+
+def _tail_diverges_1d(a: float, target: Mixture1D, model: Mixture1D) -> bool:
+    """Whether ∫ p^a q^(1-a) diverges in either tail of the line, exactly.
+
+    In the tail x -> ±inf the log of the integrand is -c x^2 / 2 ± L x + O(1), with
+    c = a P + (1 - a) Q and L = a P m_p + (1 - a) Q m_q (P, Q, m_p, m_q: precisions and means of
+    the ruling components, ``_dominant_tail``). It converges iff c > 0, or c = 0 (the boundary
+    of the finite region) and the linear term decays: ±L < 0."""
+    for sign in (1.0, -1.0):
+        p_precision, p_linear = _dominant_tail(target, sign)
+        q_precision, q_linear = _dominant_tail(model, sign)
+        c = a * p_precision + (1 - a) * q_precision
+        scale = abs(a) * p_precision + abs(1 - a) * q_precision
+        if c > _ON_BOUNDARY * scale:
+            continue
+        if c < -_ON_BOUNDARY * scale:
+            return True
+        linear_scale = abs(a * p_linear) + abs((1 - a) * q_linear)
+        if sign * (a * p_linear + (1 - a) * q_linear) >= -_ON_BOUNDARY * linear_scale:
+            return True  # a linear term that grows, or none (to rounding): not integrable
+    return False
+
+
+def tail_bounds(divergence: registry.Divergence, target, family: Family) -> tuple | None:
+    """The closed interval of log std in which every component of a 1D Gaussian (mixture) q
+    keeps ∫ p^a q^(1-a) finite, as (low, high) with None for no limit; None where the tails
+    impose no box (other divergences, tokens, 2D, and K > 1 for a > 1, where only the widest
+    component must be wide enough).
+
+    a < 0 (Neyman, alpha < 0): q's widest component must satisfy sigma^2 <= (1 - a) / (-a) x
+    s^2, s the std of p's widest component; a > 1 (Pearson, alpha > 1): sigma^2 >=
+    (a - 1) / a x s^2. The boundary itself is included: there the quadratic terms cancel and
+    the linear ones decide (``_tail_diverges_1d``), so an optimum on it is found, not missed
+    by a barrier (Cichocki & Amari 2010, eq. 3, for Gaussian tails)."""
+    a = tail_exponent(divergence)
+    if a is None or family.kind != "1d" or not isinstance(target, Mixture1D):
+        return None
+    log_widest = math.log(float(np.max(target.stds)))
+    if a < 0:
+        return None, log_widest + 0.5 * math.log((1 - a) / -a)
+    if family.components == 1:
+        return log_widest + 0.5 * math.log((a - 1) / a), None
+    return None
+
+
 def tail_reason(divergence: registry.Divergence, target, model) -> str | None:
     """Why D(p || q) is infinite between two Gaussian mixtures although every grid sum is finite.
 
     Along a direction u the integrand p^a q^(1-a) behaves like exp(-t^2 c(u) / 2) with
     c(u) = a min_j u'P_j u + (1 - a) min_k u'Q_k u (P_j, Q_k the component precisions: the
-    widest component rules each tail). The integral is finite iff c(u) > 0 for every u.
+    widest component rules each tail). The integral is finite iff c(u) > 0 for every u; in 1D
+    the boundary c = 0 is decided exactly by the linear terms (``_tail_diverges_1d``).
     """
     a = tail_exponent(divergence)
     if a is None or isinstance(target, Discrete) or isinstance(model, Discrete):
         return None
     if isinstance(target, Mixture1D):
-        directions = np.array([[1.0]])
+        if not _tail_diverges_1d(a, target, model):
+            return None
     else:
         angles = np.linspace(0.0, np.pi, 721)
         directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    c = a * _precisions(target, directions).min(axis=1) + (1 - a) * _precisions(
-        model, directions).min(axis=1)
-    if np.all(c > 0):
-        return None
+        c = a * _precisions(target, directions).min(axis=1) + (1 - a) * _precisions(
+            model, directions).min(axis=1)
+        if np.all(c > 0):
+            return None
     if a > 1:
         return (f"q's tails are too thin: ∫ p^{a:g} q^{1 - a:g} diverges, so "
-                f"{divergence.label} is infinite (q must be wider than √({(a - 1) / a:.3g}) × "
-                "p's widest component)")
+                f"{divergence.label} is infinite (q must be at least √({(a - 1) / a:.3g}) × as "
+                "wide as p's widest component)")
     return (f"q's tails are too heavy: ∫ p^{a:g} q^{1 - a:g} diverges, so {divergence.label} is "
-            f"infinite (q must be narrower than √({(1 - a) / -a:.3g}) × p's widest component)")
+            f"infinite (q can be at most √({(1 - a) / -a:.3g}) × as wide as p's widest "
+            "component)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Total variation of one Gaussian against a mixture, exactly: crossings and normal CDFs
+# ---------------------------------------------------------------------------------------------
+
+
+def _normal_mass(z_low: np.ndarray, z_high: np.ndarray) -> np.ndarray:
+    """Phi(z_high) - Phi(z_low), from the side where it does not cancel (upper tail by ndtr(-z))."""
+    right = z_low > 0
+    return np.where(right, special.ndtr(-z_low) - special.ndtr(-z_high),
+                    special.ndtr(z_high) - special.ndtr(z_low))
+
+
+def _mixture_log_density(target: Mixture1D, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log p(x) and d log p / dx for a 1D Gaussian mixture (numpy, any shape of x)."""
+    z = (x[..., None] - target.means) / target.stds
+    log_parts = (np.log(target.weights) - np.log(target.stds) - 0.5 * math.log(2 * math.pi)
+                 - 0.5 * z * z)
+    top = np.max(log_parts, axis=-1, keepdims=True)  # logsumexp by hand: scipy's costs 0.4 ms
+    parts = np.exp(log_parts - top)
+    total = np.sum(parts, axis=-1)
+    log_p = np.log(total) + top[..., 0]
+    slope = np.sum(parts * (-z / target.stds), axis=-1) / total
+    return log_p, slope
+
+
+def crossing_points(x: np.ndarray) -> np.ndarray:
+    """The grid and points beyond it, out to 1000 grid widths in steps of at most x1.5, where
+    crossings of p and q are bracketed (far ones appear when q is wider than p's widest
+    component); narrow brackets keep Newton's method from falling back to bisection."""
+    width = float(x[-1] - x[0])
+    far = width * np.geomspace(0.02, 1000.0, 28)
+    return np.concatenate([x[0] - far[::-1], x, x[-1] + far])
+
+
+def _log_normal(x: np.ndarray, mean, std) -> np.ndarray:
+    return -0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * math.log(2 * math.pi)
+
+
+def tv_crossings(target: Mixture1D, means: np.ndarray, stds: np.ndarray, x: np.ndarray):
+    """The points where p = q_r = N(means[r], stds[r]^2), for every row r at once: sign changes
+    of g = log p - log q on the sorted points ``x`` (the grid and points far beyond it), each
+    root then found by Newton's method safeguarded by bisection (Press et al., Numerical
+    Recipes, "rtsafe"): quadratic convergence inside a grid cell, and no step can leave the
+    bracket of a far, wide one. Two crossings within one cell are found from the extremum of g
+    between them. Returns (row of each crossing, crossing, the sign of g just left of it is
+    that of ``g_left``, g on the grid (R, N)), in row-major order (rows, then x)."""
+    def g_and_slope(c, mean, std):
+        log_p_c, slope = _mixture_log_density(target, c)
+        return log_p_c - _log_normal(c, mean, std), slope + (c - mean) / std**2
+
+    g, slope = g_and_slope(x[None, :], means[:, None], stds[:, None])
+    rows, cut = np.nonzero(np.sign(g[:, :-1]) * np.sign(g[:, 1:]) < 0)
+    low, high = x[cut], x[cut + 1]
+    g_low, g_high = g[rows, cut], g[rows, cut + 1]
+    # two crossings inside one cell leave no sign change at its ends: there g has an extremum
+    # of the other sign; find it (secant on the slope, three steps) and split the cell there
+    r2, c2 = np.nonzero((np.sign(g[:, :-1]) == np.sign(g[:, 1:]))
+                        & (np.sign(slope[:, :-1]) * np.sign(slope[:, 1:]) < 0))
+    if r2.size:
+        a, b = x[c2], x[c2 + 1]
+        s_a, s_b = slope[r2, c2], slope[r2, c2 + 1]
+        peak = a - s_a * (b - a) / (s_b - s_a)
+        for _ in range(3):
+            g_peak, s_peak = g_and_slope(peak, means[r2], stds[r2])
+            left = np.sign(s_peak) == np.sign(s_a)
+            a, s_a = np.where(left, peak, a), np.where(left, s_peak, s_a)
+            b, s_b = np.where(left, b, peak), np.where(left, s_b, s_peak)
+            peak = np.clip(a - s_a * (b - a) / np.where(s_b == s_a, np.nan, s_b - s_a),
+                           np.minimum(a, b), np.maximum(a, b))
+            peak = np.where(np.isfinite(peak), peak, 0.5 * (a + b))
+        g_peak, _ = g_and_slope(peak, means[r2], stds[r2])
+        split = np.sign(g_peak) * np.sign(g[r2, c2]) < 0
+        r2, c2, peak, g_peak = r2[split], c2[split], peak[split], g_peak[split]
+        rows = np.concatenate([rows, r2, r2])
+        cut = np.concatenate([cut, c2, c2])
+        low = np.concatenate([low, x[c2], peak])
+        high = np.concatenate([high, peak, x[c2 + 1]])
+        g_low = np.concatenate([g_low, g[r2, c2], g_peak])
+        g_high = np.concatenate([g_high, g_peak, g[r2, c2 + 1]])
+        order = np.lexsort((low, rows))  # rows, then x: the order the intervals need
+        rows, cut, low, high = rows[order], cut[order], low[order], high[order]
+        g_low, g_high = g_low[order], g_high[order]
+    low, high = low.copy(), high.copy()
+    mean, std = means[rows], stds[rows]
+    rising = g_high > 0  # g goes from - to + across the bracket
+    c = low - g_low * (high - low) / (g_high - g_low)
+    for _ in range(60):
+        value, slope = g_and_slope(c, mean, std)
+        below = (value < 0) == rising  # the root lies above c
+        low, high = np.where(below, c, low), np.where(below, high, c)
+        newton = c - value / np.where(slope == 0, np.nan, slope)
+        step = np.where((newton >= low) & (newton <= high), newton, 0.5 * (low + high))
+        # a crossing off by d moves TV by O(d²) only (p = q there): 1e-9 is ample
+        done = np.abs(step - c) <= 1e-9 * np.maximum(np.abs(c), 1.0)
+        c = step
+        if np.all(done):
+            break
+    return rows, c, g_low, g
+
+
+def _phi_terms(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(phi(z), z phi(z)) with both 0 at z = ±inf."""
+    finite = np.isfinite(z)
+    safe = np.where(finite, z, 0.0)
+    phi = np.where(finite, np.exp(-0.5 * safe * safe) / math.sqrt(2 * math.pi), 0.0)
+    return phi, safe * phi
+
+
+def tv_gaussian(target: Mixture1D, thetas: np.ndarray, x: np.ndarray):
+    """TV(p, q) = 1 - ∫ min(p, q) over the whole line and its gradient in (mean, log std), for
+    every row of ``thetas`` at once: q = N(mean, e^(2 log std)), p a 1D Gaussian mixture.
+
+    Between consecutive crossings of p and q (``tv_crossings``) min(p, q) is one of the two, so
+    ∫ min(p, q) is a sum of normal CDF differences: exact, no grid. TV is piecewise linear in
+    r = p/q, yet as a function of q's parameters it is C^1: moving a crossing changes nothing
+    to first order, because p = q there, so d TV / d theta = -∫_(q < p) dq / d theta, again in
+    closed form (d Q[a, b] / d mean = (phi(z_a) - phi(z_b)) / std, d / d log std =
+    z_a phi(z_a) - z_b phi(z_b)). A quasi-Newton method then converges as on a smooth problem,
+    where the grid's piecewise-linear objective makes it stall."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    count = len(thetas)
+    means, stds = thetas[:, 0], np.exp(thetas[:, 1])
+    rows, crossings, g_left, g = tv_crossings(target, means, stds, x)
+    # intervals: each crossing closes one (from the row's previous crossing, or -inf), and
+    # each row has a last one, to +inf; q < p on an interval iff g > 0 just left of its end
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    last_of_row = np.full(count, -np.inf)
+    last_of_row[rows] = crossings  # row-major order: the last write is the row's last crossing
+    left = np.concatenate([np.where(first, -np.inf, np.roll(crossings, 1)), last_of_row])
+    right = np.concatenate([crossings, np.full(count, np.inf)])
+    owner = np.concatenate([rows, np.arange(count)])
+    q_below = np.concatenate([g_left > 0, g[:, -1] > 0])
+    z_low = (left - means[owner]) / stds[owner]
+    z_high = (right - means[owner]) / stds[owner]
+    q_mass = _normal_mass(z_low, z_high)
+    p_mass = _normal_mass((left[:, None] - target.means) / target.stds,
+                          (right[:, None] - target.means) / target.stds) @ target.weights
+    shared = np.bincount(owner, np.where(q_below, q_mass, p_mass), minlength=count)
+    values = np.maximum(1.0 - shared, 0.0)
+    phi_low, z_phi_low = _phi_terms(z_low)
+    phi_high, z_phi_high = _phi_terms(z_high)
+    d_mean = np.where(q_below, (phi_low - phi_high) / stds[owner], 0.0)
+    d_log_std = np.where(q_below, z_phi_low - z_phi_high, 0.0)
+    gradients = -np.stack([np.bincount(owner, d_mean, minlength=count),
+                           np.bincount(owner, d_log_std, minlength=count)], axis=1)
+    return values, gradients
+
+
+def tv_newton_terms(target: Mixture1D, thetas: np.ndarray, x: np.ndarray, step: float = 1e-5):
+    """log1p(TV), its gradient and Hessian for each row of ``thetas`` (what the solver takes).
+
+    The Hessian is the central difference of the exact gradient (``tv_gaussian``), evaluated in
+    the same batched call: TV is only piecewise C^2 (its curvature jumps when a crossing
+    appears far out), so Newton's steps use it where it is finite and the line search guards
+    the rest (``bfgs.minimise_batch``); with it a fit takes a handful of evaluations."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    count = len(thetas)
+    shifts = step * np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    stacked = np.concatenate([thetas] + [thetas + shift for shift in shifts])
+    values, gradients = tv_gaussian(target, stacked, x)
+    value, gradient = values[:count], gradients[:count]
+    around = gradients[count:].reshape(4, count, 2)
+    hessian = np.stack([(around[0] - around[1]), (around[2] - around[3])], axis=2) / (2 * step)
+    hessian = 0.5 * (hessian + np.swapaxes(hessian, 1, 2))
+    scale = 1.0 + value
+    log_gradient = gradient / scale[:, None]
+    log_hessian = (hessian / scale[:, None, None]
+                   - log_gradient[:, :, None] * log_gradient[:, None, :])
+    return np.log1p(value), log_gradient, log_hessian
+
+
+#: Nodes of the whole-line quadrature (``continuum_value``).
+CONTINUUM_NODES = 8001
+
+
+def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D) -> float:
+    """D(p || q) over the whole line, for two 1D Gaussian mixtures (the value a fit reports).
+
+    The fit itself runs on a truncated grid with both sides renormalised; near the edge of the
+    finite region (``tail_bounds``) the integrand decays only like e^(-L|x|), and the truncation
+    then moves the value in its fifth digit. Here the rectangle rule runs in u on the map
+    x = c + w sinh(u) (nodes dense where the components are, exponentially sparse out to
+    10^4 x the widest std), which is spectrally accurate for smooth integrands; each node's
+    weight dx = w cosh(u) du enters as a log mass, the registry's terms do the rest."""
+    if divergence.name == "tv" and model.components == 1:  # exact, where the rule sees kinks
+        points = crossing_points(target.grid(GRID_POINTS["1d"]).axes[0])
+        theta = np.array([[float(model.means[0]), math.log(float(model.stds[0]))]])
+        return float(tv_gaussian(target, theta, points)[0][0])
+    means = np.concatenate([target.means, model.means])
+    stds = np.concatenate([target.stds, model.stds])
+    centre = 0.5 * (float(means.min()) + float(means.max()))
+    width = float(stds.min())
+    reach = float(np.max(np.abs(means - centre))) + 1e4 * float(stds.max())
+    u = torch.linspace(-math.asinh(reach / width), math.asinh(reach / width), CONTINUUM_NODES,
+                       dtype=torch.float64)
+    x = centre + width * torch.sinh(u)
+    log_weight = math.log(width * float(u[1] - u[0])) + torch.log(torch.cosh(u))
+    with torch.no_grad():
+        terms = divergence.terms(target.log_prob(x) + log_weight, model.log_prob(x) + log_weight)
+    value = float(terms.sum())
+    # D >= 0 (Jensen); a sum of terms that cancel to rounding (q = p) must not show as -0.000000
+    return max(value, 0.0) if math.isfinite(value) else math.inf
 
 
 def infinite_reason(divergence: registry.Divergence, target, model, log_p=None, log_q=None):
@@ -357,8 +640,11 @@ def starts(target, family: Family, grid, seed: int = 0, limit: int = 6) -> list[
     return unique[:limit]
 
 
-def bounds(family: Family, grid) -> list[tuple[float | None, float | None]]:
-    """Keep means on the grid and stds between two grid cells and the grid's width."""
+def bounds(family: Family, grid, divergence: registry.Divergence | None = None,
+           target=None) -> list[tuple[float | None, float | None]]:
+    """Keep means on the grid and stds between two grid cells and the grid's width, and (given
+    the divergence and the target) inside the closed region where D is finite in the
+    continuum, not just on the truncated grid (``tail_bounds``)."""
     if family.kind == "2d":
         axis = grid.axes[0]
         step, width = float(axis[1] - axis[0]), float(axis[-1] - axis[0])
@@ -368,8 +654,13 @@ def bounds(family: Family, grid) -> list[tuple[float | None, float | None]]:
     x = grid.axes[0]
     step, width = float(x[1] - x[0]), float(x[-1] - x[0])
     low_std = math.log(0.3) if family.kind == "discrete" else math.log(2 * step)
+    high_std = math.log(width)
+    limits = None if divergence is None else tail_bounds(divergence, target, family)
+    if limits is not None:
+        low_std = low_std if limits[0] is None else max(low_std, limits[0])
+        high_std = high_std if limits[1] is None else min(high_std, limits[1])
     k = family.components
-    return ([(float(x[0]), float(x[-1]))] * k + [(low_std, math.log(width))] * k
+    return ([(float(x[0]), float(x[-1]))] * k + [(low_std, high_std)] * k
             + [(-30.0, 30.0)] * (k - 1))
 
 
@@ -552,7 +843,8 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
     there and only the distinct optima are polished on the fine grid: for 2D this saves most of
     the cost, as the polish from a nearby point takes a few evaluations."""
     family, grid = objective.family, objective.grid
-    box = bounds(family, grid) if bounds_from is None else bounds_from
+    box = (bounds(family, grid, objective.divergence, objective.target) if bounds_from is None
+           else bounds_from)
     low, high = np.array([b[0] for b in box]), np.array([b[1] for b in box])
     evaluations = 0
     if coarse is not None:
@@ -594,6 +886,10 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         log_q = objective.log_q(torch.as_tensor(optimum.theta, device=objective.device)).detach()
         optimum.reason = infinite_reason(objective.divergence, objective.target, optimum.model,
                                          objective.log_p_cell, log_q)
+        if (optimum.reason is None and math.isfinite(optimum.value)
+                and isinstance(objective.target, Mixture1D) and family.kind == "1d"):
+            optimum.value = continuum_value(objective.divergence, objective.target,
+                                            optimum.model)
         if optimum.reason is not None or not math.isfinite(optimum.value):
             optimum.value = math.inf
             optimum.reason = optimum.reason or (
@@ -717,6 +1013,8 @@ class AdamPath:
     learning_rate: float
     evaluation: str
     stopped: str | None = None
+    #: what was changed about the requested start to put it inside the search box, or None
+    moved_start: str | None = None
 
     @property
     def final(self) -> np.ndarray:
@@ -752,11 +1050,12 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     family = objective.family
     if evaluation == "monte_carlo" and (family.kind != "1d" or family.components != 1):
         raise ValueError("Monte-Carlo training is available for the single 1D Gaussian only")
-    box = bounds(family, objective.grid)
+    box = bounds(family, objective.grid, objective.divergence, objective.target)
     device = objective.device
     low = torch.tensor([b[0] for b in box], dtype=torch.float64, device=device)
     high = torch.tensor([b[1] for b in box], dtype=torch.float64, device=device)
     theta = torch.as_tensor(np.asarray(start, dtype=np.float64), device=device).clone()
+    moved_start = _moved_start(family, theta.cpu().numpy(), box)
     theta = theta.clamp(low, high)
     m = torch.zeros_like(theta)
     v = torch.zeros_like(theta)
@@ -797,5 +1096,19 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     values.append(objective.evaluate(theta.cpu().numpy()))
     values = np.array([v if math.isfinite(v) else math.inf for v in values])
     return AdamPath(family, torch.stack(thetas).cpu().numpy(), values, skipped,
-                    float(learning_rate),
-                    evaluation, stopped)
+                    float(learning_rate), evaluation, stopped, moved_start)
+
+
+def _moved_start(family: Family, start: np.ndarray, box) -> str | None:
+    """A sentence for each start parameter outside the box Adam searches (the grid's means,
+    stds from two cells to the grid's width and inside the finite region), or None."""
+    if family.components != 1 or family.kind == "2d":
+        return None
+    changes = []
+    for value, (low, high), name, show in ((start[0], box[0], "mean", float),
+                                           (start[1], box[1], "std", math.exp)):
+        if value < low or value > high:
+            edge = low if value < low else high
+            changes.append(f"start {name} {show(value):.4g} is outside [{show(low):.4g}, "
+                           f"{show(high):.4g}], so Adam starts at {show(edge):.4g}")
+    return "; ".join(changes) or None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ipywidgets as widgets
+import numpy as np
 
 from ..device import check_seed
 from ..divergences import check_alpha, names
@@ -30,6 +31,15 @@ class CalculatorParams:
     seed: int = 0
 
     def validate(self) -> None:
+        for name in ("q_shift", "q_scale", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                  np.floating)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, (int, np.integer)):
+            raise ValueError(f"samples must be a whole number, got {self.samples!r}")
+        if self.kind not in ("continuous", "discrete"):
+            raise ValueError(f"kind must be 'continuous' or 'discrete', got {self.kind!r}")
         allowed = compute.presets(self.kind)
         for argument in ("p", "q"):
             if getattr(self, argument) not in allowed:
@@ -97,8 +107,10 @@ class CalculatorApp(App):
         }
 
     def notes(self, result):
-        if result.mass_lost > 1e-4:
-            return [f"the grid [−20, 20] misses {result.mass_lost:.2%} of the mass (heavy tails)."]
+        if result.p_outside_q > 0:
+            return [f"q is zero where p has {result.p_outside_q:.4g} of its mass: k3 is biased "
+                    f"by −{result.p_outside_q:.4g} here (E_q[p/q] = {1 - result.p_outside_q:.4g}"
+                    ", not 1)."]
         return []
 
     def build_controls(self):

@@ -59,7 +59,7 @@ def densities(result: Calculation) -> go.Figure:
 def weight_curve(name: str, alpha: float) -> go.Figure:
     """h(r) = f''(r) r^2 for the chosen divergence, with forward and reverse KL for reference.
 
-    f-distill (Xu et al. 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
+    f-distill (Xu, Nie, Vahdat 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
     weighs all r alike (h = 1); forward KL weighs regions where p > q (h = r), i.e. the modes q misses.
     """
     r = np.logspace(-3, 3, 400)
@@ -111,7 +111,8 @@ def table(result: Calculation) -> HTMLView:
     note = (
         f"<div style='font-size:11px;color:#666'>{html.escape(divergences.CONVENTION)}"
         + (
-            " Continuous pairs: quadrature on 8001 points over [−20, 20]."
+            " Continuous pairs: the closed form for two Gaussians, otherwise quadrature over the "
+            "whole line (double-exponential rule); infinite tails are decided exactly."
             if result.kind == "continuous"
             else ""
         )
@@ -123,17 +124,31 @@ def table(result: Calculation) -> HTMLView:
 
 
 def estimator_table(result: Calculation) -> HTMLView:
-    """Monte-Carlo estimates of KL(q‖p) from samples of q against the exact value."""
-    lines = ["<tr><th>estimator</th><th>estimate ± s.e.</th><th>what it is</th></tr>"]
+    """Monte-Carlo estimates of KL(q‖p) from samples of q against the exact value, with what
+    each estimator's mean is (k3 is unbiased only when q covers p's support)."""
+    lines = ["<tr><th>estimator</th><th>estimate ± s.e.</th><th>its mean</th>"
+             "<th>what it is</th></tr>"]
+    expected = result.expected
     for key, (estimate, error) in result.estimates.items():
         shown = format_value(estimate) + ("" if math.isinf(estimate) else f" ± {error:.4f}")
+        if key not in expected:
+            mean = "biased: E[½(log r)²] ≠ KL"
+        elif key == "k3" and result.p_outside_q > 0:
+            mean = (f"{format_value(expected[key])}: biased by −{result.p_outside_q:.4g} "
+                    "(q misses that much of p)")
+        else:
+            mean = f"{format_value(expected[key])} (unbiased)"
         lines.append(
             f"<tr><td>{key}</td><td style='text-align:right'>{shown}</td>"
+            f"<td>{html.escape(mean)}</td>"
             f"<td>{html.escape(divergences.KL_ESTIMATORS[key])}</td></tr>"
         )
+    method = ("closed form" if result.kind == "continuous" and any(
+        row.exact is not None for row in result.rows) else
+              "whole-line quadrature" if result.kind == "continuous" else "exact sum")
     lines.append(
         f"<tr style='font-weight:bold'><td>exact</td><td style='text-align:right'>"
-        f"{format_value(result.reverse_kl)}</td><td>reverse KL by quadrature</td></tr>"
+        f"{format_value(result.reverse_kl)}</td><td></td><td>reverse KL, {method}</td></tr>"
     )
     return HTMLView(
         f"<b>KL(q‖p) from {result.samples} samples of q</b> (Schulman's estimators)"
