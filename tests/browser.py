@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -132,7 +133,9 @@ def voila_server(notebook: str, tmp_home: Path, root: Path = NOTEBOOKS):
 
 
 @contextlib.contextmanager
-def chromium(tmp_home: Path):
+def chromium(tmp_home: Path, check_tracebacks: bool = True):
+    """Headless Chromium; on leaving, fails if the kernel sent a traceback to the page (unless
+    ``check_tracebacks`` is false: the benchmark only counts them)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -146,13 +149,45 @@ def chromium(tmp_home: Path):
         page = context.pages[0] if context.pages else context.new_page()
         page.console_messages_seen = []  # what the page logged, for screenshot_on_failure
         page.on("console", lambda m: page.console_messages_seen.append(f"[{m.type}] {m.text}"))
+        page.kernel_tracebacks = []  # kernel-side tracebacks that reached the page
+        page.on("websocket", lambda ws: watch_for_kernel_tracebacks(page, ws))
         try:
             yield page
+            if check_tracebacks:
+                assert_no_kernel_tracebacks(page)
         finally:
             context.close()
 
 
-def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 180_000) -> None:
+#: what a kernel message carrying a Python traceback looks like on the wire (an ``error``
+#: reply, or a traceback printed to the kernel's stderr, e.g. by a failing widget callback,
+#: which JupyterLab shows only in its log console)
+KERNEL_TRACEBACK = re.compile(rb'Traceback \(most recent call last\)|"msg_type":\s*"error"')
+
+
+def watch_for_kernel_tracebacks(page, websocket) -> None:
+    """Record every frame from the kernel's websocket that carries a traceback."""
+
+    def received(payload) -> None:
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if KERNEL_TRACEBACK.search(data):
+            page.kernel_tracebacks.append(data.decode("utf-8", "replace"))
+
+    websocket.on("framereceived", received)
+
+
+def assert_no_kernel_tracebacks(page) -> None:
+    """Fail with the first kernel-side traceback that the page received, if any."""
+    tracebacks = getattr(page, "kernel_tracebacks", [])
+    assert not tracebacks, (
+        f"{len(tracebacks)} kernel message(s) carried a traceback; the first:\n"
+        + tracebacks[0][-3000:]
+    )
+
+
+def run_all_cells(
+    page, base: str, token: str, notebook: str, timeout_ms: int = 180_000, wait_for_cells=True
+) -> None:
     page.goto(f"{base}/lab/tree/{notebook}?token={token}")
     page.wait_for_function(
         "window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000
@@ -169,6 +204,12 @@ def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 
     )
     dismiss_news_popup(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    if wait_for_cells:
+        wait_for_cells_to_finish(page, timeout_ms)
+
+
+def wait_for_cells_to_finish(page, timeout_ms: int = 180_000) -> None:
+    """Wait until every code cell has run (a number in its prompt, no ``*``)."""
     page.wait_for_function(
         "(() => { const cells = document.querySelectorAll('.jp-CodeCell .jp-InputPrompt');"
         " return cells.length > 0 && [...cells].every(c => !c.textContent.includes('*')"

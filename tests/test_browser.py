@@ -189,7 +189,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
     """The module of explorer's FigureWidget, with a fake plotly bundle that loads late: its
     initialize returns at once, and the kernel's updates from before plotly listened reach
     plotly once each, in order (the stand-in for plotly records what its handlers see)."""
-    from explorer.ui.plotly_widget import BUNDLE_DIGEST, SHARED_BUNDLE_ESM
+    from explorer.ui.plotly_widget import BUNDLE_DIGEST, WIDGET_ESM
 
     script = FAKE_BACKBONE_MODEL + """
     async ([esm, digest]) => {
@@ -208,7 +208,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
       }) };
       const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
       const widget = (await import(url)).default();
-      const model = new FakeModel({ _py2js_addTraces: null, _plotly_bundle: "unused" });
+      const model = new FakeModel({ _py2js_addTraces: null });
       const returned = widget.initialize({ model });
       const el = document.createElement("div");
       const rendering = widget.render({ model, el });
@@ -228,7 +228,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
     """
     with browser.chromium(tmp_path) as page:
         page.set_content("<html><body></body></html>")
-        outcome = page.evaluate(script, [SHARED_BUNDLE_ESM, BUNDLE_DIGEST])
+        outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_DIGEST])
     assert outcome == {
         "returned": True, "before": [], "seen": [1, 2, 3], "drawnEarly": "", "drawn": "drawn",
         "listeners": 0,
