@@ -24,8 +24,6 @@ minutes per notebook); it is never a test.
 from __future__ import annotations
 
 import argparse
-import base64
-import re
 import statistics
 import sys
 import time
@@ -44,9 +42,6 @@ SLIDERS = {
     "03_flow_matching_sources.ipynb": "steps",
     "04_reasoning_manifold.ipynb": "2-D view layer",
 }
-#: JupyterLab's (and Voila's) own static files: excluded from the per-notebook byte budget
-OWN_STATIC = re.compile(r"^/(static/|lab/extensions/@jupyter|lab/extensions/@voila|voila/static/"
-                        r"|voila/labextensions/@jupyter|voila/labextensions/@voila|lab/api/)")
 
 WATCH_MUTATIONS_JS = """() => {
   window.__bench = { changes: [], keydowns: [] };
@@ -63,58 +58,6 @@ def run(quick: bool = False) -> list[dict]:
     """``benchmarks/run.py`` lists this benchmark without running it (it takes minutes)."""
     return [{"benchmark": "bench_browser: on demand, `python -m benchmarks.bench_browser`",
              "ours_s": None}]
-
-
-class ByteCounter:
-    """Bytes received by one page, from the Chrome DevTools Protocol's Network events."""
-
-    def __init__(self, page) -> None:
-        self.websocket = 0
-        self.uncacheable = 0
-        self.cacheable = 0
-        self.own_static = 0
-        self.fetched: list[str] = []
-        self._responses: dict[str, tuple[str, dict]] = {}
-        session = page.context.new_cdp_session(page)
-        session.send("Network.enable")
-        session.on("Network.responseReceived", self._response)
-        session.on("Network.loadingFinished", self._finished)
-        session.on("Network.webSocketFrameReceived", self._frame)
-
-    def _response(self, event) -> None:
-        response = event["response"]
-        headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
-        self._responses[event["requestId"]] = (response["url"], headers)
-
-    def _finished(self, event) -> None:
-        url, headers = self._responses.pop(event["requestId"], ("", {}))
-        size = int(event.get("encodedDataLength", 0))
-        path = re.sub(r"^[a-z]+://[^/]+", "", url)
-        self.fetched.append(url)
-        if OWN_STATIC.match(path):
-            self.own_static += size
-        elif cacheable(headers):
-            self.cacheable += size
-        else:
-            self.uncacheable += size
-
-    def _frame(self, event) -> None:
-        frame = event["response"]
-        data = frame.get("payloadData", "")
-        self.websocket += len(base64.b64decode(data)) if frame.get("opcode") == 2 else len(
-            data.encode()
-        )
-
-
-def cacheable(headers: dict) -> bool:
-    """Whether a browser may keep a response: not ``no-store``, and either fresh for a while
-    (``max-age`` > 0, ``Expires``) or revalidatable (``ETag``, ``Last-Modified``: a 304 then)."""
-    control = headers.get("cache-control", "")
-    if "no-store" in control:
-        return False
-    max_age = re.search(r"max-age=(\d+)", control)
-    fresh = (max_age and int(max_age.group(1)) > 0) or "expires" in headers
-    return bool(fresh or "etag" in headers or "last-modified" in headers)
 
 
 def kernel_rss_mb(runtime_dir: Path) -> float:
@@ -163,7 +106,7 @@ def measure_lab(notebook: str, root: Path, tmp: Path, repeats: int) -> dict:
         tmp, check_tracebacks=False
     ) as page:
         page.set_viewport_size({"width": 1440, "height": 900})
-        counter = ByteCounter(page)
+        counter = browser.ByteCounter(page)
         start = time.monotonic()
         browser.run_all_cells(page, base, token, notebook, timeout_ms=300_000,
                               wait_for_cells=False)
@@ -187,7 +130,7 @@ def measure_voila(notebook: str, root: Path, tmp: Path) -> dict:
         tmp, check_tracebacks=False
     ) as page:
         page.set_viewport_size({"width": 1440, "height": 900})
-        counter = ByteCounter(page)
+        counter = browser.ByteCounter(page)
         start = time.monotonic()
         page.goto(url, timeout=300_000)
         page.wait_for_function(first_figure_js(), timeout=300_000, polling=50)

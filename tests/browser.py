@@ -5,6 +5,7 @@ Never runs ``playwright install``: the browser is /usr/bin/chromium (apt package
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -150,6 +151,8 @@ def chromium(tmp_home: Path, check_tracebacks: bool = True):
         page.console_messages_seen = []  # what the page logged, for screenshot_on_failure
         page.on("console", lambda m: page.console_messages_seen.append(f"[{m.type}] {m.text}"))
         page.kernel_tracebacks = []  # kernel-side tracebacks that reached the page
+        page.foreign_requests = []  # requests to any host but the local server
+        page.on("request", lambda request: record_foreign_request(page, request.url))
         page.on("websocket", lambda ws: watch_for_kernel_tracebacks(page, ws))
         try:
             yield page
@@ -163,6 +166,14 @@ def chromium(tmp_home: Path, check_tracebacks: bool = True):
 #: reply, or a traceback printed to the kernel's stderr, e.g. by a failing widget callback,
 #: which JupyterLab shows only in its log console)
 KERNEL_TRACEBACK = re.compile(rb'Traceback \(most recent call last\)|"msg_type":\s*"error"')
+
+
+def record_foreign_request(page, url: str) -> None:
+    """Remember ``url`` if it asks a host other than the local server (a workshop may have no
+    network; the page must need none)."""
+    host = re.match(r"^(?:https?|wss?)://([^/:]+)", url)
+    if host and host.group(1) not in ("127.0.0.1", "localhost"):
+        page.foreign_requests.append(url)
 
 
 def watch_for_kernel_tracebacks(page, websocket) -> None:
@@ -333,3 +344,80 @@ def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> 
         if current == previous:
             return
         previous = current
+
+
+#: JupyterLab's (and Voila's) own static files: the byte budget excludes them
+OWN_STATIC = re.compile(r"^/(static/|lab/extensions/@jupyter|lab/extensions/@voila|voila/static/"
+                        r"|voila/labextensions/@jupyter|voila/labextensions/@voila|lab/api/)")
+
+
+class ByteCounter:
+    """Bytes received by one page, from the Chrome DevTools Protocol's Network events:
+    websocket frames (never cacheable) and HTTP responses, sorted into uncacheable, cacheable
+    and JupyterLab's own static files (see :func:`cacheable`)."""
+
+    def __init__(self, page) -> None:
+        self.frames: list[int] = []
+        self.responses: list[dict] = []
+        self._pending: dict[str, dict] = {}
+        session = page.context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.on("Network.responseReceived", self._response)
+        session.on("Network.loadingFinished", self._finished)
+        session.on("Network.webSocketFrameReceived", self._frame)
+
+    @property
+    def websocket(self) -> int:
+        return sum(self.frames)
+
+    def _total(self, kind: str) -> int:
+        return sum(r["size"] for r in self.responses if r["kind"] == kind)
+
+    @property
+    def uncacheable(self) -> int:
+        return self._total("uncacheable")
+
+    @property
+    def cacheable(self) -> int:
+        return self._total("cacheable")
+
+    @property
+    def own_static(self) -> int:
+        return self._total("own static")
+
+    def _response(self, event) -> None:
+        response = event["response"]
+        headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+        self._pending[event["requestId"]] = {
+            "url": response["url"], "headers": headers, "status": response.get("status"),
+            "from_cache": bool(response.get("fromDiskCache") or response.get("fromMemoryCache")),
+        }
+
+    def _finished(self, event) -> None:
+        response = self._pending.pop(event["requestId"], None)
+        if response is None:
+            return
+        path = re.sub(r"^[a-z]+://[^/]+", "", response["url"])
+        if OWN_STATIC.match(path):
+            kind = "own static"
+        else:
+            kind = "cacheable" if cacheable(response["headers"]) else "uncacheable"
+        self.responses.append({**response, "size": int(event.get("encodedDataLength", 0)),
+                               "kind": kind})
+
+    def _frame(self, event) -> None:
+        frame = event["response"]
+        data = frame.get("payloadData", "")
+        binary = frame.get("opcode") == 2
+        self.frames.append(len(base64.b64decode(data)) if binary else len(data.encode()))
+
+
+def cacheable(headers: dict) -> bool:
+    """Whether a browser may keep a response: not ``no-store``, and either fresh for a while
+    (``max-age`` > 0, ``Expires``) or revalidatable (``ETag``, ``Last-Modified``: a 304 then)."""
+    control = headers.get("cache-control", "")
+    if "no-store" in control:
+        return False
+    max_age = re.search(r"max-age=(\d+)", control)
+    fresh = (max_age and int(max_age.group(1)) > 0) or "expires" in headers
+    return bool(fresh or "etag" in headers or "last-modified" in headers)

@@ -316,3 +316,122 @@ def test_explorer_notebook_works_as_a_voila_dashboard(notebook, tmp_path):
         assert page.locator(f".jp-OutputArea-output{stderr}").count() == 0
         assert page.locator(".explorer-status", has_text="✗").count() == 0
         browser.screenshot(page, f"{notebook.split('.')[0]}_voila")
+
+
+#: a notebook whose figures follow a slider; its second cell changes them in the kernel after
+#: they are shown (what a notebook cell does to an app before Voila's page connects)
+FOLLOWING_CODE = (
+    "import ipywidgets as widgets, numpy as np, plotly.graph_objects as go\n"
+    "from explorer.ui.views import make_view, refresh_view\n"
+    "def figure(i, k):\n"
+    "    x = np.linspace(0, 1, 200)\n"
+    "    return go.Figure(go.Scatter(x=x, y=np.sin((k + 1) * x + i)),"
+    " layout={'title': f'{i}: k = {k}'})\n"
+    "views = [make_view(figure(i, 0)) for i in range(3)]\n"
+    "slider = widgets.IntSlider(0, 0, 20, description='k')\n"
+    "def redraw(change):\n"
+    "    for i, view in enumerate(views):\n"
+    "        refresh_view(view, figure(i, change['new']))\n"
+    "slider.observe(redraw, names='value')\n"
+    "widgets.VBox([slider, *views])"
+)
+
+
+def write_following_notebook(root, later: str = "slider.value = 7") -> None:
+    import nbformat
+
+    root.mkdir(exist_ok=True)
+    cells = [nbformat.v4.new_code_cell(FOLLOWING_CODE), nbformat.v4.new_code_cell(later)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "following.ipynb")
+
+
+def wait_for_titles(page, k: int, count: int = 3, timeout_ms: int = 120_000) -> None:
+    """Wait until the page shows ``count`` plotly figures, all titled with ``k = {k}``."""
+    page.wait_for_function(
+        """([k, count]) => { const plots = document.querySelectorAll('.js-plotly-plot');
+            return plots.length === count && [...plots].every((p, i) =>
+                p.querySelector('.gtitle')?.textContent === `${i}: k = ${k}`); }""",
+        arg=[k, count],
+        timeout=timeout_ms,
+    )
+
+
+def assert_plotly_arrives_once_as_a_cacheable_file(counter) -> None:
+    """plotly's bundle came over HTTP at most once, cacheable, and no websocket frame (nor
+    all of them together) came near its 5 MB."""
+    bundles = [r for r in counter.responses if "explorer-plotly/static/" in r["url"]]
+    assert len(bundles) <= 1, [r["url"] for r in bundles]
+    assert all(r["kind"] == "cacheable" for r in bundles), bundles
+    assert max(counter.frames, default=0) < 1_000_000, "a websocket frame carried over 1 MB"
+    assert counter.websocket + counter.uncacheable < 3_000_000, (
+        f"{counter.websocket} websocket + {counter.uncacheable} uncacheable HTTP bytes"
+    )
+
+
+def execute_in_kernel(runtime_dir, code: str) -> None:
+    """Run ``code`` in the (only) kernel whose connection file is in ``runtime_dir``, from
+    outside any browser: a change made while no view is connected."""
+    from jupyter_client import BlockingKernelClient
+
+    (connection_file,) = sorted(runtime_dir.glob("kernel-*.json"))
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        reply = client.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+
+
+def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab(tmp_path):
+    """A figure always matches the kernel's state, whenever the view connects: after a change
+    made before the page drew, after save and reload, and after a change made while no page
+    was connected. plotly's bundle arrives once per page as a cacheable file."""
+    root = tmp_path / "nb"
+    write_following_notebook(root)
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "following_jupyterlab_failed"),
+    ):
+        counter = browser.ByteCounter(page)
+        browser.run_all_cells(page, base, token, "following.ipynb")
+        wait_for_titles(page, 7)
+        browser.press_slider(page, "k", times=3)
+        wait_for_titles(page, 10)
+        assert_plotly_arrives_once_as_a_cacheable_file(counter)
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function(
+            "!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+        )
+        page.reload()
+        wait_for_titles(page, 10)
+        page.goto("about:blank")  # no view connected while the kernel changes the figures
+        execute_in_kernel(tmp_path / "runtime", "slider.value = 4")
+        page.goto(f"{base}/lab/tree/following.ipynb?token={token}")
+        wait_for_titles(page, 4)
+        browser.screenshot(page, "following_jupyterlab_reconnected")
+    assert page.foreign_requests == []
+
+
+def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path):
+    """Voila runs the whole notebook before its page connects: the figures must show what the
+    last cell made of them (not what they were when shown), with plotly's bundle once, as a
+    cacheable file, and no request to any host but the server."""
+    pytest.importorskip("voila")
+    root = tmp_path / "nb"
+    write_following_notebook(root)
+    with (
+        browser.voila_server("following.ipynb", tmp_path, root=root) as url,
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "following_voila_failed"),
+    ):
+        counter = browser.ByteCounter(page)
+        page.goto(url, timeout=240_000)
+        wait_for_titles(page, 7, timeout_ms=240_000)
+        browser.press_slider(page, "k", times=2)
+        wait_for_titles(page, 9)
+        assert_plotly_arrives_once_as_a_cacheable_file(counter)
+        browser.screenshot(page, "following_voila")
+    assert page.foreign_requests == []

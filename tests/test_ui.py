@@ -427,3 +427,22 @@ def test_same_value_compares_plotly_values_exactly():
     assert not same_value([1, {"a": 0.5}], [1, {"a": 0.5, "b": 1}])
     assert same_value(nan, nan) and same_value(1, 1.0) and not same_value(1, "1")
     assert not same_value(True, 1) and not same_value(None, 0)
+
+
+def test_every_install_path_publishes_plotlys_bundle(tmp_path, monkeypatch, capsys):
+    """``make install`` and Binder's ``postBuild`` publish the bundle into the environment's
+    labextensions folder (a plain ``pip install -e .`` leaves it to the first kernel)."""
+    import sys
+    from pathlib import Path
+
+    from explorer.ui import plotly_widget
+
+    root = Path(__file__).resolve().parent.parent
+    command = "-m explorer.ui.plotly_widget"
+    assert command in (root / "Makefile").read_text()
+    assert command in (root / "binder" / "postBuild").read_text()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    plotly_widget.main()
+    published = tmp_path / "share" / "jupyter" / "labextensions" / plotly_widget.BUNDLE_PATH
+    assert capsys.readouterr().out.strip() == str(published)
+    assert published.read_bytes() == plotly_widget.BUNDLE_SOURCE.read_bytes()

@@ -196,3 +196,14 @@ class FigureWidget(go.FigureWidget):
     def _send_bundle_on_request(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == BUNDLE_REQUEST:
             self.send({"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")})
+
+
+def main() -> None:
+    """``python -m explorer.ui.plotly_widget``: publish the bundle into this environment's
+    ``share/jupyter/labextensions`` (run by ``make install`` and Binder's ``postBuild``, so the
+    first figure need not write it; a kernel still publishes it where it is missing)."""
+    print(publish_bundle(Path(sys.prefix) / "share" / "jupyter" / "labextensions"))
+
+
+if __name__ == "__main__":
+    main()
