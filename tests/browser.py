@@ -266,6 +266,20 @@ def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 90_000
     return plot_signature(page, index)
 
 
+def wait_for_plot_text(page, index: int, text: str, timeout_ms: int = 120_000) -> str:
+    """Wait until the index-th plotly figure shows ``text`` (in a title, legend or label): the
+    state a change must lead to, however slowly, rather than any change at all (a late redraw
+    of the old state is a change too)."""
+    page.wait_for_function(
+        f"([i, text]) => {{ const now = (() => {{ {_SIGNATURE_JS} }})();"
+        " const plot = document.querySelectorAll('.js-plotly-plot')[i];"
+        " return plot && now && plot.textContent.includes(text); }",
+        arg=[index, text],
+        timeout=timeout_ms,
+    )
+    return plot_signature(page, index)
+
+
 def press_slider(page, label: str, key: str = "ArrowRight", times: int = 3) -> None:
     """Move the ipywidgets slider whose description is ``label`` with the keyboard."""
     handle = page.locator(".widget-slider", has_text=label).locator(".noUi-handle").first

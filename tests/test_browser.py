@@ -24,15 +24,13 @@ def test_welcome_notebook_runs_and_reacts_in_jupyterlab(tmp_path):
     with browser.jupyterlab_server(tmp_path) as (base, token), browser.chromium(tmp_path) as page:
         browser.run_all_cells(page, base, token, "00_welcome.ipynb")
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        page.wait_for_timeout(1500)
+        browser.wait_for_plot_text(page, 1, "gradient weight h(r)")  # the default view, drawn
         assert browser.error_outputs(page) == []
-        before_curve = browser.plot_signature(page, 1)
-        # a dropdown: the divergence picker
+        # a dropdown: the divergence picker; wait for the state it leads to, not for any change
         page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
             label="forward KL  KL(p‖q)"
         )
-        after_curve = browser.wait_for_plot_change(page, 1, before_curve)
-        assert "forward KL" in after_curve
+        browser.wait_for_plot_text(page, 1, "forward KL")
         # a slider, by keyboard on its handle: q scale
         before_densities = browser.plot_signature(page, 0)
         browser.press_slider(page, "q scale")
@@ -60,13 +58,13 @@ def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
     ):
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".js-plotly-plot", timeout=180_000)
-        page.wait_for_timeout(1000)
-        before = browser.plot_signature(page, 1)
+        browser.wait_for_plot_text(page, 1, "gradient weight h(r)", timeout_ms=180_000)
         page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
             label="Pearson χ²"
         )
-        after = browser.wait_for_plot_change(page, 1, before)
-        assert "Pearson" in after
+        # the state the choice leads to (the flaky version took the first change, on a busy
+        # machine a late redraw of the default view, and then asserted 'Pearson' in it)
+        browser.wait_for_plot_text(page, 1, "Pearson")
         assert (
             page.locator(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
@@ -434,4 +432,30 @@ def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path)
         wait_for_titles(page, 9)
         assert_plotly_arrives_once_as_a_cacheable_file(counter)
         browser.screenshot(page, "following_voila")
+    # Voila's own lab template asks a CDN for font-awesome: item 10 of issue 16, checked below
+    assert [url for url in page.foreign_requests if VOILA_TEMPLATE_CDN not in url] == []
+
+
+VOILA_TEMPLATE_CDN = "cdn.jsdelivr.net/npm/@fortawesome/"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 item 10: Voila's lab template links font-awesome from cdn.jsdelivr.net",
+)
+def test_a_voila_dashboard_asks_no_host_but_the_server(tmp_path):
+    pytest.importorskip("voila")
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    cells = [nbformat.v4.new_markdown_cell("# nothing but text")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "text.ipynb")
+    with (
+        browser.voila_server("text.ipynb", tmp_path, root=root) as url,
+        browser.chromium(tmp_path) as page,
+    ):
+        page.goto(url, timeout=240_000)
+        page.wait_for_selector("text=nothing but text", timeout=240_000)
+        page.wait_for_load_state("load")
     assert page.foreign_requests == []
