@@ -279,12 +279,14 @@ def test_publish_bundle_writes_plotlys_bundle_once_into_the_given_folder(tmp_pat
 
 
 def decoded(value):
-    """A widget state value with plotly's binary arrays ({buffer, dtype, shape}) as lists."""
+    """``value`` with every array as a list: numpy arrays, and plotly's binary arrays in a
+    widget state (``{buffer, dtype, shape}``)."""
     import numpy as np
 
     if isinstance(value, dict) and {"buffer", "dtype", "shape"} <= set(value):
-        array = np.frombuffer(value["buffer"], dtype=value["dtype"]).reshape(value["shape"])
-        return array.tolist()
+        value = np.frombuffer(value["buffer"], dtype=value["dtype"]).reshape(value["shape"])
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if isinstance(value, dict):
         return {k: decoded(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -293,20 +295,9 @@ def decoded(value):
 
 
 def plotly_json(figure: go.Figure) -> dict:
-    """The reference: plotly's own description of a figure, numpy arrays as lists."""
-    import numpy as np
-
-    def plain(value):
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
-    # to_plotly_json would base64-encode the arrays; the figure's own property dicts do not
-    return plain({"data": figure._data, "layout": figure._layout})
+    """The reference: plotly's own description of a figure, arrays as lists (to_plotly_json
+    would base64-encode them; the figure's own property dicts do not)."""
+    return decoded({"data": figure._data, "layout": figure._layout})
 
 
 def test_a_view_that_connects_late_draws_the_current_figure():
@@ -394,21 +385,21 @@ def test_the_browsers_defaults_for_array_properties_raise_nothing_in_the_kernel(
     figure = go.Figure(go.Scatter(x=np.arange(3.0), y=np.arange(3.0), customdata=np.ones((3, 2))))
     delta = {"customdata": {"0": 1}, "marker": {"color": "#636efa"}}
 
+    def send_defaults(widget) -> None:  # what plotly's browser code sends after an update
+        widget._js2py_traceDeltas = {
+            "trace_deltas": [{"uid": widget.data[0].uid, **delta}],
+            "trace_edit_id": widget._last_trace_edit_id,
+        }
+
     plotlys = go.FigureWidget(figure)  # the reference: plotly's own widget raises
     with pytest.raises(ValueError, match="truth value of an array"):
-        plotlys._js2py_traceDeltas = {
-            "trace_deltas": [{"uid": plotlys.data[0].uid, **delta}],
-            "trace_edit_id": plotlys._last_trace_edit_id,
-        }
+        send_defaults(plotlys)
 
     view = make_view(figure)
     done = []
     view._trace_edit_in_process = True
     view.on_edits_completed(lambda: done.append(True))
-    view._js2py_traceDeltas = {
-        "trace_deltas": [{"uid": view.data[0].uid, **delta}],
-        "trace_edit_id": view._last_trace_edit_id,
-    }
+    send_defaults(view)
     assert done == [True] and view._js2py_traceDeltas is None
     np.testing.assert_array_equal(view.data[0].customdata, np.ones((3, 2)))
 

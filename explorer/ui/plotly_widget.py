@@ -172,26 +172,24 @@ class FigureWidget(go.FigureWidget):
                 state[name] = self.trait_metadata(name, "to_json")(value, self)
         return state
 
-    @traitlets.observe("_js2py_traceDeltas")
-    def _handler_js2py_traceDeltas(self, change) -> None:
-        """The browser's filled-in trace defaults: acknowledged, not merged (see the module)."""
-        if change["new"]:
+    # plotly's own handlers of these messages merge the defaults (see the module docstring)
+    _handler_js2py_traceDeltas = None
+    _handler_js2py_layoutDelta = None
+
+    @traitlets.observe("_js2py_traceDeltas", "_js2py_layoutDelta")
+    def _acknowledge_browser_defaults(self, change) -> None:
+        """The browser's filled-in defaults after an edit: the edit is done; nothing is merged
+        (the figure keeps exactly what the kernel sent)."""
+        if not change["new"]:
+            return
+        if change["name"] == "_js2py_traceDeltas":
             self._trace_edit_in_process = False
-            self._run_waiting_edit_callbacks()
-            self._js2py_traceDeltas = None
-
-    @traitlets.observe("_js2py_layoutDelta")
-    def _handler_js2py_layoutDelta(self, change) -> None:
-        """The browser's filled-in layout defaults: acknowledged, not merged."""
-        if change["new"]:
+        else:
             self._layout_edit_in_process = False
-            self._run_waiting_edit_callbacks()
-            self._js2py_layoutDelta = None
-
-    def _run_waiting_edit_callbacks(self) -> None:
         if not (self._trace_edit_in_process or self._layout_edit_in_process):
             while self._waiting_edit_callbacks:
                 self._waiting_edit_callbacks.pop()()
+        setattr(self, change["name"], None)
 
     def _send_bundle_on_request(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == BUNDLE_REQUEST:
