@@ -348,8 +348,16 @@ def select_dropdown(page, label: str, option: str) -> None:
         select.select_option(value=option, timeout=5000)
 
 
+KERNEL_IDLE_JS = """() => { const app = window.jupyterapp;
+    if (!app) return true;  // Voila: its page does not expose the kernel's status
+    const kernel = app.shell.currentWidget?.sessionContext?.session?.kernel;
+    return !kernel || kernel.status === 'idle'; }"""
+
+
 def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> None:
-    """Wait until no plotly figure has changed for ``quiet_ms`` (all redraws have arrived)."""
+    """Wait until the kernel is idle (in Lab) and then no plotly figure has changed for
+    ``quiet_ms`` (all redraws have arrived)."""
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_ms)
     deadline = time.monotonic() + timeout_ms / 1000
     previous = all_plot_signatures(page)
     while time.monotonic() < deadline:
