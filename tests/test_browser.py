@@ -459,3 +459,42 @@ def test_a_voila_dashboard_asks_no_host_but_the_server(tmp_path):
         page.wait_for_selector("text=nothing but text", timeout=240_000)
         page.wait_for_load_state("load")
     assert page.foreign_requests == []
+
+
+def test_the_widget_asks_the_kernel_for_plotly_where_no_server_serves_it(tmp_path):
+    """A page without Jupyter's page config (another front-end) cannot fetch the static file:
+    the module asks the kernel for the bundle, once per page, and draws with it."""
+    from explorer.ui.plotly_widget import BUNDLE_REQUEST, WIDGET_ESM
+
+    script = FAKE_BACKBONE_MODEL + """
+    async ([esm, request]) => {
+      const requests = [];
+      class KernelModel extends FakeModel {  // answers a bundle request as the kernel does
+        send(content) {
+          requests.push(content.type);
+          const code = "export default () => ({ initialize() {}, "
+            + "render({ el }) { el.textContent = 'drawn from the kernel'; } });";
+          setTimeout(() => this.handlers.filter(([n]) => n === "msg:custom")
+            .forEach(([, c]) => c({ type: request, code })), 10);
+        }
+      }
+      const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+      const drawn = [];
+      for (let i = 0; i < 2; i++) {
+        const widget = (await import(url)).default();
+        const model = new KernelModel({});
+        widget.initialize({ model });
+        const el = document.createElement("div");
+        await widget.render({ model, el });
+        drawn.push(el.textContent);
+      }
+      return { requests, drawn };
+    }
+    """
+    with browser.chromium(tmp_path) as page:
+        page.set_content("<html><body></body></html>")
+        outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_REQUEST])
+    assert outcome == {
+        "requests": [BUNDLE_REQUEST],
+        "drawn": ["drawn from the kernel"] * 2,
+    }

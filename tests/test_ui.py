@@ -437,3 +437,17 @@ def test_every_install_path_publishes_plotlys_bundle(tmp_path, monkeypatch, caps
     published = tmp_path / "share" / "jupyter" / "labextensions" / plotly_widget.BUNDLE_PATH
     assert capsys.readouterr().out.strip() == str(published)
     assert published.read_bytes() == plotly_widget.BUNDLE_SOURCE.read_bytes()
+
+
+def test_a_view_sends_plotlys_bundle_when_the_page_asks_for_it(monkeypatch):
+    """The fallback where no Jupyter server serves the static file (see the browser test)."""
+    from explorer.ui.plotly_widget import BUNDLE_REQUEST, BUNDLE_SOURCE
+    from explorer.ui.views import make_view
+
+    view = make_view(go.Figure(go.Scatter(x=[0], y=[0])))
+    sent = []
+    monkeypatch.setattr(view, "send", sent.append)
+    view._send_bundle_on_request(view, {"type": "something else"}, [])
+    assert sent == []
+    view._send_bundle_on_request(view, {"type": BUNDLE_REQUEST}, [])
+    assert sent == [{"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")}]
