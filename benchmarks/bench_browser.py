@@ -1,6 +1,7 @@
 """What a learner's browser sees, for every notebook, in JupyterLab and in Voilà (run on demand).
 
     PYTHONPATH=. python -m benchmarks.bench_browser [--repeats 5] [--only 01]
+    python -m benchmarks.bench_browser --trees /path/to/before,. --lab-only   # A/B, interleaved
 
 Prints one row per notebook (headless Chromium at 1440x900, /usr/bin/chromium):
 
@@ -142,25 +143,33 @@ def measure_voila(notebook: str, root: Path, tmp: Path) -> dict:
 
 
 def main() -> int:
+    import os
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="notebook number(s), e.g. 01,03")
-    parser.add_argument("--root", default=str(ROOT / "notebooks"))
+    parser.add_argument("--trees", default=str(ROOT),
+                        help="comma-separated checkouts to compare, measured in turn per notebook "
+                             "(their notebooks/ and their explorer package, via PYTHONPATH)")
+    parser.add_argument("--lab-only", action="store_true", help="skip Voila")
     args = parser.parse_args()
-    root = Path(args.root)
+    trees = [Path(tree).resolve() for tree in args.trees.split(",")]
     rows = []
     for notebook in SLIDERS:
         if args.only and notebook[:2] not in args.only.split(","):
             continue
-        with tempfile.TemporaryDirectory() as lab_tmp, tempfile.TemporaryDirectory() as v_tmp:
-            print(f"{notebook} …", file=sys.stderr, flush=True)
-            row = {"notebook": notebook[:2]}
-            row.update(measure_lab(notebook, root, Path(lab_tmp), args.repeats))
-            row.update(measure_voila(notebook, root, Path(v_tmp)))
-            rows.append(row)
-            print(row, file=sys.stderr, flush=True)
+        for tree in trees:
+            os.environ["PYTHONPATH"] = str(tree)  # what the server's kernels import
+            with tempfile.TemporaryDirectory() as lab_tmp, tempfile.TemporaryDirectory() as v_tmp:
+                print(f"{notebook} ({tree}) …", file=sys.stderr, flush=True)
+                name = notebook[:2] if len(trees) == 1 else f"{notebook[:2]} {tree.name}"
+                row = {"notebook": name}
+                row.update(measure_lab(notebook, tree / "notebooks", Path(lab_tmp), args.repeats))
+                if not args.lab_only:
+                    row.update(measure_voila(notebook, tree / "notebooks", Path(v_tmp)))
+                rows.append(row)
+                print(row, file=sys.stderr, flush=True)
     print_table(rows)
     return 0
 
@@ -183,7 +192,9 @@ def print_table(rows: list[dict]) -> None:
     print("| | " + " | ".join(row["notebook"] for row in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for title, key, form in lines:
-        print(f"| {title} | " + " | ".join(form.format(row[key]) for row in rows) + " |")
+        if any(key in row for row in rows):
+            cells = (form.format(row[key]) if key in row else "" for row in rows)
+            print(f"| {title} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
