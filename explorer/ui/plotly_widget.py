@@ -5,7 +5,8 @@ Three things differ from plotly's own ``FigureWidget``:
 
 1. **plotly's JavaScript is a static file, not a websocket message.** plotly's widget bundle
    (about 5 MB) is an anywidget ES module; plotly sends it with *every* figure over the kernel's
-   websocket, where the browser can never cache it (25-30 MB per notebook). Here the bundle is
+   websocket, where the browser can never cache it (25-30 MB per notebook, as measured for
+   issue 16 by ``benchmarks/bench_browser.py``: an observation, not a test). Here the bundle is
    published once into ``<jupyter data dir>/labextensions/explorer-plotly/static/`` (see
    :func:`publish_bundle`), a folder that JupyterLab (``/lab/extensions/``) and Voila
    (``/voila/labextensions/``) both serve as static files, and the widget's small module
