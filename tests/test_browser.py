@@ -432,11 +432,8 @@ def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path)
         wait_for_titles(page, 9)
         assert_plotly_arrives_once_as_a_cacheable_file(counter)
         browser.screenshot(page, "following_voila")
-    # Voila's own lab template asks a CDN for font-awesome: item 10 of issue 16, checked below
-    assert [url for url in page.foreign_requests if VOILA_TEMPLATE_CDN not in url] == []
-
-
-VOILA_TEMPLATE_CDN = "cdn.jsdelivr.net/npm/@fortawesome/"
+    # no host but the server (Voila's font-awesome CDN aside, see below): checked on leaving
+    # browser.chromium, as in every browser test
 
 
 @pytest.mark.xfail(
@@ -458,7 +455,8 @@ def test_a_voila_dashboard_asks_no_host_but_the_server(tmp_path):
         page.goto(url, timeout=240_000)
         page.wait_for_selector("text=nothing but text", timeout=240_000)
         page.wait_for_load_state("load")
-    assert page.foreign_requests == []
+        foreign = list(page.foreign_requests)
+    assert foreign == []
 
 
 def test_the_widget_asks_the_kernel_for_plotly_where_no_server_serves_it(tmp_path):
