@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -c constraints.txt -e ".[test]"
+	# plotly's widget JavaScript as a static file that JupyterLab and Voila serve (cacheable)
+	$(PY) -m explorer.ui.plotly_widget
 	touch $(STAMP)
 
 clean:

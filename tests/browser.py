@@ -5,8 +5,10 @@ Never runs ``playwright install``: the browser is /usr/bin/chromium (apt package
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -132,7 +134,10 @@ def voila_server(notebook: str, tmp_home: Path, root: Path = NOTEBOOKS):
 
 
 @contextlib.contextmanager
-def chromium(tmp_home: Path):
+def chromium(tmp_home: Path, check_tracebacks: bool = True):
+    """Headless Chromium; on leaving, fails if the kernel sent a traceback to the page or the
+    page asked a host other than the server (unless ``check_tracebacks`` is false: the
+    benchmark only counts them)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -146,13 +151,67 @@ def chromium(tmp_home: Path):
         page = context.pages[0] if context.pages else context.new_page()
         page.console_messages_seen = []  # what the page logged, for screenshot_on_failure
         page.on("console", lambda m: page.console_messages_seen.append(f"[{m.type}] {m.text}"))
+        page.kernel_tracebacks = []  # kernel-side tracebacks that reached the page
+        page.foreign_requests = []  # requests to any host but the local server
+        page.on("request", lambda request: record_foreign_request(page, request.url))
+        page.on("websocket", lambda ws: watch_for_kernel_tracebacks(page, ws))
         try:
             yield page
+            if check_tracebacks:
+                assert_no_kernel_tracebacks(page)
+                assert_only_the_server_was_asked(page)
         finally:
             context.close()
 
 
-def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 180_000) -> None:
+#: what a kernel message carrying a Python traceback looks like on the wire (an ``error``
+#: reply, or a traceback printed to the kernel's stderr, e.g. by a failing widget callback,
+#: which JupyterLab shows only in its log console)
+KERNEL_TRACEBACK = re.compile(rb'Traceback \(most recent call last\)|"msg_type":\s*"error"')
+
+
+def record_foreign_request(page, url: str) -> None:
+    """Remember ``url`` if it asks a host other than the local server (a workshop may have no
+    network; the page must need none)."""
+    host = re.match(r"^(?:https?|wss?)://([^/:]+)", url)
+    if host and host.group(1) not in ("127.0.0.1", "localhost"):
+        page.foreign_requests.append(url)
+
+
+#: Voila's own lab template links font-awesome from this CDN: issue 16 item 10, not yet fixed;
+#: test_browser's strict xfail test_a_voila_dashboard_asks_no_host_but_the_server tracks it
+VOILA_TEMPLATE_CDN = "https://cdn.jsdelivr.net/npm/@fortawesome/"
+
+
+def assert_only_the_server_was_asked(page) -> None:
+    """Fail if the page requested any host but the local server (Voila's known CDN aside)."""
+    foreign = [url for url in page.foreign_requests if not url.startswith(VOILA_TEMPLATE_CDN)]
+    assert foreign == [], f"the page asked hosts other than the server: {foreign}"
+
+
+def watch_for_kernel_tracebacks(page, websocket) -> None:
+    """Record every frame from the kernel's websocket that carries a traceback."""
+
+    def received(payload) -> None:
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if KERNEL_TRACEBACK.search(data):
+            page.kernel_tracebacks.append(data.decode("utf-8", "replace"))
+
+    websocket.on("framereceived", received)
+
+
+def assert_no_kernel_tracebacks(page) -> None:
+    """Fail with the first kernel-side traceback that the page received, if any."""
+    tracebacks = getattr(page, "kernel_tracebacks", [])
+    assert not tracebacks, (
+        f"{len(tracebacks)} kernel message(s) carried a traceback; the first:\n"
+        + tracebacks[0][-3000:]
+    )
+
+
+def run_all_cells(
+    page, base: str, token: str, notebook: str, timeout_ms: int = 180_000, wait_for_cells=True
+) -> None:
     page.goto(f"{base}/lab/tree/{notebook}?token={token}")
     page.wait_for_function(
         "window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000
@@ -169,6 +228,12 @@ def run_all_cells(page, base: str, token: str, notebook: str, timeout_ms: int = 
     )
     dismiss_news_popup(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    if wait_for_cells:
+        wait_for_cells_to_finish(page, timeout_ms)
+
+
+def wait_for_cells_to_finish(page, timeout_ms: int = 180_000) -> None:
+    """Wait until every code cell has run (a number in its prompt, no ``*``)."""
     page.wait_for_function(
         "(() => { const cells = document.querySelectorAll('.jp-CodeCell .jp-InputPrompt');"
         " return cells.length > 0 && [...cells].every(c => !c.textContent.includes('*')"
@@ -209,6 +274,20 @@ def wait_for_plot_change(page, index: int, before: str, timeout_ms: int = 90_000
     page.wait_for_function(
         f"([i, old]) => {{ const now = (() => {{ {_SIGNATURE_JS} }})(); return now && now !== old; }}",
         arg=[index, before],
+        timeout=timeout_ms,
+    )
+    return plot_signature(page, index)
+
+
+def wait_for_plot_text(page, index: int, text: str, timeout_ms: int = 120_000) -> str:
+    """Wait until the index-th plotly figure shows ``text`` (in a title, legend or label): the
+    state a change must lead to, however slowly, rather than any change at all (a late redraw
+    of the old state is a change too)."""
+    page.wait_for_function(
+        f"([i, text]) => {{ const now = (() => {{ {_SIGNATURE_JS} }})();"
+        " const plot = document.querySelectorAll('.js-plotly-plot')[i];"
+        " return plot && now && plot.textContent.includes(text); }",
+        arg=[index, text],
         timeout=timeout_ms,
     )
     return plot_signature(page, index)
@@ -282,8 +361,16 @@ def select_dropdown(page, label: str, option: str) -> None:
         select.select_option(value=option, timeout=5000)
 
 
+KERNEL_IDLE_JS = """() => { const app = window.jupyterapp;
+    if (!app) return true;  // Voila: its page does not expose the kernel's status
+    const kernel = app.shell.currentWidget?.sessionContext?.session?.kernel;
+    return !kernel || kernel.status === 'idle'; }"""
+
+
 def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> None:
-    """Wait until no plotly figure has changed for ``quiet_ms`` (all redraws have arrived)."""
+    """Wait until the kernel is idle (in Lab) and then no plotly figure has changed for
+    ``quiet_ms`` (all redraws have arrived)."""
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_ms)
     deadline = time.monotonic() + timeout_ms / 1000
     previous = all_plot_signatures(page)
     while time.monotonic() < deadline:
@@ -292,3 +379,80 @@ def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> 
         if current == previous:
             return
         previous = current
+
+
+#: JupyterLab's (and Voila's) own static files: the byte budget excludes them
+OWN_STATIC = re.compile(r"^/(static/|lab/extensions/@jupyter|lab/extensions/@voila|voila/static/"
+                        r"|voila/labextensions/@jupyter|voila/labextensions/@voila|lab/api/)")
+
+
+class ByteCounter:
+    """Bytes received by one page, from the Chrome DevTools Protocol's Network events:
+    websocket frames (never cacheable) and HTTP responses, sorted into uncacheable, cacheable
+    and JupyterLab's own static files (see :func:`cacheable`)."""
+
+    def __init__(self, page) -> None:
+        self.frames: list[int] = []
+        self.responses: list[dict] = []
+        self._pending: dict[str, dict] = {}
+        session = page.context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.on("Network.responseReceived", self._response)
+        session.on("Network.loadingFinished", self._finished)
+        session.on("Network.webSocketFrameReceived", self._frame)
+
+    @property
+    def websocket(self) -> int:
+        return sum(self.frames)
+
+    def _total(self, kind: str) -> int:
+        return sum(r["size"] for r in self.responses if r["kind"] == kind)
+
+    @property
+    def uncacheable(self) -> int:
+        return self._total("uncacheable")
+
+    @property
+    def cacheable(self) -> int:
+        return self._total("cacheable")
+
+    @property
+    def own_static(self) -> int:
+        return self._total("own static")
+
+    def _response(self, event) -> None:
+        response = event["response"]
+        headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+        self._pending[event["requestId"]] = {
+            "url": response["url"], "headers": headers, "status": response.get("status"),
+            "from_cache": bool(response.get("fromDiskCache") or response.get("fromMemoryCache")),
+        }
+
+    def _finished(self, event) -> None:
+        response = self._pending.pop(event["requestId"], None)
+        if response is None:
+            return
+        path = re.sub(r"^[a-z]+://[^/]+", "", response["url"])
+        if OWN_STATIC.match(path):
+            kind = "own static"
+        else:
+            kind = "cacheable" if cacheable(response["headers"]) else "uncacheable"
+        self.responses.append({**response, "size": int(event.get("encodedDataLength", 0)),
+                               "kind": kind})
+
+    def _frame(self, event) -> None:
+        frame = event["response"]
+        data = frame.get("payloadData", "")
+        binary = frame.get("opcode") == 2
+        self.frames.append(len(base64.b64decode(data)) if binary else len(data.encode()))
+
+
+def cacheable(headers: dict) -> bool:
+    """Whether a browser may keep a response: not ``no-store``, and either fresh for a while
+    (``max-age`` > 0, ``Expires``) or revalidatable (``ETag``, ``Last-Modified``: a 304 then)."""
+    control = headers.get("cache-control", "")
+    if "no-store" in control:
+        return False
+    max_age = re.search(r"max-age=(\d+)", control)
+    fresh = (max_age and int(max_age.group(1)) > 0) or "expires" in headers
+    return bool(fresh or "etag" in headers or "last-modified" in headers)

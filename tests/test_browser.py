@@ -24,15 +24,13 @@ def test_welcome_notebook_runs_and_reacts_in_jupyterlab(tmp_path):
     with browser.jupyterlab_server(tmp_path) as (base, token), browser.chromium(tmp_path) as page:
         browser.run_all_cells(page, base, token, "00_welcome.ipynb")
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        page.wait_for_timeout(1500)
+        browser.wait_for_plot_text(page, 1, "gradient weight h(r)")  # the default view, drawn
         assert browser.error_outputs(page) == []
-        before_curve = browser.plot_signature(page, 1)
-        # a dropdown: the divergence picker
+        # a dropdown: the divergence picker; wait for the state it leads to, not for any change
         page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
             label="forward KL  KL(p‖q)"
         )
-        after_curve = browser.wait_for_plot_change(page, 1, before_curve)
-        assert "forward KL" in after_curve
+        browser.wait_for_plot_text(page, 1, "forward KL")
         # a slider, by keyboard on its handle: q scale
         before_densities = browser.plot_signature(page, 0)
         browser.press_slider(page, "q scale")
@@ -60,13 +58,13 @@ def test_welcome_notebook_works_as_a_voila_dashboard(tmp_path):
     ):
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".js-plotly-plot", timeout=180_000)
-        page.wait_for_timeout(1000)
-        before = browser.plot_signature(page, 1)
+        browser.wait_for_plot_text(page, 1, "gradient weight h(r)", timeout_ms=180_000)
         page.locator("select").filter(has_text="Jensen-Shannon").first.select_option(
             label="Pearson χ²"
         )
-        after = browser.wait_for_plot_change(page, 1, before)
-        assert "Pearson" in after
+        # the state the choice leads to (the flaky version took the first change, on a busy
+        # machine a late redraw of the default view, and then asserted 'Pearson' in it)
+        browser.wait_for_plot_text(page, 1, "Pearson")
         assert (
             page.locator(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
@@ -90,9 +88,11 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         "view = make_view(go.Figure(go.Scatter(x=[0], y=[0]), layout={'title': 'step 0'}))\n"
         "runner = Runner(on_error=print, update_every=0.0)\n"
         "def work(report):\n"
-        "    for i in range(1, 400):\n"
+        # long enough to be still running when a busy machine gets round to the Cancel click
+        # (the test ends as soon as the cancel has taken effect)
+        "    for i in range(1, 6000):\n"
         "        time.sleep(0.05)\n"
-        "        report(i / 400, f'step {i}', partial=i)\n"
+        "        report(i / 6000, f'step {i}', partial=i)\n"
         "def show(i):\n"
         "    refresh_view(view, go.Figure(go.Scatter(x=list(range(i)), y=[j * j for j in range(i)]),"
         " layout={'title': f'step {i}'}))\n"
@@ -111,7 +111,7 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         first = browser.plot_signature(page, 0)
         browser.wait_for_plot_change(page, 0, first)  # live updates arrive from the thread
         page.locator("button", has_text="Cancel").first.click()
-        page.wait_for_selector("text=cancelled", timeout=20_000)
+        page.wait_for_selector("text=cancelled", timeout=120_000)
         stopped = browser.plot_signature(page, 0)
         page.wait_for_timeout(1500)
         assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
@@ -189,7 +189,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
     """The module of explorer's FigureWidget, with a fake plotly bundle that loads late: its
     initialize returns at once, and the kernel's updates from before plotly listened reach
     plotly once each, in order (the stand-in for plotly records what its handlers see)."""
-    from explorer.ui.plotly_widget import BUNDLE_DIGEST, SHARED_BUNDLE_ESM
+    from explorer.ui.plotly_widget import BUNDLE_DIGEST, WIDGET_ESM
 
     script = FAKE_BACKBONE_MODEL + """
     async ([esm, digest]) => {
@@ -208,7 +208,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
       }) };
       const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
       const widget = (await import(url)).default();
-      const model = new FakeModel({ _py2js_addTraces: null, _plotly_bundle: "unused" });
+      const model = new FakeModel({ _py2js_addTraces: null });
       const returned = widget.initialize({ model });
       const el = document.createElement("div");
       const rendering = widget.render({ model, el });
@@ -228,7 +228,7 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
     """
     with browser.chromium(tmp_path) as page:
         page.set_content("<html><body></body></html>")
-        outcome = page.evaluate(script, [SHARED_BUNDLE_ESM, BUNDLE_DIGEST])
+        outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_DIGEST])
     assert outcome == {
         "returned": True, "before": [], "seen": [1, 2, 3], "drawnEarly": "", "drawn": "drawn",
         "listeners": 0,
@@ -316,3 +316,185 @@ def test_explorer_notebook_works_as_a_voila_dashboard(notebook, tmp_path):
         assert page.locator(f".jp-OutputArea-output{stderr}").count() == 0
         assert page.locator(".explorer-status", has_text="✗").count() == 0
         browser.screenshot(page, f"{notebook.split('.')[0]}_voila")
+
+
+#: a notebook whose figures follow a slider; its second cell changes them in the kernel after
+#: they are shown (what a notebook cell does to an app before Voila's page connects)
+FOLLOWING_CODE = (
+    "import ipywidgets as widgets, numpy as np, plotly.graph_objects as go\n"
+    "from explorer.ui.views import make_view, refresh_view\n"
+    "def figure(i, k):\n"
+    "    x = np.linspace(0, 1, 200)\n"
+    "    return go.Figure(go.Scatter(x=x, y=np.sin((k + 1) * x + i)),"
+    " layout={'title': f'{i}: k = {k}'})\n"
+    "views = [make_view(figure(i, 0)) for i in range(3)]\n"
+    "slider = widgets.IntSlider(0, 0, 20, description='k')\n"
+    "def redraw(change):\n"
+    "    for i, view in enumerate(views):\n"
+    "        refresh_view(view, figure(i, change['new']))\n"
+    "slider.observe(redraw, names='value')\n"
+    "widgets.VBox([slider, *views])"
+)
+
+
+def write_following_notebook(root, later: str = "slider.value = 7") -> None:
+    import nbformat
+
+    root.mkdir(exist_ok=True)
+    cells = [nbformat.v4.new_code_cell(FOLLOWING_CODE), nbformat.v4.new_code_cell(later)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "following.ipynb")
+
+
+def wait_for_titles(page, k: int, count: int = 3, timeout_ms: int = 120_000) -> None:
+    """Wait until the page shows ``count`` plotly figures, all titled with ``k = {k}``."""
+    page.wait_for_function(
+        """([k, count]) => { const plots = document.querySelectorAll('.js-plotly-plot');
+            return plots.length === count && [...plots].every((p, i) =>
+                p.querySelector('.gtitle')?.textContent === `${i}: k = ${k}`); }""",
+        arg=[k, count],
+        timeout=timeout_ms,
+    )
+
+
+def assert_plotly_arrives_once_as_a_cacheable_file(counter) -> None:
+    """plotly's bundle came over HTTP at most once, cacheable, and no websocket frame (nor
+    all of them together) came near its 5 MB."""
+    bundles = [r for r in counter.responses if "explorer-plotly/static/" in r["url"]]
+    assert len(bundles) <= 1, [r["url"] for r in bundles]
+    assert all(r["kind"] == "cacheable" for r in bundles), bundles
+    assert max(counter.frames, default=0) < 1_000_000, "a websocket frame carried over 1 MB"
+    assert counter.websocket + counter.uncacheable < 3_000_000, (
+        f"{counter.websocket} websocket + {counter.uncacheable} uncacheable HTTP bytes"
+    )
+
+
+def execute_in_kernel(runtime_dir, code: str) -> None:
+    """Run ``code`` in the (only) kernel whose connection file is in ``runtime_dir``, from
+    outside any browser: a change made while no view is connected."""
+    from jupyter_client import BlockingKernelClient
+
+    (connection_file,) = sorted(runtime_dir.glob("kernel-*.json"))
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        reply = client.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+
+
+def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab(tmp_path):
+    """A figure always matches the kernel's state, whenever the view connects: after a change
+    made before the page drew, after save and reload, and after a change made while no page
+    was connected. plotly's bundle arrives once per page as a cacheable file."""
+    root = tmp_path / "nb"
+    write_following_notebook(root)
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "following_jupyterlab_failed"),
+    ):
+        counter = browser.ByteCounter(page)
+        browser.run_all_cells(page, base, token, "following.ipynb")
+        wait_for_titles(page, 7)
+        browser.press_slider(page, "k", times=3)
+        wait_for_titles(page, 10)
+        assert_plotly_arrives_once_as_a_cacheable_file(counter)
+        page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function(
+            "!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+        )
+        page.reload()
+        wait_for_titles(page, 10)
+        page.goto("about:blank")  # no view connected while the kernel changes the figures
+        execute_in_kernel(tmp_path / "runtime", "slider.value = 4")
+        page.goto(f"{base}/lab/tree/following.ipynb?token={token}")
+        wait_for_titles(page, 4)
+        browser.screenshot(page, "following_jupyterlab_reconnected")
+    assert page.foreign_requests == []
+
+
+def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path):
+    """Voila runs the whole notebook before its page connects: the figures must show what the
+    last cell made of them (not what they were when shown), with plotly's bundle once, as a
+    cacheable file, and no request to any host but the server."""
+    pytest.importorskip("voila")
+    root = tmp_path / "nb"
+    write_following_notebook(root)
+    with (
+        browser.voila_server("following.ipynb", tmp_path, root=root) as url,
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "following_voila_failed"),
+    ):
+        counter = browser.ByteCounter(page)
+        page.goto(url, timeout=240_000)
+        wait_for_titles(page, 7, timeout_ms=240_000)
+        browser.press_slider(page, "k", times=2)
+        wait_for_titles(page, 9)
+        assert_plotly_arrives_once_as_a_cacheable_file(counter)
+        browser.screenshot(page, "following_voila")
+    # no host but the server (Voila's font-awesome CDN aside, see below): checked on leaving
+    # browser.chromium, as in every browser test
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 item 10: Voila's lab template links font-awesome from cdn.jsdelivr.net",
+)
+def test_a_voila_dashboard_asks_no_host_but_the_server(tmp_path):
+    pytest.importorskip("voila")
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    cells = [nbformat.v4.new_markdown_cell("# nothing but text")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "text.ipynb")
+    with (
+        browser.voila_server("text.ipynb", tmp_path, root=root) as url,
+        browser.chromium(tmp_path) as page,
+    ):
+        page.goto(url, timeout=240_000)
+        page.wait_for_selector("text=nothing but text", timeout=240_000)
+        page.wait_for_load_state("load")
+        foreign = list(page.foreign_requests)
+    assert foreign == []
+
+
+def test_the_widget_asks_the_kernel_for_plotly_where_no_server_serves_it(tmp_path):
+    """A page without Jupyter's page config (another front-end) cannot fetch the static file:
+    the module asks the kernel for the bundle, once per page, and draws with it."""
+    from explorer.ui.plotly_widget import BUNDLE_REQUEST, WIDGET_ESM
+
+    script = FAKE_BACKBONE_MODEL + """
+    async ([esm, request]) => {
+      const requests = [];
+      class KernelModel extends FakeModel {  // answers a bundle request as the kernel does
+        send(content) {
+          requests.push(content.type);
+          const code = "export default () => ({ initialize() {}, "
+            + "render({ el }) { el.textContent = 'drawn from the kernel'; } });";
+          setTimeout(() => this.handlers.filter(([n]) => n === "msg:custom")
+            .forEach(([, c]) => c({ type: request, code })), 10);
+        }
+      }
+      const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+      const drawn = [];
+      for (let i = 0; i < 2; i++) {
+        const widget = (await import(url)).default();
+        const model = new KernelModel({});
+        widget.initialize({ model });
+        const el = document.createElement("div");
+        await widget.render({ model, el });
+        drawn.push(el.textContent);
+      }
+      return { requests, drawn };
+    }
+    """
+    with browser.chromium(tmp_path) as page:
+        page.set_content("<html><body></body></html>")
+        outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_REQUEST])
+    assert outcome == {
+        "requests": [BUNDLE_REQUEST],
+        "drawn": ["drawn from the kernel"] * 2,
+    }

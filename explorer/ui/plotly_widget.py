@@ -1,47 +1,79 @@
-"""A plotly ``FigureWidget`` whose browser code is evaluated once per page, not once per figure.
+"""A plotly ``FigureWidget`` that loads plotly's JavaScript once per page, as a cacheable file,
+and always shows the figure's current state, however and whenever a browser view connects.
 
-Why this exists. plotly's ``FigureWidget`` is an anywidget: each figure ships plotly's whole
-widget bundle (about 5 MB of JavaScript) as its own ES module, and the browser evaluates it
-once *per figure* (about 1.1 s each in headless Chromium on this machine's core). anywidget
-gives every widget 2 s from its creation to finish loading its module and running its
-``initialize``; a widget that misses that limit is never updated again (its incoming messages
-wait on a rejected promise). With five figures on a page, on a busy machine, the later figures
-missed it: they drew once and then ignored every slider move.
+Three things differ from plotly's own ``FigureWidget``:
 
-The cure has two parts, both in the small module :data:`SHARED_BUNDLE_ESM` below:
+1. **plotly's JavaScript is a static file, not a websocket message.** plotly's widget bundle
+   (about 5 MB) is an anywidget ES module; plotly sends it with *every* figure over the kernel's
+   websocket, where the browser can never cache it (25-30 MB per notebook, as measured for
+   issue 16 by ``benchmarks/bench_browser.py``: an observation, not a test). Here the bundle is
+   published once into ``<jupyter data dir>/labextensions/explorer-plotly/static/`` (see
+   :func:`publish_bundle`), a folder that JupyterLab (``/lab/extensions/``) and Voila
+   (``/voila/labextensions/``) both serve as static files, and the widget's small module
+   :data:`WIDGET_ESM` imports it from that URL: the browser fetches it once per page (module
+   imports of one URL share one evaluation) and keeps it in its HTTP cache. Where no Jupyter
+   server serves that folder, the module asks the kernel for the bundle once per page.
+2. **A view that connects late sees the current figure.** plotly syncs the figure's full state
+   (``_widget_data``, ``_widget_layout``) only when the widget is made; later changes travel as
+   one-off messages. A browser that connects afterwards (a reload, Lab after save and reload,
+   a Voila page whose notebook changed the app after showing it) drew the figure *as it was
+   made*. :meth:`FigureWidget.get_state` answers every state request with the current figure.
+3. **No defaults travel back.** After each update plotly's browser code sends the kernel the
+   defaults it filled in (``_js2py_traceDeltas``); plotly then merges them with
+   ``_remove_overlapping_props``, which tests numpy-array properties for truth ("The truth
+   value of an array ... is ambiguous", notebook 02's hidden tracebacks). The apps never read
+   defaults back, so the widget acknowledges the message and keeps exactly what it sent.
 
-1. plotly's bundle travels as a plain string trait and is imported once per page; every figure
-   awaits the same module (kept on ``globalThis`` under a key that names the bundle's digest).
-2. ``initialize`` returns at once, so the 2 s limit is never in play. Until plotly's own
-   ``initialize`` has run, the kernel's updates are remembered and then replayed through
-   ``set_state`` (the path the kernel's updates take, so nothing is echoed back); ``render``
-   waits for plotly.
-
-Everything else is plotly's ``FigureWidget``: the Python API, the messages and the drawing.
+``initialize`` returns at once (anywidget gives a widget 2 s to initialise, and a widget that
+misses it is never updated again); the kernel's updates that arrive before plotly's code has
+loaded are replayed through ``set_state`` once it has (see :data:`WIDGET_ESM`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 import plotly
 import plotly.graph_objects as go
 import traitlets
+from jupyter_core.paths import jupyter_data_dir, jupyter_path
 
-PLOTLY_BUNDLE = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(
-    encoding="utf-8"
-)
-BUNDLE_DIGEST = hashlib.sha256(PLOTLY_BUNDLE.encode()).hexdigest()[:16]
+BUNDLE_SOURCE = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
+BUNDLE_DIGEST = hashlib.sha256(BUNDLE_SOURCE.read_bytes()).hexdigest()[:16]
+#: where the bundle lives below a ``labextensions`` folder (and below the served URL)
+BUNDLE_PATH = f"explorer-plotly/static/plotly-widget-{plotly.__version__}-{BUNDLE_DIGEST}.js"
+BUNDLE_REQUEST = "explorer-plotly-bundle"
 
-SHARED_BUNDLE_ESM = """\
-// explorer.ui.plotly_widget: plotly's widget bundle evaluated once per page (see its docstring).
+WIDGET_ESM = """\
+// explorer.ui.plotly_widget: plotly's widget bundle, once per page, from a cacheable URL.
 const BUNDLE = Symbol.for("explorer.plotly-widget-bundle.@DIGEST@");
 
+function bundleUrl() {
+  // JupyterLab and Voila both describe their static labextensions folder in the page config
+  const config = document.getElementById("jupyter-config-data");
+  const base = config && JSON.parse(config.textContent).fullLabextensionsUrl;
+  return base ? new URL(`${base}/@PATH@?v=@DIGEST@`, document.baseURI).href : null;
+}
+
+function bundleFromKernel(model) {
+  // no Jupyter server serves the folder (another front-end): the kernel sends it, once a page
+  return new Promise((resolve) => {
+    model.on("msg:custom", (message) => {
+      if (message?.type === "@REQUEST@") {
+        resolve(URL.createObjectURL(new Blob([message.code], { type: "text/javascript" })));
+      }
+    });
+    model.send({ type: "@REQUEST@" });
+  }).then((url) => import(url));
+}
+
 function plotlyWidgetModule(model) {
-  globalThis[BUNDLE] ??= import(
-    URL.createObjectURL(new Blob([model.get("_plotly_bundle")], { type: "text/javascript" }))
-  );
+  const url = bundleUrl();
+  globalThis[BUNDLE] ??= (url ? import(url) : Promise.reject(new Error("no static URL")))
+    .catch(() => bundleFromKernel(model));
   return globalThis[BUNDLE];
 }
 
@@ -62,10 +94,7 @@ export default () => {
         plotlyWidget = module.default();
         plotlyWidget.initialize?.({ model, signal, experimental });
         model.off("change", remember);
-        for (const changes of early) {
-          delete changes._plotly_bundle;
-          backboneModel.set_state(changes);
-        }
+        for (const changes of early) backboneModel.set_state(changes);
       });
       ready.catch((error) => console.error("[explorer] plotly's widget failed to load", error));
     },
@@ -75,11 +104,105 @@ export default () => {
     },
   };
 };
-""".replace("@DIGEST@", BUNDLE_DIGEST)
+"""
+WIDGET_ESM = (
+    WIDGET_ESM.replace("@DIGEST@", BUNDLE_DIGEST)
+    .replace("@PATH@", BUNDLE_PATH)
+    .replace("@REQUEST@", BUNDLE_REQUEST)
+)
+
+
+def labextension_folders() -> list[Path]:
+    """The folders that JupyterLab and Voila serve static labextension files from, in the order
+    they are searched (the user's Jupyter data folder first, then the environment's)."""
+    return [Path(folder) for folder in jupyter_path("labextensions")]
+
+
+def publish_bundle(folder: str | Path | None = None) -> Path:
+    """Put plotly's widget bundle where the Jupyter server serves it; return its path.
+
+    Without ``folder``: nothing is written when a served folder already has this bundle
+    (its name carries plotly's version and the bundle's digest); otherwise it goes into the
+    first writable one of the Jupyter data folder and the environment's
+    ``share/jupyter/labextensions``. The write is atomic, so concurrent kernels are safe."""
+    if folder is None:
+        for served in labextension_folders():
+            if (served / BUNDLE_PATH).is_file():
+                return served / BUNDLE_PATH
+        candidates = [
+            Path(jupyter_data_dir()) / "labextensions",
+            Path(sys.prefix) / "share" / "jupyter" / "labextensions",
+        ]
+    else:
+        candidates = [Path(folder)]
+    for candidate in candidates:
+        target = candidate / BUNDLE_PATH
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+            partial.write_bytes(BUNDLE_SOURCE.read_bytes())
+            os.replace(partial, target)
+            return target
+        except OSError:
+            continue
+    raise OSError(f"cannot write plotly's widget bundle into any of {candidates}")
 
 
 class FigureWidget(go.FigureWidget):
-    """plotly's ``FigureWidget``, with its browser code shared by every figure on the page."""
+    """plotly's ``FigureWidget``: bundle from a static URL, current state on every connect."""
 
-    _esm = SHARED_BUNDLE_ESM
-    _plotly_bundle = traitlets.Unicode(PLOTLY_BUNDLE).tag(sync=True)
+    _esm = WIDGET_ESM
+
+    def __init__(self, *args, **kwargs) -> None:
+        try:
+            publish_bundle()
+        except OSError:  # nowhere to write: the page will ask the kernel (see WIDGET_ESM)
+            pass
+        super().__init__(*args, **kwargs)
+        self.on_msg(self._send_bundle_on_request)
+
+    def get_state(self, key=None, drop_defaults=False):
+        """The widget's state, with the figure's *current* traces and layout: what a browser
+        view that connects now (reload, reconnect, Voila) must draw."""
+        state = super().get_state(key=key, drop_defaults=drop_defaults)
+        if not hasattr(self, "_layout_obj"):  # asked while plotly is still being set up
+            return state
+        current = {"_widget_data": self._data, "_widget_layout": self._layout}
+        for name, value in current.items():
+            if name in state:
+                state[name] = self.trait_metadata(name, "to_json")(value, self)
+        return state
+
+    # plotly's own handlers of these messages merge the defaults (see the module docstring)
+    _handler_js2py_traceDeltas = None
+    _handler_js2py_layoutDelta = None
+
+    @traitlets.observe("_js2py_traceDeltas", "_js2py_layoutDelta")
+    def _acknowledge_browser_defaults(self, change) -> None:
+        """The browser's filled-in defaults after an edit: the edit is done; nothing is merged
+        (the figure keeps exactly what the kernel sent)."""
+        if not change["new"]:
+            return
+        if change["name"] == "_js2py_traceDeltas":
+            self._trace_edit_in_process = False
+        else:
+            self._layout_edit_in_process = False
+        if not (self._trace_edit_in_process or self._layout_edit_in_process):
+            while self._waiting_edit_callbacks:
+                self._waiting_edit_callbacks.pop()()
+        setattr(self, change["name"], None)
+
+    def _send_bundle_on_request(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("type") == BUNDLE_REQUEST:
+            self.send({"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")})
+
+
+def main() -> None:
+    """``python -m explorer.ui.plotly_widget``: publish the bundle into this environment's
+    ``share/jupyter/labextensions`` (run by ``make install`` and Binder's ``postBuild``, so the
+    first figure need not write it; a kernel still publishes it where it is missing)."""
+    print(publish_bundle(Path(sys.prefix) / "share" / "jupyter" / "labextensions"))
+
+
+if __name__ == "__main__":
+    main()

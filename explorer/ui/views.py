@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 from matplotlib.figure import Figure as MatplotlibFigure
 
@@ -58,22 +60,76 @@ def matplotlib_png(figure: MatplotlibFigure, dpi: int = 100) -> bytes:
 
 
 def refresh_plotly(view: go.FigureWidget, figure: go.Figure) -> None:
-    """Restyle the traces in place when the figure keeps its structure (the common case of a
-    slider move); otherwise replace them. Then the layout."""
+    """Make ``view`` show ``figure`` with one message to the browser that carries only what
+    changed.
+
+    When the figure keeps its structure (same number and types of traces: the common case of a
+    slider move), the changed properties of the traces and the layout, found by
+    :func:`property_changes`, go out in one batched ``update`` (a property the new figure no
+    longer sets is sent as ``None``, which removes it). Otherwise the traces are replaced and
+    the layout updated the same way."""
     same_structure = len(view.data) == len(figure.data) and all(
         old.type == new.type for old, new in zip(view.data, figure.data)
     )
-    if same_structure:
-        with view.batch_update():
-            for old, new in zip(view.data, figure.data):
-                properties = new.to_plotly_json()
-                properties.pop("type", None)
-                properties.pop("uid", None)
-                for key in set(old.to_plotly_json()) - set(properties) - {"type", "uid"}:
-                    properties[key] = None  # a property the new trace no longer sets
-                old.update(properties, overwrite=True)
-            view.layout = figure.layout
-    else:
+    if not same_structure:
         view.data = ()
         view.add_traces(list(figure.data))
-        view.layout = figure.layout
+    with view.batch_update():
+        if same_structure:
+            for trace, new in zip(view.data, figure.data):
+                for path, value in property_changes(trace._props, new._props).items():
+                    trace[path] = value
+        for path, value in property_changes(view._layout, figure._layout).items():
+            view.layout[path] = value
+
+
+#: properties that plotly manages itself and that a figure's change never concerns
+_OWN_PROPERTIES = frozenset({"uid", "type"})
+
+
+def property_changes(old: dict, new: dict, prefix: str = "") -> dict[str, Any]:
+    """The plotly property paths (``"xaxis.range"``) whose values differ between the property
+    dicts ``old`` and ``new``, with their new values (``None`` where ``new`` drops one).
+
+    Nested dicts are compared key by key, so one changed axis range does not resend the axis;
+    anything else (numbers, strings, lists, numpy arrays) is compared as a whole by
+    :func:`same_value`."""
+    changes: dict[str, Any] = {}
+    for key in [*new, *(k for k in old if k not in new)]:
+        if not prefix and key in _OWN_PROPERTIES:
+            continue
+        path = f"{prefix}{key}"
+        if key not in new:
+            changes[path] = None
+        elif key not in old:
+            changes[path] = new[key]
+        elif isinstance(old[key], dict) and isinstance(new[key], dict):
+            changes.update(property_changes(old[key], new[key], f"{path}."))
+        elif not same_value(old[key], new[key]):
+            changes[path] = new[key]
+    return changes
+
+
+def same_value(a, b) -> bool:
+    """Equality for plotly property values: numpy arrays element by element (NaN equal to NaN,
+    shape and dtype kind included), lists, tuples and dicts recursively, anything else by ``==``."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+            return False
+        if a.dtype.kind in "fc":
+            return bool(np.array_equal(a, b, equal_nan=True))
+        return bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b) and not (_is_number(a) and _is_number(b)):
+        return False
+    if _is_number(a) and _is_number(b) and a != a and b != b:  # NaN
+        return True
+    return bool(a == b)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
