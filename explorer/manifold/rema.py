@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy import stats
 
 from explorer.device import check_seed
 
@@ -284,6 +283,8 @@ class RemaResult:
 
 def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float) -> dict:
     """The cheap part: deviations, baseline, thresholds, divergence layers, tests at (k, alpha)."""
+    from scipy import stats  # scipy.stats takes ~20 MB: loaded on the first test, not at import
+
     k_max = tables.correct_loo.shape[2]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
         raise ValueError(f"k must be an integer from 1 to {k_max} (the neighbours computed), got {k!r}")
