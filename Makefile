@@ -1,5 +1,7 @@
 # Two commands: `make lab` (install everything, launch JupyterLab on the notebooks) and
 # `make test` (install everything, run the whole test suite). Both create .venv on first use.
+# Installing also compiles the numba kernels into their disk cache (`python -m explorer compile`),
+# so a fresh clone's first flows figure does not wait for numba.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,6 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -c constraints.txt -e ".[test]"
+	$(PY) -m explorer compile
 	touch $(STAMP)
 
 clean:
