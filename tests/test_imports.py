@@ -49,9 +49,10 @@ def test_import_explorer_loads_no_scipy_submodules():
     assert not {"scipy.stats", "scipy.optimize", "scipy.sparse"} & loaded
 
 
-def test_flows_compute_layer_loads_neither_widgets_nor_pot():
+def test_flows_compute_layer_loads_neither_widgets_nor_pot_nor_scipy_optimize():
     loaded = modules_loaded_by("import explorer.flows")
-    assert not loaded & (WIDGETS | {"ot", "sklearn", "transformers", "torchdiffeq"})
+    assert not loaded & (WIDGETS | {"ot", "sklearn", "transformers", "torchdiffeq",
+                                    "scipy.optimize", "scipy.stats"})
 
 
 def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
@@ -61,10 +62,10 @@ def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
 @pytest.mark.slow
 def test_default_flows_view_needs_neither_pot_nor_scikit_learn():
     """The W2 curves of the default view compare 256 samples with 512 evaluation points: the
-    exact assignment solver handles that (one size divides the other), so POT and scikit-learn
-    (about 45 MB per kernel) are not loaded."""
+    exact assignment solver handles that (one size divides the other), so POT, scikit-learn
+    and scipy.optimize (about 60 MB per kernel) are not loaded."""
     loaded = modules_loaded_by("from explorer.flows import FlowsApp\nFlowsApp()")
-    assert not loaded & {"ot", "sklearn"}
+    assert not loaded & {"ot", "sklearn", "scipy.optimize"}
 
 
 def test_the_lazy_apps_are_still_importable_by_name():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from .assignment import solve_inner_product_assignment
 from .metrics import pairwise_distances
@@ -69,6 +68,8 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
         x = x0.detach().cpu().double().numpy()
         y = x1.detach().cpu().double().numpy()
         return solve_inner_product_assignment(x, y).permutation
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize: ~13 MB, rarely used
+
     cost = pairing_cost(x0, x1)
     if solver == "assignment":
         return linear_sum_assignment(cost)[1]
