@@ -14,7 +14,8 @@ It also times each kernel from its start to the end of the cell that displays th
 figure, headless: the kernel's share of "Run All to first figure").
 
 Budgets (DESIGN.md): PSS sum of the five kernels <= 1.5 GB; first figure <= 5 s.
-Run on demand: ``python -m benchmarks.bench_memory`` (never in CI: it takes minutes).
+Run on demand: ``python -m benchmarks.bench_memory [NAME]`` (only the notebooks whose name
+contains NAME; never in CI: it takes minutes).
 """
 
 from __future__ import annotations
@@ -86,10 +87,11 @@ def open_and_use(path: Path, stack: contextlib.ExitStack) -> dict:
             "first_figure_s": first_figure_s, "all_cells_s": all_cells_s}
 
 
-def measure() -> list[dict]:
-    """Open and use all five notebooks, then read every kernel's memory while all are alive."""
+def measure(only: str = "") -> list[dict]:
+    """Open and use all five notebooks (or those whose name contains ``only``), then read
+    every kernel's memory while all are alive."""
     with contextlib.ExitStack() as stack:
-        rows = [open_and_use(path, stack) for path in NOTEBOOKS]
+        rows = [open_and_use(path, stack) for path in NOTEBOOKS if only in path.stem]
         for row in rows:
             row.update(memory_of(row["pid"]))
     return rows
@@ -122,4 +124,6 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    print_rows(measure())
+    import sys
+
+    print_rows(measure(sys.argv[1] if len(sys.argv) > 1 else ""))

@@ -122,3 +122,31 @@ print(json.dumps([misses, hits]))
     assert "_shortest_augmenting_paths" in misses and "_multiscale_potential" in misses
     assert not any(misses.values()), f"compiled in the learner's process: {misses}"
     assert all(hits.values()), f"not loaded from the cache: {hits}"
+
+
+# ----- third-party import-time work deferred (explorer._deferred) --------------------------------
+
+IRI_CHECKS = """
+import json, jsonschema
+checker = jsonschema.FormatChecker()
+cases = [("http://example.org/ä", "iri"), ("not an iri", "iri"), ("a b", "iri-reference"),
+         ("/relative/path?q=1#f", "iri-reference"), ("mailto:x@y.z", "iri")]
+print(json.dumps([checker.conforms(value, fmt) for value, fmt in cases]))
+"""
+
+
+def test_plotly_in_a_kernel_does_not_build_the_iri_grammar():
+    """plotly -> nbformat -> jsonschema would build rfc3987-syntax's grammar (2-3 s, 22 MB)."""
+    loaded = modules_loaded_by("import explorer\nimport plotly.io\nimport jsonschema")
+    assert "jsonschema" in loaded and not {"lark", "rfc3987_syntax.syntax_helpers"} & loaded
+
+
+def test_iri_format_checks_answer_as_without_the_stand_in():
+    def answers(code):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        return json.loads(out.stdout.splitlines()[-1])
+
+    reference = answers(IRI_CHECKS)  # a fresh interpreter without explorer: the real package
+    assert reference == [True, False, False, True, True]
+    assert answers("import explorer\n" + IRI_CHECKS) == reference
