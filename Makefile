@@ -1,5 +1,7 @@
 # Two commands: `make lab` (install everything, launch JupyterLab on the notebooks) and
 # `make test` (install everything, run the whole test suite). Both create .venv on first use.
+# Installing also compiles the numba kernels into their disk cache (`python -m explorer compile`),
+# so a fresh clone's first flows figure does not wait for numba.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,6 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -c constraints.txt -e ".[test]"
 	# plotly's widget JavaScript as a static file that JupyterLab and Voila serve (cacheable)
 	$(PY) -m explorer.ui.plotly_widget
+	$(PY) -m explorer compile
 	touch $(STAMP)
 
 clean:

@@ -5,7 +5,11 @@ Explorers: ``explorer.modes``, ``explorer.frontier``, ``explorer.flows``, ``expl
 shared core: ``explorer.divergences`` (the f-divergence registry) and ``explorer.device``.
 """
 
-from . import device, divergences
+from ._deferred import defer_iri_grammar
+
+defer_iri_grammar()  # before plotly -> nbformat -> jsonschema load it: 2-3 s and 22 MB per kernel
+
+from . import device, divergences  # noqa: E402
 
 device.configure_threads()
 

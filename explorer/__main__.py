@@ -1,7 +1,8 @@
-"""Command line: ``python -m explorer {lab,info,bench,render}``.
+"""Command line: ``python -m explorer {lab,info,compile,bench,render}``.
 
 * ``lab``   launch JupyterLab on the notebooks (prints the URL; ``--no-browser`` for servers)
 * ``info``  versions, the torch device that will be used, and the number of threads
+* ``compile`` compile the numba kernels into their on-disk cache (every install path runs it)
 * ``bench`` run the speed measurements in ``benchmarks/`` and print one table
 * ``render`` write PNG and HTML of every explorer's default views (``--out DIR``)
 """
@@ -25,6 +26,9 @@ def notebooks_dir() -> Path:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    # every install path gets the compiled kernels: `pip install -e .` runs no install step, so
+    # Lab's launcher does it (a few seconds, in a child process that frees torch's memory after)
+    subprocess.call([sys.executable, "-m", "explorer", "compile"])
     command = [
         sys.executable,
         "-m",
@@ -51,6 +55,20 @@ def cmd_info(_args: argparse.Namespace) -> int:
         print(f"{key:<{width}}  {value}")
     print("\nPick the device with EXPLORER_DEVICE=cpu|cuda (or device= in any compute function);")
     print("torch threads with EXPLORER_THREADS (default 1).")
+    return 0
+
+
+def cmd_compile(_args: argparse.Namespace) -> int:
+    """Compile the numba kernels of the exact OT solver into numba's on-disk cache (the
+    ``__pycache__`` beside the source, or $NUMBA_CACHE_DIR), so the first flows figure in a
+    fresh clone loads them instead of compiling them (about 10 s on a shared core)."""
+    import time
+
+    from explorer.flows.assignment import compile_kernels
+
+    start = time.perf_counter()
+    names = compile_kernels()
+    print(f"numba kernels ready in {time.perf_counter() - start:.1f} s: {', '.join(names)}")
     return 0
 
 
@@ -84,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab.set_defaults(run=cmd_lab)
     info = sub.add_parser("info", help="versions, device, threads")
     info.set_defaults(run=cmd_info)
+    compile_ = sub.add_parser("compile", help="compile the numba kernels into their disk cache")
+    compile_.set_defaults(run=cmd_compile)
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ and print a table")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     bench.add_argument("--only", default=None, help="run only benchmarks/bench_<ONLY>.py")

@@ -501,8 +501,15 @@ def multiscale_potential(x, y) -> np.ndarray:
     return _multiscale_potential(x, y, COARSEST)
 
 
-def compile_kernels() -> None:
-    """Compile (or load from numba's on-disk cache) the kernels above, with a tiny problem."""
-    points = np.random.default_rng(0).normal(size=(32, 2))
-    solve_inner_product_assignment(points, points)
+def compile_kernels() -> list[str]:
+    """Compile (or load from numba's on-disk cache) every kernel above for every kind of problem
+    the explorer solves (2D points, points in other dimensions, a dense cost matrix), with tiny
+    problems; return the names of the kernels now compiled. Run at install
+    (``python -m explorer compile``), so that no learner waits for numba in a notebook."""
+    rng = np.random.default_rng(0)
+    for dimension in (2, 3):
+        points = rng.normal(size=(32, dimension))
+        solve_inner_product_assignment(points, points)
     solve_assignment(-(points @ points.T))
+    return sorted(name for name, value in globals().items()
+                  if isinstance(value, numba.core.registry.CPUDispatcher) and value.signatures)

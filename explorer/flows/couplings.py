@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from .assignment import solve_inner_product_assignment
 from .metrics import pairwise_distances
@@ -70,6 +68,8 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
         x = x0.detach().cpu().double().numpy()
         y = x1.detach().cpu().double().numpy()
         return solve_inner_product_assignment(x, y).permutation
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize: ~13 MB, rarely used
+
     cost = pairing_cost(x0, x1)
     if solver == "assignment":
         return linear_sum_assignment(cost)[1]
@@ -77,6 +77,8 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
         raise ValueError(f"solver must be 'shortest_path', 'emd' or 'assignment', got {solver!r}")
     n = len(cost)
     uniform = np.full(n, 1 / n)
+    import ot  # POT pulls in scikit-learn and scipy.stats: loaded only when used
+
     plan = ot.emd(uniform, uniform, cost, check_marginals=False)
     perm = plan.argmax(1)
     if len(np.unique(perm)) != n:  # a degenerate vertex: fall back to the assignment solver
@@ -89,6 +91,8 @@ def sinkhorn_partners(
 ) -> np.ndarray:
     """For each x0_i a partner index j drawn from row i of the entropic OT plan (Cuturi 2013).
     ``reg`` is relative to the mean cost, so one value fits every scale."""
+    import ot  # POT pulls in scikit-learn and scipy.stats: loaded only when used
+
     cost = squared_distances(x0, x1)
     n, m = cost.shape
     plan = ot.sinkhorn(np.full(n, 1 / n), np.full(m, 1 / m), cost / cost.mean(), reg)

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 
 from .assignment import power_of_two_scale, solve_inner_product_assignment
@@ -53,10 +52,19 @@ def w2(x, y) -> float:
 
 
 def _w2_of_moderate_points(x: np.ndarray, y: np.ndarray) -> float:
-    """Exact W2 of two finite point sets whose squared distances cannot overflow."""
-    if x.shape == y.shape:  # uniform weights, equal sizes: the optimal plan is a permutation
+    """Exact W2 of two finite point sets whose squared distances cannot overflow.
+
+    Uniform weights on n and on m points: when one size divides the other (m = k n), the measure
+    of x is also that of x repeated k times, and between two uniform measures on m points each
+    the optimal plan is a permutation (Birkhoff), so the fast exact assignment solver applies.
+    Other sizes go to POT's network simplex."""
+    if len(y) % len(x) == 0 or len(x) % len(y) == 0:
+        x = np.repeat(x, max(len(y) // len(x), 1), axis=0)
+        y = np.repeat(y, max(len(x) // len(y), 1), axis=0)
         partner = solve_inner_product_assignment(x, y).permutation
         return float(np.sqrt(((x - y[partner]) ** 2).sum(1).mean()))
+    import ot  # POT pulls in scikit-learn and scipy.stats: loaded only when used
+
     cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)  # exact, and no BLAS threads
     value = ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), cost,
                     numItermax=1_000_000)

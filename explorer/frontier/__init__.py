@@ -6,7 +6,6 @@ Public API: :func:`tilted`, :func:`best_of_n`, :func:`f_regularized`, :func:`kl`
 ``scenario``, ``trained``, ``limits`` (Gao et al. fits, the memoryless-LM limit).
 """
 
-from .app import FrontierApp
 from .exact import (
     best_of_n,
     bon_frontier,
@@ -27,3 +26,11 @@ __all__ = [
     "tilted",
     "win_rate",
 ]
+
+
+def __getattr__(name):
+    if name == "FrontierApp":  # the app loads ipywidgets and plotly: imported only when asked for
+        from .app import FrontierApp
+
+        return FrontierApp
+    raise AttributeError(f"module 'explorer.frontier' has no attribute {name!r}")

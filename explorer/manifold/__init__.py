@@ -7,7 +7,6 @@ Public API: ``synthetic``, ``rema``, ``two_nn``, ``knn_distances``, ``ManifoldAp
 source loaders ``load_npz``, ``save_npz``, ``tiny_model_representations``, ``hf_representations``).
 """
 
-from .app import ManifoldApp
 from .geometry import pca_dimension, two_nn
 from .hf import hf_representations
 from .knn import knn_distances
@@ -30,3 +29,11 @@ __all__ = [
     "tiny_model_representations",
     "two_nn",
 ]
+
+
+def __getattr__(name):
+    if name == "ManifoldApp":  # the app loads ipywidgets and plotly: imported only when asked for
+        from .app import ManifoldApp
+
+        return ManifoldApp
+    raise AttributeError(f"module 'explorer.manifold' has no attribute {name!r}")

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy import stats
 
 from explorer.device import check_seed
 
@@ -393,6 +392,8 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
                     strata: np.ndarray | None = None) -> dict:
     """The cheap part: deviations, baseline, thresholds, divergence layers, tests at the rule's
     settings (k, alpha, persistence, correction)."""
+    from scipy import stats  # scipy.stats takes ~20 MB: loaded on the first test, not at import
+
     n_layers = tables.correct_loo.shape[0]
     check_rule(k, tables.correct_loo.shape[2], alpha, persistence, n_layers)
     deviations = tables.error_to_correct[:, :, :k].mean(axis=2, dtype=np.float64)

@@ -1,6 +1,13 @@
 """The welcome notebook's divergence calculator."""
 
-from .app import CalculatorApp
 from .compute import Calculation, calculate, gaussian_closed_form
 
 __all__ = ["Calculation", "CalculatorApp", "calculate", "gaussian_closed_form"]
+
+
+def __getattr__(name):
+    if name == "CalculatorApp":  # the app loads ipywidgets and plotly: imported only when asked for
+        from .app import CalculatorApp
+
+        return CalculatorApp
+    raise AttributeError(f"module 'explorer.welcome' has no attribute {name!r}")

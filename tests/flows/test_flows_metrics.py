@@ -46,14 +46,26 @@ def test_w2_and_pot_match_brute_force_over_all_matchings(x, data):
 @given(st.integers(1, 120), st.integers(1, 120), st.sampled_from([1, 2, 3]),
        st.integers(0, 2**32 - 1))
 def test_w2_equals_pot_network_simplex(n, m, d, seed):
-    """Equal sizes go through the assignment solver, unequal ones through POT: both must give
-    POT's exact optimum."""
+    """Sizes of which one divides the other go through the assignment solver, the others
+    through POT: both must give POT's exact optimum."""
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=(n, d)), rng.normal(size=(m, d)) * 2 + 1
     for b in (y, x[rng.permutation(n)] + rng.normal(size=(n, d)) * 0.3):
         cost = ((x[:, None] - b[None]) ** 2).sum(-1)
         pot = ot.emd2(np.full(n, 1 / n), np.full(len(b), 1 / len(b)), cost, numItermax=10**6)
         assert w2(x, b) == pytest.approx(np.sqrt(max(pot, 0.0)), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "m", "d"), [(256, 512, 2), (512, 256, 2), (40, 120, 5), (1, 9, 2)])
+def test_w2_when_one_size_divides_the_other_equals_pot(n, m, d):
+    """The W2 curves compare n = 256 samples with the 512-point evaluation set: the measure of
+    x repeated m / n times is the same measure, so the assignment solver must give POT's LP
+    optimum to rounding."""
+    rng = np.random.default_rng(n + m + d)
+    x, y = rng.normal(size=(n, d)), rng.normal(size=(m, d)) * 1.5 + 0.5
+    cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+    pot = ot.emd2(np.full(n, 1 / n), np.full(m, 1 / m), cost, numItermax=10**7)
+    assert w2(x, y) == pytest.approx(np.sqrt(pot), rel=1e-12)
 
 
 def test_w2_matches_the_assignment_solver_on_a_larger_set():

@@ -1,0 +1,49 @@
+"""Third-party work moved from import time to first use, so a notebook kernel starts fast and small.
+
+Every explorer app imports plotly; plotly imports nbformat, nbformat imports jsonschema, and
+jsonschema's format checkers import ``rfc3987_syntax``, which builds its IRI grammar with lark
+the moment it is imported: measured here 2-3 s and 22 MB of memory per kernel, paid by every
+notebook before its first figure, for the ``iri`` format check that no notebook ever runs
+(jsonschema issue #1392; the package's maintained fork loads lazily for the same reason).
+
+:func:`defer_iri_grammar` puts a stand-in module in its place. The stand-in imports the real
+package the first time any of its names is used, so every check gives the same answer as before;
+only the cost moves to the first IRI check (which, in a notebook kernel, never comes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+
+GRAMMAR_PACKAGE = "rfc3987_syntax"
+
+
+def defer_iri_grammar() -> bool:
+    """Replace ``rfc3987_syntax`` by a stand-in that loads it on first use; True if done (False
+    when it is already imported or not installed)."""
+    if GRAMMAR_PACKAGE in sys.modules or importlib.util.find_spec(GRAMMAR_PACKAGE) is None:
+        return False
+    stand_in = types.ModuleType(GRAMMAR_PACKAGE, "stand-in: the real package loads on first use")
+
+    def load_real_package():
+        if sys.modules.get(GRAMMAR_PACKAGE) is stand_in:
+            del sys.modules[GRAMMAR_PACKAGE]
+        real = importlib.import_module(GRAMMAR_PACKAGE)
+        stand_in.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+        return real
+
+    def is_valid_syntax(*args, **kwargs):  # the one name jsonschema imports
+        return load_real_package().is_valid_syntax(*args, **kwargs)
+
+    def __getattr__(name):  # any other public name (PEP 562)
+        if name.startswith("__"):  # introspection of sys.modules (torch does it) loads nothing
+            raise AttributeError(f"module {GRAMMAR_PACKAGE!r} has no attribute {name!r}")
+        return getattr(load_real_package(), name)
+
+    stand_in.is_valid_syntax = is_valid_syntax
+    stand_in.__getattr__ = __getattr__
+    sys.modules[GRAMMAR_PACKAGE] = stand_in
+    return True

@@ -1,0 +1,152 @@
+"""What each import loads, and that the numba kernels come compiled from the install step.
+
+Five notebooks open in one JupyterLab must fit in 1.5 GB of kernel memory (benchmarks/
+bench_memory.py measures it), so nothing heavy may load where it is not used: each check runs a
+fresh interpreter and looks at ``sys.modules``, so a new top-level import cannot slip back in.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# loaded only by the code that uses them (sizes: resident memory each adds to a kernel, measured
+# on this machine: numba + llvmlite ~50 MB, POT + scikit-learn ~45 MB, scipy.stats ~20 MB)
+WIDGETS = {"ipywidgets", "plotly", "matplotlib", "anywidget"}
+NUMERICS = {"numba", "llvmlite", "sklearn", "ot", "transformers", "safetensors", "torchdiffeq",
+            "skdim"}
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    """Top-level and dotted module names in sys.modules after running ``code`` in a fresh
+    interpreter."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_modules_loaded_by_sees_a_heavy_import():
+    """The probe itself works: it sees a module that the code does import."""
+    assert "ot" in modules_loaded_by("import ot")
+
+
+@pytest.mark.parametrize("module", [
+    "explorer", "explorer.divergences", "explorer.device", "explorer.modes", "explorer.welcome",
+    "explorer.frontier", "explorer.manifold",
+])
+def test_compute_layers_load_no_widgets_and_no_heavy_numerics(module):
+    loaded = modules_loaded_by(f"import {module}")
+    assert not loaded & (WIDGETS | NUMERICS), f"import {module} loads {loaded & (WIDGETS | NUMERICS)}"
+
+
+def test_import_explorer_loads_no_scipy_submodules():
+    loaded = modules_loaded_by("import explorer")
+    assert not {"scipy.stats", "scipy.optimize", "scipy.sparse"} & loaded
+
+
+def test_flows_compute_layer_loads_neither_widgets_nor_pot_nor_scipy_optimize():
+    loaded = modules_loaded_by("import explorer.flows")
+    assert not loaded & (WIDGETS | {"ot", "sklearn", "transformers", "torchdiffeq",
+                                    "scipy.optimize", "scipy.stats"})
+
+
+def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
+    assert "scipy.stats" not in modules_loaded_by("import explorer.manifold")
+
+
+@pytest.mark.slow
+def test_default_flows_view_needs_neither_pot_nor_scikit_learn():
+    """The W2 curves of the default view compare 256 samples with 512 evaluation points: the
+    exact assignment solver handles that (one size divides the other), so POT, scikit-learn
+    and scipy.optimize (about 60 MB per kernel) are not loaded."""
+    loaded = modules_loaded_by("from explorer.flows import FlowsApp\nFlowsApp()")
+    assert not loaded & {"ot", "sklearn", "scipy.optimize"}
+
+
+def test_the_lazy_apps_are_still_importable_by_name():
+    loaded = modules_loaded_by(
+        "from explorer.welcome import CalculatorApp\nfrom explorer.frontier import FrontierApp\n"
+        "from explorer.manifold import ManifoldApp\nfrom explorer.modes import ModesApp\n"
+        "from explorer.flows import FlowsApp")
+    assert {"explorer.welcome.app", "explorer.frontier.app", "explorer.manifold.app",
+            "explorer.modes.app", "explorer.flows.app"} <= loaded
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    import explorer.frontier
+
+    with pytest.raises(AttributeError, match="no attribute 'FrontApp'"):
+        explorer.frontier.FrontApp  # noqa: B018
+
+
+# ----- numba kernels compiled at install ---------------------------------------------------------
+
+def test_every_install_path_compiles_the_numba_kernels():
+    makefile = (ROOT / "Makefile").read_text()
+    stamp_recipe = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "$(PY) -m explorer compile" in stamp_recipe
+    assert "python -m explorer compile" in (ROOT / "binder" / "postBuild").read_text()
+    main = (ROOT / "explorer" / "__main__.py").read_text()
+    lab = main.split("def cmd_lab", 1)[1].split("\ndef ", 1)[0]
+    assert '"-m", "explorer", "compile"' in lab  # `pip install -e .` then `explorer lab`
+
+
+@pytest.mark.slow
+def test_after_explorer_compile_a_fresh_process_loads_every_kernel_from_the_cache():
+    """What a learner's kernel does after the install step: every kernel the OT solver uses
+    (2D points, other dimensions, a dense cost) comes from numba's disk cache, none compiles."""
+    subprocess.run([sys.executable, "-m", "explorer", "compile"], check=True, cwd=ROOT,
+                   capture_output=True)
+    code = """
+import json, numba, numpy as np
+from explorer.flows import assignment
+rng = np.random.default_rng(1)
+for d in (2, 5):
+    x = rng.normal(size=(40, d))
+    assignment.solve_inner_product_assignment(x, rng.normal(size=(40, d)))
+assignment.solve_assignment(rng.normal(size=(9, 9)))
+misses, hits = {}, {}
+for name, f in vars(assignment).items():
+    if isinstance(f, numba.core.registry.CPUDispatcher) and f.signatures:
+        misses[name], hits[name] = sum(f.stats.cache_misses.values()), sum(f.stats.cache_hits.values())
+print(json.dumps([misses, hits]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    misses, hits = json.loads(out.stdout.splitlines()[-1])
+    assert "_shortest_augmenting_paths" in misses and "_multiscale_potential" in misses
+    assert not any(misses.values()), f"compiled in the learner's process: {misses}"
+    assert all(hits.values()), f"not loaded from the cache: {hits}"
+
+
+# ----- third-party import-time work deferred (explorer._deferred) --------------------------------
+
+IRI_CHECKS = """
+import json, jsonschema
+checker = jsonschema.FormatChecker()
+cases = [("http://example.org/ä", "iri"), ("not an iri", "iri"), ("a b", "iri-reference"),
+         ("/relative/path?q=1#f", "iri-reference"), ("mailto:x@y.z", "iri")]
+print(json.dumps([checker.conforms(value, fmt) for value, fmt in cases]))
+"""
+
+
+def test_plotly_in_a_kernel_does_not_build_the_iri_grammar():
+    """plotly -> nbformat -> jsonschema would build rfc3987-syntax's grammar (2-3 s, 22 MB)."""
+    loaded = modules_loaded_by("import explorer\nimport plotly.io\nimport jsonschema")
+    assert "jsonschema" in loaded and not {"lark", "rfc3987_syntax.syntax_helpers"} & loaded
+
+
+def test_iri_format_checks_answer_as_without_the_stand_in():
+    def answers(code):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+        return json.loads(out.stdout.splitlines()[-1])
+
+    reference = answers(IRI_CHECKS)  # a fresh interpreter without explorer: the real package
+    assert reference == [True, False, False, True, True]
+    assert answers("import explorer\n" + IRI_CHECKS) == reference
