@@ -68,6 +68,15 @@ def test_default_flows_view_needs_neither_pot_nor_scikit_learn():
     assert not loaded & {"ot", "sklearn", "scipy.optimize"}
 
 
+def test_the_apps_load_matplotlib_only_when_a_figure_needs_it():
+    """No app draws with matplotlib today, so its ~23 MB stay out of every kernel; the view layer
+    still shows a matplotlib figure made elsewhere (checked in test_ui)."""
+    loaded = modules_loaded_by(
+        "from explorer.welcome import CalculatorApp\nCalculatorApp().widget\n"
+        "import explorer.ui.views")
+    assert "matplotlib.figure" not in loaded
+
+
 def test_the_lazy_apps_are_still_importable_by_name():
     loaded = modules_loaded_by(
         "from explorer.welcome import CalculatorApp\nfrom explorer.frontier import FrontierApp\n"

@@ -8,15 +8,18 @@ content of the *same* widget, so the notebook never re-renders and nothing flick
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
-from matplotlib.figure import Figure as MatplotlibFigure
 
 from .plotly_widget import FigureWidget
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MatplotlibFigure
 
 
 @dataclass
@@ -33,7 +36,7 @@ def make_view(figure) -> widgets.Widget:
     """A new widget that shows ``figure``."""
     if isinstance(figure, go.Figure):
         return FigureWidget(figure)
-    if isinstance(figure, MatplotlibFigure):
+    if is_matplotlib_figure(figure):
         return widgets.Image(value=matplotlib_png(figure), format="png")
     if isinstance(figure, HTMLView):
         return widgets.HTML(value=figure.html)
@@ -50,6 +53,13 @@ def refresh_view(view: widgets.Widget, figure) -> None:
         view.value = figure.html
     else:
         raise TypeError(f"cannot refresh a {type(view).__name__}")
+
+
+def is_matplotlib_figure(figure) -> bool:
+    """Whether ``figure`` is a matplotlib ``Figure``, without importing matplotlib (about 23 MB per
+    kernel) when no app has made one: a figure of a module that was never imported cannot exist."""
+    module = sys.modules.get("matplotlib.figure")
+    return module is not None and isinstance(figure, module.Figure)
 
 
 def matplotlib_png(figure: MatplotlibFigure, dpi: int = 100) -> bytes:
