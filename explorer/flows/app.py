@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from explorer.ui import App
+from explorer.ui.layout import ReflowingApp
 from explorer.ui.runner import Cancelled
 
 from . import compute, figures
@@ -98,7 +99,7 @@ PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
                if k not in ("target", "source", "coupling")}
 
 
-class FlowsApp(App):
+class FlowsApp(ReflowingApp, App):
     Params = FlowsParams
     title = "Flow matching: which source distribution?"
     description = (

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .. import divergences
 from . import equal_kl
 from .exact import (
     best_of_n_log,
@@ -215,8 +216,14 @@ def _f_label(divergence, alpha):
     if divergence == "chi_squared":
         return "χ² only"
     if divergence == "js":
-        return "f-DPO optimum: js (β = 2β of Wang et al.)"
-    return f"f-DPO optimum: {divergence}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
+        return "f-DPO optimum: Jensen-Shannon (β = 2β of Wang et al.)"
+    return f"f-DPO optimum: {_divergence_name(divergence)}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
+
+
+def _divergence_name(divergence: str) -> str:
+    """The registry's display name without its p/q formula ("forward KL", "Neyman χ²"): in this
+    explorer D is D(π_ref‖π), so the registry's KL(p‖q) would read the wrong way round."""
+    return divergences.get(divergence, 0.5 if divergence == "alpha" else None).title.split("  ")[0]
 
 
 def reference_median(pi_ref, r) -> float:

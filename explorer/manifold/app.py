@@ -16,6 +16,7 @@ import ipywidgets as widgets
 
 from explorer.device import check_seed
 from explorer.ui import App
+from explorer.ui.layout import ReflowingApp
 
 from . import figures
 from .rema import CORRECTIONS, RemaResult, rema
@@ -108,7 +109,7 @@ class ManifoldView:
     representations: Representations
 
 
-class ManifoldApp(App):
+class ManifoldApp(ReflowingApp, App):
     """REMA: where do wrong answers leave the manifold of right ones, layer by layer?"""
 
     Params = ManifoldParams

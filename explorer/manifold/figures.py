@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.ui import HTMLView
+from explorer.ui.formatting import format_p_value, numbers_template
 
 from .rema import NEVER, RemaResult
 
@@ -21,9 +22,9 @@ CORRECT, ERROR, NULL, THRESHOLD = "#1f77b4", "#d62728", "#7f7f7f", "#ff7f0e"
 # A tiny template: plotly's named ones are deep-copied into every figure, which alone costs more
 # than the rest of a figure.
 AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
-TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
+TEMPLATE = numbers_template(dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
                             title=dict(x=0.02, xanchor="left", font=dict(size=15)),
-                            xaxis=AXIS, yaxis=AXIS, colorway=[CORRECT, ERROR, NULL, THRESHOLD]))
+                            xaxis=AXIS, yaxis=AXIS, colorway=[CORRECT, ERROR, NULL, THRESHOLD])))
 BASE_LAYOUT = dict(template=TEMPLATE, height=400, width=520,
                    margin=dict(l=55, r=20, t=40, b=40),
                    legend=dict(orientation="h", yanchor="top", y=-0.28, x=0, font=dict(size=10)))
@@ -192,14 +193,16 @@ def statistics_table(result: RemaResult) -> HTMLView:
         return HTMLView("<p>no layers</p>")
     columns = list(rows[0])
 
-    def cell(value) -> str:
+    def cell(column: str, value) -> str:
+        if column.startswith("p") and not isinstance(value, str):
+            return html.escape(format_p_value(value))
         if isinstance(value, str):
             return html.escape(value)
         if isinstance(value, (int, np.integer)):
             return str(int(value))
         value = float(value)
         if not np.isfinite(value):
-            return "n/a" if np.isnan(value) else str(value)
+            return "n/a" if np.isnan(value) else ("∞" if value > 0 else "−∞")
         small_or_large = value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4)
         return f"{value:.2e}" if small_or_large else f"{value:.3g}"
 
@@ -210,11 +213,11 @@ def statistics_table(result: RemaResult) -> HTMLView:
         final = result.final_normalised and index == len(rows) - 1
         shade = " style='background:#eeeeee'" if final else ""
         body.append(f"<tr{shade}>" + "".join(
-            f"<td style='{style};text-align:right'>{cell(row[c])}</td>" for c in columns) + "</tr>")
+            f"<td style='{style};text-align:right'>{cell(c, row[c])}</td>" for c in columns) + "</tr>")
     note = ("<p style='font-size:11px'>Grey row: the model's final normalised output, on another "
             "scale than the residual stream.</p>" if result.final_normalised else "")
     return HTMLView(
-        "<div style='max-height:320px;overflow:auto;font-size:11px'>"
+        "<div style='font-size:11px'>"
         f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>{note}</div>"
     )
 
