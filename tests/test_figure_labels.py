@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 
+import ipywidgets as widgets
 import plotly.graph_objects as go
 import pytest
 
@@ -133,3 +134,18 @@ def test_format_number_hides_rounding_residue_only(value, shown):
 ])
 def test_p_values_keep_small_true_values_and_mark_underflow(p, shown):
     assert format_p_value(p) == shown
+
+
+def _choices(widget):
+    """The option labels a learner reads in every menu and toggle of an app's widget tree."""
+    if isinstance(widget, (widgets.Dropdown, widgets.ToggleButtons, widgets.RadioButtons)):
+        yield from widget._options_labels
+    for child in getattr(widget, "children", ()) or ():
+        yield from _choices(child)
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_menus_show_words_not_registry_ids(name):
+    app = build_app(name)
+    raw = sorted({label for label in _choices(app.widget) if RAW_ID.search(label)})
+    assert not raw, f"{name}: menu entries that are code ids: {raw}"

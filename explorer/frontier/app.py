@@ -12,6 +12,7 @@ from ..device import check_seed
 from ..ui import App
 from ..ui.layout import ReflowingApp
 from . import compute, figures
+from .exact import divergence_name
 from .scenario import REFERENCES, REWARDS
 from .trained import train
 
@@ -19,6 +20,8 @@ from .trained import train
 #: one root per beta for the f-regularised curves); the compute functions take up to 10^6.
 APP_MAX_RESPONSES = 10_000
 TRAIN_CHOICES = ("reverse_kl", "forward_kl", "js", "alpha", "chi_po")
+#: What the gold-reward menu shows (ids are code, not words).
+REWARD_LABELS = {"gaussian": "Gaussian", "heavy_tailed": "heavy-tailed", "verifiable": "verifiable (0/1)"}
 
 
 @dataclass
@@ -227,7 +230,7 @@ class FrontierApp(ReflowingApp, App):
         log_beta = widgets.FloatLogSlider(min=-2, max=1.4, step=0.05, description="β (selected)", **slider)
         scenario = widgets.VBox([
             self.bind(widgets.Dropdown(options=REFERENCES, description="π_ref", style=style, layout=fill), "reference"),
-            self.bind(widgets.Dropdown(options=REWARDS, description="gold reward", style=style, layout=fill), "reward"),
+            self.bind(widgets.Dropdown(options=[(REWARD_LABELS[r], r) for r in REWARDS], description="gold reward", style=style, layout=fill), "reward"),
             self.bind(widgets.FloatSlider(min=-1, max=1, step=0.05, description="proxy–gold corr.", **slider), "correlation"),
             self.bind(widgets.IntSlider(min=0, max=20, description="hackable", tooltip="rare responses whose proxy reward is inflated", **slider), "n_hackable"),
             self.bind(widgets.Dropdown(options=[100, 500, 2000, 10_000], description="responses", style=style, layout=fill), "n_responses"),
@@ -254,7 +257,7 @@ class FrontierApp(ReflowingApp, App):
         ])
         training = widgets.VBox([
             self.bind(widgets.Dropdown(options=[("policy gradient + KL", "pg"), ("DPO family", "dpo")], description="method", style=style, layout=fill), "train_method"),
-            self.bind(widgets.Dropdown(options=TRAIN_CHOICES, description="DPO divergence", style=style, layout=fill), "train_divergence"),
+            self.bind(widgets.Dropdown(options=[(divergence_name(c), c) for c in TRAIN_CHOICES], description="DPO divergence", style=style, layout=fill), "train_divergence"),
             self.bind(widgets.IntSlider(min=50, max=3000, step=50, description="steps", **slider), "train_steps"),
             widgets.HBox([self.button("Train", self.train, icon="play"),
                           self.button("Clear", self.clear_training)]),
@@ -265,12 +268,14 @@ class FrontierApp(ReflowingApp, App):
         return [tabs]
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
+        # beside the controls where a figure fits (1440 px with Lab's file browser open), else
+        # under them, filling the line; six one-word titles fit the tab bar at either width
         tabs = widgets.Tab([
             widgets.VBox([views["plane"], views["measures"]]),
             views["overoptimisation"], views["diversity"], views["policy"], views["two_rewards"],
             views["memoryless"],
-        ])
-        names = ("frontier", "overoptimisation", "diversity", "policy", "two rewards", "memoryless LM")
+        ], layout=widgets.Layout(flex="1 1 640px"))
+        names = ("frontier", "Goodhart", "diversity", "policy", "two rewards", "memoryless")
         for i, name in enumerate(names):
             tabs.set_title(i, name)
         return tabs

@@ -14,7 +14,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import divergences
 from . import equal_kl
 from .exact import (
     best_of_n_log,
@@ -23,6 +22,7 @@ from .exact import (
     calibrate,
     check_beta,
     distinct_correct,
+    divergence_name,
     entropy,
     expected,
     f_regularized_log,
@@ -217,14 +217,7 @@ def _f_label(divergence, alpha):
         return "χ² only"
     if divergence == "js":
         return "f-DPO optimum: Jensen-Shannon (β = 2β of Wang et al.)"
-    return f"f-DPO optimum: {_divergence_name(divergence)}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
-
-
-def _divergence_name(divergence: str) -> str:
-    """The registry's display name without its p/q formula ("forward KL", "Neyman χ²"): in this
-    explorer D is D(π_ref‖π), so the registry's KL(p‖q) would read the wrong way round."""
-    return divergences.get(divergence, 0.5 if divergence == "alpha" else None).title.split("  ")[0]
-
+    return f"f-DPO optimum: {divergence_name(divergence)}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
 
 def reference_median(pi_ref, r) -> float:
     """The median of r under pi_ref: a typical reference response's reward (the smallest reward

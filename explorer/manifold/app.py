@@ -320,7 +320,10 @@ class ManifoldApp(ReflowingApp, App):
 
         source = self.bind(widgets.Dropdown(options=list(SOURCES), description="source", style=style,
                                             layout=layout), "source")
-        pooling = self.bind(widgets.Dropdown(options=list(POOLINGS), description="pooling",
+        pooling_labels = {"mean_generated": "mean over generated", "last_token": "last token",
+                          "mean_all": "mean over all tokens"}
+        pooling = self.bind(widgets.Dropdown(options=[(pooling_labels[p], p) for p in POOLINGS],
+                                             description="pooling",
                                              style=style, layout=layout), "pooling")
         groups = {
             "synthetic": widgets.VBox([
@@ -342,8 +345,12 @@ class ManifoldApp(ReflowingApp, App):
 
         # every source's settings stay reachable in its tab, so a file path can be typed before
         # the file source is chosen (choosing it with no path would be refused)
-        tabs = widgets.Tab(children=list(groups.values()), titles=list(groups),
-                           layout=widgets.Layout(width="320px"))
+        # short tab titles: four tabs share the controls' 300-odd pixels, and a longer title is
+        # cut ("hugging fa…"); the source menu below names each source in full
+        titles = {"synthetic": "synthetic", "tiny model": "tiny model", "file": "file",
+                  "hugging face": "HF model"}
+        tabs = widgets.Tab(children=list(groups.values()), titles=[titles[g] for g in groups],
+                           layout=widgets.Layout(width="100%"))
 
         def follow_source(change=None):
             tabs.selected_index = list(groups).index(source.value)
