@@ -294,7 +294,9 @@ class FlowsApp(ReflowingApp, App):
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
         row = lambda *names: widgets.HBox([views[n] for n in names])  # noqa: E731
+        # beside the controls where two 320 px squares fit (1440 px with Lab's file browser
+        # open), else under them; the rows wrap (see ui.layout.ReflowingApp)
         return widgets.VBox([
             row("trajectories", "velocity"), views["grid"], row("w2_steps", "training"),
             views["scores"],
-        ])
+        ], layout=widgets.Layout(flex="1 1 660px"))

@@ -47,7 +47,7 @@ def _scatter(points: np.ndarray, name: str, colour: str, size: int = 3, **more) 
                 marker=dict(size=size, color=colour), **more)
 
 
-def _square(traces: list[dict], extent: float, size: int = 430, title: str = "") -> go.Figure:
+def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
     return go.Figure(data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
@@ -147,6 +147,10 @@ def velocity(r: FlowsResult) -> go.Figure:
     return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 
+#: A grid cell's side in pixels: six sources and two squares fit beside the controls at 1440 px.
+GRID_CELL = 100
+
+
 @functools.lru_cache(maxsize=8)
 def _grid_layout(n_rows: int, n_cols: int) -> dict:
     """make_subplots' axes and title annotations for a grid, as a plain dict (made once)."""
@@ -180,7 +184,8 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
                                 showgrid=False, zeroline=False)
     steps, solver, _, n = GRID_PROTOCOL
     layout.update(
-        width=135 * len(sources) + 40, height=165 * len(couplings) + 70, plot_bgcolor="white",
+        width=GRID_CELL * len(sources) + 40, height=GRID_CELL * len(couplings) + 95,
+        plot_bgcolor="white",
         margin=dict(l=10, r=10, t=70, b=10),
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),

@@ -262,7 +262,8 @@ class FrontierApp(ReflowingApp, App):
             widgets.HBox([self.button("Train", self.train, icon="play"),
                           self.button("Clear", self.clear_training)]),
         ])
-        tabs = widgets.Tab([scenario, methods, view, training])
+        # the column's widest (see ui.app): slider tracks keep about 150 px beside their labels
+        tabs = widgets.Tab([scenario, methods, view, training], layout=widgets.Layout(width="360px"))
         for i, name in enumerate(("scenario", "methods", "view", "train")):
             tabs.set_title(i, name)
         return [tabs]
@@ -274,7 +275,7 @@ class FrontierApp(ReflowingApp, App):
             widgets.VBox([views["plane"], views["measures"]]),
             views["overoptimisation"], views["diversity"], views["policy"], views["two_rewards"],
             views["memoryless"],
-        ], layout=widgets.Layout(flex="1 1 640px"))
+        ], layout=widgets.Layout(flex="1 1 620px"))
         names = ("frontier", "Goodhart", "diversity", "policy", "two rewards", "memoryless")
         for i, name in enumerate(names):
             tabs.set_title(i, name)

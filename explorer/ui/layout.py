@@ -14,7 +14,7 @@ import ipywidgets as widgets
 #: The widest a figure may be and still sit beside an app's controls (320-380 px) in JupyterLab
 #: at 1440x900 with the file browser open, where the output area is about 1,000 px wide. Below
 #: that the figures wrap under the controls.
-FIGURE_WIDTH = 620
+FIGURE_WIDTH = 600
 
 
 def wrap_rows(widget: widgets.Widget) -> widgets.Widget:
