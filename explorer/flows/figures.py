@@ -15,8 +15,6 @@ from explorer.ui import HTMLView
 from explorer.ui.formatting import numbers_template
 
 from .compute import GRID_PROTOCOL, W2_CURVE_STEPS, FlowsResult, moving_points
-from .couplings import COUPLINGS
-from .sources import SOURCE_LABELS
 from .targets import TARGETS
 
 LANDED, MISSED, DATA, SOURCE = "#1b7837", "#c51b7d", "#b8b8b8", "#4575b4"
@@ -51,7 +49,7 @@ def _square(traces: list[dict], extent: float, size: int = 320, title: str = "")
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
     return go.Figure(data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
-        height=size, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
+        height=size + 70, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.12, font=dict(size=10)),
         xaxis=dict(axis, title=dict(text="x₁", standoff=2)),
         yaxis=dict(axis, title=dict(text="x₂", standoff=2), scaleanchor="x", scaleratio=1)))
@@ -101,7 +99,7 @@ def _split_markers(points: np.ndarray, landed: np.ndarray, name: str) -> list[di
 
 
 def _title(r: FlowsResult) -> str:
-    return f"{SOURCE_LABELS[r.source]} → {TARGETS[r.target].label} ({COUPLINGS[r.coupling]})"
+    return f"{SHORT_SOURCE[r.source]} → {TARGETS[r.target].label} ({SHORT_COUPLING[r.coupling]})"
 
 
 def trajectories(r: FlowsResult) -> go.Figure:
