@@ -75,35 +75,35 @@ def _texts(fig) -> list[str]:
     return texts
 
 
+def _plotly_axes(shown):
+    """(where, figure, axis name) for every axis a trace uses, in every state's plotly figures."""
+    for state, figures in shown:
+        for key, fig in figures.items():
+            if isinstance(fig, go.Figure):
+                for axis in _axes_in_use(fig):
+                    yield f"{state}/{key}/{axis}", fig, axis
+
+
 def test_axes_write_exponents_as_powers_of_ten_and_leave_log_minor_ticks_unlabelled(states):
     name, shown = states
     bad = []
-    for state, figures in shown:
-        for key, fig in figures.items():
-            if not isinstance(fig, go.Figure):
-                continue
-            for axis in _axes_in_use(fig):
-                if _effective(fig, axis, "exponentformat") not in ("power", "e", "E"):
-                    bad.append(f"{state}/{key}/{axis}: SI prefixes")
-                if fig.layout[axis].type == "log" and fig.layout[axis].tickvals is None and (
-                        _effective(fig, axis, "minorloglabels") != "none"):
-                    bad.append(f"{state}/{key}/{axis}: labelled minor log ticks")
+    for where, fig, axis in _plotly_axes(shown):
+        if _effective(fig, axis, "exponentformat") not in ("power", "e", "E"):
+            bad.append(f"{where}: SI prefixes")
+        if fig.layout[axis].type == "log" and fig.layout[axis].tickvals is None and (
+                _effective(fig, axis, "minorloglabels") != "none"):
+            bad.append(f"{where}: labelled minor log ticks")
     assert not bad, f"{name}: {bad}"
 
 
 def test_every_axis_with_tick_labels_has_a_title(states):
     name, shown = states
     bad = []
-    for state, figures in shown:
-        for key, fig in figures.items():
-            if not isinstance(fig, go.Figure):
-                continue
-            for axis in _axes_in_use(fig):
-                layout = fig.layout[axis]
-                if layout.visible is False or layout.showticklabels is False:
-                    continue
-                if not (layout.title.text or "").strip():
-                    bad.append(f"{state}/{key}/{axis}")
+    for where, fig, axis in _plotly_axes(shown):
+        layout = fig.layout[axis]
+        shows_ticks = layout.visible is not False and layout.showticklabels is not False
+        if shows_ticks and not (layout.title.text or "").strip():
+            bad.append(where)
     assert not bad, f"{name}: axes without a title: {bad}"
 
 
