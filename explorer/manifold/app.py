@@ -302,9 +302,16 @@ class ManifoldApp(ReflowingApp, App):
             self._sync_controls()
 
     # ----- the widgets ------------------------------------------------------------------------
+    def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
+        """The figures in rows that wrap, beside the controls where one 520 px figure fits
+        (1440 px with Lab's file browser open), else under them, filling the line."""
+        box = super().layout_views(views)
+        box.layout.flex = "1 1 540px"
+        return box
+
     def build_controls(self) -> list[widgets.Widget]:
         style = {"description_width": "110px"}
-        layout = widgets.Layout(width="300px")
+        layout = widgets.Layout(width="290px")  # fits inside the source tabs' padding
 
         def int_slider(field, low, high, description, step=1):
             return self.bind(widgets.IntSlider(min=low, max=high, step=step, description=description,
