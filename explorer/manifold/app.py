@@ -357,7 +357,7 @@ class ManifoldApp(ReflowingApp, App):
         titles = {"synthetic": "synthetic", "tiny model": "tiny model", "file": "file",
                   "hugging face": "HF model"}
         tabs = widgets.Tab(children=list(groups.values()), titles=[titles[g] for g in groups],
-                           layout=widgets.Layout(width="100%"))
+                           layout=widgets.Layout(width="350px"))
 
         def follow_source(change=None):
             tabs.selected_index = list(groups).index(source.value)
