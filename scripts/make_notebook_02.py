@@ -41,10 +41,10 @@ app"""),
 
 1. **Default preset.** Compare the blue KL-RL curve and the red best-of-n points at the same KL, on *proxy* (switch y to proxy). Which is higher, and by how much? Then switch *compare* to *at equal KL*.
 2. **Why is best-of-n's KL below $\log n - \frac{n-1}{n}$ here?** The hollow circles sit at that value; the filled points at the exact KL. Look at large n.
-3. **Preset *reward hacking*.** Open *overoptimisation*. At which n does best-of-n stop improving gold reward? At which β does KL-RL? Why does KL-RL peak so much earlier? How well do Gao et al.'s fitted curves place the peaks?
+3. **Preset *reward hacking*.** Open the *Goodhart* tab (overoptimisation). At which n does best-of-n stop improving gold reward? At which β does KL-RL? Why does KL-RL peak so much earlier? How well do Gao et al.'s fitted curves place the peaks?
 4. **Preset *plain χ² (neyman here) makes zeros*.** Read the table row of the f-DPO optimum. Why is KL(π_ref‖π) infinite while KL(π‖π_ref) is finite?
 5. **Preset *verifiable answers*.** Open *diversity*. Do the optima cover different numbers of distinct correct answers in 8 samples? Now set the proxy–gold correlation to 1 and compare *at equal KL*. What is left of the difference?
-6. **Train.** With the default preset press *Train* (policy gradient + KL, β = 0.3), then switch *method* to the DPO family with `reverse_kl` and train again; then with 3000 steps. Where do the paths end?
+6. **Train.** With the default preset press *Train* (policy gradient + KL, β = 0.3), then switch *method* to the DPO family with *DPO divergence* reverse KL and train again; then with 3000 steps. Where do the paths end?
 7. **Memoryless LM.** Move Δ. What happens to KL(best-of-N‖RL) and to KL(best-of-N‖RL)/L as L grows?
 8. **Two rewards.** Open *two rewards*: KL-RL on $r_1 + r_2$ against KL-RL on $\log\sigma(r_1 - \text{ref}_1) + \log\sigma(r_2 - \text{ref}_2)$. Which one gets both rewards above a typical reference response more often at the same KL, and why?
 9. **Preset *equal KL: every method at 1 nat*.** Which method wins best-of-16 against best-of-16 from π_ref most often, and which has the most gold reward? Move n and watch InfAlign's t."""),

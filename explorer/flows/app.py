@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from explorer.ui import App
+from explorer.ui.layout import ReflowingApp
 from explorer.ui.runner import Cancelled
 
 from . import compute, figures
@@ -98,7 +99,7 @@ PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
                if k not in ("target", "source", "coupling")}
 
 
-class FlowsApp(App):
+class FlowsApp(ReflowingApp, App):
     Params = FlowsParams
     title = "Flow matching: which source distribution?"
     description = (
@@ -293,7 +294,9 @@ class FlowsApp(App):
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
         row = lambda *names: widgets.HBox([views[n] for n in names])  # noqa: E731
+        # beside the controls where two 320 px squares fit (1440 px with Lab's file browser
+        # open), else under them; the rows wrap (see ui.layout.ReflowingApp)
         return widgets.VBox([
             row("trajectories", "velocity"), views["grid"], row("w2_steps", "training"),
             views["scores"],
-        ])
+        ], layout=widgets.Layout(flex="1 1 660px"))

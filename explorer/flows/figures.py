@@ -12,21 +12,28 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.ui import HTMLView
+from explorer.ui.formatting import numbers_template
 
 from .compute import GRID_PROTOCOL, W2_CURVE_STEPS, FlowsResult, moving_points
-from .couplings import COUPLINGS
-from .sources import SOURCE_LABELS
+from .targets import TARGETS
 
 LANDED, MISSED, DATA, SOURCE = "#1b7837", "#c51b7d", "#b8b8b8", "#4575b4"
 SOURCE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
 N_PATHS = 160
+#: Short names for legends and grid cells, where the long SOURCE_LABELS do not fit; never the
+#: registry ids ("norm_aligned"), which are code, not words.
+SHORT_SOURCE = {"gaussian": "Gaussian", "hd_gaussian": "high-dim Gaussian",
+                "norm_aligned": "norm-aligned", "uniform": "uniform box", "8gaussians": "8 Gaussians",
+                "density_approx": "density approx.", "directional": "directional caps",
+                "learned": "learned"}
+SHORT_COUPLING = {"independent": "I-CFM", "ot": "OT-CFM"}
 # Speed (a slider move redraws two figures): a tiny explicit template, because plotly's named
 # templates are deep-copied into every figure; and each figure built in one go from trace dicts
 # and a layout dict, because add_trace / update_layout validate property by property (4x slower).
 AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
-TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
+TEMPLATE = numbers_template(dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
                             hovermode="closest", xaxis=AXIS, yaxis=AXIS,
-                            colorway=SOURCE_COLOURS))
+                            colorway=SOURCE_COLOURS)))
 
 
 def _figure() -> go.Figure:
@@ -38,13 +45,14 @@ def _scatter(points: np.ndarray, name: str, colour: str, size: int = 3, **more) 
                 marker=dict(size=size, color=colour), **more)
 
 
-def _square(traces: list[dict], extent: float, size: int = 430, title: str = "") -> go.Figure:
+def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
     return go.Figure(data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
-        height=size, margin=dict(l=30, r=10, t=40, b=30), plot_bgcolor="white",
-        legend=dict(orientation="h", y=-0.08, font=dict(size=10)),
-        xaxis=axis, yaxis=dict(axis, scaleanchor="x", scaleratio=1)))
+        height=size + 70, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
+        legend=dict(orientation="h", y=-0.12, font=dict(size=10)),
+        xaxis=dict(axis, title=dict(text="x₁", standoff=2)),
+        yaxis=dict(axis, title=dict(text="x₂", standoff=2), scaleanchor="x", scaleratio=1)))
 
 
 def _segments(starts: np.ndarray, ends: np.ndarray):
@@ -91,7 +99,7 @@ def _split_markers(points: np.ndarray, landed: np.ndarray, name: str) -> list[di
 
 
 def _title(r: FlowsResult) -> str:
-    return f"{SOURCE_LABELS[r.source]} → {r.target} ({COUPLINGS[r.coupling]})"
+    return f"{SHORT_SOURCE[r.source]} → {TARGETS[r.target].label} ({SHORT_COUPLING[r.coupling]})"
 
 
 def trajectories(r: FlowsResult) -> go.Figure:
@@ -137,6 +145,10 @@ def velocity(r: FlowsResult) -> go.Figure:
     return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 
+#: A grid cell's side in pixels: six sources and two squares fit beside the controls at 1440 px.
+GRID_CELL = 100
+
+
 @functools.lru_cache(maxsize=8)
 def _grid_layout(n_rows: int, n_cols: int) -> dict:
     """make_subplots' axes and title annotations for a grid, as a plain dict (made once)."""
@@ -156,7 +168,7 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
             row = next(x for x in r.rows if x.source == s and x.coupling == c)
             score = "not trained" if row.scores is None else f"W2 {row.scores.w2:.2f}"
             cell = i * len(sources) + j
-            layout["annotations"][cell].update(text=f"{s}<br>{c}: {score}", font=dict(size=10))
+            layout["annotations"][cell].update(text=f"{SHORT_SOURCE[s]}<br>{SHORT_COUPLING[c]}: {score}", font=dict(size=10))
             axes = dict(xaxis=f"x{cell + 1 if cell else ''}", yaxis=f"y{cell + 1 if cell else ''}")
             traces.append(dict(_scatter(r.target_points, "", DATA, size=2), showlegend=False,
                                hoverinfo="skip", **axes))
@@ -170,7 +182,8 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
                                 showgrid=False, zeroline=False)
     steps, solver, _, n = GRID_PROTOCOL
     layout.update(
-        width=135 * len(sources) + 40, height=165 * len(couplings) + 70, plot_bgcolor="white",
+        width=GRID_CELL * len(sources) + 40, height=GRID_CELL * len(couplings) + 95,
+        plot_bgcolor="white",
         margin=dict(l=10, r=10, t=70, b=10),
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),
@@ -196,7 +209,7 @@ def w2_against_steps(r: FlowsResult) -> go.Figure:
         selected = row.source == r.source and row.coupling == r.coupling
         traces.append(dict(
             type="scatter", x=list(W2_CURVE_STEPS), y=list(row.curve), mode="lines+markers",
-            name=f"{row.source} / {row.coupling}",
+            name=f"{SHORT_SOURCE[row.source]} / {SHORT_COUPLING[row.coupling]}",
             line=dict(color=colour, width=3 if selected else 1.5,
                       dash="solid" if row.coupling == "ot" else "dash"),
             marker=dict(size=5),
@@ -227,7 +240,7 @@ def training_curves(r: FlowsResult) -> go.Figure:
         colour = SOURCE_COLOURS[sources.index(row.source) % len(SOURCE_COLOURS)]
         traces.append(dict(
             type="scatter", x=np.arange(window, len(loss) + 1)[::step], y=smooth[::step],
-            mode="lines", name=f"{row.source} / {row.coupling}",
+            mode="lines", name=f"{SHORT_SOURCE[row.source]} / {SHORT_COUPLING[row.coupling]}",
             line=dict(color=colour, dash="solid" if row.coupling == "ot" else "dash"),
         ))
     return go.Figure(data=traces, layout=_curves_layout(
@@ -246,7 +259,7 @@ def score_table(r: FlowsResult) -> HTMLView:
     for row in r.rows:
         s = row.scores
         bold = row.source == r.source and row.coupling == r.coupling
-        cells = [row.source, row.coupling]
+        cells = [SHORT_SOURCE[row.source], SHORT_COUPLING[row.coupling]]
         if s is None:
             cells += ["not trained"] + [""] * 5
         else:

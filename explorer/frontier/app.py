@@ -10,7 +10,9 @@ import ipywidgets as widgets
 from .. import divergences
 from ..device import check_seed
 from ..ui import App
+from ..ui.layout import ReflowingApp
 from . import compute, figures
+from .exact import divergence_name
 from .scenario import REFERENCES, REWARDS
 from .trained import train
 
@@ -18,6 +20,8 @@ from .trained import train
 #: one root per beta for the f-regularised curves); the compute functions take up to 10^6.
 APP_MAX_RESPONSES = 10_000
 TRAIN_CHOICES = ("reverse_kl", "forward_kl", "js", "alpha", "chi_po")
+#: What the gold-reward menu shows (ids are code, not words).
+REWARD_LABELS = {"gaussian": "Gaussian", "heavy_tailed": "heavy-tailed", "verifiable": "verifiable (0/1)"}
 
 
 @dataclass
@@ -94,7 +98,7 @@ class FrontierParams:
                 self.n_hackable, self.seed)
 
 
-class FrontierApp(App):
+class FrontierApp(ReflowingApp, App):
     """Reward vs KL for KL-RL, best-of-n, f-DPO, chi-PO and InfAlign, exact and trained."""
 
     Params = FrontierParams
@@ -220,15 +224,16 @@ class FrontierApp(App):
     # ----- widgets ------------------------------------------------------------------------
     def build_controls(self) -> list[widgets.Widget]:
         # a fixed description column keeps labels whole inside the narrow control tabs
-        style = {"description_width": "135px"}
-        slider = dict(continuous_update=False, style=style, layout={"width": "96%"})
+        style = {"description_width": "120px"}
+        fill = {"width": "96%"}  # a fixed width would be wider than the tab at 1440 px, cutting arrows
+        slider = dict(continuous_update=False, style=style, layout=fill)
         log_beta = widgets.FloatLogSlider(min=-2, max=1.4, step=0.05, description="β (selected)", **slider)
         scenario = widgets.VBox([
-            self.bind(widgets.Dropdown(options=REFERENCES, description="π_ref", style=style), "reference"),
-            self.bind(widgets.Dropdown(options=REWARDS, description="gold reward", style=style), "reward"),
+            self.bind(widgets.Dropdown(options=REFERENCES, description="π_ref", style=style, layout=fill), "reference"),
+            self.bind(widgets.Dropdown(options=[(REWARD_LABELS[r], r) for r in REWARDS], description="gold reward", style=style, layout=fill), "reward"),
             self.bind(widgets.FloatSlider(min=-1, max=1, step=0.05, description="proxy–gold corr.", **slider), "correlation"),
             self.bind(widgets.IntSlider(min=0, max=20, description="hackable", tooltip="rare responses whose proxy reward is inflated", **slider), "n_hackable"),
-            self.bind(widgets.Dropdown(options=[100, 500, 2000, 10_000], description="responses", style=style), "n_responses"),
+            self.bind(widgets.Dropdown(options=[100, 500, 2000, 10_000], description="responses", style=style, layout=fill), "n_responses"),
             self.bind(widgets.IntText(description="seed", style=style, layout={"width": "220px"}), "seed"),
         ])
         methods = widgets.VBox([
@@ -251,24 +256,27 @@ class FrontierApp(App):
             self.bind(widgets.FloatSlider(min=0.05, max=1.15, step=0.05, description="Δ (memoryless)", **slider), "delta"),
         ])
         training = widgets.VBox([
-            self.bind(widgets.Dropdown(options=[("policy gradient + KL", "pg"), ("DPO family", "dpo")], description="method", style=style), "train_method"),
-            self.bind(widgets.Dropdown(options=TRAIN_CHOICES, description="DPO divergence", style=style), "train_divergence"),
+            self.bind(widgets.Dropdown(options=[("policy gradient + KL", "pg"), ("DPO family", "dpo")], description="method", style=style, layout=fill), "train_method"),
+            self.bind(widgets.Dropdown(options=[(divergence_name(c), c) for c in TRAIN_CHOICES], description="DPO divergence", style=style, layout=fill), "train_divergence"),
             self.bind(widgets.IntSlider(min=50, max=3000, step=50, description="steps", **slider), "train_steps"),
             widgets.HBox([self.button("Train", self.train, icon="play"),
                           self.button("Clear", self.clear_training)]),
         ])
-        tabs = widgets.Tab([scenario, methods, view, training])
+        # the column's widest (see ui.app): slider tracks keep about 150 px beside their labels
+        tabs = widgets.Tab([scenario, methods, view, training], layout=widgets.Layout(width="360px"))
         for i, name in enumerate(("scenario", "methods", "view", "train")):
             tabs.set_title(i, name)
         return [tabs]
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
+        # beside the controls where a figure fits (1440 px with Lab's file browser open), else
+        # under them, filling the line; six one-word titles fit the tab bar at either width
         tabs = widgets.Tab([
             widgets.VBox([views["plane"], views["measures"]]),
             views["overoptimisation"], views["diversity"], views["policy"], views["two_rewards"],
             views["memoryless"],
-        ])
-        names = ("frontier", "overoptimisation", "diversity", "policy", "two rewards", "memoryless LM")
+        ], layout=widgets.Layout(flex="1 1 620px"))
+        names = ("frontier", "Goodhart", "diversity", "policy", "two rewards", "memoryless")
         for i, name in enumerate(names):
             tabs.set_title(i, name)
         return tabs

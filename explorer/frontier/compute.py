@@ -22,6 +22,7 @@ from .exact import (
     calibrate,
     check_beta,
     distinct_correct,
+    divergence_name,
     entropy,
     expected,
     f_regularized_log,
@@ -215,9 +216,8 @@ def _f_label(divergence, alpha):
     if divergence == "chi_squared":
         return "χ² only"
     if divergence == "js":
-        return "f-DPO optimum: js (β = 2β of Wang et al.)"
-    return f"f-DPO optimum: {divergence}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
-
+        return "f-DPO optimum: Jensen-Shannon (β = 2β of Wang et al.)"
+    return f"f-DPO optimum: {divergence_name(divergence)}" + (f" (α={alpha:g})" if divergence == "alpha" else "")
 
 def reference_median(pi_ref, r) -> float:
     """The median of r under pi_ref: a typical reference response's reward (the smallest reward

@@ -493,6 +493,14 @@ EXTRA_REGULARIZERS = {
 }
 
 
+def divergence_name(name: str) -> str:
+    """How a learner reads a regulariser id ("forward_kl" -> "forward KL"): the registry's title
+    without its p/q formula, since here D is D(π_ref‖π) and KL(p‖q) would read the wrong way."""
+    if name == "chi_po":
+        return "χ-PO (½χ² + KL)"
+    return divergences.get(name, 0.5 if name == "alpha" else None).title.split("  ")[0]
+
+
 def regularizer_names() -> list[str]:
     """Names accepted by :func:`f_regularized`: the registry's plus chi-PO's (and plain chi^2)."""
     return [*divergences.names(), *EXTRA_REGULARIZERS]

@@ -10,9 +10,13 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ..ui import HTMLView
+from ..ui.formatting import format_number as format_value
+from ..ui.formatting import numbers_template
+from ..ui.layout import FIGURE_WIDTH
 from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
 from .equal_kl import T_REFERENCE_KL
@@ -27,18 +31,12 @@ COLOURS = {
     "infalign": "#e377c2",
     "trained": "#ff7f0e",
 }
-SIZE = {"height": 380, "width": 560}
+#: plotly's own look, with exponents as powers of ten on every axis (made once: a template is
+#: copied into each figure, and building it from a dict each time would cost a slider move more).
+TEMPLATE = go.layout.Template(numbers_template(pio.templates["plotly"].to_plotly_json()))
+SIZE = {"template": TEMPLATE, "height": 380, "width": FIGURE_WIDTH}
 #: The curves the diversity figure draws (the app redraws it only when one of them changes).
 DIVERSITY_CURVES = ("kl_rl", "f", "chi_po", "bon")
-
-
-def format_value(value: float, digits: int = 4) -> str:
-    """Numbers for tables: infinite values as ∞ (never a huge number), NaN as —."""
-    if isinstance(value, float) and math.isinf(value):
-        return "∞"
-    if isinstance(value, float) and math.isnan(value):
-        return "—"
-    return f"{value:.{digits}g}"
 
 
 def _x(result: FrontierResult, kl):
@@ -138,7 +136,7 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
     traces[-1]["name"] = chosen_what
     return _figure(traces, f"reward vs KL: exact optima, best-of-n{trained} (× = {chosen_what})",
                    {"title": {"text": _x_title(result)}}, {"title": {"text": f"expected {y_name} reward"}},
-                   width=640, height=430, **extra)
+                   width=FIGURE_WIDTH, height=430, **extra)
 
 
 def overoptimisation(result: FrontierResult) -> go.Figure:
@@ -170,7 +168,7 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
                         opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
     fig.update_xaxes(title="d = √KL(π‖π_ref)")
     fig.update_yaxes(title="reward gain over π_ref")
-    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=640, height=560,
+    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=FIGURE_WIDTH, height=560,
                    legend={"orientation": "h", "y": -0.18, "font": {"size": 10}})
 
 
@@ -195,8 +193,9 @@ def diversity(result: FrontierResult) -> go.Figure:
     for col in (1, 2, 3):
         fig.update_xaxes(title=_x_title(result), row=1, col=col)
     fig.update_yaxes(title="nats", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
-    return _layout(fig, "diversity: what each optimum keeps", width=900,
+    fig.update_yaxes(title="nats (log scale)", type="log", row=1, col=2)
+    fig.update_yaxes(title="answers" if verifiable else "expected gold reward", row=1, col=3)
+    return _layout(fig, "diversity: what each optimum keeps", width=FIGURE_WIDTH,
                    legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
                    margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
@@ -217,7 +216,7 @@ def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
         traces, "the policies themselves",
         {"title": {"text": "response (by π_ref rank); ✓ correct, ⚠ hackable"}, "tickangle": -60},
         {"title": {"text": "probability (log; below 1e-8 not shown)"}, "type": "log", "range": [-8, 0.05]},
-        barmode="group", width=760, height=470, legend={"orientation": "h", "y": -0.6, "font": {"size": 10}},
+        barmode="group", width=FIGURE_WIDTH, height=470, legend={"orientation": "h", "y": -0.6, "font": {"size": 10}},
     )
 
 
@@ -225,7 +224,7 @@ def memoryless(result: FrontierResult) -> go.Figure:
     """Best-of-N (N = e^{L Delta}) against KL-RL at KL = L Delta as the length L grows."""
     m = result.memoryless
     fig = make_subplots(rows=1, cols=2, subplot_titles=("reward per token", "KL(best-of-N ‖ RL)"))
-    fig.add_scatter(x=m.lengths, y=m.bon_reward_per_token, name="best-of-N, N = e^{LΔ}",
+    fig.add_scatter(x=m.lengths, y=m.bon_reward_per_token, name="best-of-N, N = e<sup>LΔ</sup>",
                     mode="lines+markers", line={"color": COLOURS["bon"]}, row=1, col=1)
     fig.add_scatter(x=m.lengths, y=np.full(m.lengths.size, m.rl_reward_per_token),
                     name=f"KL-RL at KL = LΔ (β = {m.beta:.3g})", line={"color": COLOURS["kl_rl"], "dash": "dash"}, row=1, col=1)
@@ -235,9 +234,10 @@ def memoryless(result: FrontierResult) -> go.Figure:
                     line={"color": "#444", "dash": "dot"}, row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(title="sequence length L", type="log", row=1, col=col)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(title="expected reward per token", row=1, col=1)
+    fig.update_yaxes(title="nats (log scale)", type="log", row=1, col=2)
     return _layout(fig, f"memoryless LM, Δ = {m.delta:g} nats/token: best-of-N → KL-RL per token",
-                   width=760, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   width=FIGURE_WIDTH, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
                    margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 
@@ -257,9 +257,9 @@ def two_rewards(result: FrontierResult) -> go.Figure:
     fig.update_xaxes(title="E[r₁]", row=1, col=1)
     fig.update_yaxes(title="E[r₂]", row=1, col=1)
     fig.update_xaxes(title=_x_title(result), row=1, col=2)
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title="probability", range=[0, 1], row=1, col=2)
     return _layout(fig, "two rewards: a sum trades one for the other, log σ sums ask for both",
-                   width=820, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                   width=FIGURE_WIDTH, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
                    margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 

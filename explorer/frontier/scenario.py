@@ -131,7 +131,7 @@ def make_scenario(
         hackable[n_responses - n_hackable :] = True
         proxy[hackable] = proxy[~hackable].max() + hack_boost * spread
     description = (
-        f"{n_responses:,} responses, {reference} reference, {reward} gold reward, "
+        f"{n_responses:,} responses, {reference} reference, {reward.replace('_', '-')} gold reward, "
         f"proxy correlation {correlation:g}"
         + (f", {n_hackable} hackable" if n_hackable else "")
     )

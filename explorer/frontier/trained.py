@@ -25,7 +25,7 @@ from scipy.special import expit
 
 from .. import divergences
 from ..device import check_seed, choose_device, generator
-from .exact import check_beta, check_policy, check_reward, regularizer_names
+from .exact import check_beta, check_policy, check_reward, divergence_name, regularizer_names
 
 METHODS = ("pg", "dpo")
 
@@ -47,7 +47,7 @@ class Trajectory:
 
     @property
     def label(self) -> str:
-        name = "PG + KL penalty" if self.method == "pg" else f"DPO ({self.divergence})"
+        name = "PG + KL penalty" if self.method == "pg" else f"DPO ({divergence_name(self.divergence)})"
         return f"{name}, β = {self.beta:g}"
 
 

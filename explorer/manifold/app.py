@@ -16,6 +16,7 @@ import ipywidgets as widgets
 
 from explorer.device import check_seed
 from explorer.ui import App
+from explorer.ui.layout import ReflowingApp
 
 from . import figures
 from .rema import CORRECTIONS, RemaResult, rema
@@ -108,7 +109,7 @@ class ManifoldView:
     representations: Representations
 
 
-class ManifoldApp(App):
+class ManifoldApp(ReflowingApp, App):
     """REMA: where do wrong answers leave the manifold of right ones, layer by layer?"""
 
     Params = ManifoldParams
@@ -301,9 +302,16 @@ class ManifoldApp(App):
             self._sync_controls()
 
     # ----- the widgets ------------------------------------------------------------------------
+    def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
+        """The figures in rows that wrap, beside the controls where one 520 px figure fits
+        (1440 px with Lab's file browser open), else under them, filling the line."""
+        box = super().layout_views(views)
+        box.layout.flex = "1 1 540px"
+        return box
+
     def build_controls(self) -> list[widgets.Widget]:
         style = {"description_width": "110px"}
-        layout = widgets.Layout(width="300px")
+        layout = widgets.Layout(width="290px")  # fits inside the source tabs' padding
 
         def int_slider(field, low, high, description, step=1):
             return self.bind(widgets.IntSlider(min=low, max=high, step=step, description=description,
@@ -319,7 +327,10 @@ class ManifoldApp(App):
 
         source = self.bind(widgets.Dropdown(options=list(SOURCES), description="source", style=style,
                                             layout=layout), "source")
-        pooling = self.bind(widgets.Dropdown(options=list(POOLINGS), description="pooling",
+        pooling_labels = {"mean_generated": "mean over generated", "last_token": "last token",
+                          "mean_all": "mean over all tokens"}
+        pooling = self.bind(widgets.Dropdown(options=[(pooling_labels[p], p) for p in POOLINGS],
+                                             description="pooling",
                                              style=style, layout=layout), "pooling")
         groups = {
             "synthetic": widgets.VBox([
@@ -341,8 +352,12 @@ class ManifoldApp(App):
 
         # every source's settings stay reachable in its tab, so a file path can be typed before
         # the file source is chosen (choosing it with no path would be refused)
-        tabs = widgets.Tab(children=list(groups.values()), titles=list(groups),
-                           layout=widgets.Layout(width="320px"))
+        # short tab titles: four tabs share the controls' 300-odd pixels, and a longer title is
+        # cut ("hugging fa…"); the source menu below names each source in full
+        titles = {"synthetic": "synthetic", "tiny model": "tiny model", "file": "file",
+                  "hugging face": "HF model"}
+        tabs = widgets.Tab(children=list(groups.values()), titles=[titles[g] for g in groups],
+                           layout=widgets.Layout(width="350px"))
 
         def follow_source(change=None):
             tabs.selected_index = list(groups).index(source.value)

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.ui import HTMLView
+from explorer.ui.formatting import format_p_value, numbers_template
 
 from .rema import NEVER, RemaResult
 
@@ -21,9 +22,9 @@ CORRECT, ERROR, NULL, THRESHOLD = "#1f77b4", "#d62728", "#7f7f7f", "#ff7f0e"
 # A tiny template: plotly's named ones are deep-copied into every figure, which alone costs more
 # than the rest of a figure.
 AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
-TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
+TEMPLATE = numbers_template(dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
                             title=dict(x=0.02, xanchor="left", font=dict(size=15)),
-                            xaxis=AXIS, yaxis=AXIS, colorway=[CORRECT, ERROR, NULL, THRESHOLD]))
+                            xaxis=AXIS, yaxis=AXIS, colorway=[CORRECT, ERROR, NULL, THRESHOLD])))
 BASE_LAYOUT = dict(template=TEMPLATE, height=400, width=520,
                    margin=dict(l=55, r=20, t=40, b=40),
                    legend=dict(orientation="h", yanchor="top", y=-0.28, x=0, font=dict(size=10)))
@@ -185,6 +186,10 @@ def separability(result: RemaResult) -> go.Figure:
                   yaxis=dict(range=[0.0, 1.02], title_text="score"))
 
 
+#: The statistics table's columns about a layer's geometry (the rest are the deviation test).
+GEOMETRY_COLUMNS = ("TwoNN dim", "PCA-90% dim", "SVM balanced acc.", "duplicates")
+
+
 def statistics_table(result: RemaResult) -> HTMLView:
     """The per-layer statistics as an HTML table (the final normalised layer marked)."""
     rows = result.table()
@@ -192,30 +197,40 @@ def statistics_table(result: RemaResult) -> HTMLView:
         return HTMLView("<p>no layers</p>")
     columns = list(rows[0])
 
-    def cell(value) -> str:
+    def cell(column: str, value) -> str:
+        if column.startswith("p") and not isinstance(value, str):
+            return html.escape(format_p_value(value))
         if isinstance(value, str):
             return html.escape(value)
         if isinstance(value, (int, np.integer)):
             return str(int(value))
         value = float(value)
         if not np.isfinite(value):
-            return "n/a" if np.isnan(value) else str(value)
+            return "n/a" if np.isnan(value) else ("∞" if value > 0 else "−∞")
         small_or_large = value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4)
         return f"{value:.2e}" if small_or_large else f"{value:.3g}"
 
-    style = "padding:2px 6px;white-space:nowrap"
-    head = "".join(f"<th style='{style}'>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for index, row in enumerate(rows):
-        final = result.final_normalised and index == len(rows) - 1
-        shade = " style='background:#eeeeee'" if final else ""
-        body.append(f"<tr{shade}>" + "".join(
-            f"<td style='{style};text-align:right'>{cell(row[c])}</td>" for c in columns) + "</tr>")
+    def table(names: list[str]) -> str:
+        head = "".join(f"<th style='padding:2px 4px;max-width:76px'>{html.escape(c)}</th>" for c in names)
+        body = []
+        for index, row in enumerate(rows):
+            final = result.final_normalised and index == len(rows) - 1
+            shade = " style='background:#eeeeee'" if final else ""
+            body.append(f"<tr{shade}>" + "".join(
+                f"<td style='padding:2px 4px;white-space:nowrap;text-align:right'>{cell(c, row[c])}</td>"
+                for c in names) + "</tr>")
+        return f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
+
+    # two tables, each repeating the layer, side by side where they fit and one under the other
+    # where not: every layer and column stays visible at any width (no scroll box)
+    geometry = [c for c in GEOMETRY_COLUMNS if c in columns]
+    test = [c for c in columns if c not in geometry]
+    tables = [table(test)] + ([table(["layer", *geometry])] if geometry else [])
     note = ("<p style='font-size:11px'>Grey row: the model's final normalised output, on another "
             "scale than the residual stream.</p>" if result.final_normalised else "")
     return HTMLView(
-        "<div style='max-height:320px;overflow:auto;font-size:11px'>"
-        f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>{note}</div>"
+        "<div style='font-size:11px'><div style='display:flex;flex-wrap:wrap;gap:12px;"
+        f"align-items:flex-start'>{''.join(tables)}</div>{note}</div>"
     )
 
 
