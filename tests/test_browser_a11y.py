@@ -79,3 +79,33 @@ def test_an_app_is_usable_from_the_keyboard_with_named_controls(tmp_path):
         assert "TEXTAREA" in page.evaluate(FOCUSED_JS)
         page.keyboard.press("Tab")
         browser.screenshot(page, "a11y_focus_ring")
+
+
+def test_run_all_leaves_the_app_in_sight(tmp_path):
+    """JupyterLab's Run All scrolls to the last cell; the app's first view scrolls it back."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    prose = "\n\n".join(f"Paragraph {i}: what to try, and the answers." for i in range(12))
+    cells = [
+        nbformat.v4.new_markdown_cell("# the app"),
+        nbformat.v4.new_code_cell(APP_CELL),
+        *[nbformat.v4.new_markdown_cell(f"## part {i}\n\n{prose}") for i in range(8)],
+        nbformat.v4.new_code_cell("1 + 1"),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "app.ipynb")
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "a11y_run_all_failed"),
+    ):
+        page.set_viewport_size({"width": 1440, "height": 900})
+        browser.run_all_cells(page, base, token, "app.ipynb")
+        page.wait_for_selector(".explorer-app .js-plotly-plot", timeout=120_000)
+        page.wait_for_function(
+            """() => { const r = document.querySelector('.explorer-app').getBoundingClientRect();
+                       return r.top >= 0 && r.top < window.innerHeight / 2; }""",
+            timeout=30_000,
+        )
+        browser.screenshot(page, "a11y_run_all_1440x900")

@@ -11,6 +11,9 @@ ipywidgets 8 and plotly leave four gaps that a keyboard or screen-reader user me
    keyboard user tabs through dozens of them between two controls;
 4. nothing shows where the focus is.
 
+And one gap of JupyterLab: "Run All" leaves the notebook scrolled to its last cell, with the
+app out of sight; the app scrolls itself into view on its first view (once).
+
 :class:`KeyboardAccess` is a zero-size widget every :class:`~explorer.ui.app.App` carries. In
 the browser it watches its app's DOM and closes those gaps: headers become buttons (Tab, then
 Enter or Space; ``aria-expanded`` says whether they are open), play buttons and slider handles
@@ -92,12 +95,21 @@ function watch(root) {
   return observer;
 }
 
+function showOnce(model, root) {
+  // "Run All" in JupyterLab makes the last cell active and scrolls to it, far below the app:
+  // the app's first view brings it into sight, once (the kernel remembers it was shown)
+  if (!model.get("scroll_into_view")) return;
+  root.scrollIntoView({ block: "start" });
+  model.set("scroll_into_view", false);
+  model.save_changes();
+}
+
 export default {
-  render({ el }) {
+  render({ model, el }) {
     let observer = null;
     const timer = setInterval(() => {  // the app's node is attached after render returns
       const root = el.closest(APP);
-      if (root) { clearInterval(timer); observer = watch(root); }
+      if (root) { clearInterval(timer); observer = watch(root); showOnce(model, root); }
     }, 100);
     return () => { clearInterval(timer); if (observer) observer.disconnect(); };
   },
@@ -121,6 +133,9 @@ class KeyboardAccess(anywidget.AnyWidget):
 
     _esm = traitlets.Unicode(KEYBOARD_ACCESS_ESM).tag(sync=True)
     _css = traitlets.Unicode(KEYBOARD_ACCESS_CSS).tag(sync=True)
+    scroll_into_view = traitlets.Bool(True, help="bring the app into sight on its first view").tag(
+        sync=True
+    )
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("layout", widgets.Layout(width="0px", height="0px", overflow="hidden"))
