@@ -12,7 +12,7 @@ ipywidgets 8 and plotly leave four gaps that a keyboard or screen-reader user me
 4. nothing shows where the focus is.
 
 And one gap of JupyterLab: "Run All" leaves the notebook scrolled to its last cell, with the
-app out of sight; the app scrolls itself into view on its first view (once).
+app out of sight; the app scrolls itself into view on its first view in Lab (once).
 
 :class:`KeyboardAccess` is a zero-size widget every :class:`~explorer.ui.app.App` carries. In
 the browser it watches its app's DOM and closes those gaps: headers become buttons (Tab, then
@@ -98,7 +98,8 @@ function watch(root) {
 function showOnce(model, root) {
   // "Run All" in JupyterLab makes the last cell active and scrolls to it, far below the app:
   // the app's first view brings it into sight, once (the kernel remembers it was shown)
-  if (!model.get("scroll_into_view")) return;
+  // (a Voila dashboard opens at its top, where the notebook's introduction is: left alone)
+  if (!model.get("scroll_into_view") || document.body.dataset.voila) return;
   root.scrollIntoView({ block: "start" });
   model.set("scroll_into_view", false);
   model.save_changes();
