@@ -73,7 +73,10 @@ def test_an_app_is_usable_from_the_keyboard_with_named_controls(tmp_path):
         assert header.get_attribute("aria-expanded") == "false"
         page.keyboard.press("Enter")
         page.locator(".explorer-app textarea").first.wait_for(state="visible", timeout=30_000)
-        assert header.get_attribute("aria-expanded") == "true"
+        page.wait_for_function(  # the state is written on the next animation frame
+            "document.querySelector('.explorer-app .jupyter-widget-Collapse-header')"
+            ".getAttribute('aria-expanded') === 'true'", timeout=30_000
+        )
         browser.screenshot(page, "a11y_settings_opened_by_keyboard")
         page.keyboard.press("Tab")
         assert "TEXTAREA" in page.evaluate(FOCUSED_JS)
