@@ -5,14 +5,15 @@ from pathlib import Path
 import nbformat as nbf
 
 cells = []
+LAB_ONLY = ("lab-only",)  # run, but not shown in the Voila dashboard (explorer's template)
 
 
-def md(text: str) -> None:
-    cells.append(nbf.v4.new_markdown_cell(text.strip()))
+def md(text: str, tags: tuple[str, ...] = ()) -> None:
+    cells.append(nbf.v4.new_markdown_cell(text.strip(), metadata={"tags": list(tags)} if tags else {}))
 
 
-def code(text: str) -> None:
-    cells.append(nbf.v4.new_code_cell(text.strip()))
+def code(text: str, tags: tuple[str, ...] = ()) -> None:
+    cells.append(nbf.v4.new_code_cell(text.strip(), metadata={"tags": list(tags)} if tags else {}))
 
 
 
@@ -113,7 +114,7 @@ md(r"""
 ## Under the hood
 
 The same analysis with the public API: `synthetic` makes the data, `rema` runs the rule, `knn_distances` is the engine (a float32 matrix product proposes the neighbours, a rounding-error bound proves the choice, near ties are settled in float64: exact neighbours), `two_nn` the intrinsic dimension.
-""")
+""", tags=LAB_ONLY)
 code("""
 import numpy as np
 from explorer.manifold import knn_distances, rema, synthetic, two_nn
@@ -132,7 +133,7 @@ for l in range(8):
 print("mean D at layer 6:", knn_distances(layers[6][~correct], layers[6][correct], k=5).mean().round(3),
       "=", result.deviations[6].mean().round(3))
 print("TwoNN of the correct cloud at layer 0:", round(two_nn(layers[0][correct]), 2), "(planted: 3)")
-""")
+""", tags=LAB_ONLY)
 
 md(r"""
 ## References

@@ -249,7 +249,8 @@ class FlowsApp(ReflowingApp, App):
             description="coupling", style={"description_width": "90px", "button_width": "100px"})
         time_slider = slider(widgets.FloatSlider, "time t", min=0.0, max=1.0, step=0.05)
         time_slider.continuous_update = True
-        play = widgets.Play(min=0, max=20, step=1, interval=250, description="play")
+        play = widgets.Play(min=0, max=20, step=1, interval=250,
+                            description="play time t from 0 to 1")
 
         def played(change):
             self.apply(time=change["new"] / 20)

@@ -11,14 +11,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.ui import HTMLView
+from explorer.ui import HTMLView, palette
 from explorer.ui.formatting import numbers_template
 
 from .compute import GRID_PROTOCOL, W2_CURVE_STEPS, FlowsResult, moving_points
 from .targets import TARGETS
 
-LANDED, MISSED, DATA, SOURCE = "#1b7837", "#c51b7d", "#b8b8b8", "#4575b4"
-SOURCE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+LANDED, MISSED, DATA, SOURCE = palette.LANDS, palette.MISSES, "#b8b8b8", "#4575b4"
+SOURCE_COLOURS = list(palette.CATEGORICAL)
 N_PATHS = 160
 #: Short names for legends and grid cells, where the long SOURCE_LABELS do not fit; never the
 #: registry ids ("norm_aligned"), which are code, not words.
@@ -205,14 +205,14 @@ def w2_against_steps(r: FlowsResult) -> go.Figure:
     for row in r.rows:
         if row.curve is None:
             continue
-        colour = SOURCE_COLOURS[sources.index(row.source) % len(SOURCE_COLOURS)]
+        colour, symbol = palette.style_of(sources.index(row.source))
         selected = row.source == r.source and row.coupling == r.coupling
         traces.append(dict(
             type="scatter", x=list(W2_CURVE_STEPS), y=list(row.curve), mode="lines+markers",
             name=f"{SHORT_SOURCE[row.source]} / {SHORT_COUPLING[row.coupling]}",
             line=dict(color=colour, width=3 if selected else 1.5,
                       dash="solid" if row.coupling == "ot" else "dash"),
-            marker=dict(size=5),
+            marker=dict(size=7, symbol=symbol),
         ))
     layout = _curves_layout(
         "W2 against steps (OT solid, independent dashed)",
@@ -237,11 +237,12 @@ def training_curves(r: FlowsResult) -> go.Figure:
         window = min(50, len(loss))
         smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
         step = max(1, len(smooth) // 300)
-        colour = SOURCE_COLOURS[sources.index(row.source) % len(SOURCE_COLOURS)]
+        colour, symbol = palette.style_of(sources.index(row.source))
         traces.append(dict(
             type="scatter", x=np.arange(window, len(loss) + 1)[::step], y=smooth[::step],
-            mode="lines", name=f"{SHORT_SOURCE[row.source]} / {SHORT_COUPLING[row.coupling]}",
+            mode="lines+markers", name=f"{SHORT_SOURCE[row.source]} / {SHORT_COUPLING[row.coupling]}",
             line=dict(color=colour, dash="solid" if row.coupling == "ot" else "dash"),
+            marker=dict(symbol=symbol, size=7, maxdisplayed=10),
         ))
     return go.Figure(data=traces, layout=_curves_layout(
         "training curves", "iteration", dict(title=dict(text="flow-matching loss"), type="log")))

@@ -13,12 +13,12 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.ui import HTMLView
+from explorer.ui import HTMLView, palette
 from explorer.ui.formatting import format_p_value, numbers_template
 
 from .rema import NEVER, RemaResult
 
-CORRECT, ERROR, NULL, THRESHOLD = "#1f77b4", "#d62728", "#7f7f7f", "#ff7f0e"
+CORRECT, ERROR, NULL, THRESHOLD = palette.RIGHT, palette.WRONG, palette.NEUTRAL, palette.ORANGE
 # A tiny template: plotly's named ones are deep-copied into every figure, which alone costs more
 # than the rest of a figure.
 AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
@@ -160,9 +160,9 @@ def intrinsic_dimension(result: RemaResult) -> go.Figure:
     wide = bool(values.size) and values.max() / values.min() > 20
     traces = [
         dict(type="scatter", x=x, y=geo.two_nn, mode="lines+markers", name="TwoNN (nonlinear)",
-             line=dict(color="#2ca02c")),
+             line=dict(color=palette.BLUISH_GREEN)),
         dict(type="scatter", x=x, y=geo.pca_dimension, mode="lines+markers",
-             name="PCA, 90 % of variance (linear)", line=dict(color="#9467bd", dash="dot")),
+             name="PCA, 90 % of variance (linear)", line=dict(color=palette.REDDISH_PURPLE, dash="dot")),
     ]
     return figure(traces, "Dimension of the correct manifold", result,
                   yaxis=dict(title_text="dimension", type="log" if wide else "linear",
@@ -180,7 +180,7 @@ def separability(result: RemaResult) -> go.Figure:
     if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
         traces.append(dict(type="scatter", x=x, y=result.geometry.svm_accuracy,
                            mode="lines+markers", name="RBF-SVM balanced accuracy (5-fold)",
-                           line=dict(color="#17becf")))
+                           line=dict(color=palette.SKY_BLUE, dash="dash")))
     return figure(traces, "Can a layer tell right from wrong?", result,
                   shapes=[hline(0.5, NULL)], annotations=[label(0.5, "chance")],
                   yaxis=dict(range=[0.0, 1.02], title_text="score"))

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
+from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
 from .status import StatusLine
@@ -214,8 +215,11 @@ class App:
                 self.layout_views(self._views),
             ]
         )
-        parts += [self.status.widget, body, self.runner.widget, self._state_box()]
-        return widgets.VBox(parts)
+        parts += [self.status.widget, body, self.runner.widget, self._state_box(), KeyboardAccess()]
+        app = widgets.VBox(parts)
+        app.add_class(APP_CLASS)  # the scope KeyboardAccess works in
+        name_controls(app)
+        return app
 
     def _preset_menu(self) -> widgets.Widget:
         menu = widgets.Dropdown(

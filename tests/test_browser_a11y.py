@@ -1,0 +1,114 @@
+"""Keyboard access and accessible names in Chromium (issue 16 item 8): Tab through a real app,
+open its folded settings from the keyboard, find every play button and slider by its name."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+pytest.importorskip("playwright.sync_api")
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+from tests import browser  # noqa: E402
+
+APP_CELL = "from explorer.flows.app import FlowsApp\napp = FlowsApp()\napp"
+
+FOCUSED_JS = """() => { const e = document.activeElement; if (!e) return '';
+  return [e.tagName, e.className && e.className.baseVal !== undefined ? e.className.baseVal
+          : e.className, e.getAttribute('aria-label') || e.textContent.trim().slice(0, 40)]
+         .join(' | '); }"""
+
+
+def write_notebook(root, code=APP_CELL):
+    import nbformat
+
+    root.mkdir(parents=True, exist_ok=True)
+    cells = [nbformat.v4.new_code_cell(code)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "app.ipynb")
+
+
+def tab_stops(page, start, count):
+    """The elements focused by pressing Tab ``count`` times after focusing ``start``."""
+    start.focus()
+    stops = []
+    for _ in range(count):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED_JS))
+    return stops
+
+
+def test_an_app_is_usable_from_the_keyboard_with_named_controls(tmp_path):
+    root = tmp_path / "nb"
+    write_notebook(root)
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "a11y_failed"),
+    ):
+        browser.run_all_cells(page, base, token, "app.ipynb")
+        page.wait_for_selector(".explorer-app .js-plotly-plot", timeout=120_000)
+        header = page.locator(".explorer-app .jupyter-widget-Collapse-header", has_text="save / load")
+        header.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "document.querySelector('.explorer-app .jupyter-widget-Collapse-header')"
+            "?.getAttribute('tabindex') === '0'", timeout=30_000
+        )
+        # every slider handle and every play button has a name a screen reader reads out
+        page.get_by_role("slider", name="time t").wait_for(timeout=30_000)
+        page.get_by_role("slider", name="caps tau").wait_for(timeout=30_000)
+        for part in ("play or pause", "stop", "repeat"):
+            page.get_by_role("button", name=f"play time t from 0 to 1: {part}").wait_for(
+                timeout=30_000
+            )
+        # Tab from the first control to the end of the app: plotly's toolbar is not in the way,
+        # and the folded settings are reached and opened from the keyboard
+        stops = tab_stops(page, page.locator(".explorer-app select").first, 80)
+        assert not [s for s in stops if "modebar-btn" in s], stops
+        assert any("Collapse-header" in s for s in stops), stops
+        header.focus()
+        assert header.get_attribute("aria-expanded") == "false"
+        page.keyboard.press("Enter")
+        page.locator(".explorer-app textarea").first.wait_for(state="visible", timeout=30_000)
+        page.wait_for_function(  # the state is written on the next animation frame
+            "document.querySelector('.explorer-app .jupyter-widget-Collapse-header')"
+            ".getAttribute('aria-expanded') === 'true'", timeout=30_000
+        )
+        browser.screenshot(page, "a11y_settings_opened_by_keyboard")
+        page.keyboard.press("Tab")
+        assert "TEXTAREA" in page.evaluate(FOCUSED_JS)
+        page.keyboard.press("Tab")
+        browser.screenshot(page, "a11y_focus_ring")
+
+
+def test_run_all_leaves_the_app_in_sight(tmp_path):
+    """JupyterLab's Run All scrolls to the last cell; the app's first view scrolls it back."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    prose = "\n\n".join(f"Paragraph {i}: what to try, and the answers." for i in range(12))
+    cells = [
+        nbformat.v4.new_markdown_cell("# the app"),
+        nbformat.v4.new_code_cell(APP_CELL),
+        *[nbformat.v4.new_markdown_cell(f"## part {i}\n\n{prose}") for i in range(8)],
+        nbformat.v4.new_code_cell("1 + 1"),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "app.ipynb")
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "a11y_run_all_failed"),
+    ):
+        page.set_viewport_size({"width": 1440, "height": 900})
+        browser.run_all_cells(page, base, token, "app.ipynb")
+        page.wait_for_selector(".explorer-app .js-plotly-plot", timeout=120_000)
+        page.wait_for_function(
+            """() => { const r = document.querySelector('.explorer-app').getBoundingClientRect();
+                       return r.top >= 0 && r.top < window.innerHeight / 2; }""",
+            timeout=30_000,
+        )
+        browser.screenshot(page, "a11y_run_all_1440x900")

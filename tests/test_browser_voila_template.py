@@ -1,0 +1,94 @@
+"""explorer's Voila template (issue 16 item 10): a dashboard asks no host but its server, and
+cells tagged "lab-only" run without being shown. The template and its config are installed as
+data files (pyproject's [tool.setuptools.data-files]); here they are found through
+JUPYTER_PATH / JUPYTER_CONFIG_PATH pointing at the repository, the same layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def installed_data_files() -> dict[str, list[str]]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["tool"]["setuptools"]["data-files"]
+
+
+def test_every_install_gets_the_template_and_the_config_that_selects_it():
+    files = installed_data_files()
+    template = files["share/jupyter/voila/templates/explorer"]
+    assert {Path(f).name for f in template} == {"conf.json", "index.html.j2"}
+    configs = files["etc/jupyter"] + files["etc/jupyter/jupyter_server_config.d"]
+    for path in [*template, *configs]:
+        assert (ROOT / path).is_file(), path
+    for config in configs:  # `voila notebooks/...` reads the first, Lab's /voila/render the second
+        assert json.loads((ROOT / config).read_text()) == {
+            "VoilaConfiguration": {"template": "explorer"}
+        }
+
+
+def offline_env(tmp_home: Path) -> dict:
+    return dict(
+        os.environ,
+        JUPYTER_PATH=str(ROOT / "share" / "jupyter"),
+        JUPYTER_CONFIG_PATH=str(ROOT / "jupyter-config"),
+        JUPYTER_CONFIG_DIR=str(tmp_home / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_home / "runtime"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+
+
+@pytest.mark.browser
+def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
+    pytest.importorskip("voila")
+    pytest.importorskip("playwright.sync_api")
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    import nbformat
+
+    from tests import browser
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    lab_only = {"tags": ["lab-only"]}
+    cells = [
+        nbformat.v4.new_markdown_cell("# shown in both"),
+        nbformat.v4.new_markdown_cell("run the cell below (Shift+Enter)", metadata=lab_only),
+        nbformat.v4.new_code_cell("print('printed under the hood')", metadata=lab_only),
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w\nw.Button(description='an icon button', icon='play')"
+        ),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "page.ipynb")
+    port = browser.free_port()
+    command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", str(root / "page.ipynb")]
+    server = f"http://127.0.0.1:{port}"
+    with (
+        browser._serving(command, offline_env(tmp_path), tmp_path / "voila.log",
+                         f"{server}/voila/static/favicon.ico", cwd=root, timeout=120),
+        browser.chromium(tmp_path) as page,
+    ):
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(server + "/", timeout=240_000)
+        page.wait_for_selector("text=an icon button", timeout=240_000)
+        page.wait_for_load_state("networkidle")
+        text = page.inner_text("body")
+        icon_font = page.evaluate(
+            "getComputedStyle(document.querySelector('.widget-button i.fa'), '::before')"
+            ".fontFamily"
+        )
+        browser.screenshot(page, "voila_offline_template")
+    assert "shown in both" in text
+    assert "Shift+Enter" not in text and "printed under the hood" not in text
+    foreign = [u for u in requested if not u.startswith((server, "data:", "blob:"))]
+    assert foreign == []
+    assert "Font Awesome" in icon_font  # the icons come from Voila's own bundle
