@@ -30,6 +30,13 @@ $(STAMP): pyproject.toml constraints.txt
 	# plotly's widget JavaScript as a static file that JupyterLab and Voila serve (cacheable)
 	$(PY) -m explorer.ui.plotly_widget
 	$(PY) -m explorer compile
+	# explorer's offline Voila template and the config that selects it: data files of the package
+	# (pyproject), which an editable install does not copy; linked so that edits show at once
+	mkdir -p $(VENV)/share/jupyter/voila/templates $(VENV)/etc/jupyter/jupyter_server_config.d
+	ln -sfn $(CURDIR)/share/jupyter/voila/templates/explorer $(VENV)/share/jupyter/voila/templates/explorer
+	ln -sf $(CURDIR)/jupyter-config/voila.json $(VENV)/etc/jupyter/voila.json
+	ln -sf $(CURDIR)/jupyter-config/jupyter_server_config.d/explorer-voila.json \
+		$(VENV)/etc/jupyter/jupyter_server_config.d/explorer-voila.json
 	touch $(STAMP)
 
 clean:

@@ -34,6 +34,15 @@ def test_every_install_gets_the_template_and_the_config_that_selects_it():
         }
 
 
+def test_the_editable_install_of_make_links_the_template_and_its_config():
+    """`pip install -e .` copies no data files, so the Makefile's install step links them into the
+    environment (Binder's `pip install .` gets them as data files)."""
+    recipe = (ROOT / "Makefile").read_text()
+    for path in ["share/jupyter/voila/templates/explorer", "jupyter-config/voila.json",
+                 "jupyter-config/jupyter_server_config.d/explorer-voila.json"]:
+        assert f"$(CURDIR)/{path} $(VENV)/" in recipe.replace("\\\n\t\t", ""), path
+
+
 def offline_env(tmp_home: Path) -> dict:
     return dict(
         os.environ,
