@@ -121,7 +121,8 @@ optimum; the solver finds several of them as separate local optima with the same
 </details>"""),
 md("""## Under the hood
 
-The app is a thin layer over a small public API: a target, a fit, and the measures of the fit."""),
+The app is a thin layer over a small public API: a target, a fit, and the measures of the fit.""",
+   metadata={"tags": ["lab-only"]}),  # lab-only: run but not shown by explorer's Voila template
 code("""import numpy as np
 from explorer import modes
 
@@ -140,7 +141,7 @@ print("JS |mean| by separation:", ", ".join(f"{d:.1f}: {abs(m):.2f}" for d, m in
 
 estimate, error = modes.monte_carlo_value(p, modes.fit(p, divergence="forward_kl").model,
                                           "reverse_kl", batch_size=4096, seed=0, estimator="k3")
-print(f"KL(q||p) by k3 from 4096 samples: {estimate:.4f} ± {error:.4f}")"""),
+print(f"KL(q||p) by k3 from 4096 samples: {estimate:.4f} ± {error:.4f}")""", metadata={"tags": ["lab-only"]}),
 md("""## References
 
 * T. Minka (2005). *Divergence measures and message passing.* Microsoft Research technical report — $f(0)$, zero-forcing and inclusive divergences.

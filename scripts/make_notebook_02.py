@@ -60,9 +60,10 @@ app"""),
 8. The transformed sum: at 2 nats it puts about 83% of its mass where both rewards beat their π_ref median, the plain sum about 49%. The second reward is wider, so the plain sum buys most of its gain there and neglects $r_1$; $\log\sigma$ saturates once a reward is comfortably good, so further gain only comes from the weaker one — the sum of log-probabilities of "good" is the log-probability that *both* are good (Wang et al. 2024).
 9. At KL = 1 InfAlign (t = 191, chosen for n = 16) wins best-of-16 against best-of-16 from π_ref 99.17% of the time (on the proxy), KL-RL 96.98%, best-of-n itself (n = 6.392) 86.44%. KL-RL has the most proxy (1.111) and gold (0.8677); InfAlign only 0.597 gold: it buys inference-time win rate with mean reward, which is what its calibrate-and-transform is for (Balashankar et al. 2025). The calibrated reward is uniform under π_ref whatever the reward model, so t is chosen once for each n on that problem: the t whose policy at KL = 1 wins best-of-n most often. It grows with n (5.7 for n = 2, 17 for n = 4 at 1 nat); untick *InfAlign t: chosen for n* to move it by hand.
 </details>"""),
+    # lab-only: run but not shown by explorer's Voila template
     new_markdown_cell("""## Under the hood
 
-The same objects from the public API, on a small set you can check by hand:"""),
+The same objects from the public API, on a small set you can check by hand:""", metadata={"tags": ["lab-only"]}),
     new_code_cell("""import numpy as np
 from explorer.frontier import best_of_n, bon_frontier, f_regularized, kl, kl_frontier, tilted, win_rate
 
@@ -82,7 +83,7 @@ for name in ["reverse_kl", "forward_kl", "js", "neyman", "chi_po"]:
 kls, rewards = kl_frontier(pi_ref, reward, [0.1, 1.0, 10.0])
 print("KL-RL frontier:", kls.round(4), rewards.round(4))
 kls, rewards = bon_frontier(pi_ref, reward, [1, 2, 8, 64])
-print("best-of-n frontier:", kls.round(4), rewards.round(4))"""),
+print("best-of-n frontier:", kls.round(4), rewards.round(4))""", metadata={"tags": ["lab-only"]}),
     new_code_cell("""# The app is headless too: set(), read the result, look at a figure
 app.set(n_hackable=3, x_axis="sqrt_kl")
 bon = app.result.curves["bon"]
@@ -91,7 +92,7 @@ app.set(compare="equal_kl", kl_budget=2.0)    # every method at KL = 2 nats
 for name, row in app.result.selected.items():
     print(f"{name:45s} {row.setting:32s} gold {row.gold:.4f}")
 app.set(compare="parameter", kl_budget=1.0)
-app.figures["overoptimisation"]"""),
+app.figures["overoptimisation"]""", metadata={"tags": ["lab-only"]}),
     new_markdown_cell(r"""## References
 * T. Korbak, E. Perez, C. Buckley (2022). *RL with KL penalties is better viewed as Bayesian inference.* — the tilted optimum $\pi_\beta \propto \pi_\text{ref} e^{r/\beta}$.
 * A. Beirami et al. (2024). *Theoretical guarantees on the best-of-n alignment policy.* — exact best-of-n KL, and $\log n - \frac{n-1}{n}$ as an upper bound.

@@ -23,8 +23,10 @@ Four explorers let you answer that by moving a slider, with the exact mathematic
 2. See that two numbers decide how a divergence behaves: $f(0)$ and $\\lim_{t\\to\\infty} f(t)/t$.
 3. See infinite divergences for what they are, and the noise of Monte-Carlo estimators against the exact value.
 
-**How to use this (two minutes):** run the cell below (Shift+Enter), then change p, q and the divergence on the left. The table and the curve update in place; the status line under the title says what happened — including what was wrong if a setting is not allowed."""
+**How to use this (two minutes):** change p, q and the divergence on the left. The table and the curve update in place; the status line under the title says what happened — including what was wrong if a setting is not allowed."""
     ),
+    # JupyterLab only: explorer's Voila template runs cells tagged "lab-only" without showing them
+    nbf.v4.new_markdown_cell("In JupyterLab, run the cell below first (Shift+Enter).", metadata={"tags": ["lab-only"]}),
     nbf.v4.new_code_cell(
         """from explorer.welcome import CalculatorApp
 
@@ -60,7 +62,7 @@ The curve $h(r) = f''(r)\\, r^2$ (f-distill) tells where the gradient of the div
 4. k1 is unbiased but noisy and can even go negative; k2 is biased (it targets a different quantity) but has low variance; k3 = k1 + (r − 1) is never negative and usually the least noisy, but it is unbiased **only when $\\mathbb E_q[p/q] = 1$, i.e. when q covers p's support**: its mean is KL(q‖p) minus the mass of p where q is zero. In the preset *student misses teacher's tokens* that mass is 0.09, so k3 converges to 0.975 instead of the exact 1.065 (the table shows the bias). With 10 samples all three are far off; the standard error shrinks like $1/\\sqrt{n}$ (an observation: try a few seeds).
 </details>"""
     ),
-    nbf.v4.new_markdown_cell("## Under the hood\nThe same numbers from the public API:"),
+    nbf.v4.new_markdown_cell("## Under the hood\nThe same numbers from the public API:", metadata={"tags": ["lab-only"]}),
     nbf.v4.new_code_cell(
         """import numpy as np
 from explorer import divergences
@@ -74,7 +76,8 @@ for name in divergences.names():
 
 print("why infinite:", divergences.infinity_reason("reverse_kl", p, q))
 print("alpha -> 1 equals forward KL:", divergences.between("alpha", q, [0.4, 0.4, 0.2], alpha=1.0),
-      divergences.between("forward_kl", q, [0.4, 0.4, 0.2]))"""
+      divergences.between("forward_kl", q, [0.4, 0.4, 0.2]))""",
+        metadata={"tags": ["lab-only"]},
     ),
     nbf.v4.new_markdown_cell(
         """## References

@@ -13,9 +13,6 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LAB_ONLY = "lab-only"
 LAB_INSTRUCTIONS = re.compile(r"shift\s*\+\s*enter|run the cell|run all", re.IGNORECASE)
-# notebooks whose owners still have to tag their cells (issue 16 item 10): strict, so that the
-# mark is removed as soon as the notebook is fixed
-NOT_YET = {"00_welcome.ipynb", "01_mode_seeking_vs_covering.ipynb", "02_reward_kl_frontiers.ipynb"}
 
 
 def shown_in_the_dashboard(notebook: Path):
@@ -30,15 +27,7 @@ def is_app_cell(cell) -> bool:
     return re.fullmatch(r"[A-Za-z_]\w*(\.widget)?", last) is not None and "App(" in cell.source
 
 
-@pytest.mark.parametrize(
-    "notebook",
-    [
-        pytest.param(p.name, marks=pytest.mark.xfail(strict=True, reason="owner to tag its cells"))
-        if p.name in NOT_YET
-        else p.name
-        for p in sorted(NOTEBOOKS.glob("*.ipynb"))
-    ],
-)
+@pytest.mark.parametrize("notebook", [p.name for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
 def test_a_dashboard_shows_no_lab_instructions_and_no_hidden_code_output(notebook):
     shown = list(shown_in_the_dashboard(NOTEBOOKS / notebook))
     instructions = [c.source[:60] for c in shown if c.cell_type == "markdown"
