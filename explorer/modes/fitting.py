@@ -118,7 +118,7 @@ class Objective:
         (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
         step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
         if self.family.kind == "1d" and self.family.components == 1:
-            if self.divergence.name == "tv" and isinstance(self.target, Mixture1D):
+            if _tv_exact(self):
                 return tv_newton_terms(self.target, thetas, self._crossing_points)
             return self._gaussian_values_and_gradients(thetas)
         return self._autograd_values_and_gradients(thetas)
@@ -571,11 +571,52 @@ def tv_newton_terms(target: Mixture1D, thetas: np.ndarray, x):
     return np.log1p(value), log_gradient, log_hessian
 
 
+#: The coarse exact scan that starts a TV fit: means x log stds (``tv_scan_starts``).
+TV_SCAN_SHAPE = (21, 10)
+
+
+def tv_scan_starts(target: Mixture1D, bracket: BracketPoints, box, limit: int) -> list:
+    """Starts for a TV fit: the local minima of exact TV on a coarse grid of (mean, log std),
+    best first, at most ``limit``.
+
+    One batched evaluation (values only, ``tv_gaussian``) of 210 points costs about as much as a
+    few Newton steps, and it lands every start in the basin of one optimum, close to it: from
+    the modes of p, Newton's method on TV first crosses long flat stretches of indefinite
+    curvature (where a crossing of p and q appears or vanishes) with many short steps. The means
+    span p's modes plus one widest std each side, the stds from half p's narrowest component to
+    1.5 x p's own std, both clipped to the solver's box."""
+    spread = float(np.max(target.stds))
+    means = np.linspace(max(float(target.means.min()) - spread, box[0][0]),
+                        min(float(target.means.max()) + spread, box[0][1]), TV_SCAN_SHAPE[0])
+    log_low = max(math.log(0.5 * float(target.stds.min())), box[1][0])
+    log_high = min(math.log(1.5 * target.std), box[1][1])
+    log_stds = np.linspace(log_low, max(log_high, log_low), TV_SCAN_SHAPE[1])
+    thetas = np.stack(np.meshgrid(means, log_stds, indexing="ij"), axis=-1).reshape(-1, 2)
+    # every 8th grid point brackets the crossings well enough to rank the scan (the values stay
+    # exact; only three crossings within 8 cells could be missed, which costs a start at most)
+    coarse = BracketPoints(bracket.x[::8], bracket.log_p[::8], bracket.slope[::8])
+    values = tv_gaussian(target, thetas, coarse)[0].reshape(TV_SCAN_SHAPE)
+    padded = np.pad(values, 1, constant_values=np.inf)
+    neighbours = np.stack([padded[1 + di : 1 + di + values.shape[0], 1 + dj : 1 + dj + values.shape[1]]
+                           for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj])
+    # a plateau of equal values is one minimum: ties go to the first cell in raster order
+    order = np.arange(values.size).reshape(values.shape)
+    padded_order = np.pad(order, 1, constant_values=-1)
+    earlier = np.stack([padded_order[1 + di : 1 + di + values.shape[0],
+                                     1 + dj : 1 + dj + values.shape[1]]
+                        for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]) < order
+    lowest = np.all(np.where(earlier, values < neighbours, values <= neighbours), axis=0)
+    minima = np.flatnonzero(lowest.ravel())
+    best = minima[np.argsort(values.ravel()[minima], kind="stable")][:limit]
+    return [thetas[index] for index in best]
+
+
 #: Nodes of the whole-line quadrature (``continuum_value``).
 CONTINUUM_NODES = 8001
 
 
-def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D) -> float:
+def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D,
+                    bracket: BracketPoints | None = None) -> float:
     """D(p || q) over the whole line, for two 1D Gaussian mixtures (the value a fit reports).
 
     The fit itself runs on a truncated grid with both sides renormalised; near the edge of the
@@ -585,7 +626,7 @@ def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: M
     10^4 x the widest std), which is spectrally accurate for smooth integrands; each node's
     weight dx = w cosh(u) du enters as a log mass, the registry's terms do the rest."""
     if divergence.name == "tv" and model.components == 1:  # exact, where the rule sees kinks
-        points = crossing_points(target.grid(GRID_POINTS["1d"]).axes[0])
+        points = bracket or crossing_points(target.grid(GRID_POINTS["1d"]).axes[0])
         theta = np.array([[float(model.means[0]), math.log(float(model.stds[0]))]])
         return float(tv_gaussian(target, theta, points)[0][0])
     means = np.concatenate([target.means, model.means])
@@ -937,8 +978,9 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
                                          objective.log_p_cell, log_q)
         if (optimum.reason is None and math.isfinite(optimum.value)
                 and isinstance(objective.target, Mixture1D) and family.kind == "1d"):
-            optimum.value = continuum_value(objective.divergence, objective.target,
-                                            optimum.model)
+            optimum.value = continuum_value(
+                objective.divergence, objective.target, optimum.model,
+                objective._crossing_points if _tv_exact(objective) else None)
         if optimum.reason is not None or not math.isfinite(optimum.value):
             optimum.value = math.inf
             optimum.reason = optimum.reason or (
@@ -956,6 +998,13 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         notes.append(f"the fitted q has {1 - q_mass:.2g} of its mass outside the grid")
     return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
                      evaluations, notes)
+
+
+def _tv_exact(objective: Objective) -> bool:
+    """Whether the objective is total variation of one 1D Gaussian against a 1D mixture, which
+    is minimised exactly (``tv_gaussian``) from a coarse exact scan (``tv_scan_starts``)."""
+    return (objective.divergence.name == "tv" and objective.family.kind == "1d"
+            and objective.family.components == 1 and isinstance(objective.target, Mixture1D))
 
 
 def _has_one_optimum(objective: Objective) -> bool:
@@ -998,8 +1047,12 @@ def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=
                                grid_range)
     if not 1 <= int(restarts) <= 16:
         raise ValueError(f"restarts must be between 1 and 16, got {restarts!r}")
-    points = starts(target, objective.family, objective.grid, seed,
-                    1 if _has_one_optimum(objective) else int(restarts))
+    if _tv_exact(objective):
+        points = tv_scan_starts(target, objective._crossing_points,
+                                bounds(objective.family, objective.grid), int(restarts))
+    else:
+        points = starts(target, objective.family, objective.grid, seed,
+                        1 if _has_one_optimum(objective) else int(restarts))
     if init is not None:
         points = [_init_theta(init, objective)] + points
     coarse = None
