@@ -15,8 +15,9 @@ fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinit
   included; a 1D fit reports its value over the whole line (``continuum_value``), not the
   truncated grid's.
 * Total variation of a single 1D Gaussian is minimised exactly (``tv_gaussian``): from the
-  crossings of p and q and normal CDFs, with its closed-form gradient, as the grid's
-  piecewise-linear objective stalls a quasi-Newton method.
+  crossings of p and q and normal CDFs, with its closed-form gradient and Hessian (Newton
+  steps), as the grid's piecewise-linear objective stalls a quasi-Newton method; its starts are
+  the local minima of a coarse exact scan (``tv_scan_starts``).
 * ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
   objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
   A step whose gradient is not finite is skipped (Adam's moments are left untouched).
