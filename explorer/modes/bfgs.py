@@ -68,6 +68,18 @@ def _unit_limited(direction: np.ndarray) -> np.ndarray:
     return np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
 
 
+def _trust_limited(hessian: np.ndarray, direction: np.ndarray, last_move: np.ndarray):
+    """Step lengths that move no parameter by more than twice the last accepted move where the
+    Hessian is not positive definite (1 elsewhere): there the modified Newton step is sized by
+    a curvature that may be nearly zero (total variation is flat on one side of a fold where
+    two crossings of p and q appear, and curved without bound on the other), and a full step
+    would overshoot by orders of magnitude, costing a long backtracking search each time."""
+    indefinite = np.linalg.eigvalsh(hessian)[:, 0] <= 0
+    largest = np.max(np.abs(direction), axis=1)
+    limit = 2.0 * last_move / np.maximum(largest, 1e-300)
+    return np.where(indefinite & (limit < 1.0), limit, 1.0)
+
+
 def minimise_batch(
     value_and_gradient: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     x0: np.ndarray,
@@ -183,7 +195,8 @@ def minimise_batch(
             inverse_hessian[newton] = _modified_inverse(h_trial[newton])
             direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])
             first_step[newton] = False
-            step[newton] = _unit_limited(direction[newton])
+            step[newton] = np.minimum(_unit_limited(direction[newton]), _trust_limited(
+                h_trial[newton], direction[newton], np.max(np.abs(moved[newton]), axis=1)))
         small_gradient = np.all(np.abs(_projected_gradient(x[ok], g[ok], low, high)) < gtol,
                                 axis=1)
         relative_gain = (previous - f[ok]) / np.maximum(

@@ -15,8 +15,9 @@ fixed grid (``divergences.Divergence.terms``: exact at zeros, +inf where infinit
   included; a 1D fit reports its value over the whole line (``continuum_value``), not the
   truncated grid's.
 * Total variation of a single 1D Gaussian is minimised exactly (``tv_gaussian``): from the
-  crossings of p and q and normal CDFs, with its closed-form gradient, as the grid's
-  piecewise-linear objective stalls a quasi-Newton method.
+  crossings of p and q and normal CDFs, with its closed-form gradient and Hessian (Newton
+  steps), as the grid's piecewise-linear objective stalls a quasi-Newton method; its starts are
+  the local minima of a coarse exact scan (``tv_scan_starts``).
 * ``adam_path``: Adam (Kingma & Ba 2015, Algorithm 1) from a chosen start, on the exact
   objective or on a reparameterised Monte-Carlo estimate, recording the whole path for playback.
   A step whose gradient is not finite is skipped (Adam's moments are left untouched).
@@ -118,16 +119,18 @@ class Objective:
         (e^60 when q sits on one mode of p) that otherwise throw a quasi-Newton method's first
         step to the edge of the box. D >= 0 for every f-divergence, so log1p(D) is defined."""
         if self.family.kind == "1d" and self.family.components == 1:
-            if self.divergence.name == "tv" and isinstance(self.target, Mixture1D):
+            if _tv_exact(self):
                 return tv_newton_terms(self.target, thetas, self._crossing_points)
             return self._gaussian_values_and_gradients(thetas)
         return self._autograd_values_and_gradients(thetas)
 
     @property
-    def _crossing_points(self) -> np.ndarray:
-        """The grid and points far beyond it, where the crossings of p and q are bracketed."""
+    def _crossing_points(self) -> BracketPoints:
+        """The grid and points far beyond it, where the crossings of p and q are bracketed,
+        with log p there (computed once per objective)."""
         if not hasattr(self, "_crossing_cache"):
-            self._crossing_cache = crossing_points(self.grid.axes[0])
+            self._crossing_cache = BracketPoints.of(self.target,
+                                                    crossing_points(self.grid.axes[0]))
         return self._crossing_cache
 
     def _autograd_values_and_gradients(self, thetas: np.ndarray):
@@ -384,23 +387,45 @@ def crossing_points(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[0] - far[::-1], x, x[-1] + far])
 
 
+@dataclass(frozen=True)
+class BracketPoints:
+    """The points where crossings of p and q are bracketed (``crossing_points``) with log p and
+    d log p / dx there: p is fixed during a fit, so only q is evaluated at every step."""
+
+    x: np.ndarray
+    log_p: np.ndarray
+    slope: np.ndarray
+
+    @classmethod
+    def of(cls, target: Mixture1D, x) -> BracketPoints:
+        if isinstance(x, cls):
+            return x
+        x = np.asarray(x, dtype=np.float64)
+        return cls(x, *_mixture_log_density(target, x))
+
+
 def _log_normal(x: np.ndarray, mean, std) -> np.ndarray:
     return -0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * math.log(2 * math.pi)
 
 
-def tv_crossings(target: Mixture1D, means: np.ndarray, stds: np.ndarray, x: np.ndarray):
+def tv_crossings(target: Mixture1D, means: np.ndarray, stds: np.ndarray, x):
     """The points where p = q_r = N(means[r], stds[r]^2), for every row r at once: sign changes
     of g = log p - log q on the sorted points ``x`` (the grid and points far beyond it), each
     root then found by Newton's method safeguarded by bisection (Press et al., Numerical
     Recipes, "rtsafe"): quadratic convergence inside a grid cell, and no step can leave the
     bracket of a far, wide one. Two crossings within one cell are found from the extremum of g
     between them. Returns (row of each crossing, crossing, the sign of g just left of it is
-    that of ``g_left``, g on the grid (R, N)), in row-major order (rows, then x)."""
+    that of ``g_left``, g on the grid (R, N), and the slope dg/dx at each crossing), in
+    row-major order (rows, then x). ``x`` is an array or ``BracketPoints`` (log p there)."""
     def g_and_slope(c, mean, std):
         log_p_c, slope = _mixture_log_density(target, c)
         return log_p_c - _log_normal(c, mean, std), slope + (c - mean) / std**2
 
-    g, slope = g_and_slope(x[None, :], means[:, None], stds[:, None])
+    bracket = BracketPoints.of(target, x)
+    x = bracket.x
+    z_grid = (x[None, :] - means[:, None]) / stds[:, None]
+    g = bracket.log_p + 0.5 * z_grid * z_grid + np.log(stds)[:, None] + 0.5 * math.log(2 * math.pi)
+    slope = bracket.slope + z_grid / stds[:, None]
     rows, cut = np.nonzero(np.sign(g[:, :-1]) * np.sign(g[:, 1:]) < 0)
     low, high = x[cut], x[cut + 1]
     g_low, g_high = g[rows, cut], g[rows, cut + 1]
@@ -447,7 +472,8 @@ def tv_crossings(target: Mixture1D, means: np.ndarray, stds: np.ndarray, x: np.n
         c = step
         if np.all(done):
             break
-    return rows, c, g_low, g
+    # the slope from the last step, at most 1e-9 away: ample for the Hessian's crossing terms
+    return rows, c, g_low, g, slope
 
 
 def _phi_terms(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -458,9 +484,10 @@ def _phi_terms(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return phi, safe * phi
 
 
-def tv_gaussian(target: Mixture1D, thetas: np.ndarray, x: np.ndarray):
+def tv_gaussian(target: Mixture1D, thetas: np.ndarray, x, hessian: bool = False):
     """TV(p, q) = 1 - ∫ min(p, q) over the whole line and its gradient in (mean, log std), for
-    every row of ``thetas`` at once: q = N(mean, e^(2 log std)), p a 1D Gaussian mixture.
+    every row of ``thetas`` at once: q = N(mean, e^(2 log std)), p a 1D Gaussian mixture
+    (and with ``hessian``, the exact Hessian too, ``_tv_hessian``).
 
     Between consecutive crossings of p and q (``tv_crossings``) min(p, q) is one of the two, so
     ∫ min(p, q) is a sum of normal CDF differences: exact, no grid. TV is piecewise linear in
@@ -472,7 +499,7 @@ def tv_gaussian(target: Mixture1D, thetas: np.ndarray, x: np.ndarray):
     thetas = np.asarray(thetas, dtype=np.float64)
     count = len(thetas)
     means, stds = thetas[:, 0], np.exp(thetas[:, 1])
-    rows, crossings, g_left, g = tv_crossings(target, means, stds, x)
+    rows, crossings, g_left, g, g_slope = tv_crossings(target, means, stds, x)
     # intervals: each crossing closes one (from the row's previous crossing, or -inf), and
     # each row has a last one, to +inf; q < p on an interval iff g > 0 just left of its end
     first = np.ones(len(rows), dtype=bool)
@@ -496,25 +523,48 @@ def tv_gaussian(target: Mixture1D, thetas: np.ndarray, x: np.ndarray):
     d_log_std = np.where(q_below, z_phi_low - z_phi_high, 0.0)
     gradients = -np.stack([np.bincount(owner, d_mean, minlength=count),
                            np.bincount(owner, d_log_std, minlength=count)], axis=1)
-    return values, gradients
+    if not hessian:
+        return values, gradients
+    # each crossing ends one interval where q < p: as its right end if q < p just left of it
+    ends_q_below = np.where(g_left > 0, 1.0, -1.0)
+    return values, gradients, _tv_hessian(rows, (crossings - means[rows]) / stds[rows],
+                                          stds, ends_q_below, g_slope, count)
 
 
-def tv_newton_terms(target: Mixture1D, thetas: np.ndarray, x: np.ndarray, step: float = 1e-5):
-    """log1p(TV), its gradient and Hessian for each row of ``thetas`` (what the solver takes).
+def _tv_hessian(rows, z, stds, ends_q_below, g_slope, count) -> np.ndarray:
+    """The exact Hessian of TV in theta = (mean, log std), (R, 2, 2), from the crossings alone.
 
-    The Hessian is the central difference of the exact gradient (``tv_gaussian``), evaluated in
-    the same batched call: TV is only piecewise C^2 (its curvature jumps when a crossing
-    appears far out), so Newton's steps use it where it is finite and the line search guards
-    the rest (``bfgs.minimise_batch``); with it a fit takes a handful of evaluations."""
-    thetas = np.asarray(thetas, dtype=np.float64)
-    count = len(thetas)
-    shifts = step * np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    stacked = np.concatenate([thetas] + [thetas + shift for shift in shifts])
-    values, gradients = tv_gaussian(target, stacked, x)
-    value, gradient = values[:count], gradients[:count]
-    around = gradients[count:].reshape(4, count, 2)
-    hessian = np.stack([(around[0] - around[1]), (around[2] - around[3])], axis=2) / (2 * step)
-    hessian = 0.5 * (hessian + np.swapaxes(hessian, 1, 2))
+    Differentiating d TV / d theta = -∫_(q < p) dq / d theta once more (Leibniz's rule; the
+    crossings c move with theta) gives two parts:
+
+    * -∫_(q < p) d²q / d theta²: with z = (x - mean) / std, d log q = (z / std, z² - 1) and
+      q (d log q d log q' + d² log q) = phi(z) / std times [(z² - 1) / std², (z³ - 3z) / std,
+      z⁴ - 4z² + 1], whose integrals over z are differences of -z phi / std², (1 - z²) phi /
+      std and (z - z³) phi: each crossing adds its term with the sign ``ends_q_below`` (+1 where
+      it is the right end of a stretch where q < p, -1 the left end; ±inf add nothing).
+    * the crossings' motion: c moves by dc = d log q(c) / g'(c) (g = log p - log q = 0 there),
+      so each adds q(c) d log q(c) d log q(c)' / |g'(c)|, positive semi-definite.
+
+    At a tangency of p and q (g'(c) = 0) TV is not twice differentiable; the Hessian is then
+    +inf and the solver takes a quasi-Newton step instead."""
+    phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    std = stds[rows]
+    inside = np.stack([-z * phi / std**2, (1 - z * z) * phi / std, (z - z**3) * phi], axis=1)
+    v_mean, v_log_std = z / std, z * z - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        motion = (phi / std / np.abs(g_slope))[:, None] * np.stack(
+            [v_mean * v_mean, v_mean * v_log_std, v_log_std * v_log_std], axis=1)
+    terms = -ends_q_below[:, None] * inside + motion
+    h00, h01, h11 = (np.bincount(rows, terms[:, k], minlength=count) for k in range(3))
+    return np.stack([np.stack([h00, h01], 1), np.stack([h01, h11], 1)], 1)
+
+
+def tv_newton_terms(target: Mixture1D, thetas: np.ndarray, x):
+    """log1p(TV), its gradient and exact Hessian for each row of ``thetas`` (what the solver
+    takes): TV is only piecewise C^2 (its curvature jumps when a crossing appears far out), so
+    Newton's steps use the Hessian where it is finite and the line search guards the rest
+    (``bfgs.minimise_batch``); with it a fit takes a handful of evaluations."""
+    value, gradient, hessian = tv_gaussian(target, thetas, x, hessian=True)
     scale = 1.0 + value
     log_gradient = gradient / scale[:, None]
     log_hessian = (hessian / scale[:, None, None]
@@ -522,11 +572,52 @@ def tv_newton_terms(target: Mixture1D, thetas: np.ndarray, x: np.ndarray, step: 
     return np.log1p(value), log_gradient, log_hessian
 
 
+#: The coarse exact scan that starts a TV fit: means x log stds (``tv_scan_starts``).
+TV_SCAN_SHAPE = (21, 10)
+
+
+def tv_scan_starts(target: Mixture1D, bracket: BracketPoints, box, limit: int) -> list:
+    """Starts for a TV fit: the local minima of exact TV on a coarse grid of (mean, log std),
+    best first, at most ``limit``.
+
+    One batched evaluation (values only, ``tv_gaussian``) of 210 points costs about as much as a
+    few Newton steps, and it lands every start in the basin of one optimum, close to it: from
+    the modes of p, Newton's method on TV first crosses long flat stretches of indefinite
+    curvature (where a crossing of p and q appears or vanishes) with many short steps. The means
+    span p's modes plus one widest std each side, the stds from half p's narrowest component to
+    1.5 x p's own std, both clipped to the solver's box."""
+    spread = float(np.max(target.stds))
+    means = np.linspace(max(float(target.means.min()) - spread, box[0][0]),
+                        min(float(target.means.max()) + spread, box[0][1]), TV_SCAN_SHAPE[0])
+    log_low = max(math.log(0.5 * float(target.stds.min())), box[1][0])
+    log_high = min(math.log(1.5 * target.std), box[1][1])
+    log_stds = np.linspace(log_low, max(log_high, log_low), TV_SCAN_SHAPE[1])
+    thetas = np.stack(np.meshgrid(means, log_stds, indexing="ij"), axis=-1).reshape(-1, 2)
+    # every 8th grid point brackets the crossings well enough to rank the scan (the values stay
+    # exact; only three crossings within 8 cells could be missed, which costs a start at most)
+    coarse = BracketPoints(bracket.x[::8], bracket.log_p[::8], bracket.slope[::8])
+    values = tv_gaussian(target, thetas, coarse)[0].reshape(TV_SCAN_SHAPE)
+    padded = np.pad(values, 1, constant_values=np.inf)
+    neighbours = np.stack([padded[1 + di : 1 + di + values.shape[0], 1 + dj : 1 + dj + values.shape[1]]
+                           for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj])
+    # a plateau of equal values is one minimum: ties go to the first cell in raster order
+    order = np.arange(values.size).reshape(values.shape)
+    padded_order = np.pad(order, 1, constant_values=-1)
+    earlier = np.stack([padded_order[1 + di : 1 + di + values.shape[0],
+                                     1 + dj : 1 + dj + values.shape[1]]
+                        for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]) < order
+    lowest = np.all(np.where(earlier, values < neighbours, values <= neighbours), axis=0)
+    minima = np.flatnonzero(lowest.ravel())
+    best = minima[np.argsort(values.ravel()[minima], kind="stable")][:limit]
+    return [thetas[index] for index in best]
+
+
 #: Nodes of the whole-line quadrature (``continuum_value``).
 CONTINUUM_NODES = 8001
 
 
-def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D) -> float:
+def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: Mixture1D,
+                    bracket: BracketPoints | None = None) -> float:
     """D(p || q) over the whole line, for two 1D Gaussian mixtures (the value a fit reports).
 
     The fit itself runs on a truncated grid with both sides renormalised; near the edge of the
@@ -536,7 +627,7 @@ def continuum_value(divergence: registry.Divergence, target: Mixture1D, model: M
     10^4 x the widest std), which is spectrally accurate for smooth integrands; each node's
     weight dx = w cosh(u) du enters as a log mass, the registry's terms do the rest."""
     if divergence.name == "tv" and model.components == 1:  # exact, where the rule sees kinks
-        points = crossing_points(target.grid(GRID_POINTS["1d"]).axes[0])
+        points = bracket or crossing_points(target.grid(GRID_POINTS["1d"]).axes[0])
         theta = np.array([[float(model.means[0]), math.log(float(model.stds[0]))]])
         return float(tv_gaussian(target, theta, points)[0][0])
     means = np.concatenate([target.means, model.means])
@@ -888,8 +979,9 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
                                          objective.log_p_cell, log_q)
         if (optimum.reason is None and math.isfinite(optimum.value)
                 and isinstance(objective.target, Mixture1D) and family.kind == "1d"):
-            optimum.value = continuum_value(objective.divergence, objective.target,
-                                            optimum.model)
+            optimum.value = continuum_value(
+                objective.divergence, objective.target, optimum.model,
+                objective._crossing_points if _tv_exact(objective) else None)
         if optimum.reason is not None or not math.isfinite(optimum.value):
             optimum.value = math.inf
             optimum.reason = optimum.reason or (
@@ -907,6 +999,13 @@ def solve(objective: Objective, start_points: list[np.ndarray], tolerance: float
         notes.append(f"the fitted q has {1 - q_mass:.2g} of its mass outside the grid")
     return FitResult(objective.target, family, objective.divergence, found[0], found, grid,
                      evaluations, notes)
+
+
+def _tv_exact(objective: Objective) -> bool:
+    """Whether the objective is total variation of one 1D Gaussian against a 1D mixture, which
+    is minimised exactly (``tv_gaussian``) from a coarse exact scan (``tv_scan_starts``)."""
+    return (objective.divergence.name == "tv" and objective.family.kind == "1d"
+            and objective.family.components == 1 and isinstance(objective.target, Mixture1D))
 
 
 def _has_one_optimum(objective: Objective) -> bool:
@@ -949,8 +1048,12 @@ def fit(target, family: str = "gaussian", divergence: str = "reverse_kl", alpha=
                                grid_range)
     if not 1 <= int(restarts) <= 16:
         raise ValueError(f"restarts must be between 1 and 16, got {restarts!r}")
-    points = starts(target, objective.family, objective.grid, seed,
-                    1 if _has_one_optimum(objective) else int(restarts))
+    if _tv_exact(objective):
+        points = tv_scan_starts(target, objective._crossing_points,
+                                bounds(objective.family, objective.grid), int(restarts))
+    else:
+        points = starts(target, objective.family, objective.grid, seed,
+                        1 if _has_one_optimum(objective) else int(restarts))
     if init is not None:
         points = [_init_theta(init, objective)] + points
     coarse = None
