@@ -252,7 +252,7 @@ EXPLORER_NOTEBOOKS = {
     },
     "02_reward_kl_frontiers.ipynb": {
         "slider": "proxy–gold corr.",
-        "dropdown": ("gold reward", "verifiable"),
+        "dropdown": ("gold reward", "verifiable (0/1)"),
     },
 }
 
