@@ -231,3 +231,26 @@ def test_well_separated_values_within_1e_6_of_float64(dim, offset):
     r64 = r.astype(np.float64)
     want = np.stack([np.sort(np.sqrt(((row - r64) ** 2).sum(axis=1)))[:10] for row in q])
     np.testing.assert_allclose(nearest_distances(q, r, 10), want, rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 6), m=st.integers(1, 40), k=st.integers(1, 6), ties=st.booleans(),
+    slack=st.sampled_from([0.0, 0.5, float("inf")]), seed=st.integers(0, 2**16),
+)
+def test_property_selection_above_a_threshold_equals_topk(n, m, k, ties, slack, seed):
+    import torch
+
+    from explorer.manifold.knn import largest_k_above
+
+    k = min(k, m)
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4, (n, m)) if ties else rng.standard_normal((n, m))
+    candidates = torch.from_numpy(values.astype(np.float32))
+    want = torch.topk(candidates, k, dim=1).values
+    # any threshold at or below each row's k-th largest value, down to -inf (every entry kept)
+    threshold = want[:, -1] - slack
+    got, columns = largest_k_above(candidates, threshold, k)
+    assert torch.equal(got.sort(dim=1).values, want.sort(dim=1).values)
+    assert torch.equal(candidates.gather(1, columns), got)
+    assert all(len(set(row.tolist())) == k for row in columns)
