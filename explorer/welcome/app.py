@@ -10,6 +10,7 @@ import numpy as np
 from ..device import check_seed
 from ..divergences import check_alpha, names
 from ..ui import App
+from ..ui.layout import ReflowingApp
 from . import compute, figures
 
 DEFAULT_PAIRS = {
@@ -61,7 +62,7 @@ class CalculatorParams:
         check_seed(self.seed)
 
 
-class CalculatorApp(App):
+class CalculatorApp(ReflowingApp, App):
     """Every f-divergence between two distributions, with the gradient weight h(r)."""
 
     Params = CalculatorParams
@@ -170,7 +171,7 @@ class CalculatorApp(App):
         ]
 
     def _refresh_menus(self) -> None:
-        options = compute.presets(self.params.kind)
+        options = [(compute.LABELS[name], name) for name in compute.presets(self.params.kind)]
         for menu in (self._p_menu, self._q_menu):
             if list(menu.options) != options:
                 menu.options = options
