@@ -211,3 +211,20 @@ def test_the_colour_cue_check_finds_plotlys_red_and_green():
     assert len(_confusable_pairs(fig)) == 1
     fig.data[1].line.dash = "dash"
     assert _confusable_pairs(fig) == []
+
+
+def _widget_texts(widget):
+    """The prose an app's HTML widgets show (descriptions, the picker's convention line), with
+    tags and $$…$$ formulas taken out."""
+    if isinstance(widget, (widgets.HTML, widgets.HTMLMath)):
+        text = re.sub(r"\$\$.*?\$\$|\$.*?\$", " ", widget.value, flags=re.S)
+        yield html.unescape(re.sub(r"<[^>]+>", " ", text))
+    for child in getattr(widget, "children", ()) or ():
+        yield from _widget_texts(child)
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_the_apps_prose_shows_words_not_registry_ids(name):
+    app = build_app(name)
+    raw = sorted({found for text in _widget_texts(app.widget) for found in RAW_ID.findall(text)})
+    assert not raw, f"{name}: code ids in the app's text: {raw}"

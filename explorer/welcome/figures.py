@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -12,6 +11,7 @@ import plotly.graph_objects as go
 from .. import divergences
 from ..ui import HTMLView, palette
 from ..ui.formatting import NOISE_FLOOR, numbers_template
+from ..ui.picker import readable, short_label
 from .compute import Calculation
 
 #: p solid blue, q dashed (or hatched bars) vermillion: the colour-blind-safe pair of ui.palette,
@@ -38,18 +38,6 @@ def format_value(value: float) -> str:
         value = 0.0
     return f"{value:.6f}"
 
-
-def short_label(name: str) -> str:
-    """The words a reader sees for the registered divergence ``name``: "forward KL", never the
-    id "forward_kl"."""
-    return divergences.get(name, 0.5 if name == "alpha" else None).label.split("  ")[0]
-
-
-def readable(text: str) -> str:
-    """``text`` with every registered divergence id replaced by its :func:`short_label`."""
-    for name in divergences.names():
-        text = re.sub(rf"\b{name}\b", short_label(name), text)
-    return text
 
 
 def densities(result: Calculation) -> go.Figure:

@@ -128,3 +128,31 @@ def test_widget_follows_presets_and_space_changes():
     assert app.params.target == "two equal modes"
     app._controls["divergence"].value = "js"
     assert app.result.fit.divergence.name == "js"
+
+
+def test_the_sweep_panel_is_a_sentence_until_a_sweep_is_chosen():
+    import ipywidgets as widgets
+
+    app = ModesApp()
+    root = app.widget
+    slot = app._sweep_slot
+    assert app.figures["sweep"] is figures.NO_SWEEP
+    assert [type(w) for w in slot.children] == [widgets.HTML]  # no empty plot, no plot widget
+    assert "choose" in slot.children[0].value
+    assert not any(isinstance(w, go.FigureWidget) for w in _walk(slot))
+    app.set(sweep="separation")
+    (plot,) = slot.children
+    assert isinstance(plot, go.FigureWidget) and app._views["sweep"] is plot
+    assert plot.layout.title.text == app.figures["sweep"].layout.title.text
+    app.set(sweep="off")
+    assert [type(w) for w in slot.children] == [widgets.HTML]
+    app.set(sweep="alpha")
+    assert slot.children == (plot,)  # the plot widget is made once and kept
+    assert "alpha" in plot.layout.title.text
+    assert root is app.widget
+
+
+def _walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()) or ():
+        yield from _walk(child)
