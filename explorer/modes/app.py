@@ -558,11 +558,13 @@ class ModesApp(ReflowingApp, App):
         # the sweep panel is a sentence until a sweep is chosen, then a plot: it sits in a slot
         # whose one child is swapped (the plot widget is made only when first needed)
         self._sweep_slot = widgets.Box([views["sweep"]])
+        # beside the controls where a 470 px figure fits (JupyterLab at 1440 px with its file
+        # browser open), two a row on a wide screen, under the controls where none fits
         return widgets.VBox([
             widgets.Box([views["densities"], views["weights"]], layout=row),
             widgets.Box([views["landscape"], views["coverage"]], layout=row),
             widgets.Box([views["scores"], self._sweep_slot], layout=row),
-        ])
+        ], layout=widgets.Layout(flex="1 1 480px"))
 
     def _refresh_views(self) -> None:
         # Send only the figures that changed (a figure reused from the memo is the same object):

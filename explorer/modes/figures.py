@@ -199,11 +199,11 @@ def landscape(result) -> go.Figure:
         data.append(dict(type="scatter", x=optima[:1, 0], y=optima[:1, 1], mode="markers",
                          name="global optimum", marker=dict(symbol="star", color="gold", size=15,
                                                             line=dict(width=1))))
-    if path is not None and len(path):  # drawn last: on top of an optimum it has reached
+    if path is not None and len(path):  # a ring drawn last: an optimum it reached shows inside
         data.append(dict(type="scatter", x=path[-1:, 0], y=path[-1:, 1], mode="markers",
-                         name="now", marker=dict(color=PATH_COLOUR, size=11,
-                                                 line=dict(color="white", width=1))))
-    notes.append(_note("★ global optimum · ✕ local optima · white: solver path · ●: now",
+                         name="now", marker=dict(symbol="circle-open", color=PATH_COLOUR, size=20,
+                                                 line=dict(color=PATH_COLOUR, width=3))))
+    notes.append(_note("★ global optimum · ✕ local optima · white: solver path · ○: now",
                        y=1.0, yanchor="bottom", font=dict(size=10)))
     return _figure(data, title, annotations=notes, showlegend=False, height=350,
                    margin=dict(l=55, r=15, t=60, b=45),

@@ -170,6 +170,16 @@ class CalculatorApp(ReflowingApp, App):
             self.bind(seed, "seed"),
         ]
 
+    def layout_views(self, views):
+        # beside the controls where a 520 px figure fits (JupyterLab at 1440 px with its file
+        # browser open), the figures one under the other there and side by side on a wide
+        # screen; under the controls where it does not fit (the rows wrap: ui.layout.ReflowingApp)
+        return widgets.Box(
+            list(views.values()),
+            layout=widgets.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
+                                  flex="1 1 540px"),
+        )
+
     def _refresh_menus(self) -> None:
         options = [(compute.LABELS[name], name) for name in compute.presets(self.params.kind)]
         for menu in (self._p_menu, self._q_menu):
