@@ -9,6 +9,7 @@ import pytest
 
 from explorer.modes import ModesApp, figures
 from explorer.ui import HTMLView
+from explorer.ui.a11y import walk
 
 
 def _check_figures(app):
@@ -139,7 +140,7 @@ def test_the_sweep_panel_is_a_sentence_until_a_sweep_is_chosen():
     assert app.figures["sweep"] is figures.NO_SWEEP
     assert [type(w) for w in slot.children] == [widgets.HTML]  # no empty plot, no plot widget
     assert "choose" in slot.children[0].value
-    assert not any(isinstance(w, go.FigureWidget) for w in _walk(slot))
+    assert not any(isinstance(w, go.FigureWidget) for w in walk(slot))
     app.set(sweep="separation")
     (plot,) = slot.children
     assert isinstance(plot, go.FigureWidget) and app._views["sweep"] is plot
@@ -150,9 +151,3 @@ def test_the_sweep_panel_is_a_sentence_until_a_sweep_is_chosen():
     assert slot.children == (plot,)  # the plot widget is made once and kept
     assert "alpha" in plot.layout.title.text
     assert root is app.widget
-
-
-def _walk(widget):
-    yield widget
-    for child in getattr(widget, "children", ()) or ():
-        yield from _walk(child)
