@@ -106,15 +106,21 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         browser.jupyterlab_server(tmp_path, root=root) as (base, token),
         browser.chromium(tmp_path) as page,
     ):
+        traffic = browser.CommTraffic(page)
         browser.run_all_cells(page, base, token, "runner.ipynb")
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         first = browser.plot_signature(page, 0)
         browser.wait_for_plot_change(page, 0, first)  # live updates arrive from the thread
         page.locator("button", has_text="Cancel").first.click()
         page.wait_for_selector("text=cancelled", timeout=120_000)
-        stopped = browser.plot_signature(page, 0)
-        page.wait_for_timeout(1500)
-        assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
+        browser.wait_until_settled(page)  # the work has ended: its Cancel button is disabled
+        # nothing more after the cancel: the work's last message disabled its Cancel button, and
+        # the figure shows the last update the kernel sent
+        updates = [m for m in traffic.messages if "_py2js_update" in m.state]
+        stopped = max(i for i, m in enumerate(traffic.messages) if m.state.get("disabled") is True)
+        assert updates and all(traffic.messages.index(m) < stopped for m in updates)
+        last_title = updates[-1].state["_py2js_update"]["layout_data"]["title.text"]
+        assert page.locator(".js-plotly-plot .gtitle").first.text_content() == last_title
         browser.screenshot(page, "runner_cancelled")
 
 
@@ -272,14 +278,18 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
         browser.chromium(tmp_path) as page,
         browser.screenshot_on_failure(page, f"{notebook.split('.')[0]}_jupyterlab_failed"),
     ):
+        traffic = browser.CommTraffic(page)
         browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
         browser.wait_until_settled(page)
         assert browser.error_outputs(page) == []
         assert_sliders_start_where_the_app_does(page, spec)
         before = browser.all_plot_signatures(page)
-        browser.press_slider(page, spec["slider"])
+        mark = traffic.mark()
+        browser.press_slider(page, spec["slider"], times=1)
         after_slider = browser.wait_for_any_plot_change(page, before)
+        browser.wait_until_settled(page)
+        assert_one_update_per_changed_figure(traffic, mark)
         label, option = spec["dropdown"]
         browser.select_dropdown(page, label, option)
         browser.wait_for_any_plot_change(page, after_slider)
@@ -290,6 +300,19 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
         )
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         browser.screenshot(page, f"{notebook.split('.')[0]}_jupyterlab")
+
+
+def assert_one_update_per_changed_figure(traffic, mark: int) -> None:
+    """What one control move cost per figure (issue 16 item 5): each figure the move changed
+    got one message, a batched update that carries only what changed, and the page sent no
+    figure anything back."""
+    per_figure = traffic.figure_messages(mark)
+    assert per_figure, "the move updated no figure"
+    for comm_id, messages in per_figure.items():
+        senders = [(m.sender, sorted(m.state)) for m in messages]
+        assert senders == [
+            ("kernel", ["_last_layout_edit_id", "_last_trace_edit_id", "_py2js_update"])
+        ], f"figure {comm_id[:8]}: {senders}"
 
 
 @pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
@@ -415,6 +438,35 @@ def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab
     assert page.foreign_requests == []
 
 
+def test_a_slider_move_sends_each_figure_one_update_with_only_what_changed(tmp_path):
+    """Per key press on the slider, each of the three figures gets exactly one websocket
+    message (plotly sent four, and the page sent three back), carrying the new y values and
+    title only: x, the other trace properties and the unchanged layout stay in the browser."""
+    root = tmp_path / "nb"
+    write_following_notebook(root)
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "following_messages_failed"),
+    ):
+        traffic = browser.CommTraffic(page)
+        browser.run_all_cells(page, base, token, "following.ipynb")
+        wait_for_titles(page, 7)
+        browser.wait_until_settled(page)
+        for k in (8, 7, 8):
+            mark = traffic.mark()
+            browser.press_slider(page, "k", key="ArrowRight" if k == 8 else "ArrowLeft", times=1)
+            wait_for_titles(page, k)
+            browser.wait_until_settled(page)
+            per_figure = traffic.figure_messages(mark)
+            assert len(per_figure) == 3
+            assert_one_update_per_changed_figure(traffic, mark)
+            for (message,) in per_figure.values():
+                update = message.state["_py2js_update"]
+                assert sorted(update["style_data"]) == ["y"]
+                assert sorted(update["layout_data"]) == ["title.text"]
+
+
 def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path):
     """Voila runs the whole notebook before its page connects: the figures must show what the
     last cell made of them (not what they were when shown), with plotly's bundle once, as a
@@ -434,6 +486,8 @@ def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path)
         wait_for_titles(page, 9)
         assert_plotly_arrives_once_as_a_cacheable_file(counter)
         browser.screenshot(page, "following_voila")
+        page.reload()  # a new page runs the notebook in a new kernel: its state again
+        wait_for_titles(page, 7, timeout_ms=240_000)
     # no host but the server: checked on leaving
     # browser.chromium, as in every browser test
 
