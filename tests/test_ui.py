@@ -468,6 +468,24 @@ def test_same_value_compares_plotly_values_exactly():
     assert not same_value(True, 1) and not same_value(None, 0)
 
 
+def test_property_changes_finds_one_change_deep_in_an_otherwise_equal_layout():
+    import numpy as np
+
+    from explorer.ui.views import property_changes
+
+    template = {"layout": {"colorway": ["#000", "#111"], "xaxis": {"ticks": ""}}}
+    old = {"template": template, "xaxis": {"range": [0, 1]}, "shapes": [{"x0": np.array([1.0])}]}
+    new = {
+        "template": {"layout": {"colorway": ["#000", "#222"], "xaxis": {"ticks": ""}}},
+        "xaxis": {"range": [0, 1]},
+        "shapes": [{"x0": np.array([2.0])}],
+    }
+    changes = property_changes(old, new)
+    assert sorted(changes) == ["shapes", "template.layout.colorway"]
+    assert changes["template.layout.colorway"] == ["#000", "#222"]
+    assert property_changes(old, {**old, "template": dict(template)}) == {}
+
+
 def test_every_install_path_publishes_plotlys_bundle(tmp_path, monkeypatch, capsys):
     """``make install`` and Binder's ``postBuild`` publish the bundle into the environment's
     labextensions folder (a plain ``pip install -e .`` leaves it to the first kernel)."""
