@@ -194,7 +194,9 @@ class FakeModel {  // the parts of a Backbone widget model that the shared-bundl
 def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_path):
     """The module of explorer's FigureWidget, with a fake plotly bundle that loads late: its
     initialize returns at once, and the kernel's updates from before plotly listened reach
-    plotly once each, in order (the stand-in for plotly records what its handlers see)."""
+    plotly once each, in order (the stand-in for plotly records what its handlers see): both
+    as plotly's kernel side sends them (each message reset to null) and as explorer's does (no
+    reset: on load the model still holds its one early message, which must reach plotly too)."""
     from explorer.ui.plotly_widget import BUNDLE_DIGEST, WIDGET_ESM
 
     script = FAKE_BACKBONE_MODEL + """
@@ -202,42 +204,53 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
       let loaded;
       globalThis[Symbol.for(`explorer.plotly-widget-bundle.${digest}`)] =
         new Promise((resolve) => { loaded = resolve; });
-      const seen = [];
+      const seen = { plotlys: [], ours: [] };
       const fakePlotly = { default: () => ({
         initialize({ model }) {
           model.on("change:_py2js_addTraces", () => {
             const message = model.get("_py2js_addTraces");
-            if (message !== null) seen.push(message.id);
+            if (message !== null) seen[model.name].push(message.id);
           });
         },
         render({ el }) { el.textContent = "drawn"; return () => {}; },
       }) };
       const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
-      const widget = (await import(url)).default();
-      const model = new FakeModel({ _py2js_addTraces: null });
-      const returned = widget.initialize({ model });
-      const el = document.createElement("div");
-      const rendering = widget.render({ model, el });
-      model.set_state({ _py2js_addTraces: { id: 1 } });  // before plotly listens
-      model.set_state({ _py2js_addTraces: null });
-      model.set_state({ _py2js_addTraces: { id: 2 } });
-      model.set_state({ _py2js_addTraces: null });
-      const before = [...seen];
-      const drawnEarly = el.textContent;
+      const widgets = {}, returned = [], rendering = [], els = {};
+      for (const name of ["plotlys", "ours"]) {
+        widgets[name] = (await import(url)).default();
+        const model = new FakeModel({ _py2js_addTraces: null });
+        model.name = name;
+        widgets[name].model = model;
+        returned.push(widgets[name].initialize({ model }) === undefined);
+        els[name] = document.createElement("div");
+        rendering.push(widgets[name].render({ model, el: els[name] }));
+      }
+      const plotlys = widgets.plotlys.model, ours = widgets.ours.model;
+      plotlys.set_state({ _py2js_addTraces: { id: 1 } });  // before plotly listens
+      plotlys.set_state({ _py2js_addTraces: null });
+      plotlys.set_state({ _py2js_addTraces: { id: 2 } });
+      plotlys.set_state({ _py2js_addTraces: null });
+      ours.set_state({ _py2js_addTraces: { id: 1 } });
+      const before = JSON.stringify(seen);
+      const drawnEarly = els.plotlys.textContent + els.ours.textContent;
       loaded(fakePlotly);
-      await rendering;
-      model.set_state({ _py2js_addTraces: { id: 3 } });  // after: plotly's handler alone
-      model.set_state({ _py2js_addTraces: null });
-      return { returned: returned === undefined, before, seen, drawnEarly, drawn: el.textContent,
-               listeners: model.handlers.filter(([n]) => n === "change").length };
+      await Promise.all(rendering);
+      plotlys.set_state({ _py2js_addTraces: { id: 3 } });  // after: plotly's handler alone
+      ours.set_state({ _py2js_addTraces: { id: 2 } });
+      return { returned, before, seen, drawnEarly, drawn: els.plotlys.textContent,
+               listeners: [plotlys, ours].map(m => m.handlers.filter(([n]) => n === "change").length) };
     }
     """
     with browser.chromium(tmp_path) as page:
         page.set_content("<html><body></body></html>")
         outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_DIGEST])
     assert outcome == {
-        "returned": True, "before": [], "seen": [1, 2, 3], "drawnEarly": "", "drawn": "drawn",
-        "listeners": 0,
+        "returned": [True, True],
+        "before": '{"plotlys":[],"ours":[]}',
+        "seen": {"plotlys": [1, 2, 3], "ours": [1, 2]},
+        "drawnEarly": "",
+        "drawn": "drawn",
+        "listeners": [0, 0],
     }
 
 

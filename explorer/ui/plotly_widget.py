@@ -114,7 +114,14 @@ export default () => {
         plotlyWidget = module.default();
         plotlyWidget.initialize?.({ model, signal, experimental });
         model.off("change", remember);
-        for (const changes of early) backboneModel.set_state(changes);
+        for (const changes of early) {
+          // a message acts through its change: the model holds the last message already, so
+          // each replayed one is made a change again (events only; nothing goes to the kernel)
+          for (const name of Object.keys(changes)) {
+            if (name.startsWith("_py2js_")) backboneModel.attributes[name] = null;
+          }
+          backboneModel.set_state(changes);
+        }
       });
       ready.catch((error) => console.error("[explorer] plotly's widget failed to load", error));
     },
