@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import secrets
@@ -357,24 +359,110 @@ def select_dropdown(page, label: str, option: str) -> None:
         select.select_option(value=option, timeout=5000)
 
 
-KERNEL_IDLE_JS = """() => { const app = window.jupyterapp;
-    if (!app) return true;  // Voila: its page does not expose the kernel's status
-    const kernel = app.shell.currentWidget?.sessionContext?.session?.kernel;
-    return !kernel || kernel.status === 'idle'; }"""
+#: The page's kernel connection: the notebook's in JupyterLab, the widget manager's in Voila.
+KERNEL_OF_PAGE_JS = """const app = window.jupyterapp;
+    const kernel = app?.shell?.currentWidget?.sessionContext?.session?.kernel  // JupyterLab
+        ?? app?._widgetManager?.kernel;                                      // Voila"""
+
+#: Whether everything the kernel sent has been applied and drawn: the page's kernel connection
+#: has processed the kernel's "idle" (JupyterLab and Voila handle the kernel's messages in
+#: order, a widget's update included), no long work runs (every Runner's Cancel is disabled),
+#: and every plotly figure has drawn, with no drawing step pending.
+SETTLED_JS = f"""() => {{ {KERNEL_OF_PAGE_JS}
+    if (!kernel || kernel.status !== 'idle') return false;
+    const working = [...document.querySelectorAll('button')]
+        .some(b => b.textContent.trim() === 'Cancel' && !b.disabled);
+    return !working && [...document.querySelectorAll('.js-plotly-plot')]
+        .every(plot => plot._fullLayout && !(plot._promises && plot._promises.length)); }}"""
 
 
-def wait_until_settled(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> None:
-    """Wait until the kernel is idle (in Lab) and then no plotly figure has changed for
-    ``quiet_ms`` (all redraws have arrived)."""
-    page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout_ms)
-    deadline = time.monotonic() + timeout_ms / 1000
-    previous = all_plot_signatures(page)
-    while time.monotonic() < deadline:
-        page.wait_for_timeout(quiet_ms)
-        current = all_plot_signatures(page)
-        if current == previous:
-            return
-        previous = current
+def wait_until_settled(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the page shows the kernel's current state: the kernel is idle as the page
+    sees it, no long work runs and every plotly figure has finished drawing (a state, not a
+    quiet period: a slow machine only makes it take longer)."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout_ms, polling=100)
+
+
+@dataclasses.dataclass
+class KernelMessage:
+    """One Jupyter message on a kernel websocket, as the page received or sent it."""
+
+    sender: str  # "kernel" or "page"
+    channel: str
+    msg_type: str
+    content: dict
+    size: int  # bytes on the wire
+
+    @property
+    def comm_id(self) -> str | None:
+        return self.content.get("comm_id")
+
+    @property
+    def state(self) -> dict:
+        """The widget state a comm message carries (``{}`` if none)."""
+        return (self.content.get("data") or {}).get("state") or {}
+
+
+def parse_kernel_frame(payload: bytes | str, sender: str) -> KernelMessage | None:
+    """A kernel websocket frame as a :class:`KernelMessage`: JSON, or Jupyter's binary
+    ``v1.kernel.websocket.jupyter.org`` framing (offsets, then channel, header, parent header,
+    metadata, content and buffers). ``None`` for anything else."""
+    data = payload.encode() if isinstance(payload, str) else bytes(payload)
+    try:
+        if data[:1] == b"{":
+            message = json.loads(data)
+            channel, header, content = message.get("channel", ""), message["header"], message["content"]
+        else:
+            count = int.from_bytes(data[:8], "little")
+            offsets = [int.from_bytes(data[8 + 8 * i:16 + 8 * i], "little") for i in range(count)]
+            parts = [data[start:end] for start, end in zip(offsets, offsets[1:])]
+            channel, header, content = parts[0].decode(), json.loads(parts[1]), json.loads(parts[4])
+    except (ValueError, KeyError, IndexError):
+        return None
+    return KernelMessage(sender, channel, header.get("msg_type", ""), content, len(data))
+
+
+class CommTraffic:
+    """Every Jupyter message on the page's kernel websockets, in order (what the kernel sent the
+    page and what the page sent the kernel), to count what a control move costs per figure."""
+
+    def __init__(self, page) -> None:
+        self.messages: list[KernelMessage] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, websocket) -> None:
+        for event, sender in (("framereceived", "kernel"), ("framesent", "page")):
+            websocket.on(event, lambda payload, sender=sender: self._record(payload, sender))
+
+    def _record(self, payload, sender: str) -> None:
+        message = parse_kernel_frame(payload, sender)
+        if message is not None:
+            self.messages.append(message)
+
+    def mark(self) -> int:
+        """A position in the traffic: :meth:`since` returns what came after it."""
+        return len(self.messages)
+
+    def since(self, mark: int) -> list[KernelMessage]:
+        return self.messages[mark:]
+
+    def plotly_comms(self) -> set[str]:
+        """The comms of plotly figure widgets: opened with a figure, or sent a figure update."""
+        comms = set()
+        for message in self.messages:
+            opened = message.msg_type == "comm_open" and "_widget_data" in message.state
+            if opened or "_py2js_update" in message.state:
+                comms.add(message.comm_id)
+        return comms
+
+    def figure_messages(self, mark: int) -> dict[str, list[KernelMessage]]:
+        """The comm messages to or from plotly figure widgets after ``mark``, per comm."""
+        figures = self.plotly_comms()
+        found: dict[str, list[KernelMessage]] = {}
+        for message in self.since(mark):
+            if message.msg_type == "comm_msg" and message.comm_id in figures:
+                found.setdefault(message.comm_id, []).append(message)
+        return found
 
 
 #: JupyterLab's (and Voila's) own static files: the byte budget excludes them

@@ -106,15 +106,21 @@ def test_long_work_updates_the_page_and_can_be_cancelled(tmp_path):
         browser.jupyterlab_server(tmp_path, root=root) as (base, token),
         browser.chromium(tmp_path) as page,
     ):
+        traffic = browser.CommTraffic(page)
         browser.run_all_cells(page, base, token, "runner.ipynb")
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         first = browser.plot_signature(page, 0)
         browser.wait_for_plot_change(page, 0, first)  # live updates arrive from the thread
         page.locator("button", has_text="Cancel").first.click()
         page.wait_for_selector("text=cancelled", timeout=120_000)
-        stopped = browser.plot_signature(page, 0)
-        page.wait_for_timeout(1500)
-        assert browser.plot_signature(page, 0) == stopped  # nothing more after cancel
+        browser.wait_until_settled(page)  # the work has ended: its Cancel button is disabled
+        # nothing more after the cancel: the work's last message disabled its Cancel button, and
+        # the figure shows the last update the kernel sent
+        updates = [m for m in traffic.messages if "_py2js_update" in m.state]
+        stopped = max(i for i, m in enumerate(traffic.messages) if m.state.get("disabled") is True)
+        assert updates and all(traffic.messages.index(m) < stopped for m in updates)
+        last_title = updates[-1].state["_py2js_update"]["layout_data"]["title.text"]
+        assert page.locator(".js-plotly-plot .gtitle").first.text_content() == last_title
         browser.screenshot(page, "runner_cancelled")
 
 
@@ -188,7 +194,9 @@ class FakeModel {  // the parts of a Backbone widget model that the shared-bundl
 def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_path):
     """The module of explorer's FigureWidget, with a fake plotly bundle that loads late: its
     initialize returns at once, and the kernel's updates from before plotly listened reach
-    plotly once each, in order (the stand-in for plotly records what its handlers see)."""
+    plotly once each, in order (the stand-in for plotly records what its handlers see): both
+    as plotly's kernel side sends them (each message reset to null) and as explorer's does (no
+    reset: on load the model still holds its one early message, which must reach plotly too)."""
     from explorer.ui.plotly_widget import BUNDLE_DIGEST, WIDGET_ESM
 
     script = FAKE_BACKBONE_MODEL + """
@@ -196,42 +204,53 @@ def test_shared_bundle_widget_initialises_at_once_and_replays_early_updates(tmp_
       let loaded;
       globalThis[Symbol.for(`explorer.plotly-widget-bundle.${digest}`)] =
         new Promise((resolve) => { loaded = resolve; });
-      const seen = [];
+      const seen = { plotlys: [], ours: [] };
       const fakePlotly = { default: () => ({
         initialize({ model }) {
           model.on("change:_py2js_addTraces", () => {
             const message = model.get("_py2js_addTraces");
-            if (message !== null) seen.push(message.id);
+            if (message !== null) seen[model.name].push(message.id);
           });
         },
         render({ el }) { el.textContent = "drawn"; return () => {}; },
       }) };
       const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
-      const widget = (await import(url)).default();
-      const model = new FakeModel({ _py2js_addTraces: null });
-      const returned = widget.initialize({ model });
-      const el = document.createElement("div");
-      const rendering = widget.render({ model, el });
-      model.set_state({ _py2js_addTraces: { id: 1 } });  // before plotly listens
-      model.set_state({ _py2js_addTraces: null });
-      model.set_state({ _py2js_addTraces: { id: 2 } });
-      model.set_state({ _py2js_addTraces: null });
-      const before = [...seen];
-      const drawnEarly = el.textContent;
+      const widgets = {}, returned = [], rendering = [], els = {};
+      for (const name of ["plotlys", "ours"]) {
+        widgets[name] = (await import(url)).default();
+        const model = new FakeModel({ _py2js_addTraces: null });
+        model.name = name;
+        widgets[name].model = model;
+        returned.push(widgets[name].initialize({ model }) === undefined);
+        els[name] = document.createElement("div");
+        rendering.push(widgets[name].render({ model, el: els[name] }));
+      }
+      const plotlys = widgets.plotlys.model, ours = widgets.ours.model;
+      plotlys.set_state({ _py2js_addTraces: { id: 1 } });  // before plotly listens
+      plotlys.set_state({ _py2js_addTraces: null });
+      plotlys.set_state({ _py2js_addTraces: { id: 2 } });
+      plotlys.set_state({ _py2js_addTraces: null });
+      ours.set_state({ _py2js_addTraces: { id: 1 } });
+      const before = JSON.stringify(seen);
+      const drawnEarly = els.plotlys.textContent + els.ours.textContent;
       loaded(fakePlotly);
-      await rendering;
-      model.set_state({ _py2js_addTraces: { id: 3 } });  // after: plotly's handler alone
-      model.set_state({ _py2js_addTraces: null });
-      return { returned: returned === undefined, before, seen, drawnEarly, drawn: el.textContent,
-               listeners: model.handlers.filter(([n]) => n === "change").length };
+      await Promise.all(rendering);
+      plotlys.set_state({ _py2js_addTraces: { id: 3 } });  // after: plotly's handler alone
+      ours.set_state({ _py2js_addTraces: { id: 2 } });
+      return { returned, before, seen, drawnEarly, drawn: els.plotlys.textContent,
+               listeners: [plotlys, ours].map(m => m.handlers.filter(([n]) => n === "change").length) };
     }
     """
     with browser.chromium(tmp_path) as page:
         page.set_content("<html><body></body></html>")
         outcome = page.evaluate(script, [WIDGET_ESM, BUNDLE_DIGEST])
     assert outcome == {
-        "returned": True, "before": [], "seen": [1, 2, 3], "drawnEarly": "", "drawn": "drawn",
-        "listeners": 0,
+        "returned": [True, True],
+        "before": '{"plotlys":[],"ours":[]}',
+        "seen": {"plotlys": [1, 2, 3], "ours": [1, 2]},
+        "drawnEarly": "",
+        "drawn": "drawn",
+        "listeners": [0, 0],
     }
 
 
@@ -272,14 +291,18 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
         browser.chromium(tmp_path) as page,
         browser.screenshot_on_failure(page, f"{notebook.split('.')[0]}_jupyterlab_failed"),
     ):
+        traffic = browser.CommTraffic(page)
         browser.run_all_cells(page, base, token, notebook, timeout_ms=240_000)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
         browser.wait_until_settled(page)
         assert browser.error_outputs(page) == []
         assert_sliders_start_where_the_app_does(page, spec)
         before = browser.all_plot_signatures(page)
-        browser.press_slider(page, spec["slider"])
+        mark = traffic.mark()
+        browser.press_slider(page, spec["slider"], times=1)
         after_slider = browser.wait_for_any_plot_change(page, before)
+        browser.wait_until_settled(page)
+        assert_one_update_per_changed_figure(traffic, mark)
         label, option = spec["dropdown"]
         browser.select_dropdown(page, label, option)
         browser.wait_for_any_plot_change(page, after_slider)
@@ -290,6 +313,19 @@ def test_explorer_notebook_runs_and_reacts_in_jupyterlab(notebook, tmp_path):
         )
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         browser.screenshot(page, f"{notebook.split('.')[0]}_jupyterlab")
+
+
+def assert_one_update_per_changed_figure(traffic, mark: int) -> None:
+    """What one control move cost per figure (issue 16 item 5): each figure the move changed
+    got one message, a batched update that carries only what changed, and the page sent no
+    figure anything back."""
+    per_figure = traffic.figure_messages(mark)
+    assert per_figure, "the move updated no figure"
+    for comm_id, messages in per_figure.items():
+        senders = [(m.sender, sorted(m.state)) for m in messages]
+        assert senders == [
+            ("kernel", ["_last_layout_edit_id", "_last_trace_edit_id", "_py2js_update"])
+        ], f"figure {comm_id[:8]}: {senders}"
 
 
 @pytest.mark.parametrize("notebook", sorted(EXPLORER_NOTEBOOKS), ids=lambda n: n.split("_")[0])
@@ -387,7 +423,10 @@ def execute_in_kernel(runtime_dir, code: str) -> None:
 def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab(tmp_path):
     """A figure always matches the kernel's state, whenever the view connects: after a change
     made before the page drew, after save and reload, and after a change made while no page
-    was connected. plotly's bundle arrives once per page as a cacheable file."""
+    was connected. plotly's bundle arrives once per page as a cacheable file. And per key
+    press on the slider each of the three figures gets exactly one websocket message (plotly
+    sent four, and the page sent three back), carrying the new y values and title only: x, the
+    other trace properties and the unchanged layout stay in the browser."""
     root = tmp_path / "nb"
     write_following_notebook(root)
     with (
@@ -396,10 +435,22 @@ def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab
         browser.screenshot_on_failure(page, "following_jupyterlab_failed"),
     ):
         counter = browser.ByteCounter(page)
+        traffic = browser.CommTraffic(page)
         browser.run_all_cells(page, base, token, "following.ipynb")
         wait_for_titles(page, 7)
-        browser.press_slider(page, "k", times=3)
-        wait_for_titles(page, 10)
+        browser.wait_until_settled(page)
+        for k in (8, 9, 10):
+            mark = traffic.mark()
+            browser.press_slider(page, "k", times=1)
+            wait_for_titles(page, k)
+            browser.wait_until_settled(page)
+            per_figure = traffic.figure_messages(mark)
+            assert len(per_figure) == 3
+            assert_one_update_per_changed_figure(traffic, mark)
+            for (message,) in per_figure.values():
+                update = message.state["_py2js_update"]
+                assert sorted(update["style_data"]) == ["y"]
+                assert sorted(update["layout_data"]) == ["title.text"]
         assert_plotly_arrives_once_as_a_cacheable_file(counter)
         page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_function(
@@ -434,6 +485,8 @@ def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path)
         wait_for_titles(page, 9)
         assert_plotly_arrives_once_as_a_cacheable_file(counter)
         browser.screenshot(page, "following_voila")
+        page.reload()  # a new page runs the notebook in a new kernel: its state again
+        wait_for_titles(page, 7, timeout_ms=240_000)
     # no host but the server: checked on leaving
     # browser.chromium, as in every browser test
 

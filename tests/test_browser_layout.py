@@ -71,7 +71,10 @@ def each_tab(page):
             continue
         tab.scroll_into_view_if_needed()
         tab.click()
-        page.wait_for_timeout(400)
+        # the state a click leads to: the tab is the current one, and its figures have drawn
+        page.wait_for_function("(tab) => tab.classList.contains('lm-mod-current')",
+                               arg=tab.element_handle(), timeout=30_000)
+        browser.wait_until_settled(page)
         yield tab.inner_text()
 
 

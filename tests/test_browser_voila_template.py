@@ -89,7 +89,10 @@ def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
         page.on("request", lambda request: requested.append(request.url))
         page.goto(server + "/", timeout=240_000)
         page.wait_for_selector("text=an icon button", timeout=240_000)
-        page.wait_for_load_state("networkidle")
+        # every request the page makes is out: its resources have loaded, and the fonts it
+        # uses (the icon's included) have loaded or failed (states, not a quiet period)
+        page.wait_for_load_state("load")
+        page.evaluate("document.fonts.ready.then(() => document.fonts.status)")
         text = page.inner_text("body")
         icon_font = page.evaluate(
             "getComputedStyle(document.querySelector('.widget-button i.fa'), '::before')"

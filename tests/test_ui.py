@@ -373,6 +373,54 @@ def test_a_refresh_sends_one_update_with_only_what_changed():
         assert {k: v for k, v in shown.items() if k != "uid"} == wanted
 
 
+def comm_messages(monkeypatch) -> list[tuple[str, str, dict]]:
+    """Record every comm message that widgets made from now on send to the browser, as
+    (comm id, message type, data): what travels over the websocket, one entry per frame."""
+    import comm
+    from comm.base_comm import BaseComm
+
+    sent: list[tuple[str, str, dict]] = []
+
+    class RecordingComm(BaseComm):
+        def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+            sent.append((self.comm_id, msg_type, data))
+
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    return sent
+
+
+def test_a_refresh_is_one_comm_message_and_leaves_no_message_behind(monkeypatch):
+    """plotly sends a figure update as four comm messages (two edit counters, the update, and
+    the update reset to None); a slider move of an app with four figures made sixteen websocket
+    frames. Ours: one message per changed figure, none for an unchanged one, and the state that
+    a view connecting later receives holds no old update to replay."""
+    import numpy as np
+
+    from explorer.ui.views import make_view, refresh_view
+
+    sent = comm_messages(monkeypatch)
+    x = np.linspace(0, 1, 50)
+
+    def figure(k: float) -> go.Figure:
+        return go.Figure(go.Scatter(x=x, y=x**k), layout={"title": f"k = {k}"})
+
+    view = make_view(figure(1))
+    for k in (2, 3):
+        sent.clear()
+        refresh_view(view, figure(k))
+        assert [(comm_id, kind) for comm_id, kind, _ in sent] == [(view.comm.comm_id, "comm_msg")]
+        data = sent[0][2]
+        assert data["method"] == "update"
+        update = data["state"]["_py2js_update"]
+        assert update["layout_data"] == {"title.text": f"k = {k}"}
+        assert update["trace_edit_id"] == data["state"]["_last_trace_edit_id"]
+        assert update["layout_edit_id"] == data["state"]["_last_layout_edit_id"]
+        assert view.get_state()["_py2js_update"] is None
+    sent.clear()
+    refresh_view(view, figure(3))
+    assert sent == []
+
+
 def test_the_browsers_defaults_for_array_properties_raise_nothing_in_the_kernel():
     """plotly merges the defaults that its browser code sends back after each update and tests
     numpy-array properties for truth on the way ("The truth value of an array ... is
@@ -418,6 +466,24 @@ def test_same_value_compares_plotly_values_exactly():
     assert not same_value([1, {"a": 0.5}], [1, {"a": 0.5, "b": 1}])
     assert same_value(nan, nan) and same_value(1, 1.0) and not same_value(1, "1")
     assert not same_value(True, 1) and not same_value(None, 0)
+
+
+def test_property_changes_finds_one_change_deep_in_an_otherwise_equal_layout():
+    import numpy as np
+
+    from explorer.ui.views import property_changes
+
+    template = {"layout": {"colorway": ["#000", "#111"], "xaxis": {"ticks": ""}}}
+    old = {"template": template, "xaxis": {"range": [0, 1]}, "shapes": [{"x0": np.array([1.0])}]}
+    new = {
+        "template": {"layout": {"colorway": ["#000", "#222"], "xaxis": {"ticks": ""}}},
+        "xaxis": {"range": [0, 1]},
+        "shapes": [{"x0": np.array([2.0])}],
+    }
+    changes = property_changes(old, new)
+    assert sorted(changes) == ["shapes", "template.layout.colorway"]
+    assert changes["template.layout.colorway"] == ["#000", "#222"]
+    assert property_changes(old, {**old, "template": dict(template)}) == {}
 
 
 def test_every_install_path_publishes_plotlys_bundle(tmp_path, monkeypatch, capsys):

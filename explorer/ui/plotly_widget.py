@@ -18,11 +18,19 @@ Three things differ from plotly's own ``FigureWidget``:
    one-off messages. A browser that connects afterwards (a reload, Lab after save and reload,
    a Voila page whose notebook changed the app after showing it) drew the figure *as it was
    made*. :meth:`FigureWidget.get_state` answers every state request with the current figure.
-3. **No defaults travel back.** After each update plotly's browser code sends the kernel the
-   defaults it filled in (``_js2py_traceDeltas``); plotly then merges them with
-   ``_remove_overlapping_props``, which tests numpy-array properties for truth ("The truth
-   value of an array ... is ambiguous", notebook 02's hidden tracebacks). The apps never read
-   defaults back, so the widget acknowledges the message and keeps exactly what it sent.
+3. **An update is one message, and nothing travels back.** plotly sends an update as four
+   comm messages (two edit counters, the update, the update reset to ``None``), and after
+   each update (and each first draw) its browser code deep-merges the drawn figure with its
+   defaults, diffs the result against the figure and sends the difference to the kernel
+   (``_js2py_traceDeltas``, and a layout delta under a name the kernel does not know), which
+   echoes it back: per slider move of notebook 01's four figures, sixteen frames out and
+   twelve frames (about 60 kB) back, and a fifth of the browser's time per figure
+   (issue 16 item 5, measured with ``tests/browser.py``'s :class:`CommTraffic`). Here an
+   update is one message (:meth:`FigureWidget._send_update_msg`), and the module switches
+   the browser's report off (the apps never read defaults back; plotly's kernel side merged
+   them with ``_remove_overlapping_props``, which tests numpy-array properties for truth,
+   "The truth value of an array ... is ambiguous", notebook 02's hidden tracebacks). Should
+   a report still arrive, the widget acknowledges it and keeps exactly what it sent.
 
 ``initialize`` returns at once (anywidget gives a widget 2 s to initialise, and a widget that
 misses it is never updated again); the kernel's updates that arrive before plotly's code has
@@ -70,10 +78,22 @@ function bundleFromKernel(model) {
   }).then((url) => import(url));
 }
 
+function withoutReports(module) {
+  // plotly's view reports the defaults it filled in after every draw (a deep merge and a diff
+  // of the whole figure, sent to the kernel); the kernel never uses them: switched off
+  const view = module.FigureView?.prototype;
+  if (view) {
+    view._sendTraceDeltas = () => {};
+    view._sendLayoutDelta = () => {};
+  }
+  return module;
+}
+
 function plotlyWidgetModule(model) {
   const url = bundleUrl();
   globalThis[BUNDLE] ??= (url ? import(url) : Promise.reject(new Error("no static URL")))
-    .catch(() => bundleFromKernel(model));
+    .catch(() => bundleFromKernel(model))
+    .then(withoutReports);
   return globalThis[BUNDLE];
 }
 
@@ -94,7 +114,14 @@ export default () => {
         plotlyWidget = module.default();
         plotlyWidget.initialize?.({ model, signal, experimental });
         model.off("change", remember);
-        for (const changes of early) backboneModel.set_state(changes);
+        for (const changes of early) {
+          // a message acts through its change: the model holds the last message already, so
+          // each replayed one is made a change again (events only; nothing goes to the kernel)
+          for (const name of Object.keys(changes)) {
+            if (name.startsWith("_py2js_")) backboneModel.attributes[name] = null;
+          }
+          backboneModel.set_state(changes);
+        }
       });
       ready.catch((error) => console.error("[explorer] plotly's widget failed to load", error));
     },
@@ -172,6 +199,48 @@ class FigureWidget(go.FigureWidget):
             if name in state:
                 state[name] = self.trait_metadata(name, "to_json")(value, self)
         return state
+
+    def _send_update_msg(
+        self, restyle_data, relayout_data, trace_indexes=None, source_view_id=None
+    ) -> None:
+        """Send one ``Plotly.update`` to the browser as one comm message: the update and the edit
+        counters it carries together (plotly's own sends four messages, see the module
+        docstring). The browser reports nothing back, so the edit is complete once sent."""
+        trace_edit_id = self._last_trace_edit_id + 1
+        layout_edit_id = self._last_layout_edit_id + 1
+        update = {
+            "style_data": restyle_data,
+            "layout_data": relayout_data,
+            "style_traces": self._normalize_trace_indexes(trace_indexes),
+            "trace_edit_id": trace_edit_id,
+            "layout_edit_id": layout_edit_id,
+            "source_view_id": source_view_id,
+        }
+        self._send_in_one_message(
+            _last_trace_edit_id=trace_edit_id,
+            _last_layout_edit_id=layout_edit_id,
+            _py2js_update=update,
+        )
+
+    def _send_in_one_message(self, **traits) -> None:
+        """Set ``traits`` and send them in one comm message; then clear the ``_py2js_*`` message
+        traits without telling the browser (it acts on a *change* of a message, and every
+        message differs from the last in its edit counters), so that a view connecting later
+        gets no old message to replay."""
+        outer_hold = self._holding_sync  # then the outer hold sends them, with the message
+        with self.hold_sync():
+            for name, value in traits.items():
+                setattr(self, name, value)
+        for name in traits:
+            if name.startswith("_py2js_") and not outer_hold:
+                with self._lock_property(**{name: None}):
+                    setattr(self, name, None)
+
+    def on_edits_completed(self, fn) -> None:
+        """Call ``fn`` now: an edit is complete once sent, as the browser reports nothing back
+        (plotly's waits for the report)."""
+        self._trace_edit_in_process = self._layout_edit_in_process = False
+        fn()
 
     # plotly's own handlers of these messages merge the defaults (see the module docstring)
     _handler_js2py_traceDeltas = None

@@ -101,7 +101,8 @@ def property_changes(old: dict, new: dict, prefix: str = "") -> dict[str, Any]:
     """The plotly property paths (``"xaxis.range"``) whose values differ between the property
     dicts ``old`` and ``new``, with their new values (``None`` where ``new`` drops one).
 
-    Nested dicts are compared key by key, so one changed axis range does not resend the axis;
+    Nested dicts are compared key by key (unless ``==`` finds them equal, see :func:`same_value`),
+    so one changed axis range does not resend the axis;
     anything else (numbers, strings, lists, numpy arrays) is compared as a whole by
     :func:`same_value`."""
     changes: dict[str, Any] = {}
@@ -114,7 +115,8 @@ def property_changes(old: dict, new: dict, prefix: str = "") -> dict[str, Any]:
         elif key not in old:
             changes[path] = new[key]
         elif isinstance(old[key], dict) and isinstance(new[key], dict):
-            changes.update(property_changes(old[key], new[key], f"{path}."))
+            if not _equal_by_python(old[key], new[key]):  # e.g. the template: equal, no walk
+                changes.update(property_changes(old[key], new[key], f"{path}."))
         elif not same_value(old[key], new[key]):
             changes[path] = new[key]
     return changes
@@ -122,7 +124,14 @@ def property_changes(old: dict, new: dict, prefix: str = "") -> dict[str, Any]:
 
 def same_value(a, b) -> bool:
     """Equality for plotly property values: numpy arrays element by element (NaN equal to NaN,
-    shape and dtype kind included), lists, tuples and dicts recursively, anything else by ``==``."""
+    shape and dtype kind included), lists, tuples and dicts recursively, anything else by ``==``.
+
+    Containers that Python's ``==`` finds equal are the same without the walk (a figure's
+    layout carries its whole template, about a thousand values, compared on every slider move:
+    2-3 ms per figure walked, 0.1 ms by ``==``); a bool and a number in the same place of two
+    such containers then count as equal, which plotly's figures never swap."""
+    if type(a) is type(b) and isinstance(a, (dict, list, tuple)) and _equal_by_python(a, b):
+        return True
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
@@ -139,6 +148,14 @@ def same_value(a, b) -> bool:
     if _is_number(a) and _is_number(b) and a != a and b != b:  # NaN
         return True
     return bool(a == b)
+
+
+def _equal_by_python(a, b) -> bool:
+    """``a == b`` where that is a plain yes (numpy arrays inside give no plain answer: no)."""
+    try:
+        return (a == b) is True
+    except (ValueError, TypeError):
+        return False
 
 
 def _is_number(value) -> bool:
