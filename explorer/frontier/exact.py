@@ -22,17 +22,12 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp, wrightomega
 
 from .. import divergences
-from . import bon_sweep
 
 #: exp(x) for x below this is a subnormal float (slow) or zero: we flush it to an exact zero.
 _FLUSH = -700.0
 #: Best-of-n levels whose whole lower tail has probability below exp(-_TAIL) are dropped: their
 #: total mass is below 2e-22, far under float64 resolution of anything we report.
 _TAIL = 50.0
-#: From this many reward levels on, many-n best-of-n sweeps use the binned transform.
-_SWEEP_LEVELS = 20_000
-#: ... and when the per-n sums would touch more than this many times the number of levels.
-_SWEEP_FACTOR = 30
 #: 1/beta (in units of the reward's scale) is capped here: r/beta stays finite for |r| < 4, and
 #: a larger 1/beta changes no policy unless two rewards differ by less than 1e-307 of the scale.
 _HUGE_INV_BETA = 2.0**1020
@@ -241,7 +236,8 @@ def kl_frontier(pi_ref, r, betas, extra=None):
     """The exact KL-RL frontier: for each beta, (KL(pi_beta || pi_ref), E_{pi_beta}[r]).
 
     With ``extra`` (a list of other reward vectors, e.g. the gold reward) a third array of shape
-    (len(betas), len(extra)) holds E_{pi_beta}[extra]. Vectorised; see :func:`_tilted_moments`.
+    (len(betas), len(extra)) holds E_{pi_beta}[extra]. Vectorised over betas; see
+    :func:`_tilted_moments`.
     """
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
@@ -263,49 +259,9 @@ def kl_frontier(pi_ref, r, betas, extra=None):
     return kls, rewards, mean_w
 
 
-def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
-    """KL(pi_beta || p), E_beta[s] and E_beta[weights] for many betas, pi_beta ∝ p e^{s/beta}.
-
-    Small problems are summed directly. Large ones use a truncated Taylor expansion inside reward
-    bins (the idea of the fast Gauss transform, Greengard & Strain 1991): with bin centre c and
-    half-width h, sum_{bin} p e^{s/beta} = e^{c/beta} sum_k m_k (h/beta)^k / k! where
-    m_k = sum_{bin} p u^k, u = (s - c)/h in [-1, 1]. For h/beta <= 1/2 the remainder after
-    k = ``order`` is below 0.5^17/17! e^0.5 ≈ 6e-20 of the bin's sum, so the result is exact in
-    float64, at a cost of one pass per moment instead of one exp per (beta, response).
-    Betas too small for the bins are summed directly over the top responses, the only ones
-    that can matter at that beta.
-    """
-    n = p.size
-    out_kl = np.empty(inv_beta.size)
-    out_s = np.empty(inv_beta.size)
-    out_w = np.empty((inv_beta.size, weights.shape[1]))
-    spread = float(s.max() - s.min())
-    if n <= 4 * bins or spread == 0.0:
-        _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, slice(None))
-        return out_kl, out_s, out_w
-    half = spread / (2 * bins)
-    binned = inv_beta * half <= 0.5
-    if np.any(binned):
-        _binned(p, s, inv_beta[binned], weights, bins, order, out_kl, out_s, out_w, binned)
-    small = np.flatnonzero(~binned)
-    if small.size:
-        # Terms with (s_top - s)/beta > T = 40 - log p_top together weigh at most e^-T, i.e.
-        # e^-40 of the top response's term alone: below float64 resolution of Z. Only the
-        # responses within reach of the top are gathered and sorted, once.
-        top = int(np.argmax(s))
-        reach = (40.0 - math.log(p[top])) / inv_beta[small]
-        near = np.flatnonzero(s >= s[top] - reach.max())
-        near = near[np.argsort(-s[near], kind="stable")]
-        p, s, weights = p[near], s[near], weights[near]
-        depth = s[0] - s
-        for j, length in zip(small, np.searchsorted(depth, reach, side="right"), strict=True):
-            where = slice(j, j + 1)
-            _direct(p[:length], s[:length], inv_beta[where], weights[:length], out_kl, out_s, out_w, where)
-    return out_kl, out_s, out_w
-
-
-def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1 << 21):
-    """Direct sums, in chunks of betas so that a (betas x responses) block stays small.
+def _tilted_moments(p, s, inv_beta, weights, chunk: int = 1 << 21):
+    """KL(pi_beta || p), E_beta[s] and E_beta[weights] for many betas, pi_beta ∝ p e^{s/beta}:
+    direct sums, in chunks of betas so that a (betas x responses) block stays small.
 
     KL has two exact forms. With x = s/beta + log p - max (so x <= 0) and z = sum e^x,
     log pi = x - log z, so KL = E_pi[x - log p] - log z: every term is of the size of log p,
@@ -315,8 +271,12 @@ def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1
     log_p = np.log(p)
     rows = max(1, chunk // max(p.size, 1))
     columns = np.column_stack([s, weights])
+    out_kl = np.empty(inv_beta.size)
+    out_s = np.empty(inv_beta.size)
+    out_w = np.empty((inv_beta.size, weights.shape[1]))
     for start in range(0, inv_beta.size, rows):
-        inv = inv_beta[start : start + rows, None]
+        block = slice(start, start + rows)
+        inv = inv_beta[block, None]
         x = inv * s[None, :] + log_p[None, :]
         top = x.max(axis=1, keepdims=True)
         x -= top
@@ -328,46 +288,9 @@ def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1
         from_logs = np.sum(e * np.where(e > 0, x - log_p[None, :], 0.0), axis=1) / z - log_z
         from_mean = inv[:, 0] * moments[:, 0] - (top[:, 0] + log_z)
         kls = np.where(np.abs(inv[:, 0] * moments[:, 0]) <= 1.0, from_mean, from_logs)
-        rows_out = np.arange(inv_beta.size)[start : start + rows]
-        target = np.arange(out_kl.size)[where][rows_out]
-        out_kl[target] = np.maximum(kls, 0.0)
-        out_s[target], out_w[target] = moments[:, 0], moments[:, 1:]
-
-
-def _binned(p, s, inv_beta, weights, bins, order, out_kl, out_s, out_w, where):
-    low = float(s.min())
-    width = float(s.max() - low) / bins
-    half = width / 2
-    index = np.minimum(((s - low) / width).astype(np.intp), bins - 1)
-    centres = low + (np.arange(bins) + 0.5) * width
-    u = (s - centres[index]) / half
-    # moments of p (up to order + 1, for E[s]) and of p * weight (up to order), per bin
-    power = p.copy()
-    m = np.empty((order + 2, bins))
-    mw = np.empty((weights.shape[1], order + 1, bins))
-    pw = [p * weights[:, i] for i in range(weights.shape[1])]
-    for k in range(order + 2):
-        m[k] = np.bincount(index, weights=power, minlength=bins)
-        if k <= order:
-            for i, w in enumerate(pw):
-                mw[i, k] = np.bincount(index, weights=w, minlength=bins)
-                pw[i] = w * u
-        power = power * u
-    used = m[0] > 0
-    m, mw, centres = m[:, used], mw[:, :, used], centres[used]
-    x = inv_beta * half  # (betas,), at most 1/2
-    coeff = x[:, None] ** np.arange(order + 1)[None, :]
-    coeff /= np.cumprod(np.r_[1.0, np.arange(1.0, order + 1)])[None, :]
-    a = coeff @ m[: order + 1]  # sum_bin p e^{x u} >= mass e^{-1/2} > 0
-    a_s = centres[None, :] * a + half * (coeff @ m[1 : order + 2])  # sum_bin p s e^{x u}
-    log_terms = inv_beta[:, None] * centres[None, :] + np.log(a)
-    log_z = logsumexp(log_terms, axis=1)
-    share = np.exp(log_terms - log_z[:, None]) / a  # e^{c/beta}/Z per bin
-    mean_s = np.sum(share * a_s, axis=1)
-    # here |s|/beta <= 2 bins: E[s]/beta - log Z loses at most ~4096 ulps of one nat
-    out_kl[where] = np.maximum(inv_beta * mean_s - log_z, 0.0)
-    out_s[where] = mean_s
-    out_w[where] = np.stack([np.sum(share * (coeff @ mw[i]), axis=1) for i in range(mw.shape[0])], axis=1) if mw.shape[0] else np.zeros((x.size, 0))
+        out_kl[block] = np.maximum(kls, 0.0)
+        out_s[block], out_w[block] = moments[:, 0], moments[:, 1:]
+    return out_kl, out_s, out_w
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,9 +357,9 @@ def best_of_n_log(pi_ref, r, n) -> np.ndarray:
 def bon_frontier(pi_ref, r, ns, extra=None):
     """Exact (KL(best-of-n || pi_ref), E[r]) for each n, vectorised over reward levels.
 
-    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22). Many
-    levels and many n go through :mod:`explorer.frontier.bon_sweep` (one pass for all n). With
-    ``extra`` (list of other rewards) also returns E_bon[extra] of shape (len(ns), len(extra))."""
+    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22), so a
+    large n sums only the top levels. With ``extra`` (list of other rewards) also returns
+    E_bon[extra] of shape (len(ns), len(extra))."""
     p, _, inverse, levels, mass, log_f, d, keep = _bon_levels(pi_ref, r)
     counts = check_n(ns, "ns")
     others = [check_reward(g, p.size, "extra reward") for g in (extra or [])]
@@ -447,13 +370,6 @@ def bon_frontier(pi_ref, r, ns, extra=None):
         level_extra.append(sums / mass)
     level_extra = np.stack(level_extra, axis=1) if others else np.zeros((mass.size, 0))
     depth = -log_f  # increasing down the levels
-    # levels each n needs on its own; the sweep costs about 30 passes over all levels at once
-    direct_work = np.searchsorted(depth, _TAIL / counts, side="right").sum()
-    if mass.size >= _SWEEP_LEVELS and direct_work > _SWEEP_FACTOR * mass.size:
-        scale = reward_scale(levels)  # the sweep takes differences of neighbouring levels
-        kls, rewards, mean_extra = bon_sweep.frontier(levels / scale, mass, log_f, d, counts, level_extra)
-        rewards = scale * rewards
-        return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
     log_mass = np.log(mass)
     kls = np.empty(counts.size)
     rewards = np.empty(counts.size)
