@@ -1,5 +1,5 @@
 """Every notebook runs top to bottom without an error, is committed without outputs, and is the
-pair of its source: notebooks/NAME.py (jupytext py:percent, see notebooks/jupytext.toml) is what
+pair of its source: notebooks/py/NAME.py (jupytext py:percent, see notebooks/jupytext.toml) is what
 contributors edit and ruff lints; notebooks/NAME.ipynb must hold exactly its cells."""
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-SYNC_HINT = "edit notebooks/{name}.py, then run `jupytext --sync notebooks/{name}.py`"
+SOURCE_DIR = NOTEBOOK_DIR / "py"
+SYNC_HINT = "edit notebooks/py/{name}.py, then run `jupytext --sync notebooks/py/{name}.py`"
 
 
 def test_every_notebook_has_a_source_and_every_source_a_notebook():
-    sources = {p.stem for p in NOTEBOOK_DIR.glob("*.py")}
+    sources = {p.stem for p in SOURCE_DIR.glob("*.py")}
     notebooks = {p.stem for p in NOTEBOOKS}
     assert sources == notebooks, (
         f"unpaired: sources without a notebook {sorted(sources - notebooks)}, "
         f"notebooks without a source {sorted(notebooks - sources)} "
-        "(make the missing side with `jupytext --sync notebooks/NAME.py` or `... NAME.ipynb`)"
+        "(make the missing side with `jupytext --sync notebooks/py/NAME.py` or `... notebooks/NAME.ipynb`)"
     )
 
 
@@ -36,7 +37,7 @@ def cell_inputs(notebook) -> list[tuple[str, str, dict]]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_in_sync_with_its_source(path):
-    source = jupytext.read(path.with_suffix(".py"), fmt="py:percent")
+    source = jupytext.read(SOURCE_DIR / f"{path.stem}.py", fmt="py:percent")
     notebook = nbformat.read(path, as_version=4)
     want, got = cell_inputs(source), cell_inputs(notebook)
     hint = SYNC_HINT.format(name=path.stem)
