@@ -83,7 +83,7 @@ def _direct_frontier(p, r, betas):
     return np.array(points).T
 
 
-@pytest.mark.parametrize("size", [50, 30_000])  # 30,000: beyond the app's 10,000 responses
+@pytest.mark.parametrize("size", [50, 30_000])  # direct sums, and the binned transform
 def test_kl_frontier_matches_the_policies_one_by_one(size):
     rng = np.random.default_rng(size)
     p = rng.dirichlet(np.ones(size))
@@ -96,10 +96,10 @@ def test_kl_frontier_matches_the_policies_one_by_one(size):
     np.testing.assert_allclose(kls[big], direct_kl[big], rtol=1e-10)
 
 
-def test_kl_frontier_in_chunks_of_betas_equals_one_block():
-    """Large problems are summed a few betas at a time (a betas x responses block stays under
-    2^21 numbers); the chunks must give exactly what one block gives."""
-    from explorer.frontier.exact import _tilted_moments
+def test_direct_sums_in_chunks_of_betas_equal_one_block():
+    """The direct sums take a few betas at a time (a betas x responses block stays under 2^21
+    numbers); the chunks must give exactly what one block gives."""
+    from explorer.frontier.exact import _direct_moments
 
     rng = np.random.default_rng(11)
     p = rng.dirichlet(np.ones(5000))
@@ -107,8 +107,8 @@ def test_kl_frontier_in_chunks_of_betas_equals_one_block():
     s -= p @ s
     weights = rng.standard_normal((5000, 2))
     inv_beta = 1.0 / np.geomspace(1e-3, 1e3, 31)
-    one_block = _tilted_moments(p, s, inv_beta, weights, chunk=5000 * 31)
-    in_chunks = _tilted_moments(p, s, inv_beta, weights, chunk=5000 * 4)  # 4 betas per chunk
+    one_block = _direct_moments(p, s, inv_beta, weights, chunk=5000 * 31)
+    in_chunks = _direct_moments(p, s, inv_beta, weights, chunk=5000 * 4)  # 4 betas per chunk
     for whole, chunked in zip(one_block, in_chunks, strict=True):
         np.testing.assert_array_equal(chunked, whole)
 
