@@ -15,7 +15,7 @@ lab: $(STAMP)
 	$(PY) -m explorer lab $(LAB_ARGS)
 
 test: $(STAMP)
-	$(PY) -m ruff check explorer tests benchmarks scripts
+	$(PY) -m ruff check explorer tests benchmarks scripts notebooks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -70,21 +70,17 @@ def _log1p_over(u: Tensor, c: float) -> Tensor:
 
 
 def wright_omega(x) -> Tensor:
-    """The Wright omega function: the w with w + log w = x, i.e. w = W(e^x) (Lambert W).
+    """The Wright omega function: the w with w + log w = x, i.e. w = W(e^x) (Lambert W), as a
+    float64 tensor on x's device.
 
-    Working with W(e^x) instead of W(y) keeps huge arguments (y = e^800) representable, which is
-    what chi-PO and Jeffreys need. Newton's method from the asymptotic start, in float64; below
-    x = -700, W(e^x) = e^x to double precision (the correction is e^(2x)).
-    """
+    W(e^x) instead of W(y) keeps huge arguments (y = e^800) representable, which is what
+    Jeffreys' (f')^-1 needs. The one implementation is scipy.special.wrightomega (Lawrence,
+    Corless & Jeffrey 2012), also used by explorer.frontier; tests/test_divergences.py checks it
+    against mpmath from x = -1e300 (where it is an exact 0) to 1.7e308, and at +-inf."""
+    from scipy.special import wrightomega  # here: importing the registry stays free of scipy
+
     x = _as_float64(x)
-    tiny = x < -700.0
-    w = torch.where(x > 1.0, x - torch.log(x.clamp(min=1.0)), torch.exp(x.clamp(min=-700.0, max=1.0)))
-    for _ in range(50):
-        step = (w + torch.log(w) - x.clamp(min=-700.0)) * w / (w + 1.0)
-        w = w - step
-        if bool(torch.all(step.abs() <= 4 * torch.finfo(torch.float64).eps * w.abs())):
-            break
-    return torch.where(tiny, torch.exp(x), w)
+    return torch.from_numpy(wrightomega(x.detach().cpu().numpy())).to(x.device)
 
 
 @dataclass(frozen=True)

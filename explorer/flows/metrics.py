@@ -214,13 +214,6 @@ class Scores:
     target_weights: np.ndarray
     straightness: float
 
-    def as_row(self) -> dict:
-        return {
-            "W2": self.w2, "normalised W2": self.normalised_w2, "W2 noise floor": self.noise_floor,
-            "nearest data": self.nearest, "failure rate": self.failure_rate,
-            "coverage": self.coverage, "straightness": self.straightness,
-        }
-
 
 def score(generated, ref: Reference, straightness_value: float = float("nan")) -> Scores:
     gen = _array(generated)

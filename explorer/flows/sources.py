@@ -52,10 +52,6 @@ DEFAULT_OPTIONS: dict[str, dict] = {
 }
 
 
-def source_names() -> list[str]:
-    return list(SOURCE_LABELS)
-
-
 LEARNED_PARAMETERS = ("log_radius", "angle", "log_sigma")  # what training moves and weights keep
 INITIAL_RADIUS = 1e-2  # the learned source starts as N(0, I) up to means of this size
 

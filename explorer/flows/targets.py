@@ -154,10 +154,6 @@ TARGETS: dict[str, Target] = {
 }
 
 
-def target_names() -> list[str]:
-    return list(TARGETS)
-
-
 def get_target(name) -> Target:
     """The target called ``name`` (or ``name`` itself when it already is a Target)."""
     if isinstance(name, Target):

@@ -22,20 +22,33 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp, wrightomega
 
 from .. import divergences
-from . import bon_sweep
 
 #: exp(x) for x below this is a subnormal float (slow) or zero: we flush it to an exact zero.
 _FLUSH = -700.0
 #: Best-of-n levels whose whole lower tail has probability below exp(-_TAIL) are dropped: their
 #: total mass is below 2e-22, far under float64 resolution of anything we report.
 _TAIL = 50.0
-#: From this many reward levels on, many-n best-of-n sweeps use the binned transform.
-_SWEEP_LEVELS = 20_000
-#: ... and when the per-n sums would touch more than this many times the number of levels.
-_SWEEP_FACTOR = 30
 #: 1/beta (in units of the reward's scale) is capped here: r/beta stays finite for |r| < 4, and
 #: a larger 1/beta changes no policy unless two rewards differ by less than 1e-307 of the scale.
 _HUGE_INV_BETA = 2.0**1020
+#: From this many responses on, kl_frontier sums the betas that the bins allow through the
+#: binned Taylor transform (:func:`_binned_moments`); below it, every beta directly. Measured by
+#: ``python -m benchmarks.bench_frontier --crossover`` (2026-12-06, one thread, both paths
+#: interleaved call by call, medians of 31, three runs at load 7-11 on 2 cores) on the app's
+#: scenarios (gaussian; heavy-tailed with 1% hackable) with its 9 extra expectations, the
+#: binned speed-up over direct sums was, over the app's 60 betas, 0.1-0.9x up to 2,000
+#: responses, 0.5-1.2x at 2,500-4,000, 1.1-2.5x at 5,000 and 1.7-3.3x at 10,000 (over 200
+#: betas: 0.9-1.8x at 2,000, 1.1-1.5x at 3,000, 1.8-2.8x at 5,000, 3.4-4.8x at 10,000). So
+#: from 5,000 on it was faster in every run; of the app's response settings (100, 500, 2,000,
+#: 10,000) the 10,000 takes it, where a new scenario (every curve) took 2.66 s instead of 3.81 s.
+_BINNED_FROM = 5_000
+#: Reward bins and Taylor order of the binned transform. Order 16 is what the remainder bound
+#: needs. 512 bins cost less per beta than 2048 (with 2048 the speed-up at 10,000 responses was
+#: 1.2-1.3x over the app's betas, parity near 7,000); the betas too small for 512 bins
+#: (beta < the reward's range / 512: 3 of the app's 60 on its gaussian scenario, 18 on the
+#: heavy-tailed one) go through the few responses near the top.
+_BINS = 512
+_ORDER = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +254,8 @@ def kl_frontier(pi_ref, r, betas, extra=None):
     """The exact KL-RL frontier: for each beta, (KL(pi_beta || pi_ref), E_{pi_beta}[r]).
 
     With ``extra`` (a list of other reward vectors, e.g. the gold reward) a third array of shape
-    (len(betas), len(extra)) holds E_{pi_beta}[extra]. Vectorised; see :func:`_tilted_moments`.
+    (len(betas), len(extra)) holds E_{pi_beta}[extra]. Vectorised over betas; see
+    :func:`_tilted_moments`.
     """
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
@@ -263,49 +277,31 @@ def kl_frontier(pi_ref, r, betas, extra=None):
     return kls, rewards, mean_w
 
 
-def _tilted_moments(p, s, inv_beta, weights, bins: int = 2048, order: int = 16):
+def _tilted_moments(p, s, inv_beta, weights):
     """KL(pi_beta || p), E_beta[s] and E_beta[weights] for many betas, pi_beta ∝ p e^{s/beta}.
 
-    Small problems are summed directly. Large ones use a truncated Taylor expansion inside reward
-    bins (the idea of the fast Gauss transform, Greengard & Strain 1991): with bin centre c and
-    half-width h, sum_{bin} p e^{s/beta} = e^{c/beta} sum_k m_k (h/beta)^k / k! where
-    m_k = sum_{bin} p u^k, u = (s - c)/h in [-1, 1]. For h/beta <= 1/2 the remainder after
-    k = ``order`` is below 0.5^17/17! e^0.5 ≈ 6e-20 of the bin's sum, so the result is exact in
-    float64, at a cost of one pass per moment instead of one exp per (beta, response).
-    Betas too small for the bins are summed directly over the top responses, the only ones
-    that can matter at that beta.
+    Below ``_BINNED_FROM`` responses every beta is summed directly (:func:`_direct_moments`).
+    From there on, the betas large enough for the reward bins go through the binned Taylor
+    transform (:func:`_binned_moments`, exact in float64) and the others through the responses
+    near the top (:func:`_near_top_moments`), the only ones that matter at a small beta.
     """
-    n = p.size
+    spread = float(s.max() - s.min())
+    if p.size < _BINNED_FROM or spread == 0.0:
+        return _direct_moments(p, s, inv_beta, weights)
+    half_width = spread / (2 * _BINS)
+    binned = inv_beta * half_width <= 0.5
     out_kl = np.empty(inv_beta.size)
     out_s = np.empty(inv_beta.size)
     out_w = np.empty((inv_beta.size, weights.shape[1]))
-    spread = float(s.max() - s.min())
-    if n <= 4 * bins or spread == 0.0:
-        _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, slice(None))
-        return out_kl, out_s, out_w
-    half = spread / (2 * bins)
-    binned = inv_beta * half <= 0.5
-    if np.any(binned):
-        _binned(p, s, inv_beta[binned], weights, bins, order, out_kl, out_s, out_w, binned)
-    small = np.flatnonzero(~binned)
-    if small.size:
-        # Terms with (s_top - s)/beta > T = 40 - log p_top together weigh at most e^-T, i.e.
-        # e^-40 of the top response's term alone: below float64 resolution of Z. Only the
-        # responses within reach of the top are gathered and sorted, once.
-        top = int(np.argmax(s))
-        reach = (40.0 - math.log(p[top])) / inv_beta[small]
-        near = np.flatnonzero(s >= s[top] - reach.max())
-        near = near[np.argsort(-s[near], kind="stable")]
-        p, s, weights = p[near], s[near], weights[near]
-        depth = s[0] - s
-        for j, length in zip(small, np.searchsorted(depth, reach, side="right"), strict=True):
-            where = slice(j, j + 1)
-            _direct(p[:length], s[:length], inv_beta[where], weights[:length], out_kl, out_s, out_w, where)
+    for where, moments in ((binned, _binned_moments), (~binned, _near_top_moments)):
+        if np.any(where):
+            out_kl[where], out_s[where], out_w[where] = moments(p, s, inv_beta[where], weights)
     return out_kl, out_s, out_w
 
 
-def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1 << 21):
-    """Direct sums, in chunks of betas so that a (betas x responses) block stays small.
+def _direct_moments(p, s, inv_beta, weights, chunk: int = 1 << 21):
+    """Direct sums over every response, in chunks of betas so that a (betas x responses) block
+    stays under ``chunk`` numbers.
 
     KL has two exact forms. With x = s/beta + log p - max (so x <= 0) and z = sum e^x,
     log pi = x - log z, so KL = E_pi[x - log p] - log z: every term is of the size of log p,
@@ -315,8 +311,12 @@ def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1
     log_p = np.log(p)
     rows = max(1, chunk // max(p.size, 1))
     columns = np.column_stack([s, weights])
+    out_kl = np.empty(inv_beta.size)
+    out_s = np.empty(inv_beta.size)
+    out_w = np.empty((inv_beta.size, weights.shape[1]))
     for start in range(0, inv_beta.size, rows):
-        inv = inv_beta[start : start + rows, None]
+        block = slice(start, start + rows)
+        inv = inv_beta[block, None]
         x = inv * s[None, :] + log_p[None, :]
         top = x.max(axis=1, keepdims=True)
         x -= top
@@ -328,33 +328,56 @@ def _direct(p, s, inv_beta, weights, out_kl, out_s, out_w, where, chunk: int = 1
         from_logs = np.sum(e * np.where(e > 0, x - log_p[None, :], 0.0), axis=1) / z - log_z
         from_mean = inv[:, 0] * moments[:, 0] - (top[:, 0] + log_z)
         kls = np.where(np.abs(inv[:, 0] * moments[:, 0]) <= 1.0, from_mean, from_logs)
-        rows_out = np.arange(inv_beta.size)[start : start + rows]
-        target = np.arange(out_kl.size)[where][rows_out]
-        out_kl[target] = np.maximum(kls, 0.0)
-        out_s[target], out_w[target] = moments[:, 0], moments[:, 1:]
+        out_kl[block] = np.maximum(kls, 0.0)
+        out_s[block], out_w[block] = moments[:, 0], moments[:, 1:]
+    return out_kl, out_s, out_w
 
 
-def _binned(p, s, inv_beta, weights, bins, order, out_kl, out_s, out_w, where):
+def _near_top_moments(p, s, inv_beta, weights):
+    """Direct sums, for each (small) beta over only the responses within its reach of the top.
+
+    Terms with (s_top - s)/beta > T = 40 - log p_top together weigh at most e^-T, i.e. e^-40 of
+    the top response's term alone: below float64 resolution of Z. The responses within reach
+    of the smallest 1/beta are gathered and sorted once; each beta sums a prefix of them."""
+    top = int(np.argmax(s))
+    reach = (40.0 - math.log(p[top])) / inv_beta
+    near = np.flatnonzero(s >= s[top] - reach.max())
+    near = near[np.argsort(-s[near], kind="stable")]
+    p, s, weights = p[near], s[near], weights[near]
+    lengths = np.searchsorted(s[0] - s, reach, side="right")
+    out_kl = np.empty(inv_beta.size)
+    out_s = np.empty(inv_beta.size)
+    out_w = np.empty((inv_beta.size, weights.shape[1]))
+    for j, length in enumerate(lengths):
+        one = slice(j, j + 1)
+        head = slice(0, length)
+        out_kl[one], out_s[one], out_w[one] = _direct_moments(p[head], s[head], inv_beta[one], weights[head])
+    return out_kl, out_s, out_w
+
+
+def _binned_moments(p, s, inv_beta, weights, bins: int = _BINS, order: int = _ORDER):
+    """The binned Taylor transform (the idea of the fast Gauss transform, Greengard & Strain 1991),
+    for betas with 1/beta <= 1/(2 h), h the bins' half-width.
+
+    With bin centre c and u = (s - c)/h in [-1, 1],
+    sum_{bin} p e^{s/beta} = e^{c/beta} sum_k (h/beta)^k / k! m_k, m_k = sum_{bin} p u^k.
+    For x = h/beta <= 1/2 the remainder after k = ``order`` = 16 is at most
+    0.5^17/17! e^{1/2} ≈ 3.5e-20 times the bin's mass, and the bin's sum is at least e^{-1/2}
+    times its mass: the truncation is below 6e-20 of each bin's sum, so the result is exact in
+    float64. The cost is (order + 2) passes over the responses for the moments (order + 1 more
+    per weight) and a (betas x bins) sum, instead of one exp per (beta, response).
+    """
     low = float(s.min())
     width = float(s.max() - low) / bins
     half = width / 2
     index = np.minimum(((s - low) / width).astype(np.intp), bins - 1)
     centres = low + (np.arange(bins) + 0.5) * width
     u = (s - centres[index]) / half
-    # moments of p (up to order + 1, for E[s]) and of p * weight (up to order), per bin
-    power = p.copy()
-    m = np.empty((order + 2, bins))
-    mw = np.empty((weights.shape[1], order + 1, bins))
-    pw = [p * weights[:, i] for i in range(weights.shape[1])]
-    for k in range(order + 2):
-        m[k] = np.bincount(index, weights=power, minlength=bins)
-        if k <= order:
-            for i, w in enumerate(pw):
-                mw[i, k] = np.bincount(index, weights=w, minlength=bins)
-                pw[i] = w * u
-        power = power * u
+    m = _bin_moments(index, p, u, order + 1, bins)  # up to order + 1: E[s] needs m_{k+1}
+    mw = [_bin_moments(index, p * weights[:, i], u, order, bins) for i in range(weights.shape[1])]
     used = m[0] > 0
-    m, mw, centres = m[:, used], mw[:, :, used], centres[used]
+    m, centres = m[:, used], centres[used]
+    mw = [one[:, used] for one in mw]
     x = inv_beta * half  # (betas,), at most 1/2
     coeff = x[:, None] ** np.arange(order + 1)[None, :]
     coeff /= np.cumprod(np.r_[1.0, np.arange(1.0, order + 1)])[None, :]
@@ -364,10 +387,23 @@ def _binned(p, s, inv_beta, weights, bins, order, out_kl, out_s, out_w, where):
     log_z = logsumexp(log_terms, axis=1)
     share = np.exp(log_terms - log_z[:, None]) / a  # e^{c/beta}/Z per bin
     mean_s = np.sum(share * a_s, axis=1)
-    # here |s|/beta <= 2 bins: E[s]/beta - log Z loses at most ~4096 ulps of one nat
-    out_kl[where] = np.maximum(inv_beta * mean_s - log_z, 0.0)
-    out_s[where] = mean_s
-    out_w[where] = np.stack([np.sum(share * (coeff @ mw[i]), axis=1) for i in range(mw.shape[0])], axis=1) if mw.shape[0] else np.zeros((x.size, 0))
+    # here |s|/beta <= spread/beta <= bins: E[s]/beta - log Z cancels at most ``bins`` nats,
+    # i.e. loses at most about bins * 2.2e-16 (1.1e-13 at 512 bins)
+    kls = np.maximum(inv_beta * mean_s - log_z, 0.0)
+    mean_w = np.zeros((x.size, len(mw)))
+    for i, one in enumerate(mw):
+        mean_w[:, i] = np.sum(share * (coeff @ one), axis=1)
+    return kls, mean_s, mean_w
+
+
+def _bin_moments(index, mass, u, order: int, bins: int) -> np.ndarray:
+    """m_k = sum_{bin} mass u^k for k = 0..order, one row per k (shape (order + 1, bins))."""
+    out = np.empty((order + 1, bins))
+    power = mass.copy()
+    for k in range(order + 1):
+        out[k] = np.bincount(index, weights=power, minlength=bins)
+        power *= u
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,9 +470,9 @@ def best_of_n_log(pi_ref, r, n) -> np.ndarray:
 def bon_frontier(pi_ref, r, ns, extra=None):
     """Exact (KL(best-of-n || pi_ref), E[r]) for each n, vectorised over reward levels.
 
-    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22). Many
-    levels and many n go through :mod:`explorer.frontier.bon_sweep` (one pass for all n). With
-    ``extra`` (list of other rewards) also returns E_bon[extra] of shape (len(ns), len(extra))."""
+    Levels whose lower tail F^n is below e^-50 are skipped (their total mass is < 2e-22), so a
+    large n sums only the top levels. With ``extra`` (list of other rewards) also returns
+    E_bon[extra] of shape (len(ns), len(extra))."""
     p, _, inverse, levels, mass, log_f, d, keep = _bon_levels(pi_ref, r)
     counts = check_n(ns, "ns")
     others = [check_reward(g, p.size, "extra reward") for g in (extra or [])]
@@ -447,13 +483,6 @@ def bon_frontier(pi_ref, r, ns, extra=None):
         level_extra.append(sums / mass)
     level_extra = np.stack(level_extra, axis=1) if others else np.zeros((mass.size, 0))
     depth = -log_f  # increasing down the levels
-    # levels each n needs on its own; the sweep costs about 30 passes over all levels at once
-    direct_work = np.searchsorted(depth, _TAIL / counts, side="right").sum()
-    if mass.size >= _SWEEP_LEVELS and direct_work > _SWEEP_FACTOR * mass.size:
-        scale = reward_scale(levels)  # the sweep takes differences of neighbouring levels
-        kls, rewards, mean_extra = bon_sweep.frontier(levels / scale, mass, log_f, d, counts, level_extra)
-        rewards = scale * rewards
-        return (kls, rewards) if extra is None else (kls, rewards, mean_extra)
     log_mass = np.log(mass)
     kls = np.empty(counts.size)
     rewards = np.empty(counts.size)

@@ -182,3 +182,27 @@ def test_answer_9_infalign_wins_best_of_n_at_equal_kl(app):
     s = app.result.scenario
     n = float(rows["best-of-n"].setting.split("n = ")[1].split(" ")[0])
     assert kl(best_of_n(s.pi_ref, s.proxy, n), s.pi_ref) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_readme_which_kl_frontier_path_runs_where(monkeypatch):
+    """README, "Which path runs where in the frontier": direct sums below 5,000 responses; from
+    5,000 on the binned transform for beta >= the reward's range / 512; of the app's response
+    settings (100, 500, 2,000, 10,000) only the 10,000 takes it."""
+    from explorer.frontier import exact
+    from explorer.frontier.scenario import make_scenario
+
+    assert (exact._BINNED_FROM, exact._BINS) == (5_000, 512)
+    betas_taken = []
+    binned = exact._binned_moments
+    monkeypatch.setattr(exact, "_binned_moments", lambda p, s, inv, w: betas_taken.append(inv.size) or binned(p, s, inv, w))
+    takes_binned = {}
+    for size in (100, 500, 2000, 10_000):
+        s = make_scenario(size, seed=0)
+        before = len(betas_taken)
+        r = s.proxy
+        edge = float(np.ptp(r[s.pi_ref > 0])) / 512
+        exact.kl_frontier(s.pi_ref, r, [edge * 0.999, edge * 1.001])
+        takes_binned[size] = len(betas_taken) > before
+        if takes_binned[size]:
+            assert betas_taken[-1] == 1  # the beta just above range / 512, not the one below
+    assert takes_binned == {100: False, 500: False, 2000: False, 10_000: True}

@@ -1,5 +1,5 @@
 """Notebook 04 (reasoning manifold): every number its text and "What to try" answers state, with
-the app in the stated preset, asserted at the precision written (scripts/make_notebook_04.py)."""
+the app in the stated preset, asserted at the precision written (notebooks/py/04_reasoning_manifold.py)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Every number the answers of notebook 01 (scripts/make_notebook_01.py) state, with the app in
+"""Every number the answers of notebook 01 (notebooks/py/01_mode_seeking_vs_covering.py) state, with the app in
 that answer's preset, at the precision stated. Prose that no test backs says what it is."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every number and set the answers of notebook 00 (scripts/make_welcome_notebook.py) state,
+"""Every number and set the answers of notebook 00 (notebooks/py/00_welcome.py) state,
 with the calculator in that answer's preset."""
 
 from __future__ import annotations

@@ -142,8 +142,9 @@ def test_tilted_handles_rewards_at_both_ends_of_the_float_range():
 
 
 def test_large_problems_are_scale_free_on_every_path():
-    """10^4 responses take the binned path for large beta and the top-only path for small beta;
-    multiplying r and beta by 2^k (exact) must leave every KL unchanged."""
+    """10^4 responses (the app's largest setting) take the binned path for large beta and the
+    near-top path for small beta (beta = 1e-4 to 1e3); multiplying r and beta by 2^k (exact) must
+    leave every KL unchanged."""
     rng = np.random.default_rng(4)
     p = rng.dirichlet(np.ones(10_000))
     r = rng.standard_normal(10_000)

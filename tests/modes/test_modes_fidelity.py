@@ -102,13 +102,13 @@ def test_landscape_colour_scale_says_what_it_is():
 
 def test_f_distill_is_cited_by_its_title():
     mine = ["explorer/divergences.py", "explorer/modes", "explorer/welcome",
-            "scripts/make_notebook_01.py", "scripts/make_welcome_notebook.py"]
+            "notebooks/py/01_mode_seeking_vs_covering.py", "notebooks/py/00_welcome.py"]
     for entry in mine:
         paths = [ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py")
         for path in paths:
             text = path.read_text()
             assert "diffusion distillation" not in text.lower(), path
-    for script in ("scripts/make_notebook_01.py", "scripts/make_welcome_notebook.py"):
+    for script in ("notebooks/py/01_mode_seeking_vs_covering.py", "notebooks/py/00_welcome.py"):
         assert "One-step Diffusion Models with f-Divergence Distribution Matching" in (
             ROOT / script).read_text()
 
