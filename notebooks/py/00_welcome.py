@@ -44,7 +44,7 @@ app
 #
 # 1. Choose the preset *q outside p's support: reverse KL is infinite*. Which other divergences are infinite, and why exactly those?
 # 2. With p = q = Gaussian, make q narrower (scale 0.5) and then wider (scale 2). Which of Pearson and Neyman explodes each time?
-# 3. Switch to *discrete* and pick q = `no_last_tokens`. Then swap the roles: p = `no_last_tokens`, q = `teacher_two_peaks`.
+# 3. Switch to *discrete* and pick q = *no last tokens*. Then swap the roles: p = *no last tokens*, q = *teacher: two peaks*.
 # 4. Set the samples to 10, then 10000, and compare k1, k2 and k3 with the exact reverse KL. Change the seed a few times.
 
 # %% [markdown]
