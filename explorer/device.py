@@ -5,6 +5,10 @@
 * ``configure_threads()``: one intra-op thread per process by default. Measured on shared cores:
   for the small tensors of an interactive app, two threads are many times slower than one
   (they spin and wait for each other). ``EXPLORER_THREADS`` overrides it.
+* ``ensure_threads()``: ``configure_threads()`` once per process, when the first app starts
+  (``App.__init__``) or the first compute call picks its device (``choose_device``). Importing
+  ``explorer`` changes no process-wide setting: a program that imports it for one function keeps
+  its own torch and BLAS thread counts until it computes with explorer.
 * ``seed_everything(seed)`` seeds Python, NumPy and torch from one integer;
   ``generator(seed, device)`` gives a private torch generator for one computation.
 """
@@ -22,9 +26,15 @@ import torch
 DEVICE_VARIABLE = "EXPLORER_DEVICE"
 THREADS_VARIABLE = "EXPLORER_THREADS"
 
+_threads_configured = False  # set by configure_threads(); read by ensure_threads()
+
 
 def choose_device(device: str | torch.device | None = None) -> torch.device:
-    """The torch device to compute on: argument > $EXPLORER_DEVICE > cuda if present > cpu."""
+    """The torch device to compute on: argument > $EXPLORER_DEVICE > cuda if present > cpu.
+
+    Every compute function calls it first, so it also sets the threads on the process's first
+    compute call (:func:`ensure_threads`)."""
+    ensure_threads()
     requested = device if device is not None else os.environ.get(DEVICE_VARIABLE) or None
     if requested is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,7 +58,8 @@ def configure_threads(threads: int | None = None) -> int:
     or $EXPLORER_THREADS) and return the number.
 
     Measured here: with two OpenBLAS threads on busy shared cores, each call of scipy's L-BFGS-B
-    took milliseconds instead of microseconds."""
+    took milliseconds instead of microseconds. After it, :func:`ensure_threads` changes nothing."""
+    global _threads_configured
     if threads is None:
         threads = int(os.environ.get(THREADS_VARIABLE, "1"))
     if threads < 1:
@@ -58,7 +69,16 @@ def configure_threads(threads: int | None = None) -> int:
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))  # for BLAS libraries loaded later (SciPy's)
     threadpoolctl.threadpool_limits(threads)  # for those already loaded (NumPy's, torch's OpenMP)
+    _threads_configured = True
     return threads
+
+
+def ensure_threads() -> None:
+    """:func:`configure_threads` with its defaults, unless this process has already configured
+    them (by this function or by an explicit call, whose choice it keeps). Cheap after the first
+    call: the apps and compute entry points call it every time they start."""
+    if not _threads_configured:
+        configure_threads()
 
 
 def seed_everything(seed: int) -> None:

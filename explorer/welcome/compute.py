@@ -17,6 +17,7 @@ import torch
 from scipy import optimize, special, stats
 
 from .. import divergences
+from ..device import ensure_threads
 
 GRID = np.linspace(-20.0, 20.0, 8001)  # for drawing the densities
 CELL = float(GRID[1] - GRID[0])
@@ -230,6 +231,7 @@ def calculate(
 
     Continuous pairs: the closed form for two Gaussians, else a whole-line quadrature with
     exact tail tests (``_continuous_values``); discrete pairs: exact sums."""
+    ensure_threads()
     if kind == "continuous":
         rows = _continuous_values(p_name, q_name, q_shift, q_scale, alpha)
         p = np.exp(log_density(p_name, GRID))
