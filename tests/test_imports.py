@@ -159,3 +159,46 @@ def test_iri_format_checks_answer_as_without_the_stand_in():
     reference = answers(IRI_CHECKS)  # a fresh interpreter without explorer: the real package
     assert reference == [True, False, False, True, True]
     assert answers("import explorer\n" + IRI_CHECKS) == reference
+
+
+# ----- the compute layer runs where widgets are not installed (a GPU box, a batch job) -----------
+
+BLOCK_WIDGET_LIBRARIES = """
+import importlib, importlib.abc, json, pkgutil, sys
+
+BLOCKED = {"ipywidgets", "plotly", "anywidget", "matplotlib"}
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+import explorer
+VIEW_LAYER = (".app", ".figures", ".__main__")
+names = [m.name for m in pkgutil.walk_packages(explorer.__path__, "explorer.")
+         if not m.name.endswith(VIEW_LAYER) and not m.name.startswith(("explorer.ui", "explorer.render"))]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps(names))
+"""
+
+
+def test_every_compute_module_imports_without_widget_libraries():
+    """With ipywidgets, plotly, anywidget and matplotlib made uninstallable (a meta path finder
+    that refuses them), every module outside the view layer (``*.app``, ``*.figures``,
+    ``explorer.ui``, ``explorer.render``) still imports."""
+    out = subprocess.run([sys.executable, "-c", BLOCK_WIDGET_LIBRARIES], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = json.loads(out.stdout.splitlines()[-1])
+    assert {"explorer.frontier.compute", "explorer.manifold.rema", "explorer.flows.compute",
+            "explorer.welcome.compute", "explorer.modes.fitting"} <= set(imported)
+
+
+def test_the_blocking_finder_does_block():
+    """The check above can fail: the same finder stops an import of the view layer."""
+    code = BLOCK_WIDGET_LIBRARIES.replace("for name in names:", "for name in ['explorer.frontier.app']:")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0 and "(blocked)" in out.stderr
