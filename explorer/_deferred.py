@@ -47,3 +47,42 @@ def defer_iri_grammar() -> bool:
     stand_in.__getattr__ = __getattr__
     sys.modules[GRAMMAR_PACKAGE] = stand_in
     return True
+
+
+class DeferredModule:
+    """What ``name = deferred_import("name", globals())`` binds: a stand-in for a module that is
+    imported on the first attribute read (``torch.ones``, ``isinstance(x, torch.Tensor)``), which
+    also rebinds the name in the importing module's namespace to the real module, so every later
+    read is a plain global lookup again.
+
+    Why: torch costs a kernel ~130 MB of private memory and 1-2 s at import. The frontier notebook's
+    default view computes in NumPy and only reads the divergence registry's names; with torch
+    imported where it is first *used*, that kernel never loads it, and no notebook pays for it
+    before its first computation needs it."""
+
+    __slots__ = ("_name", "_namespace", "_binding")
+
+    def __init__(self, name: str, namespace: dict, binding: str) -> None:
+        self._name, self._namespace, self._binding = name, namespace, binding
+
+    def _load(self) -> types.ModuleType:
+        module = importlib.import_module(self._name)
+        if self._namespace.get(self._binding) is self:
+            self._namespace[self._binding] = module
+        return module
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._load(), attribute)
+
+    def __repr__(self) -> str:
+        return f"<deferred module {self._name!r} (imported on first use)>"
+
+
+def deferred_import(name: str, namespace: dict, binding: str | None = None):
+    """``import name`` for a module that is used only inside functions: the module itself when it
+    is already imported, else a :class:`DeferredModule` bound as ``binding`` (default: the last
+    part of ``name``) in ``namespace`` (the caller's ``globals()``)."""
+    binding = binding or name.rpartition(".")[2]
+    if name in sys.modules:
+        return sys.modules[name]
+    return DeferredModule(name, namespace, binding)

@@ -84,6 +84,15 @@ def test_an_app_or_a_compute_call_sets_one_thread(start):
     assert run_fresh(code) == {"torch": 1, "blas": [1], "env": sorted(THREAD_VARIABLES)}
 
 
+def test_torch_imported_after_the_app_started_gets_the_count_at_the_next_compute_call():
+    """The frontier app starts without torch; torch, loaded later (by a trained view, or by the
+    learner, who sets 3 threads), runs on the chosen count from the next compute call on."""
+    code = ("from explorer.frontier import FrontierApp\nFrontierApp()\nimport sys\n"
+            "assert 'torch' not in sys.modules\nimport torch\ntorch.set_num_threads(3)\n"
+            "from explorer import device\ndevice.choose_device()\n" + THREADS_NOW)
+    assert run_fresh(code)["torch"] == 1
+
+
 def test_explorer_threads_variable_chooses_the_count():
     code = "from explorer import device\ndevice.choose_device()\n" + THREADS_NOW
     assert run_fresh(code, EXPLORER_THREADS="2")["torch"] == 2

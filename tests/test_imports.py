@@ -55,6 +55,19 @@ def test_flows_compute_layer_loads_neither_widgets_nor_pot_nor_scipy_optimize():
                                     "scipy.optimize", "scipy.stats"})
 
 
+@pytest.mark.slow
+def test_the_frontier_notebook_runs_without_torch():
+    """The frontier computes in NumPy: its default view, a control move and the notebook's
+    headless cells never import torch (about 130 MB of private memory and 1-2 s per kernel);
+    torch loads only for a trained policy."""
+    loaded = modules_loaded_by(
+        "from explorer.frontier import FrontierApp, best_of_n, f_regularized, kl_frontier\n"
+        "app = FrontierApp()\napp.widget\napp.set(n_hackable=3, x_axis='sqrt_kl')\n"
+        "app.set(compare='equal_kl', kl_budget=2.0)\n"
+        "app.set(divergence='alpha', alpha=0.5)\napp.set(divergence='jeffreys')")
+    assert "torch" not in loaded
+
+
 def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
     assert "scipy.stats" not in modules_loaded_by("import explorer.manifold")
 
