@@ -68,6 +68,17 @@ def test_the_frontier_notebook_runs_without_torch():
     assert "torch" not in loaded
 
 
+def test_the_welcome_calculator_needs_no_scipy_stats():
+    """Its presets sample and integrate with NumPy and scipy.special (same numbers, checked in
+    test_welcome), so scipy.stats (about 20 MB per kernel) stays out, for every preset."""
+    loaded = modules_loaded_by(
+        "from explorer.welcome import CalculatorApp\napp = CalculatorApp()\napp.widget\n"
+        "for p, q in [('laplace', 'student_t'), ('two_modes', 'uniform'), ('uniform', 'gaussian')]:\n"
+        "    app.set(p=p, q=q)\n"
+        "app.set(kind='discrete', p='uniform', q='point_mass')")
+    assert "scipy.stats" not in loaded
+
+
 def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
     assert "scipy.stats" not in modules_loaded_by("import explorer.manifold")
 
