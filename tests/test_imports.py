@@ -226,3 +226,24 @@ def test_the_blocking_finder_does_block():
     code = BLOCK_WIDGET_LIBRARIES.replace("for name in names:", "for name in ['explorer.frontier.app']:")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode != 0 and "(blocked)" in out.stderr
+
+
+def test_the_apps_do_not_load_nbformat_for_plotly():
+    """plotly's renderers import nbformat (and with it jsonschema) only to check its version in
+    ``fig.show()``; the apps never show that way, so neither loads in their kernels."""
+    loaded = modules_loaded_by("from explorer.welcome import CalculatorApp\nCalculatorApp().widget")
+    assert "plotly.io._renderers" in loaded
+    assert not {"nbformat", "jsonschema"} & loaded
+
+
+def test_fig_show_and_nbformat_work_as_without_the_stand_in():
+    """The stand-in loads the real nbformat on plotly's first use of it; any other import of
+    nbformat (and of its submodules) gets the real package."""
+    code = ("import sys, explorer.ui, plotly.graph_objects as go\n"
+            "import plotly.io._renderers as renderers\n"
+            "assert 'nbformat' not in sys.modules\n"
+            "go.Figure().show(renderer='json')\n"
+            "import nbformat, nbformat.v4\n"
+            "assert type(nbformat).__name__ == 'module' and renderers.nbformat.__version__ == nbformat.__version__\n"
+            "assert nbformat.v4.new_code_cell('1').source == '1'")
+    assert "nbformat.v4" in modules_loaded_by(code)
