@@ -134,3 +134,27 @@ def test_blas_pools_loaded_after_the_first_app_use_one_thread_too():
             "import scipy.linalg, sklearn.utils  # their BLAS and OpenMP load after the limits\n"
             + THREADS_NOW)
     assert run_fresh(code)["blas"] == [1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim, /proc")
+def test_release_free_memory_gives_freed_heap_pages_back():
+    """80 MB of small blocks freed behind one survivor stay in glibc's heap (its top cannot
+    shrink) until release_free_memory() hands the free pages back."""
+    code = """
+import json
+from explorer import device
+
+def resident_mb():
+    for line in open("/proc/self/smaps_rollup"):
+        if line.startswith("Rss:"):
+            return int(line.split()[1]) / 1024
+
+blocks = [bytearray(4000) for _ in range(20000)]
+survivor = bytearray(4000)
+del blocks
+held = resident_mb()
+done = device.release_free_memory()
+print(json.dumps({"done": done, "released": held - resident_mb()}))
+"""
+    out = run_fresh(code)
+    assert out["done"] and out["released"] > 40, out

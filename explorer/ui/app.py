@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
-from ..device import ensure_threads
+from ..device import ensure_threads, release_free_memory
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
@@ -62,6 +62,7 @@ class App:
         self.result = self.compute(self.params)
         self.figures = self.make_figures(self.result)
         self._show_notes()
+        release_free_memory()  # the first computation's temporaries
 
     # ----- what subclasses implement ------------------------------------------------------
     def compute(self, params):
