@@ -247,3 +247,17 @@ def test_fig_show_and_nbformat_work_as_without_the_stand_in():
             "assert type(nbformat).__name__ == 'module' and renderers.nbformat.__version__ == nbformat.__version__\n"
             "assert nbformat.v4.new_code_cell('1').source == '1'")
     assert "nbformat.v4" in modules_loaded_by(code)
+
+
+def test_a_deferred_import_loads_on_first_use_and_rebinds_the_name():
+    code = """
+import sys
+from explorer._deferred import DeferredModule, deferred_import
+namespace = {}
+namespace["colorsys"] = deferred_import("colorsys", namespace)
+assert isinstance(namespace["colorsys"], DeferredModule) and "colorsys" not in sys.modules
+assert namespace["colorsys"].rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+assert namespace["colorsys"] is sys.modules["colorsys"]     # rebound: later reads are plain
+assert deferred_import("colorsys", {}) is sys.modules["colorsys"]  # already loaded: no stand-in
+"""
+    assert "colorsys" in modules_loaded_by(code)
