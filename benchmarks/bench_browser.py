@@ -1,6 +1,6 @@
 """What a learner's browser sees, for every notebook, in JupyterLab and in Voilà (run on demand).
 
-    PYTHONPATH=. python -m benchmarks.bench_browser [--repeats 9] [--only 01,02]
+    python -m benchmarks.bench_browser [--repeats 9] [--only 01,02]   # from the repository root
     python -m benchmarks.bench_browser --trees /path/to/before,. --lab-only   # A/B, interleaved
 
 Prints issue 16's table, one column per notebook and the budget beside each row (headless
@@ -36,10 +36,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests import browser
 
-from tests import browser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 #: the slider that the default view of each notebook is moved with
 SLIDERS = {

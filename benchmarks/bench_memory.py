@@ -23,6 +23,7 @@ contains NAME; never in CI: it takes minutes).
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 
@@ -48,6 +49,11 @@ for _field, _control in list(app._controls.items()):
 app.runner.join(timeout=120)
 print("moved", _moved, "controls;", repr(app.status))
 """
+
+#: Libraries that cost a kernel tens of MB each: the benchmark says which ones each kernel loaded.
+HEAVY = ("torch", "torch._dynamo", "sympy", "numba", "sklearn", "scipy.stats", "scipy.optimize",
+         "transformers", "matplotlib", "nbformat", "jsonschema")
+LIST_HEAVY = f"import json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
 
 
 def memory_of(pid: int) -> dict[str, int]:
@@ -83,10 +89,12 @@ def open_and_use(path: Path, stack: contextlib.ExitStack) -> dict:
         if index == app_cell:
             first_figure_s = time.perf_counter() - start
     all_cells_s = time.perf_counter() - start
-    notebook.cells.append(nbformat.v4.new_code_cell(MOVE_TWO_CONTROLS))
-    client.execute_cell(notebook.cells[-1], len(notebook.cells) - 1)
+    for code in (MOVE_TWO_CONTROLS, LIST_HEAVY):
+        notebook.cells.append(nbformat.v4.new_code_cell(code))
+        cell = client.execute_cell(notebook.cells[-1], len(notebook.cells) - 1)
+    loaded = json.loads("".join(out.get("text", "") for out in cell.outputs).strip())
     return {"notebook": path.stem, "pid": client.km.provisioner.process.pid,
-            "first_figure_s": first_figure_s, "all_cells_s": all_cells_s}
+            "first_figure_s": first_figure_s, "all_cells_s": all_cells_s, "loaded": loaded}
 
 
 def measure(only: str = "") -> list[dict]:
@@ -111,6 +119,8 @@ def print_rows(rows: list[dict]) -> None:
     print(f"{'sum of the kernels':34s} {rss / mb:8.0f} {pss / mb:8.0f} {anon / mb:8.0f}   "
           f"(budget: PSS <= {MEMORY_BUDGET_BYTES / mb:.0f} MB; first figure <= "
           f"{FIRST_FIGURE_BUDGET_S:.0f} s)")
+    for row in rows:
+        print(f"  {row['notebook']} loaded: {', '.join(row['loaded']) or 'none of them'}")
 
 
 def run(quick: bool = False) -> list[dict]:

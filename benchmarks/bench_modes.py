@@ -4,7 +4,7 @@ The peer is what blog demos do: torch Adam, 500 steps. It runs on the SAME grid 
 solver's default, ``SAME_GRID`` points), so both minimise one objective, and both fits are scored
 on it: the speed-up compares like with like, and "equal or better" is judged on common ground.
 
-    PYTHONPATH=. python benchmarks/bench_modes.py [--quick]
+    python -m benchmarks.bench_modes [--quick]   # from the repository root
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import math
 import statistics
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.run import median_time, print_table  # noqa: E402
-from explorer import modes  # noqa: E402
-from explorer.modes.fitting import GRID_POINTS, make_objective  # noqa: E402
+from benchmarks.run import median_time, print_table
+from explorer import device, modes
+from explorer.modes.fitting import GRID_POINTS, make_objective
 
 TWO_MODES = modes.mixture([-2.0, 2.0], [0.5, 0.5], [0.5, 0.5])
 #: The grid both solvers use: the exact solver's default for 1D.
@@ -109,7 +106,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import explorer  # noqa: F401 - one torch thread
+    device.configure_threads()  # one torch and BLAS thread, as budgeted
 
     table = run(quick="--quick" in sys.argv)
     print_table(table)

@@ -1,5 +1,8 @@
 """Collect every ``benchmarks/bench_*.py`` and print one table.
 
+Run from the repository root as a module: ``python -m benchmarks.run [--quick] [--only NAME]``
+(or ``python -m explorer bench``, which does the same).
+
 Each module exposes ``run(quick: bool) -> list[dict]`` with rows
 ``{"benchmark", "ours_s", "peer", "peer_s", "budget"}`` (seconds; peer and budget may be empty).
 Timings are medians of several runs, taken on one CPU thread; they are never used in tests.
@@ -7,6 +10,7 @@ Timings are medians of several runs, taken on one CPU thread; they are never use
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import statistics
 import sys
@@ -58,9 +62,9 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(quick: bool = False, only: str | None = None) -> int:
-    import explorer  # noqa: F401 - sets one torch thread
+    from explorer import device
 
-    sys.path.insert(0, str(HERE.parent))
+    device.configure_threads()  # one torch and BLAS thread (or $EXPLORER_THREADS), as budgeted
     rows: list[dict] = []
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")
@@ -82,5 +86,13 @@ def main(quick: bool = False, only: str | None = None) -> int:
     return 0
 
 
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
+    parser.add_argument("--only", default=None, help="run only benchmarks/bench_<ONLY>.py")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(quick="--quick" in sys.argv))
+    arguments = parse_arguments()
+    raise SystemExit(main(quick=arguments.quick, only=arguments.only))

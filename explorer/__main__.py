@@ -73,10 +73,16 @@ def cmd_compile(_args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.run import main as bench_main
-
-    return bench_main(quick=args.quick, only=args.only)
+    """``python -m benchmarks.run`` from the repository root, where ``benchmarks`` is a package
+    (the benchmarks are not installed with explorer: they need a clone)."""
+    if not (ROOT / "benchmarks" / "run.py").is_file():
+        raise SystemExit(f"no benchmarks folder at {ROOT / 'benchmarks'}: run from a clone")
+    command = [sys.executable, "-m", "benchmarks.run"]
+    if args.quick:
+        command.append("--quick")
+    if args.only:
+        command += ["--only", args.only]
+    return subprocess.call(command, cwd=ROOT)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -31,11 +31,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-Tensor = torch.Tensor
+from ._deferred import deferred_import
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = deferred_import("torch", globals())  # imported by the first evaluation, not by the names
 
 #: The convention, in one line, for display in the apps.
 CONVENTION = (
@@ -50,7 +55,7 @@ _INF = math.inf
 
 
 def _as_float64(x) -> Tensor:
-    if isinstance(x, Tensor):
+    if isinstance(x, torch.Tensor):
         return x if x.dtype == torch.float64 else x.to(torch.float64)
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
@@ -103,6 +108,9 @@ class Divergence:
     f_at_zero = 0.0
     #: lim_{t->inf} f(t)/t: the cost, per unit of p, of q missing mass where p has some.
     slope_at_infinity = 0.0
+    #: f'(1), where p = q: 0 for every member written with f'(1) = 0 (adding c (t - 1) to f
+    #: changes no divergence); the two KLs keep their textbook f, t log t and -log t.
+    f_prime_at_one = 0.0
 
     def f_log(self, s: Tensor) -> Tensor:
         """f(e^s), accurate for every s in [-inf, 0] (and finite s > 0)."""
@@ -235,6 +243,7 @@ class ForwardKL(Divergence):
     latex = r"f(t) = t\log t"
     f_at_zero = 0.0
     slope_at_infinity = _INF
+    f_prime_at_one = 1.0  # log 1 + 1
 
     def f_log(self, s):
         return torch.where(torch.isneginf(s), torch.zeros_like(s), s * torch.exp(s))
@@ -263,6 +272,7 @@ class ReverseKL(Divergence):
     latex = r"f(t) = -\log t"
     f_at_zero = _INF
     slope_at_infinity = 0.0
+    f_prime_at_one = -1.0  # -1/1
 
     def f_log(self, s):
         return -s
@@ -691,7 +701,7 @@ def between(name: str, p, q, alpha: float | None = None):
     0-dim float64 tensor when p or q is a tensor.
     """
     divergence = get(name, alpha)
-    keep_tensor = isinstance(p, Tensor) or isinstance(q, Tensor)
+    keep_tensor = isinstance(p, torch.Tensor) or isinstance(q, torch.Tensor)
     p_t = _check_distribution(p, "p")
     q_t = _check_distribution(q, "q")
     if p_t.shape != q_t.shape:
@@ -708,7 +718,7 @@ def on_grid(name: str, log_p, log_q, cell: float, alpha: float | None = None):
     Returns a float, or a differentiable tensor when log_p or log_q is a tensor.
     """
     divergence = get(name, alpha)
-    keep_tensor = isinstance(log_p, Tensor) or isinstance(log_q, Tensor)
+    keep_tensor = isinstance(log_p, torch.Tensor) or isinstance(log_q, torch.Tensor)
     lp, lq = _as_float64(log_p), _as_float64(log_q)
     if lp.shape != lq.shape:
         raise ValueError(

@@ -60,7 +60,6 @@ def jupyterlab_server(tmp_home: Path, root: Path = NOTEBOOKS):
         JUPYTER_CONFIG_DIR=str(tmp_home / "config"),
         JUPYTER_DATA_DIR=str(tmp_home / "data"),
         JUPYTER_RUNTIME_DIR=str(tmp_home / "runtime"),
-        MPLBACKEND="module://ipympl.backend_nbagg",
     )
     env["JUPYTER_PATH"] = os.pathsep.join(
         filter(None, [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")])

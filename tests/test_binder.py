@@ -88,3 +88,31 @@ def test_repo2docker_picks_up_the_binder_folder():
     assert '--file "binder/environment.yml"' in output
     assert "RUN ./binder/postBuild" in output
     assert 'R2D_ENTRYPOINT="${REPO_DIR}/binder/start"' in output
+
+
+#: pip name -> the module explorer imports; None: a program, not a library (the Lab server)
+IMPORT_NAMES = {"pot": "ot", "scikit-learn": "sklearn", "jupyterlab": None}
+
+
+def test_every_runtime_dependency_is_imported_by_explorer():
+    """Declared as used: each runtime dependency is imported somewhere in the package (an
+    unused one, such as ipympl or tqdm were, costs every install and every Binder build)."""
+    sources = "\n".join(path.read_text() for path in (ROOT / "explorer").rglob("*.py"))
+    unused = []
+    for name in runtime_dependencies():
+        module = IMPORT_NAMES.get(name, name)
+        if module is None:
+            continue
+        if not re.search(rf"^\s*(import|from)\s+{re.escape(module)}\b", sources, re.MULTILINE):
+            unused.append(name)
+    assert not unused, f"declared in pyproject.toml but imported nowhere: {unused}"
+
+
+def test_plotly_is_declared_at_the_version_whose_widget_bundle_is_used():
+    """The figure widget uses plotly 6's bundle (explorer.ui.plotly_widget): both pip and
+    Binder must ask for plotly >= 6."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    environment = yaml.safe_load((BINDER / "environment.yml").read_text())
+    conda = [d for d in environment["dependencies"] if isinstance(d, str)]
+    assert "plotly>=6" in [spec.replace(" ", "") for spec in project["dependencies"]]
+    assert "plotly>=6" in [spec.replace(" ", "") for spec in conda]

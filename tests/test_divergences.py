@@ -109,6 +109,17 @@ def test_f_prime_and_f_second_are_the_derivatives_of_f(name, alpha):
         assert torch.allclose(div.h(t.detach()), div.f_second(t.detach()) * t.detach() ** 2)
 
 
+@pytest.mark.parametrize("name", [n for n in ALL if n != "tv"])
+@pytest.mark.parametrize("alpha", [-2.0, 0.0, 0.3, 1.0, 1.8])
+def test_f_prime_at_one_is_the_derivative_at_one(name, alpha):
+    """The float that the frontier's links use without torch is f'(1) by autograd, for every
+    member and its dual (total variation has a kink at 1)."""
+    for div in (member(name, alpha), member(name, alpha).dual()):
+        t = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        (slope,) = torch.autograd.grad(div.f(t).sum(), t)
+        assert div.f_prime_at_one == pytest.approx(slope.item(), abs=1e-12)
+
+
 @pytest.mark.parametrize(
     "name,alpha", [(n, None) for n in SMOOTH if n != "alpha"] + [("alpha", a) for a in ALPHAS]
 )

@@ -55,6 +55,30 @@ def test_flows_compute_layer_loads_neither_widgets_nor_pot_nor_scipy_optimize():
                                     "scipy.optimize", "scipy.stats"})
 
 
+@pytest.mark.slow
+def test_the_frontier_notebook_runs_without_torch():
+    """The frontier computes in NumPy: its default view, a control move and the notebook's
+    headless cells never import torch (about 130 MB of private memory and 1-2 s per kernel);
+    torch loads only for a trained policy."""
+    loaded = modules_loaded_by(
+        "from explorer.frontier import FrontierApp, best_of_n, f_regularized, kl_frontier\n"
+        "app = FrontierApp()\napp.widget\napp.set(n_hackable=3, x_axis='sqrt_kl')\n"
+        "app.set(compare='equal_kl', kl_budget=2.0)\n"
+        "app.set(divergence='alpha', alpha=0.5)\napp.set(divergence='jeffreys')")
+    assert "torch" not in loaded
+
+
+def test_the_welcome_calculator_needs_no_scipy_stats():
+    """Its presets sample and integrate with NumPy and scipy.special (same numbers, checked in
+    test_welcome), so scipy.stats (about 20 MB per kernel) stays out, for every preset."""
+    loaded = modules_loaded_by(
+        "from explorer.welcome import CalculatorApp\napp = CalculatorApp()\napp.widget\n"
+        "for p, q in [('laplace', 'student_t'), ('two_modes', 'uniform'), ('uniform', 'gaussian')]:\n"
+        "    app.set(p=p, q=q)\n"
+        "app.set(kind='discrete', p='uniform', q='point_mass')")
+    assert "scipy.stats" not in loaded
+
+
 def test_manifold_loads_scipy_stats_only_for_the_tests_it_makes():
     assert "scipy.stats" not in modules_loaded_by("import explorer.manifold")
 
@@ -159,3 +183,81 @@ def test_iri_format_checks_answer_as_without_the_stand_in():
     reference = answers(IRI_CHECKS)  # a fresh interpreter without explorer: the real package
     assert reference == [True, False, False, True, True]
     assert answers("import explorer\n" + IRI_CHECKS) == reference
+
+
+# ----- the compute layer runs where widgets are not installed (a GPU box, a batch job) -----------
+
+BLOCK_WIDGET_LIBRARIES = """
+import importlib, importlib.abc, json, pkgutil, sys
+
+BLOCKED = {"ipywidgets", "plotly", "anywidget", "matplotlib"}
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+import explorer
+VIEW_LAYER = (".app", ".figures", ".__main__")
+names = [m.name for m in pkgutil.walk_packages(explorer.__path__, "explorer.")
+         if not m.name.endswith(VIEW_LAYER) and not m.name.startswith(("explorer.ui", "explorer.render"))]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps(names))
+"""
+
+
+def test_every_compute_module_imports_without_widget_libraries():
+    """With ipywidgets, plotly, anywidget and matplotlib made uninstallable (a meta path finder
+    that refuses them), every module outside the view layer (``*.app``, ``*.figures``,
+    ``explorer.ui``, ``explorer.render``) still imports."""
+    out = subprocess.run([sys.executable, "-c", BLOCK_WIDGET_LIBRARIES], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = json.loads(out.stdout.splitlines()[-1])
+    assert {"explorer.frontier.compute", "explorer.manifold.rema", "explorer.flows.compute",
+            "explorer.welcome.compute", "explorer.modes.fitting"} <= set(imported)
+
+
+def test_the_blocking_finder_does_block():
+    """The check above can fail: the same finder stops an import of the view layer."""
+    code = BLOCK_WIDGET_LIBRARIES.replace("for name in names:", "for name in ['explorer.frontier.app']:")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0 and "(blocked)" in out.stderr
+
+
+def test_the_apps_do_not_load_nbformat_for_plotly():
+    """plotly's renderers import nbformat (and with it jsonschema) only to check its version in
+    ``fig.show()``; the apps never show that way, so neither loads in their kernels."""
+    loaded = modules_loaded_by("from explorer.welcome import CalculatorApp\nCalculatorApp().widget")
+    assert "plotly.io._renderers" in loaded
+    assert not {"nbformat", "jsonschema"} & loaded
+
+
+def test_fig_show_and_nbformat_work_as_without_the_stand_in():
+    """The stand-in loads the real nbformat on plotly's first use of it; any other import of
+    nbformat (and of its submodules) gets the real package."""
+    code = ("import sys, explorer.ui, plotly.graph_objects as go\n"
+            "import plotly.io._renderers as renderers\n"
+            "assert 'nbformat' not in sys.modules\n"
+            "go.Figure().show(renderer='json')\n"
+            "import nbformat, nbformat.v4\n"
+            "assert type(nbformat).__name__ == 'module' and renderers.nbformat.__version__ == nbformat.__version__\n"
+            "assert nbformat.v4.new_code_cell('1').source == '1'")
+    assert "nbformat.v4" in modules_loaded_by(code)
+
+
+def test_a_deferred_import_loads_on_first_use_and_rebinds_the_name():
+    code = """
+import sys
+from explorer._deferred import DeferredModule, deferred_import
+namespace = {}
+namespace["colorsys"] = deferred_import("colorsys", namespace)
+assert isinstance(namespace["colorsys"], DeferredModule) and "colorsys" not in sys.modules
+assert namespace["colorsys"].rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+assert namespace["colorsys"] is sys.modules["colorsys"]     # rebound: later reads are plain
+assert deferred_import("colorsys", {}) is sys.modules["colorsys"]  # already loaded: no stand-in
+"""
+    assert "colorsys" in modules_loaded_by(code)

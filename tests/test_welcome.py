@@ -91,3 +91,69 @@ def test_menus_name_every_preset_in_words_and_keep_the_names_as_values():
         options = list(app._p_menu.options)
         assert [name for _label, name in options] == compute.presets(kind)
         assert all("_" not in label for label, _name in options), options
+
+
+# ----- the presets without scipy.stats: the same numbers as scipy.stats gives ---------------------
+
+SCIPY_PRESETS = {"gaussian": ("norm", ()), "laplace": ("laplace", ()), "student_t": ("t", (3.0,)),
+                 "uniform": ("uniform", (-1.5, 3.0))}
+
+
+@pytest.mark.parametrize("name", list(SCIPY_PRESETS))
+@pytest.mark.parametrize("seed", [0, 7])
+def test_samples_are_those_scipy_stats_draws(name, seed):
+    """The Monte-Carlo estimates keep their numbers: each preset's samples are bit for bit the
+    ones scipy.stats' rvs draws from the same generator, shifted and scaled alike."""
+    from scipy import stats
+
+    from explorer.welcome.compute import draw
+
+    scipy_name, args = SCIPY_PRESETS[name]
+    reference = getattr(stats, scipy_name)(*args).rvs(size=1000, random_state=np.random.default_rng(seed))
+    ours = draw(name, 1000, np.random.default_rng(seed), shift=0.4, scale=1.7)
+    assert np.array_equal(ours, 0.4 + 1.7 * reference)
+
+
+@pytest.mark.parametrize("name", list(SCIPY_PRESETS))
+def test_preset_cdfs_match_scipy_stats(name):
+    from scipy import stats
+
+    from explorer.welcome.compute import _base_cdf
+
+    scipy_name, args = SCIPY_PRESETS[name]
+    reference = getattr(stats, scipy_name)(*args)
+    for x in [-math.inf, -40.0, -3.0, -1.5, -0.2, 0.0, 0.3, 1.5, 2.0, 40.0, math.inf]:
+        assert _base_cdf(name, x) == pytest.approx(float(reference.cdf(x)), rel=1e-14, abs=1e-300)
+
+
+@pytest.mark.parametrize("p_name", ["gaussian", "laplace", "student_t", "two_modes", "uniform"])
+def test_p_mass_outside_uniform_q_matches_scipy_stats(p_name):
+    """The bias of k3 (p's mass outside q's support), against scipy.stats' CDFs."""
+    from scipy import stats
+
+    from explorer.welcome.compute import p_mass_outside_q
+
+    low, high = 0.5 - 1.5 * 0.8, 0.5 + 1.5 * 0.8
+    if p_name == "two_modes":
+        inside = sum(0.5 * (stats.norm(c, 0.5).cdf(high) - stats.norm(c, 0.5).cdf(low)) for c in (-2, 2))
+    else:
+        scipy_name, args = SCIPY_PRESETS[p_name]
+        dist = getattr(stats, scipy_name)(*args)
+        inside = dist.cdf(high) - dist.cdf(low)
+    ours = p_mass_outside_q("continuous", p_name, "uniform", 0.5, 0.8)
+    assert ours == pytest.approx(1.0 - inside, rel=1e-13)
+
+
+@pytest.mark.parametrize("gaussians", [(0.0, 1.0, 0.7, 1.0), (0.0, 1.0, 1.0, 2.0), (-1.0, 0.5, 2.0, 0.3)])
+def test_gaussian_total_variation_matches_quadrature(gaussians):
+    """Total variation between two Gaussians from the crossing points, against scipy's
+    quadrature of |p - q| / 2 split at the same points."""
+    from scipy import integrate, stats
+
+    from explorer.welcome.compute import gaussian_closed_form
+
+    mean_p, sd_p, mean_q, sd_q = gaussians
+    p, q = stats.norm(mean_p, sd_p), stats.norm(mean_q, sd_q)
+    reference, _ = integrate.quad(lambda x: 0.5 * abs(p.pdf(x) - q.pdf(x)), -60, 60, points=[-3, 0, 1, 3],
+                                  limit=400, epsabs=1e-13, epsrel=1e-12)
+    assert gaussian_closed_form("tv", *gaussians) == pytest.approx(reference, rel=1e-9)

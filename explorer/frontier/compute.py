@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..device import ensure_threads
 from . import equal_kl
 from .exact import (
     best_of_n_log,
@@ -284,6 +285,7 @@ def explore(
     KL of KL-RL's, since its beta is on another reward's scale). ``compare="equal_kl"``: every
     method's beta or n solved so that KL(pi || pi_ref) = ``kl_budget``. InfAlign's ``t`` is
     chosen for ``n`` (:func:`equal_kl.infalign_t`) unless given."""
+    ensure_threads()
     key = (int(n_responses), reference, reward, float(correlation), int(n_hackable), int(seed))
     s = cached_scenario(*key)
     (beta,) = check_beta(beta)

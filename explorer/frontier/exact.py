@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from scipy.optimize import brentq
 from scipy.special import logsumexp, wrightomega
 
@@ -629,8 +628,7 @@ def link_at_one(divergence: str, alpha=None) -> float:
         return 1.0
     if divergence == "chi_squared":
         return 0.0
-    member = divergences.get(divergence, alpha).dual()
-    return float(member.f_prime(torch.ones(1, dtype=torch.float64))[0])
+    return divergences.get(divergence, alpha).dual().f_prime_at_one
 
 
 def link_supremum(divergence: str, alpha=None) -> float:

@@ -17,15 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import spsolve
 from scipy.special import expit
 
 from .. import divergences
+from .._deferred import deferred_import
 from ..device import check_seed, choose_device, generator
 from .exact import check_beta, check_policy, check_reward, divergence_name, regularizer_names
+
+torch = deferred_import("torch", globals())  # the default view computes in NumPy
 
 METHODS = ("pg", "dpo")
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import ipywidgets as widgets
 
+from ..device import ensure_threads, release_free_memory
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
@@ -47,6 +48,7 @@ class App:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **params: Any) -> None:
+        ensure_threads()  # torch/BLAS threads: set when an app starts, never at import
         self.status = StatusLine()
         self.runner = Runner(on_error=self.status.report_exception)
         self._lock = threading.RLock()
@@ -60,6 +62,7 @@ class App:
         self.result = self.compute(self.params)
         self.figures = self.make_figures(self.result)
         self._show_notes()
+        release_free_memory()  # the first computation's temporaries
 
     # ----- what subclasses implement ------------------------------------------------------
     def compute(self, params):

@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
+from ..device import release_free_memory
+
 
 class Cancelled(Exception):
     """Raised inside the work when the user pressed Cancel."""
@@ -123,3 +125,4 @@ class Runner:
                     self.on_error(error)
         finally:
             self.cancel_button.disabled = True
+            release_free_memory()  # the work's temporaries: back to the system, not kept
