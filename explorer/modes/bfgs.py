@@ -3,9 +3,9 @@
 Every start has its own inverse-Hessian estimate, its own step length and its own
 backtracking line search, so the starts never influence each other (a single quasi-Newton
 run on the stacked problem would share one line search, and a start whose objective is
-huge would drag the others out of their basins). Only the evaluation is shared: all trial
-points go through the objective as one batch, which for these tiny problems costs about as
-much as a single point.
+huge would drag the others out of their basins). Only the evaluation is shared: the trial
+points of the starts still running go through the objective as one batch, which for these
+tiny problems costs about as much as a single point.
 
 BFGS with the inverse-Hessian update and the first-step scaling of Nocedal & Wright (2006),
 "Numerical Optimization", Algorithm 6.1 and eq. 6.20; Armijo backtracking (eq. 3.4) on the
@@ -31,8 +31,20 @@ class BatchResult:
     merged: np.ndarray  # (R,) index of the start whose optimum this one ran into, else -1
 
 
-def _evaluate(value_and_gradient, x):
-    """(values, gradients, Hessians or None): the objective may also return exact Hessians."""
+def _evaluate(value_and_gradient, x, rows=None):
+    """(values, gradients, Hessians or None): the objective may also return exact Hessians.
+    With a boolean mask ``rows``, only those rows are evaluated (a batch costs in proportion to
+    its rows); the others get +inf values and NaN gradients and Hessians."""
+    if rows is not None and not rows.all():
+        f, g, h = _evaluate(value_and_gradient, x[rows])
+        f_all = np.full(len(x), np.inf)
+        g_all = np.full(x.shape, np.nan)
+        f_all[rows], g_all[rows] = f, g
+        if h is None:
+            return f_all, g_all, None
+        h_all = np.full((len(x), *h.shape[1:]), np.nan)
+        h_all[rows] = h
+        return f_all, g_all, h_all
     out = value_and_gradient(x)
     return out[0], out[1], (out[2] if len(out) > 2 else None)
 
@@ -137,7 +149,7 @@ def minimise_batch(
         if not active.any():
             break
         trial = np.where(active[:, None], np.clip(x + step[:, None] * direction, low, high), x)
-        f_trial, g_trial, h_trial = _evaluate(value_and_gradient, trial)
+        f_trial, g_trial, h_trial = _evaluate(value_and_gradient, trial, active)
         evaluations += 1
         moved = trial - x
         decrease = np.einsum("rp,rp->r", g, moved)

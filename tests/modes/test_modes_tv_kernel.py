@@ -5,7 +5,11 @@ pairs inside one grid cell and crossings far beyond the grid."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,3 +73,24 @@ def test_kernel_on_coarse_non_contiguous_brackets_and_a_single_row():
 
 def test_compile_kernels_reports_the_compiled_kernel():
     assert "tv_rows" in compile_kernels()
+
+
+@pytest.mark.slow
+def test_after_explorer_compile_a_tv_fit_loads_the_kernel_from_the_cache():
+    """What a learner's kernel does after the install step: the first TV fit loads the compiled
+    kernel from numba's disk cache instead of compiling it (about 10 s on a shared core)."""
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "explorer", "compile"], check=True, cwd=root,
+                   capture_output=True)
+    code = """
+import json
+from explorer import modes
+from explorer.modes import tv_kernel
+modes.fit(modes.preset_1d("three modes", 3.0), divergence="tv")
+stats = tv_kernel.tv_rows.stats
+print(json.dumps([sum(stats.cache_misses.values()), sum(stats.cache_hits.values())]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
+    misses, hits = json.loads(out.stdout.splitlines()[-1])
+    assert misses == 0 and hits >= 1
