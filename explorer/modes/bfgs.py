@@ -3,9 +3,9 @@
 Every start has its own inverse-Hessian estimate, its own step length and its own
 backtracking line search, so the starts never influence each other (a single quasi-Newton
 run on the stacked problem would share one line search, and a start whose objective is
-huge would drag the others out of their basins). Only the evaluation is shared: all trial
-points go through the objective as one batch, which for these tiny problems costs about as
-much as a single point.
+huge would drag the others out of their basins). Only the evaluation is shared: the trial
+points of the starts still running go through the objective as one batch, which for these
+tiny problems costs about as much as a single point.
 
 BFGS with the inverse-Hessian update and the first-step scaling of Nocedal & Wright (2006),
 "Numerical Optimization", Algorithm 6.1 and eq. 6.20; Armijo backtracking (eq. 3.4) on the
@@ -31,8 +31,20 @@ class BatchResult:
     merged: np.ndarray  # (R,) index of the start whose optimum this one ran into, else -1
 
 
-def _evaluate(value_and_gradient, x):
-    """(values, gradients, Hessians or None): the objective may also return exact Hessians."""
+def _evaluate(value_and_gradient, x, rows=None):
+    """(values, gradients, Hessians or None): the objective may also return exact Hessians.
+    With a boolean mask ``rows``, only those rows are evaluated (a batch costs in proportion to
+    its rows); the others get +inf values and NaN gradients and Hessians."""
+    if rows is not None and not rows.all():
+        f, g, h = _evaluate(value_and_gradient, x[rows])
+        f_all = np.full(len(x), np.inf)
+        g_all = np.full(x.shape, np.nan)
+        f_all[rows], g_all[rows] = f, g
+        if h is None:
+            return f_all, g_all, None
+        h_all = np.full((len(x), *h.shape[1:]), np.nan)
+        h_all[rows] = h
+        return f_all, g_all, h_all
     out = value_and_gradient(x)
     return out[0], out[1], (out[2] if len(out) > 2 else None)
 
@@ -50,16 +62,17 @@ def _newton_rows(hessian: np.ndarray | None, ready: np.ndarray) -> np.ndarray:
     return ready & np.all(np.isfinite(hessian), axis=(1, 2))
 
 
-def _modified_inverse(hessian: np.ndarray) -> np.ndarray:
+def _modified_inverse(hessian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of the Hessian with its eigenvalues replaced by their absolute values (at
     least 1e-8 of the largest): Newton's step where the Hessian is positive definite, and where
     it is not, a descent step that moves out along the directions of negative curvature
     instead of creeping (Nocedal & Wright section 3.4, modified Newton by eigenvalue
-    modification)."""
+    modification). Also returns each Hessian's lowest eigenvalue (for ``_trust_limited``)."""
     values, vectors = np.linalg.eigh(hessian)
     size = np.abs(values)
     floor = 1e-8 * np.max(size, axis=1, keepdims=True) + 1e-300
-    return np.einsum("rik,rk,rjk->rij", vectors, 1.0 / np.maximum(size, floor), vectors)
+    scaled = vectors / np.maximum(size, floor)[:, None, :]
+    return np.matmul(scaled, np.swapaxes(vectors, 1, 2)), values[:, 0]
 
 
 def _unit_limited(direction: np.ndarray) -> np.ndarray:
@@ -68,13 +81,14 @@ def _unit_limited(direction: np.ndarray) -> np.ndarray:
     return np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
 
 
-def _trust_limited(hessian: np.ndarray, direction: np.ndarray, last_move: np.ndarray):
+def _trust_limited(lowest_eigenvalue: np.ndarray, direction: np.ndarray,
+                   last_move: np.ndarray):
     """Step lengths that move no parameter by more than twice the last accepted move where the
     Hessian is not positive definite (1 elsewhere): there the modified Newton step is sized by
     a curvature that may be nearly zero (total variation is flat on one side of a fold where
     two crossings of p and q appear, and curved without bound on the other), and a full step
     would overshoot by orders of magnitude, costing a long backtracking search each time."""
-    indefinite = np.linalg.eigvalsh(hessian)[:, 0] <= 0
+    indefinite = lowest_eigenvalue <= 0
     largest = np.max(np.abs(direction), axis=1)
     limit = 2.0 * last_move / np.maximum(largest, 1e-300)
     return np.where(indefinite & (limit < 1.0), limit, 1.0)
@@ -98,7 +112,9 @@ def minimise_batch(
     gradients (inf / NaN where the objective is not finite there), and optionally (R, P, P)
     exact Hessians: wherever one is finite the step is Newton's with the eigenvalues made
     positive (``_modified_inverse``; Nocedal & Wright section 3.4, with the same line search;
-    quadratic convergence near a minimum), its move limited to one unit per parameter;
+    quadratic convergence near a minimum), its move limited to one unit per parameter (and
+    doubled after a full step that gained over 1.2x what the quadratic model promised, where the
+    Hessian is positive definite: Newton creeps on exponential-like slopes);
     elsewhere BFGS carries on. A start stops when its
     projected gradient is below ``gtol``, when a full step gains less than ``ftol`` (relative),
     or after three accepted steps in a row that each gain less than ``stall`` (relative): the
@@ -125,7 +141,7 @@ def minimise_batch(
     step = np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
     newton = _newton_rows(hessian, active)
     if newton.any():  # (modified) Newton's direction where the exact Hessian is known
-        inverse_hessian[newton] = _modified_inverse(hessian[newton])
+        inverse_hessian[newton] = _modified_inverse(hessian[newton])[0]
         direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])
         first_step[newton] = False
         step[newton] = _unit_limited(direction[newton])
@@ -135,7 +151,7 @@ def minimise_batch(
         if not active.any():
             break
         trial = np.where(active[:, None], np.clip(x + step[:, None] * direction, low, high), x)
-        f_trial, g_trial, h_trial = _evaluate(value_and_gradient, trial)
+        f_trial, g_trial, h_trial = _evaluate(value_and_gradient, trial, active)
         evaluations += 1
         moved = trial - x
         decrease = np.einsum("rp,rp->r", g, moved)
@@ -143,60 +159,73 @@ def minimise_batch(
               & (f_trial <= f + armijo * decrease))
         # rejected steps: backtrack that start only
         failed = active & ~ok
-        step[failed] *= 0.5
-        stuck = failed & (step < 1e-12)
-        converged[stuck] = np.all(np.abs(_projected_gradient(x[stuck], g[stuck], low, high))
-                                  < 1e3 * gtol, axis=1)
-        active &= ~stuck
+        if failed.any():
+            step[failed] *= 0.5
+            stuck = failed & (step < 1e-12)
+            converged[stuck] = np.all(np.abs(_projected_gradient(x[stuck], g[stuck], low, high))
+                                      < 1e3 * gtol, axis=1)
+            active &= ~stuck
         if not ok.any():
             continue
         # accepted steps: the exact Hessian where known, else the BFGS update of the inverse
         # Hessian (skipped without curvature)
         newton = _newton_rows(h_trial, ok)
         update = ok & ~newton
-        s, y = moved[update], g_trial[update] - g[update]
-        sy = np.einsum("rp,rp->r", s, y)
-        h = inverse_hessian[update]
-        scale = first_step[update] & (sy > 0)
-        if scale.any():  # Nocedal & Wright eq. 6.20: H0 = (s'y / y'y) I before the first update
-            yy = np.einsum("rp,rp->r", y[scale], y[scale])
-            h[scale] = (sy[scale] / yy)[:, None, None] * np.eye(size)[None]
-        curved = sy > 1e-300
-        rho = np.where(curved, 1.0 / np.where(curved, sy, 1.0), 0.0)
-        eye = np.eye(size)[None]
-        left = eye - rho[:, None, None] * np.einsum("ri,rj->rij", s, y)
-        right = eye - rho[:, None, None] * np.einsum("ri,rj->rij", y, s)
-        updated = (np.einsum("rij,rjk,rkl->ril", left, h, right)
-                   + rho[:, None, None] * np.einsum("ri,rj->rij", s, s))
-        h = np.where(curved[:, None, None], updated, h)
-        inverse_hessian[update] = h
-        first_step[update] = False
+        if update.any():
+            s, y = moved[update], g_trial[update] - g[update]
+            sy = np.einsum("rp,rp->r", s, y)
+            h = inverse_hessian[update]
+            scale = first_step[update] & (sy > 0)
+            if scale.any():  # Nocedal & Wright eq. 6.20: H0 = (s'y / y'y) I before the first update
+                yy = np.einsum("rp,rp->r", y[scale], y[scale])
+                h[scale] = (sy[scale] / yy)[:, None, None] * np.eye(size)[None]
+            curved = sy > 1e-300
+            rho = np.where(curved, 1.0 / np.where(curved, sy, 1.0), 0.0)
+            eye = np.eye(size)[None]
+            left = eye - rho[:, None, None] * np.einsum("ri,rj->rij", s, y)
+            right = eye - rho[:, None, None] * np.einsum("ri,rj->rij", y, s)
+            updated = (np.einsum("rij,rjk,rkl->ril", left, h, right)
+                       + rho[:, None, None] * np.einsum("ri,rj->rij", s, s))
+            h = np.where(curved[:, None, None], updated, h)
+            inverse_hessian[update] = h
+            first_step[update] = False
         previous = f[ok]
         full_step = step[ok] >= 1.0
         x[ok], f[ok], g[ok] = trial[ok], f_trial[ok], g_trial[ok]
         for index in np.flatnonzero(ok):
             paths[index].append(x[index].copy())
-        direction[update] = -np.einsum("rij,rj->ri", h, g[update])
-        # a direction that does not descend (a poor estimate): restart from steepest descent
-        uphill = np.einsum("rp,rp->r", direction[update], g[update]) >= 0
-        if uphill.any():
-            rows = np.flatnonzero(update)[uphill]
-            direction[rows] = -g[rows]
-            inverse_hessian[rows] = np.eye(size)
-            first_step[rows] = True
-        # no curvature seen (s'y <= 0: the function bends down along the step): the model
-        # H is no guide to the step length, so grow the step that just succeeded instead of
-        # crawling at unit steps along a small gradient; Armijo cuts it back when too long
-        grown = np.flatnonzero(update)[~curved & ~uphill]
-        accepted_step = step.copy()
-        step[update] = 1.0
-        step[grown] = np.minimum(2.0 * accepted_step[grown], 1e8)
+        if update.any():
+            direction[update] = -np.einsum("rij,rj->ri", h, g[update])
+            # a direction that does not descend (a poor estimate): restart from steepest descent
+            uphill = np.einsum("rp,rp->r", direction[update], g[update]) >= 0
+            if uphill.any():
+                rows = np.flatnonzero(update)[uphill]
+                direction[rows] = -g[rows]
+                inverse_hessian[rows] = np.eye(size)
+                first_step[rows] = True
+            # no curvature seen (s'y <= 0: the function bends down along the step): the model
+            # H is no guide to the step length, so grow the step that just succeeded instead of
+            # crawling at unit steps along a small gradient; Armijo cuts it back when too long
+            grown = np.flatnonzero(update)[~curved & ~uphill]
+            accepted_step = step.copy()
+            step[update] = 1.0
+            step[grown] = np.minimum(2.0 * accepted_step[grown], 1e8)
         if newton.any():
-            inverse_hessian[newton] = _modified_inverse(h_trial[newton])
-            direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])
+            inverse, lowest = _modified_inverse(h_trial[newton])
+            inverse_hessian[newton] = inverse
+            direction[newton] = -np.einsum("rij,rj->ri", inverse, g[newton])
             first_step[newton] = False
             step[newton] = np.minimum(_unit_limited(direction[newton]), _trust_limited(
-                h_trial[newton], direction[newton], np.max(np.abs(moved[newton]), axis=1)))
+                lowest, direction[newton], np.max(np.abs(moved[newton]), axis=1)))
+            # the last full Newton step gained over 1.2x what its quadratic model promised
+            # (-g'd / 2) and the Hessian is positive definite: the function falls faster than
+            # its model (exponential-like, as chi-squared for a narrow q), so try twice
+            # Newton's step (still at most one unit per parameter; Armijo halves it if too long)
+            gained = np.zeros(count, dtype=bool)
+            gained[ok] = full_step & (previous - f[ok] > -0.6 * decrease[ok])
+            fast = np.flatnonzero(newton)[(lowest > 0) & gained[newton]]
+            if fast.size:
+                step[fast] = 2.0 * _unit_limited(2.0 * direction[fast])
         small_gradient = np.all(np.abs(_projected_gradient(x[ok], g[ok], low, high)) < gtol,
                                 axis=1)
         relative_gain = (previous - f[ok]) / np.maximum(
@@ -208,7 +237,7 @@ def minimise_batch(
         converged[rows] = True
         active[rows] = False
         finished = np.flatnonzero(converged & (merged < 0))
-        for row in np.flatnonzero(active):
+        for row in np.flatnonzero(active) if finished.size else ():
             near = finished[(np.max(np.abs(x[finished] - x[row]), axis=1) < merge_radius)
                             & (f[finished] <= f[row])]
             if near.size:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize, rosen, rosen_der, rosen_hess
+from scipy.optimize import minimize, minimize_scalar, rosen, rosen_der, rosen_hess
 
 from explorer.modes.bfgs import minimise_batch
 
@@ -115,3 +115,28 @@ def test_modified_newton_leaves_a_saddle_along_negative_curvature():
     assert result.converged.all()
     assert result.x[0] == pytest.approx([0.0, np.sqrt(2.0)], abs=1e-6)
     assert result.evaluations < 30
+
+
+def test_newton_doubles_its_step_where_the_function_falls_faster_than_its_model():
+    """f = e^(-3x) + x^2 / 8 + y^2 from x = -2: far left Newton's step is about 1/3 (the model
+    of an exponential underestimates its fall), so plain Newton creeps (13 evaluations); where a
+    full step gained over 1.2x its model's promise the next one is doubled (10). The optimum is
+    stationary and scipy's."""
+
+    def exponential(x):
+        values = np.exp(-3 * x[:, 0]) + x[:, 0] ** 2 / 8 + x[:, 1] ** 2
+        gradients = np.stack([-3 * np.exp(-3 * x[:, 0]) + x[:, 0] / 4, 2 * x[:, 1]], axis=1)
+        hessians = np.zeros((len(x), 2, 2))
+        hessians[:, 0, 0] = 9 * np.exp(-3 * x[:, 0]) + 0.25
+        hessians[:, 1, 1] = 2.0
+        return values, gradients, hessians
+
+    result = minimise_batch(exponential, np.array([[-2.0, 0.5]]), np.full(2, -10.0),
+                            np.full(2, 10.0))
+    best = minimize_scalar(lambda x: np.exp(-3 * x) + x * x / 8, bracket=(-3, 3),
+                           tol=1e-12).x
+    assert result.converged.all()
+    x = result.x[0, 0]
+    assert abs(-3 * np.exp(-3 * x) + x / 4) < 1e-10  # stationary
+    assert result.x[0] == pytest.approx([best, 0.0], abs=1e-7)  # Brent's tolerance
+    assert result.evaluations <= 10
