@@ -59,11 +59,37 @@ def as_matrix(x: ArrayLike, name: str) -> torch.Tensor:
 
 
 def shift_to_float32(x: torch.Tensor, offset: torch.Tensor | None, dev: torch.device) -> torch.Tensor:
-    """``x - offset`` as float32 on ``dev``; the subtraction is done in x's own precision."""
+    """``x - offset`` as float32 on ``dev``; the subtraction is done in x's own precision. A new
+    float32 array on the CPU comes from :func:`scratch` (no page-fault storm)."""
     x = x.to(dev)
-    if offset is not None:
-        x = x - offset.to(dev, x.dtype)
-    return x.to(torch.float32).contiguous()
+    if offset is None:
+        return x.to(torch.float32).contiguous()
+    if x.dtype != torch.float32:
+        return (x - offset.to(dev, x.dtype)).to(torch.float32).contiguous()
+    return torch.sub(x, offset.to(dev, x.dtype), out=scratch(tuple(x.shape), dev))
+
+
+#: Arrays from this many bytes up are taken from numpy on the CPU (see :func:`scratch`).
+SCRATCH_BYTES = 1 << 22
+
+#: Alignment of :func:`scratch` arrays in bytes (a cache line): numpy's own is 16, and a GEMM
+#: writing its output 16 bytes off a cache line ran 1.45x slower here (AVX stores split in two).
+SCRATCH_ALIGN = 64
+
+
+def scratch(shape: tuple[int, ...], dev: torch.device) -> torch.Tensor:
+    """An uninitialised float32 array. On the CPU a large one comes from numpy, which asks Linux
+    for transparent huge pages (``madvise``, numpy >= 1.22): the first write into fresh memory
+    then costs one page fault per 2 MiB instead of per 4 KiB. Measured here (CPU time, one
+    core): a fresh 2000 x 5000 float32 block first written in 24 ms from torch's allocator, 5 ms
+    from numpy's, 3 ms reused; a GEMM into it 228 ms (fresh from torch), 202 ms (fresh from
+    numpy, aligned), 199 ms (reused). The array starts on a cache line (:data:`SCRATCH_ALIGN`)."""
+    size = int(np.prod(shape))
+    if dev.type != "cpu" or 4 * size < SCRATCH_BYTES:
+        return torch.empty(shape, dtype=torch.float32, device=dev)
+    raw = np.empty(size + SCRATCH_ALIGN // 4, dtype=np.float32)
+    start = (-raw.ctypes.data % SCRATCH_ALIGN) // 4
+    return torch.from_numpy(raw[start : start + size].reshape(shape))
 
 
 #: The centre is the mean of at most this many references.
@@ -137,26 +163,28 @@ def nearest_distances(
     offset = useful_offset(r) if centre else None
     r32 = shift_to_float32(r, offset, dev)
     ref_sq = squared_norms(r32)
-    minus_half_ref_sq = (-0.5 * ref_sq).unsqueeze(0)
+    if not bool(torch.isfinite(ref_sq).all()):  # every later float32 value is finite after this
+        raise ValueError(NOT_FINITE.format(name="references"))
+    bias = -0.5 * ref_sq
     error_factor = expansion_error_factor(r.shape[1])
     largest_ref_sq = ref_sq.max()
     # a few more candidates than asked: the gap to them shows whether the choice is certain
     n_candidates = min(k + EXTRA_CANDIDATES, available)
     rows = chunk_rows(r.shape[0], memory_mb)
     out = torch.empty((q.shape[0], k), dtype=torch.float64, device=dev)
+    score_space = scratch((min(rows, q.shape[0]), r.shape[0]), dev)
     for start in range(0, q.shape[0], rows):
         # queries are shifted chunk by chunk: no second full-size copy
         block = r32[start : start + rows] if leave_one_out else \
             shift_to_float32(q[start : start + rows], offset, dev)
-        # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row); one BLAS GEMM, then the
-        # bias added in place: addmm would first broadcast it into the fresh output (a full extra
-        # write, page faults included) and make BLAS read C back, 13 ms of 2000 x 5000 at d = 896
-        score = torch.mm(block, r32.T).add_(minus_half_ref_sq)
-        if leave_one_out:
-            idx = torch.arange(block.shape[0], device=dev)
-            score[idx, start + idx] = -float("inf")
-        best, nearest = largest_k(score, n_candidates)
         block_sq = squared_norms(block).unsqueeze(1)
+        if not bool(torch.isfinite(block_sq).all()):
+            raise ValueError(NOT_FINITE.format(name="queries"))
+        # q.r, one BLAS GEMM into a reused block; q.r - |r|^2 / 2 is larger for nearer
+        # references (|q|^2 is constant per row), the bias is added during the selection
+        score = torch.mm(block, r32.T, out=score_space[: block.shape[0]])
+        best, nearest = largest_with_bias(score, bias, n_candidates,
+                                          start if leave_one_out else None)
         squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
         nearest = torch.gather(nearest, 1, order)
         # E: how far any computed squared distance of the row can be from the exact one
@@ -172,8 +200,12 @@ def nearest_distances(
             queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
         if n_candidates < available and bool(beyond.any()):
             rows_left = torch.nonzero(beyond).squeeze(1)
+            approx = block_sq[rows_left] - 2.0 * (score[rows_left] + bias)
+            if leave_one_out:  # a point is never its own neighbour
+                approx[torch.arange(rows_left.shape[0], device=dev), start + rows_left] = \
+                    float("inf")
             squared[rows_left] = exact_k_smallest_in_band(
-                queries_here[rows_left], r, block_sq[rows_left] - 2.0 * score[rows_left],
+                queries_here[rows_left], r, approx,
                 squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
         out[start : start + rows] = torch.sort(squared, dim=1).values.sqrt_()
     result = out.cpu().numpy()
@@ -182,63 +214,27 @@ def nearest_distances(
     return result
 
 
-#: Columns per group in :func:`largest_k`'s first pass.
-SELECTION_GROUP = 64
+def largest_with_bias(score: torch.Tensor, bias: torch.Tensor, k: int, skip_from: int | None):
+    """The k largest of ``score[i, j] + bias[j]`` in each row and their columns (unordered), column
+    ``skip_from + i`` left out of row i when ``skip_from`` is given (leave-one-out).
 
-
-def largest_k(score: torch.Tensor, k: int, group: int = SELECTION_GROUP):
-    """The k largest entries of each row and their columns (unordered), like ``torch.topk``.
-
-    ``torch.topk`` pays per element for a copy of each row into its selection buffer; a block-max
-    prefilter (the bucket idea of GPU top-k selection, e.g. Johnson, Douze & Jegou 2019,
-    "Billion-scale similarity search with GPUs", section 4) lets it see a fifth of the row:
-    cut each row into groups of ``group`` columns and keep the k groups with the largest maxima.
-    Every other entry is at most its own group's maximum, which is at most each of the k kept
-    maxima, so the row's k largest values all lie in the kept groups, plus the tail columns that
-    do not fill a group, which are always kept. The smallest kept maximum is a threshold: the k
-    kept maxima reach it, so all k largest values do, and only the few candidates at or above it
-    (about k + 1 per row on neighbour scores) go to a last ``torch.topk``
-    (:func:`largest_k_above`). Ties may pick other columns than ``torch.topk`` on the whole row,
-    never other values.
+    On the CPU one pass of a numba kernel (:func:`explorer.manifold.knn_kernels.largest_with_bias`)
+    adds the bias while it selects: the GEMM's output is read once and never written again (adding
+    the bias in place and ``torch.topk`` read it three times and wrote it once, 22 ms of 2000 x
+    5000 against 10 ms now, CPU time under load). On a GPU ``torch.topk`` is fast.
     """
-    n, m = score.shape
-    full = (m // group) * group
-    # too few groups for the prefilter to pay off; on a GPU torch.topk is fast and was not beaten
-    if full // group < 4 * k or score.device.type != "cpu":
-        return torch.topk(score, k, dim=1, largest=True, sorted=False)
-    groups = score[:, :full].view(n, full // group, group)
-    kept_maxima, kept = torch.topk(groups.amax(dim=2), k, dim=1, sorted=False)
-    row = torch.arange(n, device=score.device).unsqueeze(1)
-    candidates = groups[row, kept].view(n, k * group)
-    if full < m:
-        candidates = torch.cat([candidates, score[:, full:]], dim=1)
-    values, at = largest_k_above(candidates, kept_maxima.amin(dim=1), k)
-    in_group = at < k * group
-    from_group = torch.gather(kept, 1, torch.where(in_group, at // group, 0)) * group + at % group
-    return values, torch.where(in_group, from_group, at - k * group + full)
+    if score.device.type != "cpu":
+        biased = score + bias
+        if skip_from is not None:
+            rows = torch.arange(score.shape[0], device=score.device)
+            biased[rows, skip_from + rows] = -float("inf")
+        return torch.topk(biased, k, dim=1, largest=True, sorted=False)
+    from .knn_kernels import largest_with_bias as kernel  # numba loads at the first kNN
 
-
-def largest_k_above(candidates: torch.Tensor, threshold: torch.Tensor, k: int):
-    """``torch.topk(candidates, k, dim=1)`` (unordered) for rows whose k largest entries are all
-    >= ``threshold`` (one value per row); only the entries at or above it are selected from.
-
-    ``torch.topk`` costs about 4.5 ns per entry it sees: on 2000 x 900 candidates it took 9 ms,
-    this 5 ms (d = 896, k = 14, one core). The entries >= threshold are packed, row by row, into
-    a table padded with -inf as wide as the fullest row (at least k), and ``torch.topk`` runs on
-    that. A row with fewer than k such entries (a NaN threshold) is completed with -inf, which
-    the caller's finiteness check reports.
-    """
-    rows, columns = torch.nonzero(candidates >= threshold.unsqueeze(1), as_tuple=True)
-    counts = torch.bincount(rows, minlength=candidates.shape[0])
-    width = max(k, int(counts.max()) if rows.numel() else 0)
-    first_of_row = torch.cumsum(counts, 0) - counts  # nonzero lists the entries row by row
-    slot = torch.arange(rows.shape[0], device=rows.device) - first_of_row[rows]
-    table = candidates.new_full((candidates.shape[0], width), -float("inf"))
-    table_columns = torch.zeros(table.shape, dtype=torch.long, device=rows.device)
-    table[rows, slot] = candidates[rows, columns]
-    table_columns[rows, slot] = columns
-    values, at = torch.topk(table, k, dim=1, largest=True, sorted=False)
-    return values, torch.gather(table_columns, 1, at)
+    values = np.empty((score.shape[0], k), dtype=np.float32)
+    columns = np.empty((score.shape[0], k), dtype=np.int64)
+    kernel(score.numpy(), bias.numpy(), -1 if skip_from is None else skip_from, values, columns)
+    return torch.from_numpy(values), torch.from_numpy(columns)
 
 
 NOT_FINITE = "{name} contain NaN or infinite values; clean or drop those samples first"
