@@ -214,6 +214,13 @@ def nearest_distances(
     return result
 
 
+#: The selection kernel needs at least this many groups per kept value (otherwise torch.topk).
+KERNEL_MIN_GROUPS = 4
+
+#: Columns per group of the selection kernel (:data:`explorer.manifold.knn_kernels.GROUP`).
+GROUP = 16
+
+
 def largest_with_bias(score: torch.Tensor, bias: torch.Tensor, k: int, skip_from: int | None):
     """The k largest of ``score[i, j] + bias[j]`` in each row and their columns (unordered), column
     ``skip_from + i`` left out of row i when ``skip_from`` is given (leave-one-out).
@@ -221,12 +228,14 @@ def largest_with_bias(score: torch.Tensor, bias: torch.Tensor, k: int, skip_from
     On the CPU one pass of a numba kernel (:func:`explorer.manifold.knn_kernels.largest_with_bias`)
     adds the bias while it selects: the GEMM's output is read once and never written again (adding
     the bias in place and ``torch.topk`` read it three times and wrote it once, 22 ms of 2000 x
-    5000 against 10 ms now, CPU time under load). On a GPU ``torch.topk`` is fast.
+    5000 against 10 ms now, CPU time under load). On a GPU ``torch.topk`` is fast, and so it is
+    on the CPU for rows too short to cut into :data:`KERNEL_MIN_GROUPS` k groups (there the
+    kernel's threshold would let most entries through).
     """
-    if score.device.type != "cpu":
+    if score.device.type != "cpu" or score.shape[1] < KERNEL_MIN_GROUPS * GROUP * k:
         biased = score + bias
         if skip_from is not None:
-            rows = torch.arange(score.shape[0], device=score.device)
+            rows = torch.arange(min(score.shape[0], score.shape[1] - skip_from), device=score.device)
             biased[rows, skip_from + rows] = -float("inf")
         return torch.topk(biased, k, dim=1, largest=True, sorted=False)
     from .knn_kernels import largest_with_bias as kernel  # numba loads at the first kNN
