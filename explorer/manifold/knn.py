@@ -26,14 +26,22 @@ is the exact one, equal to a float64 brute force:
    an exact duplicate of itself (dropping "the first neighbour" would drop the duplicate instead).
 
 Memory stays bounded: queries are processed in chunks sized so that one chunk's distance block and
-its exact recomputation stay under ``memory_mb``.
+its exact recomputation stay under ``memory_mb``. :func:`nearest_distances_in_subsets` answers
+several queries-by-references tables that are blocks of one product (REMA's null splits) from a
+single GEMM.
 
 Speed (budget: at most 1.15x a bare float32 GEMM ``q @ r.T`` of the same shape). Profiled at
-2000 x 5000, d = 896, low-rank + offset data, one core: besides the GEMM's ~200 ms, the selection
-took 19 -> 16 ms (:func:`largest_k`, :func:`largest_k_above`), adding the bias ~3 ms (it was 13 ms
-as ``addmm``, which first broadcast the bias into a fresh output), centring the references ~3 ms,
-norms ~2 ms, the exact recomputations ~1 ms. ``python -m benchmarks.bench_manifold --knn-only``
-gives the ratios; on a shared 2-core machine they move by +-0.1 between runs.
+2000 x 5000, one core, CPU time on a loaded shared machine, d = 896: the GEMM ~207 ms; the
+selection 11 ms (a numba kernel adds the bias while it selects, :func:`largest_with_bias`; it was
+3 ms of in-place bias plus 19-22 ms of block maxima and ``torch.topk``); centring the references
+2 ms and the queries 1 ms (10.8 and 2.8 ms before: fresh memory from torch's allocator page-faults
+on every 4 KiB, :func:`scratch` takes huge pages from numpy); norms ~2 ms; near ties and exact
+pairs 2-3 ms. At d = 4096 the exact pairs of isotropic data took 69 ms as torch gathers, 8 ms in
+the numba kernel (:func:`exact_squared`). The GEMM writes into a cache-line-aligned huge-page
+block, which saves the page faults the bare GEMM pays on its fresh output (about a tenth of it
+here): ``python -m benchmarks.bench_manifold --knn-only`` shows the ratios to the bare GEMM and to
+a GEMM into a reused output (the arithmetic alone); on a shared 2-core machine they move by
++-0.1 between runs.
 """
 
 from __future__ import annotations
@@ -122,6 +130,49 @@ def chunk_rows(n_references: int, memory_mb: float) -> int:
     return max(1, min(MAX_CHUNK_ROWS, int(memory_mb * 2**20 // per_row_bytes)))
 
 
+def checked_k(k, available: int, leave_one_out: bool) -> None:
+    """k must be a positive integer no larger than the references available."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > available:
+        raise ValueError(
+            f"k = {k} neighbours were asked for but only {available} references are available"
+            + (" (leave-one-out excludes each point itself)" if leave_one_out else "")
+            + "; lower k or add references"
+        )
+
+
+def matching_matrices(queries: ArrayLike, references: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    q = as_matrix(queries, "queries")
+    r = as_matrix(references, "references")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(
+            f"queries have {q.shape[1]} features but references have {r.shape[1]}; they must match"
+        )
+    return q, r
+
+
+def centred_float32_references(r: torch.Tensor, centre: bool, dev: torch.device):
+    """The references shifted by their centre (or not, see :func:`useful_offset`) as float32, their
+    squared norms (checked finite: every later float32 value is then finite) and the offset."""
+    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
+    # the first references does (and its own rounding does not matter).
+    offset = useful_offset(r) if centre else None
+    r32 = shift_to_float32(r, offset, dev)
+    ref_sq = squared_norms(r32)
+    if not bool(torch.isfinite(ref_sq).all()):
+        raise ValueError(NOT_FINITE.format(name="references"))
+    return r32, ref_sq, offset
+
+
+def finite_squared_norms(block: torch.Tensor) -> torch.Tensor:
+    """|q|^2 of each (shifted, float32) query as a column, checked finite."""
+    block_sq = squared_norms(block).unsqueeze(1)
+    if not bool(torch.isfinite(block_sq).all()):
+        raise ValueError(NOT_FINITE.format(name="queries"))
+    return block_sq
+
+
 def nearest_distances(
     queries: ArrayLike,
     references: ArrayLike,
@@ -138,38 +189,14 @@ def nearest_distances(
     must not count reference i; any other point, even an identical one, still counts.
     The neighbours are the exact ones (see the module docstring), whatever the data's shape.
     """
-    q = as_matrix(queries, "queries")
-    r = as_matrix(references, "references")
-    if q.shape[1] != r.shape[1]:
-        raise ValueError(
-            f"queries have {q.shape[1]} features but references have {r.shape[1]}; they must match"
-        )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    available = r.shape[0] - (1 if leave_one_out else 0)
-    if k > available:
-        raise ValueError(
-            f"k = {k} neighbours were asked for but only {available} references are available"
-            + (" (leave-one-out excludes each point itself)" if leave_one_out else "")
-            + "; lower k or add references"
-        )
+    q, r = matching_matrices(queries, references)
+    checked_k(k, r.shape[0] - (1 if leave_one_out else 0), leave_one_out)
     if leave_one_out and q.shape[0] != r.shape[0]:
         raise ValueError("leave_one_out=True needs queries and references to be the same rows")
 
     dev = choose_device(device)
     q, r = q.to(dev), r.to(dev)
-    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
-    # the first references does (and its own rounding does not matter).
-    offset = useful_offset(r) if centre else None
-    r32 = shift_to_float32(r, offset, dev)
-    ref_sq = squared_norms(r32)
-    if not bool(torch.isfinite(ref_sq).all()):  # every later float32 value is finite after this
-        raise ValueError(NOT_FINITE.format(name="references"))
-    bias = -0.5 * ref_sq
-    error_factor = expansion_error_factor(r.shape[1])
-    largest_ref_sq = ref_sq.max()
-    # a few more candidates than asked: the gap to them shows whether the choice is certain
-    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    r32, ref_sq, offset = centred_float32_references(r, centre, dev)
     rows = chunk_rows(r.shape[0], memory_mb)
     out = torch.empty((q.shape[0], k), dtype=torch.float64, device=dev)
     score_space = scratch((min(rows, q.shape[0]), r.shape[0]), dev)
@@ -177,41 +204,107 @@ def nearest_distances(
         # queries are shifted chunk by chunk: no second full-size copy
         block = r32[start : start + rows] if leave_one_out else \
             shift_to_float32(q[start : start + rows], offset, dev)
-        block_sq = squared_norms(block).unsqueeze(1)
-        if not bool(torch.isfinite(block_sq).all()):
-            raise ValueError(NOT_FINITE.format(name="queries"))
-        # q.r, one BLAS GEMM into a reused block; q.r - |r|^2 / 2 is larger for nearer
-        # references (|q|^2 is constant per row), the bias is added during the selection
+        block_sq = finite_squared_norms(block)
+        # q.r, one BLAS GEMM into a reused block
         score = torch.mm(block, r32.T, out=score_space[: block.shape[0]])
-        best, nearest = largest_with_bias(score, bias, n_candidates,
-                                          start if leave_one_out else None)
-        squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
-        nearest = torch.gather(nearest, 1, order)
-        # E: how far any computed squared distance of the row can be from the exact one
-        error = error_factor * (block_sq[:, 0].double() + float(largest_ref_sq))
-        queries_here = q[start : start + rows]
-        exact, beyond = settle_near_ties(squared, nearest, error, k, queries_here, r, memory_mb)
-        squared, nearest = squared[:, :k], nearest[:, :k]
-        cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
-        # rows settled beyond the candidates are recomputed whole below, from their computed c_k
-        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1),
-                                             as_tuple=True)
-        squared[pair_rows, pair_cols] = exact_squared(
-            queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
-        if n_candidates < available and bool(beyond.any()):
-            rows_left = torch.nonzero(beyond).squeeze(1)
-            approx = block_sq[rows_left] - 2.0 * (score[rows_left] + bias)
-            if leave_one_out:  # a point is never its own neighbour
-                approx[torch.arange(rows_left.shape[0], device=dev), start + rows_left] = \
-                    float("inf")
-            squared[rows_left] = exact_k_smallest_in_band(
-                queries_here[rows_left], r, approx,
-                squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
-        out[start : start + rows] = torch.sort(squared, dim=1).values.sqrt_()
-    result = out.cpu().numpy()
+        out[start : start + rows] = k_nearest_from_scores(
+            score, block_sq, ref_sq, q[start : start + rows], r, k,
+            start if leave_one_out else None, memory_mb)
+    return finite_result(out)
+
+
+def nearest_distances_in_subsets(
+    queries: ArrayLike,
+    references: ArrayLike,
+    k: int,
+    tasks,
+    *,
+    centre: bool = True,
+    memory_mb: float = 64.0,
+    device: str | torch.device | None = None,
+) -> list[np.ndarray]:
+    """Several :func:`nearest_distances` among subsets of the same points from one GEMM.
+
+    ``tasks``: (query_rows, reference_columns, leave_one_out) triples; each answer equals
+    ``nearest_distances(queries[query_rows], references[reference_columns], k, leave_one_out=...)``
+    (leave-one-out: the i-th query is the i-th reference of its subset). REMA's null control asks
+    for five random halvings of the correct samples, each half against the other and against
+    itself: all are blocks of one correct-by-correct product, computed once here instead of
+    ten times (it was ~40 % of a whole analysis). Where the product would exceed ``memory_mb``
+    the tasks are run one by one.
+    """
+    q, r = matching_matrices(queries, references)
+    tasks = [(torch.as_tensor(np.asarray(rows, dtype=np.int64)),
+              torch.as_tensor(np.asarray(columns, dtype=np.int64)), bool(leave_one_out))
+             for rows, columns, leave_one_out in tasks]
+    for rows, columns, leave_one_out in tasks:
+        checked_k(k, columns.shape[0] - (1 if leave_one_out else 0), leave_one_out)
+        if leave_one_out and rows.shape[0] != columns.shape[0]:
+            raise ValueError("a leave-one-out task needs as many query rows as reference columns")
+    if 4 * q.shape[0] * r.shape[0] > memory_mb * 2**20:
+        return [nearest_distances(q[rows], r[columns], k, leave_one_out=leave_one_out,
+                                  centre=centre, memory_mb=memory_mb, device=device)
+                for rows, columns, leave_one_out in tasks]
+    dev = choose_device(device)
+    q, r = q.to(dev), r.to(dev)
+    r32, ref_sq, offset = centred_float32_references(r, centre, dev)
+    q32 = shift_to_float32(q, offset, dev)
+    q_sq = finite_squared_norms(q32)
+    score = torch.mm(q32, r32.T)
+    results = []
+    for rows, columns, leave_one_out in tasks:
+        rows, columns = rows.to(dev), columns.to(dev)
+        distances = k_nearest_from_scores(
+            score[rows][:, columns], q_sq[rows], ref_sq[columns], q[rows], r[columns], k,
+            0 if leave_one_out else None, memory_mb)
+        results.append(finite_result(distances))
+    return results
+
+
+def finite_result(distances: torch.Tensor) -> np.ndarray:
+    result = distances.cpu().numpy()
     if not np.isfinite(result).all():  # a NaN or inf anywhere in the inputs ends up here
         raise ValueError(NOT_FINITE.format(name="queries or references"))
     return result
+
+
+def k_nearest_from_scores(score, block_sq, ref_sq, queries, references, k: int,
+                          skip_from: int | None, memory_mb: float) -> torch.Tensor:
+    """The exact k smallest distances of each query, sorted (float64, rows x k), from the float32
+    products ``score`` = q.r of the shifted points (steps 2-4 of the module docstring).
+
+    ``block_sq``/``ref_sq``: squared norms of the shifted queries (a column) and references;
+    ``queries``/``references``: the original rows, for exact recomputation; ``skip_from``: with
+    leave-one-out, query i is reference ``skip_from + i``.
+    """
+    available = references.shape[0] - (0 if skip_from is None else 1)
+    # q.r - |r|^2 / 2 is larger for nearer references (|q|^2 is constant per row); a few more
+    # candidates than asked: the gap to them shows whether the choice is certain
+    bias = -0.5 * ref_sq
+    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    best, nearest = largest_with_bias(score, bias, n_candidates, skip_from)
+    squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
+    nearest = torch.gather(nearest, 1, order)
+    # E: how far any computed squared distance of the row can be from the exact one
+    error = expansion_error_factor(references.shape[1]) * (
+        block_sq[:, 0].double() + float(ref_sq.max()))
+    exact, beyond = settle_near_ties(squared, nearest, error, k, queries, references, memory_mb)
+    squared, nearest = squared[:, :k], nearest[:, :k]
+    cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
+    # rows settled beyond the candidates are recomputed whole below, from their computed c_k
+    pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1), as_tuple=True)
+    squared[pair_rows, pair_cols] = exact_squared(
+        queries, references, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
+    if n_candidates < available and bool(beyond.any()):
+        rows_left = torch.nonzero(beyond).squeeze(1)
+        approx = block_sq[rows_left] - 2.0 * (score[rows_left] + bias)
+        if skip_from is not None:  # a point is never its own neighbour
+            approx[torch.arange(rows_left.shape[0], device=approx.device),
+                   skip_from + rows_left] = float("inf")
+        squared[rows_left] = exact_k_smallest_in_band(
+            queries[rows_left], references, approx,
+            squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
+    return torch.sort(squared, dim=1).values.sqrt_()
 
 
 #: The selection kernel needs at least this many groups per kept value (otherwise torch.topk).

@@ -263,3 +263,37 @@ def test_selection_group_size_matches_the_kernel():
     from explorer.manifold import knn, knn_kernels
 
     assert knn.GROUP == knn_kernels.GROUP
+
+
+@pytest.mark.parametrize("memory_mb", [64.0, 1e-3])  # one product, or task by task
+def test_subsets_from_one_product_equal_float64_brute_force(memory_mb):
+    """nearest_distances_in_subsets (REMA's null splits from one product) against a float64
+    brute force on each subset, with exact duplicates across and inside the halves."""
+    from explorer.manifold.knn import nearest_distances_in_subsets
+
+    rng = np.random.default_rng(5)
+    points = (rng.standard_normal((90, 12)) + 30.0).astype(np.float32)
+    points[40] = points[3]  # duplicates: one pair likely split across halves, one inside
+    points[41] = points[3]
+    correct = np.ones(90, bool)
+    correct[::4] = False
+    good = points[correct]
+    order = rng.permutation(len(good))
+    half, rest = np.sort(order[: len(good) // 2]), np.sort(order[len(good) // 2 :])
+    good_rows, bad_rows = np.flatnonzero(correct), np.flatnonzero(~correct)
+    tasks = [(bad_rows, np.arange(len(good)), False), (good_rows, np.arange(len(good)), True),
+             (good_rows[rest], half, False), (good_rows[half], half, True)]
+    got = nearest_distances_in_subsets(points, good, 6, tasks, memory_mb=memory_mb)
+    for (rows, columns, leave_one_out), table in zip(tasks, got, strict=True):
+        want = brute_force(points[rows], good[columns], 6, leave_one_out=leave_one_out)
+        np.testing.assert_allclose(table, want, rtol=1e-5, atol=1e-6)
+
+
+def test_subsets_refuse_a_leave_one_out_task_of_unequal_sizes():
+    from explorer.manifold.knn import nearest_distances_in_subsets
+
+    x = np.zeros((10, 3), np.float32)
+    with pytest.raises(ValueError, match="as many query rows as reference columns"):
+        nearest_distances_in_subsets(x, x, 2, [(np.arange(4), np.arange(5), True)])
+    with pytest.raises(ValueError, match="only 3 references"):
+        nearest_distances_in_subsets(x, x, 4, [(np.arange(4), np.arange(3), False)])
