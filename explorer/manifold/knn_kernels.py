@@ -109,22 +109,14 @@ def largest_with_bias(score, bias, skip_from, values, columns):
                 j = g + t * n_groups
                 value = score[i, j] + bias[j]
                 if value >= threshold and value > lowest and j != skip:
-                    kept[slot] = value
-                    kept_columns[slot] = j
-                    slot = 0
-                    for at in range(1, n_keep):
-                        if kept[at] < kept[slot]:
-                            slot = at
+                    kept[slot], kept_columns[slot] = value, j
+                    slot = _lowest_slot(kept)
                     lowest = kept[slot]
         for j in range(full, n_columns):
             value = score[i, j] + bias[j]
             if value >= threshold and value > lowest and j != skip:
-                kept[slot] = value
-                kept_columns[slot] = j
-                slot = 0
-                for at in range(1, n_keep):
-                    if kept[at] < kept[slot]:
-                        slot = at
+                kept[slot], kept_columns[slot] = value, j
+                slot = _lowest_slot(kept)
                 lowest = kept[slot]
 
 
