@@ -160,6 +160,17 @@ def knn_rows(dim: int, repeats: int) -> list[dict]:
     return rows
 
 
+def median_cpu_time(function, repeats: int) -> float:
+    """Median CPU time of this thread over ``repeats`` calls: on a loaded machine the wall time
+    also counts the waits for a core (everything here runs on this one thread)."""
+    times = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        function()
+        times.append(time.thread_time() - start)
+    return statistics.median(times)
+
+
 def analysis_rows(repeats: int) -> list[dict]:
     reps = synthetic(n_layers=24, dim=896, manifold_dim=8, n_correct=700, n_error=300,
                      diverge_at=12)
@@ -183,6 +194,8 @@ def analysis_rows(repeats: int) -> list[dict]:
     return [
         {"benchmark": "whole analysis, 24 layers x 1000 x 896, all views", "ours_s":
             median_time(whole, repeats=repeats, warmup=0), "budget": "<= 5 s"},
+        {"benchmark": "  the same, CPU time of this thread", "ours_s":
+            median_cpu_time(whole, repeats=repeats), "budget": "<= 5 s"},
         {"benchmark": "  the same without the RBF-SVM", "ours_s":
             median_time(without_svm, repeats=repeats, warmup=0), "budget": ""},
         {"benchmark": "app: alpha slider move (statistics + 4 figures)", "ours_s": slider,
