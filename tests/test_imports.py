@@ -121,7 +121,7 @@ for d in (2, 5):
     assignment.solve_inner_product_assignment(x, rng.normal(size=(40, d)))
 assignment.solve_assignment(rng.normal(size=(9, 9)))
 from explorer.manifold import knn_distances, knn_kernels
-x = rng.normal(size=(300, 8)).astype(np.float32)
+x = rng.normal(size=(1200, 8)).astype(np.float32)  # rows long enough for the kernel
 knn_distances(x, x, 5, leave_one_out=True, device="cpu")
 misses, hits = {}, {}
 for module in (assignment, knn_kernels):
