@@ -59,17 +59,19 @@ def cmd_info(_args: argparse.Namespace) -> int:
 
 
 def cmd_compile(_args: argparse.Namespace) -> int:
-    """Compile the numba kernels (the exact OT solver's, the modes explorer's total variation)
-    into numba's on-disk cache (the ``__pycache__`` beside the source, or $NUMBA_CACHE_DIR), so
-    the first flows figure or TV fit in a fresh clone loads them instead of compiling them
+    """Compile the numba kernels (the exact OT solver's, the modes explorer's total variation,
+    the kNN selection's) into numba's on-disk cache (the ``__pycache__`` beside the source, or
+    $NUMBA_CACHE_DIR), so the first flows figure, TV fit or manifold analysis in a fresh clone
+    loads them instead of compiling them
     (about 10 s on a shared core)."""
     import time
 
     from explorer.flows.assignment import compile_kernels
+    from explorer.manifold.knn_kernels import compile_kernels as compile_knn_kernels
     from explorer.modes.tv_kernel import compile_kernels as compile_modes_kernels
 
     start = time.perf_counter()
-    names = compile_kernels() + compile_modes_kernels()
+    names = compile_kernels() + compile_modes_kernels() + compile_knn_kernels()
     print(f"numba kernels ready in {time.perf_counter() - start:.1f} s: {', '.join(names)}")
     return 0
 

@@ -132,7 +132,8 @@ def test_every_install_path_compiles_the_numba_kernels():
 @pytest.mark.slow
 def test_after_explorer_compile_a_fresh_process_loads_every_kernel_from_the_cache():
     """What a learner's kernel does after the install step: every kernel the OT solver uses
-    (2D points, other dimensions, a dense cost) comes from numba's disk cache, none compiles."""
+    (2D points, other dimensions, a dense cost) and the kNN selection comes from numba's disk
+    cache, none compiles."""
     subprocess.run([sys.executable, "-m", "explorer", "compile"], check=True, cwd=ROOT,
                    capture_output=True)
     code = """
@@ -143,16 +144,22 @@ for d in (2, 5):
     x = rng.normal(size=(40, d))
     assignment.solve_inner_product_assignment(x, rng.normal(size=(40, d)))
 assignment.solve_assignment(rng.normal(size=(9, 9)))
+from explorer.manifold import knn_distances, knn_kernels
+x = rng.normal(size=(1200, 8)).astype(np.float32)  # rows long enough for the kernel
+knn_distances(x, x, 5, leave_one_out=True, device="cpu")
 misses, hits = {}, {}
-for name, f in vars(assignment).items():
-    if isinstance(f, numba.core.registry.CPUDispatcher) and f.signatures:
-        misses[name], hits[name] = sum(f.stats.cache_misses.values()), sum(f.stats.cache_hits.values())
+for module in (assignment, knn_kernels):
+    for name, f in vars(module).items():
+        if isinstance(f, numba.core.registry.CPUDispatcher) and f.signatures:
+            misses[name] = sum(f.stats.cache_misses.values())
+            hits[name] = sum(f.stats.cache_hits.values())
 print(json.dumps([misses, hits]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     misses, hits = json.loads(out.stdout.splitlines()[-1])
     assert "_shortest_augmenting_paths" in misses and "_multiscale_potential" in misses
+    assert "largest_with_bias" in misses  # the kNN selection (explorer.manifold.knn_kernels)
     assert not any(misses.values()), f"compiled in the learner's process: {misses}"
     assert all(hits.values()), f"not loaded from the cache: {hits}"
 

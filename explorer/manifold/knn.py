@@ -26,14 +26,22 @@ is the exact one, equal to a float64 brute force:
    an exact duplicate of itself (dropping "the first neighbour" would drop the duplicate instead).
 
 Memory stays bounded: queries are processed in chunks sized so that one chunk's distance block and
-its exact recomputation stay under ``memory_mb``.
+its exact recomputation stay under ``memory_mb``. :func:`nearest_distances_in_subsets` answers
+several queries-by-references tables that are blocks of one product (REMA's null splits) from a
+single GEMM.
 
 Speed (budget: at most 1.15x a bare float32 GEMM ``q @ r.T`` of the same shape). Profiled at
-2000 x 5000, d = 896, low-rank + offset data, one core: besides the GEMM's ~200 ms, the selection
-took 19 -> 16 ms (:func:`largest_k`, :func:`largest_k_above`), adding the bias ~3 ms (it was 13 ms
-as ``addmm``, which first broadcast the bias into a fresh output), centring the references ~3 ms,
-norms ~2 ms, the exact recomputations ~1 ms. ``python -m benchmarks.bench_manifold --knn-only``
-gives the ratios; on a shared 2-core machine they move by +-0.1 between runs.
+2000 x 5000, one core, CPU time on a loaded shared machine, d = 896: the GEMM ~207 ms; the
+selection 11 ms (a numba kernel adds the bias while it selects, :func:`largest_with_bias`; it was
+3 ms of in-place bias plus 19-22 ms of block maxima and ``torch.topk``); centring the references
+2 ms and the queries 1 ms (10.8 and 2.8 ms before: fresh memory from torch's allocator page-faults
+on every 4 KiB, :func:`scratch` takes huge pages from numpy); norms ~2 ms; near ties and exact
+pairs 2-3 ms. At d = 4096 the exact pairs of isotropic data took 69 ms as torch gathers, 8 ms in
+the numba kernel (:func:`exact_squared`). The GEMM writes into a cache-line-aligned huge-page
+block, which saves the page faults the bare GEMM pays on its fresh output (about a tenth of it
+here): ``python -m benchmarks.bench_manifold --knn-only`` shows the ratios to the bare GEMM and to
+a GEMM into a reused output (the arithmetic alone); on a shared 2-core machine they move by
++-0.1 between runs.
 """
 
 from __future__ import annotations
@@ -59,11 +67,37 @@ def as_matrix(x: ArrayLike, name: str) -> torch.Tensor:
 
 
 def shift_to_float32(x: torch.Tensor, offset: torch.Tensor | None, dev: torch.device) -> torch.Tensor:
-    """``x - offset`` as float32 on ``dev``; the subtraction is done in x's own precision."""
+    """``x - offset`` as float32 on ``dev``; the subtraction is done in x's own precision. A new
+    float32 array on the CPU comes from :func:`scratch` (no page-fault storm)."""
     x = x.to(dev)
-    if offset is not None:
-        x = x - offset.to(dev, x.dtype)
-    return x.to(torch.float32).contiguous()
+    if offset is None:
+        return x.to(torch.float32).contiguous()
+    if x.dtype != torch.float32:
+        return (x - offset.to(dev, x.dtype)).to(torch.float32).contiguous()
+    return torch.sub(x, offset.to(dev, x.dtype), out=scratch(tuple(x.shape), dev))
+
+
+#: Arrays from this many bytes up are taken from numpy on the CPU (see :func:`scratch`).
+SCRATCH_BYTES = 1 << 22
+
+#: Alignment of :func:`scratch` arrays in bytes (a cache line): numpy's own is 16, and a GEMM
+#: writing its output 16 bytes off a cache line ran 1.45x slower here (AVX stores split in two).
+SCRATCH_ALIGN = 64
+
+
+def scratch(shape: tuple[int, ...], dev: torch.device) -> torch.Tensor:
+    """An uninitialised float32 array. On the CPU a large one comes from numpy, which asks Linux
+    for transparent huge pages (``madvise``, numpy >= 1.22): the first write into fresh memory
+    then costs one page fault per 2 MiB instead of per 4 KiB. Measured here (CPU time, one
+    core): a fresh 2000 x 5000 float32 block first written in 24 ms from torch's allocator, 5 ms
+    from numpy's, 3 ms reused; a GEMM into it 228 ms (fresh from torch), 202 ms (fresh from
+    numpy, aligned), 199 ms (reused). The array starts on a cache line (:data:`SCRATCH_ALIGN`)."""
+    size = int(np.prod(shape))
+    if dev.type != "cpu" or 4 * size < SCRATCH_BYTES:
+        return torch.empty(shape, dtype=torch.float32, device=dev)
+    raw = np.empty(size + SCRATCH_ALIGN // 4, dtype=np.float32)
+    start = (-raw.ctypes.data % SCRATCH_ALIGN) // 4
+    return torch.from_numpy(raw[start : start + size].reshape(shape))
 
 
 #: The centre is the mean of at most this many references.
@@ -96,6 +130,49 @@ def chunk_rows(n_references: int, memory_mb: float) -> int:
     return max(1, min(MAX_CHUNK_ROWS, int(memory_mb * 2**20 // per_row_bytes)))
 
 
+def checked_k(k, available: int, leave_one_out: bool) -> None:
+    """k must be a positive integer no larger than the references available."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > available:
+        raise ValueError(
+            f"k = {k} neighbours were asked for but only {available} references are available"
+            + (" (leave-one-out excludes each point itself)" if leave_one_out else "")
+            + "; lower k or add references"
+        )
+
+
+def matching_matrices(queries: ArrayLike, references: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    q = as_matrix(queries, "queries")
+    r = as_matrix(references, "references")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(
+            f"queries have {q.shape[1]} features but references have {r.shape[1]}; they must match"
+        )
+    return q, r
+
+
+def centred_float32_references(r: torch.Tensor, centre: bool, dev: torch.device):
+    """The references shifted by their centre (or not, see :func:`useful_offset`) as float32, their
+    squared norms (checked finite: every later float32 value is then finite) and the offset."""
+    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
+    # the first references does (and its own rounding does not matter).
+    offset = useful_offset(r) if centre else None
+    r32 = shift_to_float32(r, offset, dev)
+    ref_sq = squared_norms(r32)
+    if not bool(torch.isfinite(ref_sq).all()):
+        raise ValueError(NOT_FINITE.format(name="references"))
+    return r32, ref_sq, offset
+
+
+def finite_squared_norms(block: torch.Tensor) -> torch.Tensor:
+    """|q|^2 of each (shifted, float32) query as a column, checked finite."""
+    block_sq = squared_norms(block).unsqueeze(1)
+    if not bool(torch.isfinite(block_sq).all()):
+        raise ValueError(NOT_FINITE.format(name="queries"))
+    return block_sq
+
+
 def nearest_distances(
     queries: ArrayLike,
     references: ArrayLike,
@@ -112,133 +189,154 @@ def nearest_distances(
     must not count reference i; any other point, even an identical one, still counts.
     The neighbours are the exact ones (see the module docstring), whatever the data's shape.
     """
-    q = as_matrix(queries, "queries")
-    r = as_matrix(references, "references")
-    if q.shape[1] != r.shape[1]:
-        raise ValueError(
-            f"queries have {q.shape[1]} features but references have {r.shape[1]}; they must match"
-        )
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    available = r.shape[0] - (1 if leave_one_out else 0)
-    if k > available:
-        raise ValueError(
-            f"k = {k} neighbours were asked for but only {available} references are available"
-            + (" (leave-one-out excludes each point itself)" if leave_one_out else "")
-            + "; lower k or add references"
-        )
+    q, r = matching_matrices(queries, references)
+    checked_k(k, r.shape[0] - (1 if leave_one_out else 0), leave_one_out)
     if leave_one_out and q.shape[0] != r.shape[0]:
         raise ValueError("leave_one_out=True needs queries and references to be the same rows")
 
     dev = choose_device(device)
     q, r = q.to(dev), r.to(dev)
-    # Any shift leaves distances unchanged; the mean only has to remove the bulk, so the mean of
-    # the first references does (and its own rounding does not matter).
-    offset = useful_offset(r) if centre else None
-    r32 = shift_to_float32(r, offset, dev)
-    ref_sq = squared_norms(r32)
-    minus_half_ref_sq = (-0.5 * ref_sq).unsqueeze(0)
-    error_factor = expansion_error_factor(r.shape[1])
-    largest_ref_sq = ref_sq.max()
-    # a few more candidates than asked: the gap to them shows whether the choice is certain
-    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    r32, ref_sq, offset = centred_float32_references(r, centre, dev)
     rows = chunk_rows(r.shape[0], memory_mb)
     out = torch.empty((q.shape[0], k), dtype=torch.float64, device=dev)
+    score_space = scratch((min(rows, q.shape[0]), r.shape[0]), dev)
     for start in range(0, q.shape[0], rows):
         # queries are shifted chunk by chunk: no second full-size copy
         block = r32[start : start + rows] if leave_one_out else \
             shift_to_float32(q[start : start + rows], offset, dev)
-        # q.r - |r|^2 / 2: larger is nearer (|q|^2 is constant per row); one BLAS GEMM, then the
-        # bias added in place: addmm would first broadcast it into the fresh output (a full extra
-        # write, page faults included) and make BLAS read C back, 13 ms of 2000 x 5000 at d = 896
-        score = torch.mm(block, r32.T).add_(minus_half_ref_sq)
-        if leave_one_out:
-            idx = torch.arange(block.shape[0], device=dev)
-            score[idx, start + idx] = -float("inf")
-        best, nearest = largest_k(score, n_candidates)
-        block_sq = squared_norms(block).unsqueeze(1)
-        squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
-        nearest = torch.gather(nearest, 1, order)
-        # E: how far any computed squared distance of the row can be from the exact one
-        error = error_factor * (block_sq[:, 0].double() + float(largest_ref_sq))
-        queries_here = q[start : start + rows]
-        exact, beyond = settle_near_ties(squared, nearest, error, k, queries_here, r, memory_mb)
-        squared, nearest = squared[:, :k], nearest[:, :k]
-        cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
-        # rows settled beyond the candidates are recomputed whole below, from their computed c_k
-        pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1),
-                                             as_tuple=True)
-        squared[pair_rows, pair_cols] = exact_squared(
-            queries_here, r, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
-        if n_candidates < available and bool(beyond.any()):
-            rows_left = torch.nonzero(beyond).squeeze(1)
-            squared[rows_left] = exact_k_smallest_in_band(
-                queries_here[rows_left], r, block_sq[rows_left] - 2.0 * score[rows_left],
-                squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
-        out[start : start + rows] = torch.sort(squared, dim=1).values.sqrt_()
-    result = out.cpu().numpy()
+        block_sq = finite_squared_norms(block)
+        # q.r, one BLAS GEMM into a reused block
+        score = torch.mm(block, r32.T, out=score_space[: block.shape[0]])
+        out[start : start + rows] = k_nearest_from_scores(
+            score, block_sq, ref_sq, q[start : start + rows], r, k,
+            start if leave_one_out else None, memory_mb)
+    return finite_result(out)
+
+
+def nearest_distances_in_subsets(
+    queries: ArrayLike,
+    references: ArrayLike,
+    k: int,
+    tasks,
+    *,
+    centre: bool = True,
+    memory_mb: float = 64.0,
+    device: str | torch.device | None = None,
+) -> list[np.ndarray]:
+    """Several :func:`nearest_distances` among subsets of the same points from one GEMM.
+
+    ``tasks``: (query_rows, reference_columns, leave_one_out) triples; each answer equals
+    ``nearest_distances(queries[query_rows], references[reference_columns], k, leave_one_out=...)``
+    (leave-one-out: the i-th query is the i-th reference of its subset). REMA's null control asks
+    for five random halvings of the correct samples, each half against the other and against
+    itself: all are blocks of one correct-by-correct product, computed once here instead of
+    ten times (it was ~40 % of a whole analysis). Where the product would exceed ``memory_mb``
+    the tasks are run one by one.
+    """
+    q, r = matching_matrices(queries, references)
+    tasks = [(torch.as_tensor(np.asarray(rows, dtype=np.int64)),
+              torch.as_tensor(np.asarray(columns, dtype=np.int64)), bool(leave_one_out))
+             for rows, columns, leave_one_out in tasks]
+    for rows, columns, leave_one_out in tasks:
+        checked_k(k, columns.shape[0] - (1 if leave_one_out else 0), leave_one_out)
+        if leave_one_out and rows.shape[0] != columns.shape[0]:
+            raise ValueError("a leave-one-out task needs as many query rows as reference columns")
+    if 4 * q.shape[0] * r.shape[0] > memory_mb * 2**20:
+        return [nearest_distances(q[rows], r[columns], k, leave_one_out=leave_one_out,
+                                  centre=centre, memory_mb=memory_mb, device=device)
+                for rows, columns, leave_one_out in tasks]
+    dev = choose_device(device)
+    q, r = q.to(dev), r.to(dev)
+    r32, ref_sq, offset = centred_float32_references(r, centre, dev)
+    q32 = shift_to_float32(q, offset, dev)
+    q_sq = finite_squared_norms(q32)
+    score = torch.mm(q32, r32.T)
+    results = []
+    for rows, columns, leave_one_out in tasks:
+        rows, columns = rows.to(dev), columns.to(dev)
+        distances = k_nearest_from_scores(
+            score[rows][:, columns], q_sq[rows], ref_sq[columns], q[rows], r[columns], k,
+            0 if leave_one_out else None, memory_mb)
+        results.append(finite_result(distances))
+    return results
+
+
+def finite_result(distances: torch.Tensor) -> np.ndarray:
+    result = distances.cpu().numpy()
     if not np.isfinite(result).all():  # a NaN or inf anywhere in the inputs ends up here
         raise ValueError(NOT_FINITE.format(name="queries or references"))
     return result
 
 
-#: Columns per group in :func:`largest_k`'s first pass.
-SELECTION_GROUP = 64
+def k_nearest_from_scores(score, block_sq, ref_sq, queries, references, k: int,
+                          skip_from: int | None, memory_mb: float) -> torch.Tensor:
+    """The exact k smallest distances of each query, sorted (float64, rows x k), from the float32
+    products ``score`` = q.r of the shifted points (steps 2-4 of the module docstring).
 
-
-def largest_k(score: torch.Tensor, k: int, group: int = SELECTION_GROUP):
-    """The k largest entries of each row and their columns (unordered), like ``torch.topk``.
-
-    ``torch.topk`` pays per element for a copy of each row into its selection buffer; a block-max
-    prefilter (the bucket idea of GPU top-k selection, e.g. Johnson, Douze & Jegou 2019,
-    "Billion-scale similarity search with GPUs", section 4) lets it see a fifth of the row:
-    cut each row into groups of ``group`` columns and keep the k groups with the largest maxima.
-    Every other entry is at most its own group's maximum, which is at most each of the k kept
-    maxima, so the row's k largest values all lie in the kept groups, plus the tail columns that
-    do not fill a group, which are always kept. The smallest kept maximum is a threshold: the k
-    kept maxima reach it, so all k largest values do, and only the few candidates at or above it
-    (about k + 1 per row on neighbour scores) go to a last ``torch.topk``
-    (:func:`largest_k_above`). Ties may pick other columns than ``torch.topk`` on the whole row,
-    never other values.
+    ``block_sq``/``ref_sq``: squared norms of the shifted queries (a column) and references;
+    ``queries``/``references``: the original rows, for exact recomputation; ``skip_from``: with
+    leave-one-out, query i is reference ``skip_from + i``.
     """
-    n, m = score.shape
-    full = (m // group) * group
-    # too few groups for the prefilter to pay off; on a GPU torch.topk is fast and was not beaten
-    if full // group < 4 * k or score.device.type != "cpu":
-        return torch.topk(score, k, dim=1, largest=True, sorted=False)
-    groups = score[:, :full].view(n, full // group, group)
-    kept_maxima, kept = torch.topk(groups.amax(dim=2), k, dim=1, sorted=False)
-    row = torch.arange(n, device=score.device).unsqueeze(1)
-    candidates = groups[row, kept].view(n, k * group)
-    if full < m:
-        candidates = torch.cat([candidates, score[:, full:]], dim=1)
-    values, at = largest_k_above(candidates, kept_maxima.amin(dim=1), k)
-    in_group = at < k * group
-    from_group = torch.gather(kept, 1, torch.where(in_group, at // group, 0)) * group + at % group
-    return values, torch.where(in_group, from_group, at - k * group + full)
+    available = references.shape[0] - (0 if skip_from is None else 1)
+    # q.r - |r|^2 / 2 is larger for nearer references (|q|^2 is constant per row); a few more
+    # candidates than asked: the gap to them shows whether the choice is certain
+    bias = -0.5 * ref_sq
+    n_candidates = min(k + EXTRA_CANDIDATES, available)
+    best, nearest = largest_with_bias(score, bias, n_candidates, skip_from)
+    squared, order = torch.sort((block_sq - 2.0 * best).clamp_(min=0.0).double(), dim=1)
+    nearest = torch.gather(nearest, 1, order)
+    # E: how far any computed squared distance of the row can be from the exact one
+    error = expansion_error_factor(references.shape[1]) * (
+        block_sq[:, 0].double() + float(ref_sq.max()))
+    exact, beyond = settle_near_ties(squared, nearest, error, k, queries, references, memory_mb)
+    squared, nearest = squared[:, :k], nearest[:, :k]
+    cancelled = (block_sq + ref_sq[nearest]).double() > CANCELLATION_RATIO * squared
+    # rows settled beyond the candidates are recomputed whole below, from their computed c_k
+    pair_rows, pair_cols = torch.nonzero(cancelled & ~exact & ~beyond.unsqueeze(1), as_tuple=True)
+    squared[pair_rows, pair_cols] = exact_squared(
+        queries, references, pair_rows, nearest[pair_rows, pair_cols], memory_mb)
+    if n_candidates < available and bool(beyond.any()):
+        rows_left = torch.nonzero(beyond).squeeze(1)
+        approx = block_sq[rows_left] - 2.0 * (score[rows_left] + bias)
+        if skip_from is not None:  # a point is never its own neighbour
+            approx[torch.arange(rows_left.shape[0], device=approx.device),
+                   skip_from + rows_left] = float("inf")
+        squared[rows_left] = exact_k_smallest_in_band(
+            queries[rows_left], references, approx,
+            squared[rows_left, k - 1] + 2.0 * error[rows_left], k, memory_mb)
+    return torch.sort(squared, dim=1).values.sqrt_()
 
 
-def largest_k_above(candidates: torch.Tensor, threshold: torch.Tensor, k: int):
-    """``torch.topk(candidates, k, dim=1)`` (unordered) for rows whose k largest entries are all
-    >= ``threshold`` (one value per row); only the entries at or above it are selected from.
+#: The selection kernel needs at least this many groups per kept value (otherwise torch.topk).
+KERNEL_MIN_GROUPS = 4
 
-    ``torch.topk`` costs about 4.5 ns per entry it sees: on 2000 x 900 candidates it took 9 ms,
-    this 5 ms (d = 896, k = 14, one core). The entries >= threshold are packed, row by row, into
-    a table padded with -inf as wide as the fullest row (at least k), and ``torch.topk`` runs on
-    that. A row with fewer than k such entries (a NaN threshold) is completed with -inf, which
-    the caller's finiteness check reports.
+#: Columns per group of the selection kernel (:data:`explorer.manifold.knn_kernels.GROUP`).
+GROUP = 16
+
+
+def largest_with_bias(score: torch.Tensor, bias: torch.Tensor, k: int, skip_from: int | None):
+    """The k largest of ``score[i, j] + bias[j]`` in each row and their columns (unordered), column
+    ``skip_from + i`` left out of row i when ``skip_from`` is given (leave-one-out).
+
+    On the CPU one pass of a numba kernel (:func:`explorer.manifold.knn_kernels.largest_with_bias`)
+    adds the bias while it selects: the GEMM's output is read once and never written again (adding
+    the bias in place and ``torch.topk`` read it three times and wrote it once, 22 ms of 2000 x
+    5000 against 10 ms now, CPU time under load). On a GPU ``torch.topk`` is fast, and so it is
+    on the CPU for rows too short to cut into :data:`KERNEL_MIN_GROUPS` k groups (there the
+    kernel's threshold would let most entries through).
     """
-    rows, columns = torch.nonzero(candidates >= threshold.unsqueeze(1), as_tuple=True)
-    counts = torch.bincount(rows, minlength=candidates.shape[0])
-    width = max(k, int(counts.max()) if rows.numel() else 0)
-    first_of_row = torch.cumsum(counts, 0) - counts  # nonzero lists the entries row by row
-    slot = torch.arange(rows.shape[0], device=rows.device) - first_of_row[rows]
-    table = candidates.new_full((candidates.shape[0], width), -float("inf"))
-    table_columns = torch.zeros(table.shape, dtype=torch.long, device=rows.device)
-    table[rows, slot] = candidates[rows, columns]
-    table_columns[rows, slot] = columns
-    values, at = torch.topk(table, k, dim=1, largest=True, sorted=False)
-    return values, torch.gather(table_columns, 1, at)
+    if score.device.type != "cpu" or score.shape[1] < KERNEL_MIN_GROUPS * GROUP * k:
+        biased = score + bias
+        if skip_from is not None:
+            rows = torch.arange(min(score.shape[0], score.shape[1] - skip_from), device=score.device)
+            biased[rows, skip_from + rows] = -float("inf")
+        return torch.topk(biased, k, dim=1, largest=True, sorted=False)
+    from .knn_kernels import largest_with_bias as kernel  # numba loads at the first kNN
+
+    values = np.empty((score.shape[0], k), dtype=np.float32)
+    columns = np.empty((score.shape[0], k), dtype=np.int64)
+    kernel(score.numpy(), bias.numpy(), -1 if skip_from is None else skip_from, values, columns)
+    return torch.from_numpy(values), torch.from_numpy(columns)
 
 
 NOT_FINITE = "{name} contain NaN or infinite values; clean or drop those samples first"
@@ -309,14 +407,30 @@ def settle_near_ties(squared, nearest, error, k: int, queries, references, memor
     return exact, beyond
 
 
+#: Largest temporary of :func:`exact_squared` in bytes (GPU path).
+EXACT_STEP_BYTES = 1 << 21
+
+
 def exact_squared(queries, references, rows, cols, memory_mb: float = 64.0) -> torch.Tensor:
     """||queries[rows] - references[cols]||^2 in float64 from the original (uncentred) data.
 
-    The difference is taken in the data's own precision: for close points it is exact (Sterbenz),
-    so no digit is lost however far the pair sits from the origin; the squares add up in float64.
+    The difference is exact for close points (Sterbenz), so no digit is lost however far the pair
+    sits from the origin; the squares add up in float64. On the CPU a numba kernel reads the two
+    rows of each pair once (:func:`explorer.manifold.knn_kernels.pair_squared_distances`; at
+    d = 4096, 1234 pairs took 69 ms CPU as torch gathers in 64 MB steps, whose fresh blocks
+    page-faulted). Elsewhere the difference is taken in the data's own precision, in steps
+    of at most :data:`EXACT_STEP_BYTES` of temporaries.
     """
+    if queries.device.type == "cpu":
+        from .knn_kernels import pair_squared_distances
+
+        out = np.empty(rows.shape[0], dtype=np.float64)
+        pair_squared_distances(queries.numpy(), references.numpy(),
+                               rows.contiguous().numpy(), cols.contiguous().numpy(), out)
+        return torch.from_numpy(out)
     out = torch.empty(rows.shape[0], dtype=torch.float64, device=queries.device)
-    step = max(1, int(memory_mb * 2**20 // (12 * queries.shape[1])))
+    row_bytes = 8 * queries.shape[1]
+    step = max(1, int(min(memory_mb * 2**20 / 1.5, EXACT_STEP_BYTES) // row_bytes))
     for at in range(0, rows.shape[0], step):
         diff = (queries[rows[at : at + step]] - references[cols[at : at + step]]).double()
         out[at : at + step] = (diff * diff).sum(dim=1)

@@ -39,7 +39,7 @@ from .geometry import (
     svm_accuracy,
     two_nn_from_distances,
 )
-from .knn import nearest_distances
+from .knn import nearest_distances_in_subsets
 
 #: Divergence layer of an error that never crosses the threshold.
 NEVER = -1
@@ -145,15 +145,21 @@ def neighbour_tables(
     err, loo = [], []
     null_q = [[] for _ in splits]
     null_loo = [[] for _ in splits]
+    # every table's references are correct samples: all are blocks of one product of the layer
+    # with its correct rows (nearest_distances_in_subsets), not 2 + 2 * splits products
+    good_rows, bad_rows = np.flatnonzero(correct), np.flatnonzero(~correct)
+    everyone = np.arange(n_correct)
+    tasks = [(bad_rows, everyone, False), (good_rows, everyone, True)]
+    for reference_half, pseudo_errors in splits if do_null else []:
+        tasks += [(good_rows[pseudo_errors], reference_half, False),
+                  (good_rows[reference_half], reference_half, True)]
     for index, layer in enumerate(layers):
-        good, bad = layer[correct], layer[~correct]
-        err.append(nearest_distances(bad, good, k_max, device=device))
-        loo.append(nearest_distances(good, good, k_max, leave_one_out=True, device=device))
-        for split, (reference_half, pseudo_errors) in enumerate(splits if do_null else []):
-            ref = good[reference_half]
-            null_q[split].append(nearest_distances(good[pseudo_errors], ref, k_max, device=device))
-            null_loo[split].append(nearest_distances(ref, ref, k_max, leave_one_out=True,
-                                                     device=device))
+        tables = nearest_distances_in_subsets(layer, layer[correct], k_max, tasks, device=device)
+        err.append(tables[0])
+        loo.append(tables[1])
+        for split in range(len(splits) if do_null else 0):
+            null_q[split].append(tables[2 + 2 * split])
+            null_loo[split].append(tables[3 + 2 * split])
         if progress is not None:
             progress((index + 1) / len(layers), f"nearest neighbours: layer {index + 1}/{len(layers)}")
     return NeighbourTables(

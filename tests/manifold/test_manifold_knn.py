@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from explorer.manifold import knn_distances
@@ -131,26 +131,35 @@ def test_nan_is_a_clear_error(where):
         knn_distances(q, r, 2)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    n=st.integers(1, 6), groups=st.integers(1, 30), group=st.integers(1, 9),
-    tail=st.integers(0, 8), k=st.integers(1, 6), ties=st.booleans(), seed=st.integers(0, 2**16),
+    n=st.integers(1, 6), groups=st.integers(0, 80), tail=st.integers(0, 20), k=st.integers(1, 16),
+    ties=st.booleans(), leave_one_out=st.booleans(), seed=st.integers(0, 2**16),
 )
-def test_property_block_max_selection_equals_topk(n, groups, group, tail, k, ties, seed):
+def test_property_selection_kernel_equals_topk(n, groups, tail, k, ties, leave_one_out, seed):
+    """The numba selection (group maxima, a threshold, a scan of the groups that reach it) against
+    torch.topk on the biased scores: the same values, each column once, the left-out one never."""
     import torch
 
-    from explorer.manifold.knn import largest_k
+    from explorer.manifold.knn import GROUP, largest_with_bias
 
-    m = groups * group + tail
-    if k > m:
-        k = m
+    m = groups * GROUP + tail
+    skip_from = int(np.random.default_rng(seed).integers(0, m)) if leave_one_out and m else None
+    k = min(k, m - (0 if skip_from is None else 1))
+    assume(k >= 1)
     rng = np.random.default_rng(seed)
-    values = rng.integers(0, 4, (n, m)) if ties else rng.standard_normal((n, m))
-    score = torch.from_numpy(values.astype(np.float32))
-    got, columns = largest_k(score, k, group=group)
-    want = torch.topk(score, k, dim=1).values
+    draw = (lambda *shape: rng.integers(0, 4, shape)) if ties else (lambda *shape: rng.standard_normal(shape))
+    score = torch.from_numpy(draw(n, m).astype(np.float32))
+    bias = torch.from_numpy(draw(m).astype(np.float32))
+    biased = score + bias
+    if skip_from is not None:  # (rows of 64 k columns or more take the kernel, shorter topk)
+        rows = torch.arange(n)
+        inside = skip_from + rows < m
+        biased[rows[inside], skip_from + rows[inside]] = -float("inf")
+    got, columns = largest_with_bias(score, bias, k, skip_from)
+    want = torch.topk(biased, k, dim=1).values
     assert torch.equal(got.sort(dim=1).values, want.sort(dim=1).values)
-    assert torch.equal(score.gather(1, columns), got)  # the columns hold those values
+    assert torch.equal(biased.gather(1, columns), got)  # the columns hold those values
     assert all(len(set(row.tolist())) == k for row in columns)  # no column twice
 
 
@@ -233,24 +242,58 @@ def test_well_separated_values_within_1e_6_of_float64(dim, offset):
     np.testing.assert_allclose(nearest_distances(q, r, 10), want, rtol=1e-6)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    n=st.integers(1, 6), m=st.integers(1, 40), k=st.integers(1, 6), ties=st.booleans(),
-    slack=st.sampled_from([0.0, 0.5, float("inf")]), seed=st.integers(0, 2**16),
-)
-def test_property_selection_above_a_threshold_equals_topk(n, m, k, ties, slack, seed):
-    import torch
+@pytest.mark.parametrize("dim", [3, 40])
+def test_leave_one_out_rows_settled_from_the_whole_row_never_count_themselves(dim):
+    """A centre with 60 references at radii equal to the 7th digit: its near tie reaches past
+    every kept candidate, so the row is settled from all its references; with leave-one-out the
+    centre itself (distance 0) must stay out of that band too."""
+    rng = np.random.default_rng(dim)
+    centres = rng.standard_normal((3, dim)) * 100
+    directions = rng.standard_normal((3, 60, dim))
+    directions /= np.linalg.norm(directions, axis=2, keepdims=True)
+    radii = 1.0 + 1e-7 * rng.permutation(60)[None, :, None]
+    x = np.concatenate([centres, (centres[:, None, :] + radii * directions).reshape(-1, dim)])
+    x = x.astype(np.float32)
+    got = nearest_distances(x, x, 10, leave_one_out=True)
+    np.testing.assert_allclose(got, brute_force(x, x, 10, leave_one_out=True), rtol=1e-6)
+    assert got[:3].min() > 0.99  # the centres' own zero distance never counted
 
-    from explorer.manifold.knn import largest_k_above
 
-    k = min(k, m)
-    rng = np.random.default_rng(seed)
-    values = rng.integers(0, 4, (n, m)) if ties else rng.standard_normal((n, m))
-    candidates = torch.from_numpy(values.astype(np.float32))
-    want = torch.topk(candidates, k, dim=1).values
-    # any threshold at or below each row's k-th largest value, down to -inf (every entry kept)
-    threshold = want[:, -1] - slack
-    got, columns = largest_k_above(candidates, threshold, k)
-    assert torch.equal(got.sort(dim=1).values, want.sort(dim=1).values)
-    assert torch.equal(candidates.gather(1, columns), got)
-    assert all(len(set(row.tolist())) == k for row in columns)
+def test_selection_group_size_matches_the_kernel():
+    from explorer.manifold import knn, knn_kernels
+
+    assert knn.GROUP == knn_kernels.GROUP
+
+
+@pytest.mark.parametrize("memory_mb", [64.0, 1e-3])  # one product, or task by task
+def test_subsets_from_one_product_equal_float64_brute_force(memory_mb):
+    """nearest_distances_in_subsets (REMA's null splits from one product) against a float64
+    brute force on each subset, with exact duplicates across and inside the halves."""
+    from explorer.manifold.knn import nearest_distances_in_subsets
+
+    rng = np.random.default_rng(5)
+    points = (rng.standard_normal((90, 12)) + 30.0).astype(np.float32)
+    points[40] = points[3]  # duplicates: one pair likely split across halves, one inside
+    points[41] = points[3]
+    correct = np.ones(90, bool)
+    correct[::4] = False
+    good = points[correct]
+    order = rng.permutation(len(good))
+    half, rest = np.sort(order[: len(good) // 2]), np.sort(order[len(good) // 2 :])
+    good_rows, bad_rows = np.flatnonzero(correct), np.flatnonzero(~correct)
+    tasks = [(bad_rows, np.arange(len(good)), False), (good_rows, np.arange(len(good)), True),
+             (good_rows[rest], half, False), (good_rows[half], half, True)]
+    got = nearest_distances_in_subsets(points, good, 6, tasks, memory_mb=memory_mb)
+    for (rows, columns, leave_one_out), table in zip(tasks, got, strict=True):
+        want = brute_force(points[rows], good[columns], 6, leave_one_out=leave_one_out)
+        np.testing.assert_allclose(table, want, rtol=1e-5, atol=1e-6)
+
+
+def test_subsets_refuse_a_leave_one_out_task_of_unequal_sizes():
+    from explorer.manifold.knn import nearest_distances_in_subsets
+
+    x = np.zeros((10, 3), np.float32)
+    with pytest.raises(ValueError, match="as many query rows as reference columns"):
+        nearest_distances_in_subsets(x, x, 2, [(np.arange(4), np.arange(5), True)])
+    with pytest.raises(ValueError, match="only 3 references"):
+        nearest_distances_in_subsets(x, x, 4, [(np.arange(4), np.arange(3), False)])
