@@ -85,6 +85,12 @@ def model_key(target: str, source: str, options: dict, coupling: str,
 
 _STORE: dict[str, FlowModel] = {}
 _LOADED: set[str] = set()
+_STORED = [0]  # how many times models were stored: a view drawn from older ones is stale
+
+
+def store_generation() -> int:
+    """A number that grows whenever trained models are stored (see the app's view cache)."""
+    return _STORED[0]
 
 
 def stored(key: str) -> FlowModel | None:
@@ -93,6 +99,7 @@ def stored(key: str) -> FlowModel | None:
 
 
 def remember(models: list[FlowModel]) -> None:
+    _STORED[0] += 1
     for m in models:
         _STORE[model_key(m.target, m.source.name, m.source.options, m.coupling,
                          TrainSettings(**m.config))] = m
