@@ -86,10 +86,10 @@ def check_flag(value, name: str) -> bool:
     return bool(value)
 
 
-def check_choice(value, allowed: Iterable, name: str):
+def check_choice(value, allowed: Iterable, name: str, why: str = ""):
     """``value`` must be one of ``allowed`` (a sequence, or a dict whose keys are allowed)."""
     allowed = list(allowed)
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; {name} must be one of: "
-                         f"{', '.join(map(str, allowed))}")
+                         f"{', '.join(map(str, allowed))}{why}")
     return value

@@ -139,7 +139,7 @@ class FlowsApp(ReflowingApp, App):
                 "grid": figures.comparison_grid, "w2_steps": figures.w2_against_steps,
                 "training": figures.training_curves, "scores": figures.score_table}
 
-    def view_version(self, name: str, result) -> tuple:
+    def view_version(self, name: str, params, result) -> tuple:
         """The trained models behind the views: those stored, and a preview's progress."""
         return (compute.store_generation(),
                 tuple(0 if row.model is None else len(row.model.history) for row in result.rows))

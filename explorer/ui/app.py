@@ -95,9 +95,9 @@ class App:
         """{view name: draw(result) -> figure}, in display order."""
         raise NotImplementedError
 
-    def view_version(self, name: str, result) -> Any:
-        """What a view depends on beyond the params (models trained since, say); by default
-        nothing. Its value joins the view's cache key."""
+    def view_version(self, name: str, params, result) -> Any:
+        """What a view depends on beyond the params' values (models trained since, a file
+        rewritten, say); by default nothing. Its value joins the view's cache key."""
         return None
 
     def make_figures(self, result, params=None) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class App:
         drawn = {}
         for name, draw in self.views().items():
             key = (tuple(getattr(params, field) for field in self.inputs_of(name)),
-                   self.view_version(name, result))
+                   self.view_version(name, params, result))
             kept = self._figure_cache.setdefault(name, OrderedDict())
             if key in kept:
                 kept.move_to_end(key)
@@ -444,9 +444,9 @@ class App:
     # ----- internals ----------------------------------------------------------------------
     def _figures_for(self, result, params):
         """The figures of a result computed from ``params`` (not yet the app's)."""
-        if type(self).make_figures is App.make_figures:
-            return self.make_figures(result, params)
-        return self.make_figures(result)  # an app that draws its figures itself
+        if type(self).views is App.views:
+            return self.make_figures(result)  # an app that draws its figures itself
+        return self.make_figures(result, params)
 
     def _field_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.Params)]

@@ -47,7 +47,7 @@ class Setting:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    why: str = ""  # appended to a range refusal: " (the compute functions take up to 10^6)"
+    why: str = ""  # appended to a refusal: " (the compute functions take up to 10^6)"
     #: allowed values: a sequence, a {value: label} dict, or a function of no argument
     #: returning either (for menus that depend on a registry)
     choices: Sequence | Mapping | Callable[[], Sequence | Mapping] | None = None
@@ -87,7 +87,7 @@ class Setting:
         elif not isinstance(value, kind):
             raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}")
         if self.choices is not None:
-            check_choice(value, self.allowed(), name)
+            check_choice(value, self.allowed(), name, self.why)
         if self.check is not None:
             self.check(value)
 
@@ -164,7 +164,8 @@ def make_control(name: str, kind: type, declared: Setting, style: dict, layout: 
     sized = {**common, "layout": widgets.Layout(**layout)}
     control = declared.control
     if control == "checkbox":
-        return widgets.Checkbox(indent=False, **common)
+        return widgets.Checkbox(indent=False, description=declared.label,
+                                **({"tooltip": declared.tooltip} if declared.tooltip else {}))
     if control in ("dropdown", "toggle"):
         menu = declared.allowed() or {v: str(v) for v in declared.options or ()}
         options = [(label, value) for value, label in menu.items()]
