@@ -69,7 +69,7 @@ class FrontierParams(Params):
     train_divergence: str = setting("reverse_kl", "DPO divergence", control="dropdown",
                                     choices=lambda: {c: divergence_name(c) for c in TRAIN_CHOICES},
                                     invalidates=())
-    train_steps: int = setting(300, "steps", low=1, high=20_000, shown=(50, 3000), step=50,
+    train_iters: int = setting(300, "iterations", low=1, high=20_000, shown=(50, 3000), step=50,
                                invalidates=())
     # comparing the methods
     compare: str = setting("parameter", "methods", control="toggle", invalidates=SELECTED,
@@ -97,6 +97,7 @@ class FrontierApp(ReflowingApp, App):
     """Reward vs KL for KL-RL, best-of-n, f-DPO, chi-PO and InfAlign, exact and trained."""
 
     Params = FrontierParams
+    renames = {2: {"train_steps": "train_iters"}}  # iterations are iters (GLOSSARY.md)
     # a fixed description column keeps labels whole inside the narrow control tabs; a fixed
     # width would be wider than the tab at 1440 px, cutting arrows
     control_style = {"description_width": "120px"}
@@ -165,7 +166,7 @@ class FrontierApp(ReflowingApp, App):
         """The trained policies drawn on the plane (and in its tables): how far each got."""
         if name not in SELECTED:
             return ()
-        return tuple((run.method, run.divergence, run.beta, run.alpha, len(run.steps),
+        return tuple((run.method, run.divergence, run.beta, run.alpha, len(run.iters),
                       run.policy is not None) for run in result.trajectories)
 
     # ----- training (long work, in the Runner) -----------------------------------------------
@@ -175,7 +176,7 @@ class FrontierApp(ReflowingApp, App):
         params = self.params
         method = overrides.get("method", params.train_method)
         divergence = overrides.get("divergence", params.train_divergence)
-        steps = overrides.get("steps", params.train_steps)
+        iters = overrides.get("iters", params.train_iters)
         key = params.scenario_key
         s = compute.cached_scenario(*key)
         alpha = params.alpha if divergence == "alpha" else None
@@ -191,9 +192,9 @@ class FrontierApp(ReflowingApp, App):
 
             return train(
                 s.pi_ref, s.proxy, gold=s.gold, method=method, beta=params.beta,
-                divergence=divergence, alpha=alpha, steps=steps,
+                divergence=divergence, alpha=alpha, iters=iters,
                 learning_rate=overrides.get("learning_rate", 0.05), seed=params.seed,
-                report=progress, record_every=max(1, steps // 60),
+                report=progress, record_every=max(1, iters // 60),
             )
 
         def show(_partial_or_final):
@@ -222,7 +223,7 @@ class FrontierApp(ReflowingApp, App):
         ])
         view = widgets.VBox([*map(self.control, ("x_axis", "y_reward", "delta"))])
         training = widgets.VBox([
-            *map(self.control, ("train_method", "train_divergence", "train_steps")),
+            *map(self.control, ("train_method", "train_divergence", "train_iters")),
             widgets.HBox([self.button("Train", self.train, icon="play"),
                           self.button("Clear", self.clear_training)]),
         ])

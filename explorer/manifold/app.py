@@ -51,8 +51,10 @@ class ManifoldParams(Params):
     # the analysis
     k: int = setting(5, "k neighbours", low=1, high=K_MAX,
                      invalidates=(*RULE_VIEWS, "separability"))
-    alpha: float = setting(2.0, "alpha", low=0.0, high=10.0, shown=(0.0, 6.0), step=0.1,
-                           invalidates=RULE_VIEWS)
+    threshold_sd: float = setting(2.0, "threshold (sd)", low=0.0, high=10.0, shown=(0.0, 6.0),
+                                  step=0.1, invalidates=RULE_VIEWS,
+                                  tooltip="an error diverges where its deviation exceeds the "
+                                          "correct samples' mean + this many standard deviations")
     persistence: int = setting(1, "layers in a row", low=1, high=64, shown=(1, 5),
                                invalidates=RULE_VIEWS)
     correction: str = setting("holm", "p correction", choices=tuple(CORRECTIONS),
@@ -78,11 +80,12 @@ class ManifoldApp(ReflowingApp, App):
     """REMA: where do wrong answers leave the manifold of right ones, layer by layer?"""
 
     Params = ManifoldParams
+    renames = {2: {"alpha": "threshold_sd"}}  # alpha names the alpha-divergence (GLOSSARY.md)
     title = "Reasoning manifold explorer (REMA)"
     description = (
         "At each layer the correct answers' hidden states form a cloud (the manifold). An error's "
         "deviation is its mean distance to its k nearest correct samples; it <i>diverges</i> at "
-        "the first layer where that exceeds the correct samples' own mean + alpha std. "
+        "the first layer where that exceeds the correct samples' own mean + threshold_sd standard deviations. "
         "The grey null control runs the same rule on correct samples."
     )
     presets = {
@@ -142,7 +145,7 @@ class ManifoldApp(ReflowingApp, App):
                  f"errors, {result.n_layers} layers."]
         if "checker" in reps.details:
             notes.append(f"Answers checked by {reps.details['checker']}.")
-        rule = f"mu + {result.alpha:g} sigma" + (
+        rule = f"mu + {result.threshold_sd:g} sigma" + (
             f" on {result.persistence} consecutive layers" if result.persistence > 1 else "")
         notes.append(f"{result.diverged_by_layer[-1]:.0%} of the errors cross {rule} somewhere")
         false_alarm = result.false_alarm_summary()
@@ -240,7 +243,7 @@ class ManifoldApp(ReflowingApp, App):
         play = self.play_button(self._layer_slider, interval=700, description="play through the layers")
         analysis = widgets.VBox([
             widgets.HTML("<b>analysis</b>"),
-            *map(self.control, ("k", "alpha", "persistence", "correction", "standardise",
+            *map(self.control, ("k", "threshold_sd", "persistence", "correction", "standardise",
                                 "null_control", "null_splits", "svm", "seed")),
             self._layer_slider, play,
         ])

@@ -110,7 +110,7 @@ class Analyses:
             n_correct = int(reps.correct.sum())
             self._analyses[key] = rema(
                 reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
-                alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
+                threshold_sd=params.threshold_sd, k_max=min(K_MAX, max(n_correct - 1, 1)),
                 standardise=params.standardise, null_control=params.null_control,
                 null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
                 final_normalised=reps.final_normalised, strata=reps.details.get("strata"),
@@ -138,7 +138,7 @@ def explore(analyses: Analyses, params) -> ManifoldResult:
     if params.persistence > analysed.n_layers:
         raise ValueError(f"persistence must be from 1 to {analysed.n_layers} (the layers of "
                          f"this source), got {params.persistence}")
-    rule = analysed.with_settings(k=params.k, alpha=params.alpha,
+    rule = analysed.with_settings(k=params.k, threshold_sd=params.threshold_sd,
                                   persistence=params.persistence, correction=params.correction)
     return ManifoldResult(result=rule, layer=layer,
                           representations=analyses.representations(params))

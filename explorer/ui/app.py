@@ -228,14 +228,15 @@ class App:
 
     @classmethod
     def from_link(cls, text: str, **params: Any) -> App:
-        """The app a link from :meth:`link` describes (a whole URL or only its query)."""
+        """The app a link from :meth:`link` describes (a whole URL or only its query); the
+        settings the link does not name are ``params``, else their defaults."""
         app = cls(**params)
-        app.open_link(text)
+        app.open_link(text, base=params)
         return app
 
-    def open_link(self, text: str) -> App:
-        """Put this app in the state a link describes: its settings (the rest at their
-        defaults) and its hidden and locked controls."""
+    def open_link(self, text: str, base: dict[str, Any] | None = None) -> App:
+        """Put this app in the state a link describes: its settings (the rest as in ``base``,
+        else at their defaults) and its hidden and locked controls."""
         query = urlsplit(text).query if "?" in text else text.lstrip("?")
         pairs = dict(parse_qsl(query, keep_blank_values=True))
         if pairs.pop("app", type(self).__name__) != type(self).__name__:
@@ -249,8 +250,7 @@ class App:
             raise ValueError(f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}"
                              f"; its settings are: {', '.join(kinds)}")
         values = {name: parse_value(kinds[name], text) for name, text in changes.items()}
-        defaults = self._params_dict_of(self.Params())
-        self.set(**{**defaults, **values})
+        self.set(**{**self._params_dict_of(self.Params()), **(base or {}), **values})
         hidden = self.migrate(dict.fromkeys(marks["hide"]), version)
         locked = self.migrate(dict.fromkeys(marks["lock"]), version)
         self.classroom(hidden=hidden, locked=locked)
