@@ -32,10 +32,11 @@ def control_state(page, label: str) -> dict:
                 e => e.querySelector(':scope > .widget-label')?.textContent.trim() === label);
             if (!box) return null;
             const input = box.querySelector('select, input');
+            const value = box.querySelector('.widget-readout')?.textContent.trim()
+                          ?? input?.selectedOptions?.[0]?.textContent ?? input?.value;
             return {shown: box.offsetParent !== null,
                     disabled: box.classList.contains('mod-disabled') || !!input?.disabled,
-                    value: box.querySelector('.widget-readout')?.textContent.trim()
-                           ?? input?.selectedOptions?.[0]?.textContent ?? input?.value};
+                    value: value?.replace(/\u00a0/g, ' ')};  // menus show spaces as nbsp
         }""",
         label,
     )
@@ -67,6 +68,8 @@ def test_a_voila_link_opens_the_app_in_its_state_with_hidden_and_locked_controls
         for hidden in ("seed", "lr"):
             assert not control_state(page, hidden)["shown"], f"{hidden} is shown"
         assert control_state(page, "steps")["shown"] and not control_state(page, "steps")["disabled"]
+        page.evaluate("window.scrollTo(0, 0)")
+        browser.screenshot(page, "classroom_link_voila_controls")
         # the app's own link of what it shows is the link it was opened with
         page.get_by_text("save / load settings (JSON or link)").click()
         page.get_by_role("button", name="Copy link").click()
