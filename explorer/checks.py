@@ -29,53 +29,61 @@ def is_number(value) -> bool:
 
 
 def integer_phrase(low: int | None, high: int | None) -> str:
-    """How the allowed integers are named in a sentence: "a positive integer (at most 64)"."""
+    """How the allowed integers are named in a sentence: "a whole number from 2 to 64",
+    "a positive integer (at most 64)"."""
     if low == 1:
         return "a positive integer" + ("" if high is None else f" (at most {high:,})")
     if low == 0 and high is None:
         return "a non-negative integer"
+    return "a whole number" + _bounds(low, high)
+
+
+def _bounds(low, high) -> str:
     if low is not None and high is not None:
-        return f"an integer from {low:,} to {high:,}"
+        return f" from {low:,} to {high:,}"
     if low is not None:
-        return f"an integer of at least {low:,}"
-    return "an integer" if high is None else f"an integer of at most {high:,}"
+        return f" >= {low:,}"
+    return "" if high is None else f" <= {high:,}"
 
 
 def check_integer(value, name: str, low: int | None = None, high: int | None = None,
                   why: str = "") -> int:
-    """``value`` as an int in [low, high]; ``why`` (" (the slider's range)") explains a bound."""
-    if not is_integer(value) or (low is not None and value < low):
+    """``value`` as an int in [low, high]; ``why`` (" (the slider's range)") explains a bound.
+    2.0, "3" and True are refused, never rounded."""
+    if not is_integer(value):
+        raise ValueError(f"{name} must be a whole number{_bounds(low, high)}{why}, got {value!r}")
+    if low is not None and value < low:
         raise ValueError(f"{name} must be {integer_phrase(low, high)}{why}, got {value!r}")
     if high is not None and value > high:
-        raise ValueError(f"{name} must be at most {high:,}{why}, got {value!r}")
+        whole = "" if low is None else f", a whole number from {low:,} to {high:,}"
+        raise ValueError(f"{name} must be at most {high:,}{whole}{why}; got {value!r}")
     return int(value)
 
 
-def number_phrase(low: float | None, high: float | None, low_open: bool = False,
-                  high_open: bool = False) -> str:
-    """How an allowed interval is named: "a number from 0 to 1", "a number in (0, 500]"."""
+def interval(low: float | None, high: float | None, low_open: bool = False,
+             high_open: bool = False) -> str:
+    """How an allowed interval is named: " between 0 and 1", " in (0, 500]", " > 0"."""
     if low is not None and high is not None:
         if not (low_open or high_open):
-            return f"a number from {low:g} to {high:g}"
-        return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            return f" between {low:g} and {high:g}"
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     if low is not None:
-        return f"a number {'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        return f"a number {'<' if high_open else '<='} {high:g}"
-    return "a finite number"
+        return f" {'>' if low_open else '>='} {low:g}"
+    return "" if high is None else f" {'<' if high_open else '<='} {high:g}"
 
 
 def check_number(value, name: str, low: float | None = None, high: float | None = None, *,
                  low_open: bool = False, high_open: bool = False, why: str = "") -> float:
     """``value`` as a finite float inside the interval (closed unless a side is ``*_open``)."""
-    inside = is_number(value) and math.isfinite(value)
-    if inside and low is not None:
-        inside = value > low if low_open else value >= low
-    if inside and high is not None:
-        inside = value < high if high_open else value <= high
+    allowed = interval(low, high, low_open, high_open)
+    if not is_number(value):
+        raise ValueError(f"{name} must be a number{allowed}{why}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{allowed}{why}, got {value!r}")
+    inside = (low is None or (value > low if low_open else value >= low)) and \
+        (high is None or (value < high if high_open else value <= high))
     if not inside:
-        raise ValueError(f"{name} must be {number_phrase(low, high, low_open, high_open)}{why}, "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be{allowed}{why}, got {value!r}")
     return float(value)
 
 

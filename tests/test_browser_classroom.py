@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
 LINK = ("?app=FlowsApp&v=2&target=hd_simulation&source=norm_aligned"
-        "&steps=4&hide=lr%2Cseed&lock=target")
+        "&steps=4&hide=learning_rate%2Cseed&lock=target")
 
 
 def app_cell(notebook: str) -> str:
@@ -65,7 +65,7 @@ def test_a_voila_link_opens_the_app_in_its_state_with_hidden_and_locked_controls
         assert target["shown"] and target["disabled"] and "simulation" in target["value"].lower()
         assert control_state(page, "source") == {
             "shown": True, "disabled": False, "value": "norm-aligned Gaussian"}
-        for hidden in ("seed", "lr"):
+        for hidden in ("seed", "lr"):  # the labels of seed and learning_rate
             assert not control_state(page, hidden)["shown"], f"{hidden} is shown"
         assert control_state(page, "steps")["shown"] and not control_state(page, "steps")["disabled"]
         page.evaluate("window.scrollTo(0, 0)")

@@ -53,9 +53,9 @@ class FlowsParams(Params):
                                tooltip="learned source: directional alignment weight")
     iters: int = setting(2000, "iterations", low=1, high=MAX_ITERS, control="int_text",
                          shown=(50, MAX_ITERS), step=500)
-    batch: int = setting(256, "batch", low=1, high=MAX_BATCH, control="dropdown",
+    batch_size: int = setting(256, "batch", low=1, high=MAX_BATCH, control="dropdown",
                          options=(64, 128, 256, 512))
-    lr: float = setting(3e-3, "lr", low=0.0, high=1.0, low_open=True, high_open=True,
+    learning_rate: float = setting(3e-3, "lr", low=0.0, high=1.0, low_open=True, high_open=True,
                         control="log_slider", shown=(-4, -1.5), step=0.25, readout_format=".1e")
     seed: int = setting(0, "seed", low=0, control="int_text", shown=(0, 10**6))
     solver: str = setting("euler", "solver", choices=tuple(SOLVERS), control="dropdown",
@@ -79,7 +79,8 @@ class FlowsParams(Params):
         self.settings().check()
 
     def settings(self) -> TrainSettings:
-        return TrainSettings(iters=self.iters, batch=self.batch, seed=self.seed, lr=self.lr,
+        return TrainSettings(iters=self.iters, batch_size=self.batch_size, seed=self.seed,
+                             learning_rate=self.learning_rate,
                              sigma=compute.DEFAULT_SETTINGS.sigma,
                              pair_reuse=compute.DEFAULT_SETTINGS.pair_reuse)
 
@@ -95,6 +96,7 @@ PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
 
 class FlowsApp(ReflowingApp, App):
     Params = FlowsParams
+    renames = {2: {"lr": "learning_rate", "batch": "batch_size"}}  # GLOSSARY.md
     control_style = {"description_width": "90px"}
     control_layout = {"width": "300px"}
     title = "Flow matching: which source distribution?"
@@ -220,7 +222,7 @@ class FlowsApp(ReflowingApp, App):
             widgets.HTML("<b>source options</b>"),
             *map(self.control, ("tau", "components", "var_reg", "align_reg")),
             widgets.HTML("<b>training</b> (changing these needs training)"),
-            *map(self.control, ("iters", "batch", "lr", "seed")),
+            *map(self.control, ("iters", "batch_size", "learning_rate", "seed")),
             train_button,
             widgets.HTML("<b>sampling</b>"),
             *map(self.control, ("solver", "steps", "prune", "prune_tau", "time")), play,

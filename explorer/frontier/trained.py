@@ -24,7 +24,7 @@ from scipy.sparse.linalg import spsolve
 from scipy.special import expit
 
 from .. import divergences
-from ..checks import check_integer
+from ..checks import check_integer, is_integer
 from ..device import check_seed, choose_device, generator
 from .exact import check_beta, check_policy, check_reward, divergence_name, regularizer_names
 
@@ -149,7 +149,7 @@ def preference_pairs(pi_ref, reward, n_pairs: int, seed: int = 0):
     with probability sigmoid(r1 - r2) (Bradley-Terry). Pairs of the same response are dropped."""
     p = check_policy(pi_ref)
     r = check_reward(reward, p.size, "reward")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+    if not is_integer(n_pairs) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
     rng = np.random.default_rng(check_seed(seed))
     first = rng.choice(p.size, size=n_pairs, p=p)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from explorer.checks import is_integer, is_number
 from explorer.device import check_seed
 
 from .geometry import (
@@ -83,7 +84,7 @@ def check_inputs(layers: Sequence, correct, k: int) -> tuple[list[np.ndarray], n
         if not np.isin(labels, (0, 1)).all():
             raise ValueError("correct must hold booleans (or 0/1): True where the answer was right")
         labels = labels.astype(bool)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_integer(k) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     n_correct, n_error = int(labels.sum()), int((~labels).sum())
     if n_correct < k + 1:
@@ -359,12 +360,12 @@ class RemaResult:
 
 def check_rule(k: int, k_max: int, threshold_sd: float, persistence: int, n_layers: int) -> None:
     """The rule's settings, each with a sentence saying what is allowed."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
+    if not is_integer(k) or not 1 <= k <= k_max:
         raise ValueError(f"k must be an integer from 1 to {k_max} (the neighbours computed), got {k!r}")
-    if isinstance(threshold_sd, bool) or not isinstance(threshold_sd, (int, float, np.number)) \
+    if not is_number(threshold_sd) \
             or not np.isfinite(threshold_sd) or threshold_sd < 0:
         raise ValueError(f"threshold_sd must be a finite number >= 0, got {threshold_sd!r}")
-    if isinstance(persistence, bool) or not isinstance(persistence, (int, np.integer)) \
+    if not is_integer(persistence) \
             or not 1 <= persistence <= n_layers:
         raise ValueError(f"persistence must be an integer from 1 to the number of layers "
                          f"({n_layers}), got {persistence!r}")
@@ -487,7 +488,7 @@ def rema(
     check_rule(k, k, threshold_sd, persistence, len(arrays))
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
-    if isinstance(null_splits, bool) or not isinstance(null_splits, (int, np.integer)) \
+    if not is_integer(null_splits) \
             or not 1 <= null_splits <= 100:
         raise ValueError(f"null_splits must be an integer from 1 to 100, got {null_splits!r}")
     n_correct = int(labels.sum())

@@ -59,6 +59,7 @@ class Setting:
     readout_format: str | None = None
     continuous_update: bool = False
     invalidates: tuple[str, ...] | None = None  # views redrawn on a change; None: all
+    says: str | None = None  # the setting's name in a refusal, if not the field's ("start std")
 
     def __post_init__(self) -> None:
         if self.control is not None and self.control not in CONTROLS:
@@ -77,6 +78,7 @@ class Setting:
 
     def validate(self, name: str, kind: type, value) -> None:
         """Refuse ``value`` for the field ``name`` of type ``kind`` with a sentence."""
+        name = self.says or name
         if kind is bool:
             check_flag(value, name)
         elif kind is int:
@@ -158,30 +160,34 @@ def make_control(name: str, kind: type, declared: Setting, style: dict, layout: 
     """The widget a declaration asks for (its value is set when the App binds it)."""
     import ipywidgets as widgets
 
-    common = {"description": declared.label, "style": dict(style)}
+    common = {"description": declared.label}
     if declared.tooltip:
         common["tooltip"] = declared.tooltip
-    sized = {**common, "layout": widgets.Layout(**layout)}
-    control = declared.control
-    if control == "checkbox":
-        return widgets.Checkbox(indent=False, description=declared.label,
-                                **({"tooltip": declared.tooltip} if declared.tooltip else {}))
-    if control in ("dropdown", "toggle"):
+    if declared.control == "checkbox":
+        return widgets.Checkbox(indent=False, **common)
+    common["style"] = dict(style)
+    if declared.control in ("dropdown", "toggle"):
         menu = declared.allowed() or {v: str(v) for v in declared.options or ()}
         options = [(label, value) for value, label in menu.items()]
-        if control == "toggle":
+        if declared.control == "toggle":
             return widgets.ToggleButtons(options=options, **common)
-        return widgets.Dropdown(options=options, **sized)
-    if control == "text":
-        return widgets.Text(continuous_update=False, **sized)
+        return widgets.Dropdown(options=options, layout=widgets.Layout(**layout), **common)
+    common["layout"] = widgets.Layout(**layout)
+    if declared.control == "text":
+        return widgets.Text(continuous_update=False, **common)
+    return _numeric_control(widgets, kind, declared, common)
+
+
+def _numeric_control(widgets, kind: type, declared: Setting, common: dict):
+    """A slider (or a box for whole numbers) over the declared or shown range."""
     low, high = declared.shown or (declared.low, declared.high)
-    if control == "int_text":
-        return widgets.BoundedIntText(min=low, max=high, step=declared.step or 1, **sized)
-    extra = {"continuous_update": declared.continuous_update}
+    if declared.control == "int_text":
+        return widgets.BoundedIntText(min=low, max=high, step=declared.step or 1, **common)
+    common["continuous_update"] = declared.continuous_update
     if declared.readout_format:
-        extra["readout_format"] = declared.readout_format
-    if control == "log_slider":  # shown = (lowest, highest) power of ten
-        return widgets.FloatLogSlider(min=low, max=high, step=declared.step, **extra, **sized)
+        common["readout_format"] = declared.readout_format
+    if declared.control == "log_slider":  # shown = (lowest, highest) power of ten
+        return widgets.FloatLogSlider(min=low, max=high, step=declared.step, **common)
     if kind is int:
-        return widgets.IntSlider(min=low, max=high, step=declared.step or 1, **extra, **sized)
-    return widgets.FloatSlider(min=low, max=high, step=declared.step, **extra, **sized)
+        return widgets.IntSlider(min=low, max=high, step=declared.step or 1, **common)
+    return widgets.FloatSlider(min=low, max=high, step=declared.step, **common)
