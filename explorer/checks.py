@@ -101,3 +101,20 @@ def check_choice(value, allowed: Iterable, name: str, why: str = ""):
         raise ValueError(f"unknown {name} {value!r}; {name} must be one of: "
                          f"{', '.join(map(str, allowed))}{why}")
     return value
+
+
+def check_array(values, name: str, low: float, *, low_open: bool = False,
+                what: str = "") -> np.ndarray:
+    """One number or a 1-D list of them, each finite and above ``low`` (strictly if
+    ``low_open``), as a float64 array; ``what`` says what they are (" (the number of samples)")."""
+    bound = f"{'>' if low_open else '>='} {low:g}"
+    try:
+        array = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number {bound} or a list of them") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a number {bound} or a 1-D list of them")
+    below = array <= low if low_open else array < low
+    if not np.all(np.isfinite(array)) or np.any(below):
+        raise ValueError(f"{name} must be {bound} and finite{what}; got {values!r}")
+    return array
