@@ -45,7 +45,7 @@ import ipywidgets as widgets
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
-from .schema import field_types, format_value, make_control, parse_value, settings
+from .schema import field_types, format_value, inputs_of, make_control, parse_value, settings
 from .status import StatusLine
 from .views import make_view, refresh_view
 
@@ -124,8 +124,7 @@ class App:
 
     def inputs_of(self, view: str) -> tuple[str, ...]:
         """The fields whose change redraws ``view``."""
-        return tuple(name for name, (_, declared) in settings(self.Params).items()
-                     if declared.invalidates is None or view in declared.invalidates)
+        return inputs_of(self.Params, view)
 
     def build_controls(self) -> list[widgets.Widget]:
         return []

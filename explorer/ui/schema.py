@@ -25,6 +25,7 @@ and everything else is derived from that declaration:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -99,9 +100,11 @@ def setting(default, label: str, **declaration) -> Any:
     return dataclasses.field(default=default, metadata={_KEY: Setting(label=label, **declaration)})
 
 
+@functools.cache
 def settings(params_type: type) -> dict[str, tuple[type, Setting]]:
-    """{field name: (its type, its Setting)} for a Params dataclass, in declaration order.
-    A field declared without :func:`setting` is an error: every setting needs its declaration."""
+    """{field name: (its type, its Setting)} for a Params dataclass, in declaration order
+    (read once per class: do not change the dict). A field declared without :func:`setting` is
+    an error: every setting needs its declaration."""
     hints = typing.get_type_hints(params_type)
     found = {}
     for field in dataclasses.fields(params_type):
@@ -112,10 +115,18 @@ def settings(params_type: type) -> dict[str, tuple[type, Setting]]:
     return found
 
 
+@functools.cache
 def field_types(params_type: type) -> dict[str, type]:
     """{field name: its type} of a Params dataclass, declared with setting() or not."""
     hints = typing.get_type_hints(params_type)
     return {field.name: hints[field.name] for field in dataclasses.fields(params_type)}
+
+
+@functools.cache
+def inputs_of(params_type: type, view: str) -> tuple[str, ...]:
+    """The fields of a Params dataclass whose change redraws ``view``."""
+    return tuple(name for name, (_, declared) in settings(params_type).items()
+                 if declared.invalidates is None or view in declared.invalidates)
 
 
 class Params:
