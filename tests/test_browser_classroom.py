@@ -70,9 +70,9 @@ def test_a_voila_link_opens_the_app_in_its_state_with_hidden_and_locked_controls
         assert control_state(page, "steps")["shown"] and not control_state(page, "steps")["disabled"]
         page.evaluate("window.scrollTo(0, 0)")
         browser.screenshot(page, "classroom_link_voila_controls")
-        # the app's own link of what it shows is the link it was opened with
+        # the app's own link of what it shows is the link it was opened with (Show link)
         page.get_by_text("save / load settings (JSON or link)").click()
-        page.get_by_role("button", name="Copy link").click()
+        page.get_by_role("button", name="Show link").click()
         page.wait_for_function(
             "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('?app='))",
             timeout=60_000)

@@ -189,3 +189,22 @@ def test_link_values_are_read_with_the_fields_type():
     assert parse_value(bool, "true") is True and parse_value(int, "8") == 8
     assert parse_value(float, "0.5") == 0.5 and parse_value(float, "inf") == "inf"
     assert parse_value(int, "eight") == "eight"  # refused by validation with a sentence
+
+
+def wide_results():
+    from explorer.flows.compute import FlowsResult, GridRow
+    from explorer.frontier.compute import FrontierResult, Measures
+    from explorer.manifold.compute import ManifoldResult
+    from explorer.manifold.rema import RemaResult
+
+    return [FlowsResult, GridRow, FrontierResult, Measures, ManifoldResult, RemaResult]
+
+
+@pytest.mark.parametrize("result_type", wide_results(), ids=lambda t: t.__name__)
+def test_results_are_built_by_keyword_only(result_type):
+    """Inserting a field into a wide result must not shift the others silently."""
+    import dataclasses
+
+    fields = [f for f in dataclasses.fields(result_type) if f.init]
+    with pytest.raises(TypeError, match="positional"):
+        result_type(*range(len(fields)))

@@ -424,10 +424,10 @@ class App:
         )
         show = self.button("Show state", lambda: setattr(text, "value", json.dumps(self.state())))
         load = self.button("Load", lambda: self._load_text(text.value))
-        link = self.button(
-            "Copy link", lambda: setattr(text, "value", self.link()),
-            tooltip="the settings as a short link to copy: add it to a Voila page's URL, or "
-                    "paste it here and press Load")
+        link = self.button(  # the kernel cannot write the browser's clipboard: the box holds it
+            "Show link", lambda: setattr(text, "value", self.link()),
+            tooltip="the settings as a short link, to copy from the box: add it to a Voila "
+                    "page's URL, or paste it here and press Load")
         box = widgets.Accordion([widgets.VBox([text, widgets.HBox([show, link, load])])])
         box.set_title(0, "save / load settings (JSON or link)")
         box.selected_index = None
