@@ -181,6 +181,9 @@ def test_a_voila_url_opens_the_app_in_its_state(monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "app=ToyApp&size=99")  # a bad link: defaults, and why
     app = ToyApp()
     assert app.params.size == 1.0 and "size must be between 0 and 5" in app.status.text
+    monkeypatch.setenv("QUERY_STRING", "app=ToyApp&size=4.5&hide=weight")  # nothing half-done
+    app = ToyApp()
+    assert app.params.size == 1.0 and "has no setting 'weight' to hide or lock" in app.status.text
     monkeypatch.setenv("QUERY_STRING", "app=OtherApp&size=4.5")  # for another app on the page
     assert ToyApp().params.size == 1.0
 

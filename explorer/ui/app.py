@@ -244,29 +244,31 @@ class App:
         marks = {word: [f for f in pairs.pop(word, "").split(",") if f] for word in ("hide", "lock")}
         kinds = field_types(self.Params)
         changes = self.migrate(pairs, version)
-        unknown = sorted(set(changes) - set(kinds))
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}"
-                             f"; its settings are: {', '.join(kinds)}")
+        self._check_fields(changes)
         values = {name: parse_value(kinds[name], text) for name, text in changes.items()}
+        hidden = list(self.migrate(dict.fromkeys(marks["hide"]), version))
+        locked = list(self.migrate(dict.fromkeys(marks["lock"]), version))
+        self._check_fields([*hidden, *locked], "to hide or lock")  # before anything changes
         self.set(**{**self._params_dict_of(self.Params()), **(base or {}), **values})
-        hidden = self.migrate(dict.fromkeys(marks["hide"]), version)
-        locked = self.migrate(dict.fromkeys(marks["lock"]), version)
-        self.classroom(hidden=hidden, locked=locked)
-        return self
+        return self.classroom(hidden=hidden, locked=locked)
 
     def classroom(self, hidden=(), locked=()) -> App:
         """Hide some controls and lock others (shown but not movable) for a workshop step; the
         choice travels in :meth:`link`. Headless ``set`` still changes every field."""
-        names = set(self._field_names())
-        unknown = sorted((set(hidden) | set(locked)) - names)
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}"
-                             f" to hide or lock; its settings are: {', '.join(self._field_names())}")
+        self._check_fields([*hidden, *locked], "to hide or lock")
         self.hidden, self.locked = set(hidden), set(locked)
         for field, control in self._controls.items():
             self._mark(field, control)
         return self
+
+    def _check_fields(self, names, purpose: str = "") -> None:
+        """Refuse names that are not settings of this app, naming those that are."""
+        unknown = sorted(set(names) - set(self._field_names()))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}"
+                f"{' ' + purpose if purpose else ''}; its settings are: "
+                f"{', '.join(self._field_names())}")
 
     def _mark(self, field: str, control: widgets.Widget) -> None:
         """Hide or lock ``control`` as classroom mode says; undo only what it did before (an
@@ -294,8 +296,8 @@ class App:
             return
         try:
             self.open_link(query)
-        except ValueError:  # open_link -> set has reported it in the status line
-            pass
+        except ValueError as error:  # the page opens with the default view, and says why
+            self.status.report_exception(error)
 
     def use_preset(self, name: str) -> App:
         if name not in self.presets:
@@ -457,12 +459,7 @@ class App:
         return {name: getattr(params, name) for name in self._field_names()}
 
     def _updated_params(self, base, changes: dict[str, Any]):
-        unknown = sorted(set(changes) - set(self._field_names()))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}; "
-                f"its settings are: {', '.join(self._field_names())}"
-            )
+        self._check_fields(changes)
         params = dataclasses.replace(base, **changes)
         validate = getattr(params, "validate", None)
         if validate is not None:
