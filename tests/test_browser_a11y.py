@@ -112,3 +112,42 @@ def test_run_all_leaves_the_app_in_sight(tmp_path):
             timeout=30_000,
         )
         browser.screenshot(page, "a11y_run_all_1440x900")
+
+
+UNNAMED_JS = """() => {
+  const app = document.querySelector('.explorer-app');
+  const unnamed = [];
+  for (const handle of app.querySelectorAll('.noUi-handle'))
+    if (!(handle.getAttribute('aria-label') || '').trim()) unnamed.push('slider handle');
+  for (const button of app.querySelectorAll('.widget-play button'))
+    if (!(button.getAttribute('aria-label') || '').trim()) unnamed.push('play button');
+  return {unnamed, handles: app.querySelectorAll('.noUi-handle').length,
+          plays: app.querySelectorAll('.widget-play button').length};
+}"""
+
+
+@pytest.mark.parametrize(("code", "play"), [
+    ("from explorer.modes import ModesApp\napp = ModesApp()\napp", "play Adam's steps"),
+    ("from explorer.welcome import CalculatorApp\napp = CalculatorApp()\napp", None),
+], ids=["modes", "welcome"])
+def test_every_slider_handle_and_play_button_has_a_name(tmp_path, code, play):
+    root = tmp_path / "nb"
+    write_notebook(root, code)
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "a11y_names_failed"),
+    ):
+        browser.run_all_cells(page, base, token, "app.ipynb")
+        page.wait_for_selector(".explorer-app .js-plotly-plot", timeout=120_000)
+        page.wait_for_function(  # the names are given on the next animation frame
+            "document.querySelector('.explorer-app .noUi-handle')?.hasAttribute('aria-label')",
+            timeout=30_000,
+        )
+        found = page.evaluate(UNNAMED_JS)
+        assert found["handles"] > 0 and found["unnamed"] == [], found
+        if play:  # in a folded section: named all the same
+            assert found["plays"] == 3
+            for part in ("play or pause", "stop", "repeat"):
+                assert page.get_by_role("button", name=f"{play}: {part}",
+                                        include_hidden=True).count() == 1

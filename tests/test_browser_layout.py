@@ -11,6 +11,8 @@ import pytest
 from . import browser
 
 LAYOUT_NOTEBOOKS = (
+    "00_welcome.ipynb",
+    "01_mode_seeking_vs_covering.ipynb",
     "02_reward_kl_frontiers.ipynb",
     "03_flow_matching_sources.ipynb",
     "04_reasoning_manifold.ipynb",

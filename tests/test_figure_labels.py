@@ -21,7 +21,7 @@ from explorer.render import build_app
 from explorer.ui import HTMLView
 from explorer.ui.formatting import NOISE_FLOOR, format_number, format_p_value
 
-APPS = ("frontier", "flows", "manifold")
+APPS = ("welcome", "modes", "frontier", "flows", "manifold")
 RAW_ID = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
 RAW_TEX = re.compile(r"[\^_]\{|\\[a-zA-Z]+")
 #: Rounding residue: a negative number of size 1e-12 or less (a quantity that is 0 up to
@@ -149,3 +149,82 @@ def test_menus_show_words_not_registry_ids(name):
     app = build_app(name)
     raw = sorted({label for label in _choices(app.widget) if RAW_ID.search(label)})
     assert not raw, f"{name}: menu entries that are code ids: {raw}"
+
+
+# ---- issue 16 item 8: colour is never the only cue -------------------------------------------
+
+#: Two colours closer than this (CIE76 Delta-E) under a simulated colour-vision deficiency read as
+#: one: about four just-noticeable differences. Plotly's red #d62728 and green #2ca02c are 7.3
+#: apart for a deuteranope (tests/test_palette.py).
+CONFUSABLE = 10.0
+
+
+def _colour(trace) -> str | None:
+    """The trace's colour as '#rrggbb', where it has one plain colour."""
+    for value in (getattr(getattr(trace, "line", None), "color", None),
+                  getattr(getattr(trace, "marker", None), "color", None)):
+        if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            return value.lower()
+    return None
+
+
+def _cue(trace) -> tuple:
+    """What besides colour tells a trace apart: its type, mode, dash, marker symbol and pattern."""
+    line = getattr(trace, "line", None)
+    marker = getattr(trace, "marker", None)
+    mode = getattr(trace, "mode", None)
+    dash = getattr(line, "dash", None) or "solid"
+    symbol = getattr(marker, "symbol", None) if mode and "markers" in mode else None
+    pattern = getattr(getattr(marker, "pattern", None), "shape", None) if trace.type == "bar" else None
+    return trace.type, mode, dash, symbol, pattern or ""
+
+
+def _confusable_pairs(fig: go.Figure) -> list[str]:
+    from tests.test_palette import delta_e
+
+    shown = [t for t in fig.data if t.showlegend is not False and t.name and _colour(t)]
+    bad = []
+    for i, a in enumerate(shown):
+        for b in shown[i + 1:]:
+            ca, cb = _colour(a), _colour(b)
+            if ca == cb or _cue(a) != _cue(b):
+                continue
+            worst = min(delta_e(ca, cb, d) for d in ("deuteranopia", "protanopia", "tritanopia"))
+            if worst < CONFUSABLE:
+                bad.append(f"{a.name!r} {ca} vs {b.name!r} {cb} (ΔE {worst:.1f})")
+    return bad
+
+
+def test_colour_is_never_the_only_cue_between_confusable_traces(states):
+    name, shown = states
+    bad = []
+    for state, figures in shown:
+        for key, fig in figures.items():
+            if isinstance(fig, go.Figure):
+                bad += [f"{state}/{key}: {pair}" for pair in _confusable_pairs(fig)]
+    assert not bad, f"{name}: {sorted(set(bad))[:10]}"
+
+
+def test_the_colour_cue_check_finds_plotlys_red_and_green():
+    fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], name="best-of-n", line={"color": "#d62728"}),
+                     go.Scatter(x=[0, 1], y=[1, 0], name="f", line={"color": "#2ca02c"})])
+    assert len(_confusable_pairs(fig)) == 1
+    fig.data[1].line.dash = "dash"
+    assert _confusable_pairs(fig) == []
+
+
+def _widget_texts(widget):
+    """The prose an app's HTML widgets show (descriptions, the picker's convention line), with
+    tags and $$…$$ formulas taken out."""
+    if isinstance(widget, (widgets.HTML, widgets.HTMLMath)):
+        text = re.sub(r"\$\$.*?\$\$|\$.*?\$", " ", widget.value, flags=re.S)
+        yield html.unescape(re.sub(r"<[^>]+>", " ", text))
+    for child in getattr(widget, "children", ()) or ():
+        yield from _widget_texts(child)
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_the_apps_prose_shows_words_not_registry_ids(name):
+    app = build_app(name)
+    raw = sorted({found for text in _widget_texts(app.widget) for found in RAW_ID.findall(text)})
+    assert not raw, f"{name}: code ids in the app's text: {raw}"

@@ -55,7 +55,8 @@ def test_switching_kind_resets_the_presets_through_the_widget():
     app.widget  # noqa: B018
     app._controls["kind"].value = "discrete"
     assert app.params.kind == "discrete" and app.params.p in ("teacher_two_peaks",)
-    assert "uniform" in app._p_menu.options and "two_modes" not in app._p_menu.options
+    names = [name for _label, name in app._p_menu.options]
+    assert "uniform" in names and "two_modes" not in names
     app._controls["p"].value = "uniform"
     assert app.params.p == "uniform"
 
@@ -78,3 +79,15 @@ def test_changing_the_divergence_changes_the_weight_curve():
     app.set(divergence="forward_kl")
     forward = np.asarray(app.figures["weight"].data[-1].y)
     assert np.allclose(reverse, 1.0) and not np.allclose(forward, 1.0)
+
+
+def test_menus_name_every_preset_in_words_and_keep_the_names_as_values():
+    from explorer.welcome import compute
+
+    app = CalculatorApp()
+    app.widget  # noqa: B018
+    for kind in ("continuous", "discrete"):
+        app._controls["kind"].value = kind
+        options = list(app._p_menu.options)
+        assert [name for _label, name in options] == compute.presets(kind)
+        assert all("_" not in label for label, _name in options), options

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ..ui import HTMLView
+from ..ui import HTMLView, palette
 from ..ui.formatting import format_number as format_value
 from ..ui.formatting import numbers_template
 from ..ui.layout import FIGURE_WIDTH
@@ -22,14 +22,26 @@ from .compute import FrontierResult
 from .equal_kl import T_REFERENCE_KL
 from .limits import fit_peak_label
 
+#: One colour-blind-safe colour (ui.palette, Okabe & Ito) per method, and a dash of its own, so
+#: that colour is never the only cue: plotly's red best-of-n and green f-divergence curves
+#: (#d62728 vs #2ca02c) merge for a deuteranope (tests/test_palette.py).
 COLOURS = {
-    "kl_rl": "#1f77b4",
-    "bon": "#d62728",
-    "f": "#2ca02c",
-    "chi_po": "#9467bd",
-    "log_sigmoid": "#8c564b",
-    "infalign": "#e377c2",
-    "trained": "#ff7f0e",
+    "kl_rl": palette.BLUE,
+    "bon": palette.VERMILLION,
+    "f": palette.BLUISH_GREEN,
+    "chi_po": palette.REDDISH_PURPLE,
+    "log_sigmoid": palette.SKY_BLUE,
+    "infalign": palette.BLACK,
+    "trained": palette.ORANGE,
+}
+DASHES = {
+    "kl_rl": "solid",
+    "bon": "dot",
+    "f": "dash",
+    "chi_po": "longdash",
+    "log_sigmoid": "dashdot",
+    "infalign": "longdashdot",
+    "trained": "solid",
 }
 #: plotly's own look, with exponents as powers of ten on every axis (made once: a template is
 #: copied into each figure, and building it from a dict each time would cost a slider move more).
@@ -77,7 +89,7 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
         traces.append({
             "type": "scatter", "x": _x(result, curve.kl), "y": _y(result, curve),
             "mode": "lines+markers" if key == "bon" else "lines", "name": curve.name,
-            "line": {"color": COLOURS[key], "dash": "dot" if key in ("log_sigmoid", "infalign") else None},
+            "line": {"color": COLOURS[key], "dash": DASHES[key]},
             "marker": {"size": 4}, "customdata": curve.values,
             "hovertemplate": f"{curve.parameter} = %{{customdata:.4g}}<br>KL %{{x:.4g}}<br>"
             f"{y_name} %{{y:.4g}}<extra>{html.escape(curve.name)}</extra>",
@@ -149,7 +161,8 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
         d = np.sqrt(curve.kl)
         gain = curve.gold - gold_ref
         fig.add_scatter(x=d, y=gain, mode="lines+markers" if key == "bon" else "lines",
-                        name=curve.name, line={"color": COLOURS[key]}, marker={"size": 4},
+                        name=curve.name, line={"color": COLOURS[key], "dash": DASHES[key]},
+                        marker={"size": 4},
                         customdata=curve.values,
                         hovertemplate=f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>gain %{{y:.4g}}<extra></extra>")
         peak = result.peaks.get(key)
@@ -164,7 +177,8 @@ def overoptimisation(result: FrontierResult) -> go.Figure:
             fig.add_scatter(x=grid, y=fit(grid), mode="lines", line={"dash": "dash", "color": COLOURS[key]},
                             name=f"Gao fit {fit.form}: R² = {fit.r_squared:.2f}, {fit_peak_label(fit, float(d.max()))}")
         proxy_gain = curve.proxy - float(result.scenario.pi_ref @ result.scenario.proxy)
-        fig.add_scatter(x=d, y=proxy_gain, mode="lines", line={"color": COLOURS[key], "width": 1},
+        fig.add_scatter(x=d, y=proxy_gain, mode="lines",
+                        line={"color": COLOURS[key], "width": 1, "dash": DASHES[key]},
                         opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
     fig.update_xaxes(title="d = √KL(π‖π_ref)")
     fig.update_yaxes(title="reward gain over π_ref")
@@ -183,7 +197,8 @@ def diversity(result: FrontierResult) -> go.Figure:
     for key in DIVERSITY_CURVES:
         curve = result.curves[key]
         x = _x(result, curve.kl)
-        style = {"mode": "lines", "line": {"color": COLOURS[key]}, "legendgroup": key}
+        style = {"mode": "lines", "line": {"color": COLOURS[key], "dash": DASHES[key]},
+                 "legendgroup": key}
         fig.add_scatter(x=x, y=curve.entropy, name=curve.name, row=1, col=1, **style)
         if np.any(np.isfinite(curve.forgotten)):
             finite = np.isfinite(curve.forgotten)
@@ -200,6 +215,22 @@ def diversity(result: FrontierResult) -> go.Figure:
                    margin={"t": 75, "b": 40, "l": 55, "r": 10})
 
 
+#: The marker symbol of each method's selected policy (its colour is the method's colour).
+POLICY_SYMBOLS = {"kl_rl": "circle", "f": "square", "chi_po": "diamond", "infalign": "triangle-up",
+                  "bon": "x"}
+
+
+def policy_method(result: FrontierResult, name: str) -> str:
+    """The method key ("kl_rl", "bon", ...) of the selected policy called ``name``: the order of
+    ``result.policies`` differs between the two comparisons (and a method that cannot reach the
+    KL budget is left out), so a policy's style goes by its name, never by its position."""
+    methods = {"KL-RL": "kl_rl", "chi-PO": "chi_po", "best-of-n": "bon",
+               result.curves["f"].name: "f", result.curves["infalign"].name: "infalign"}
+    if name not in methods:
+        raise ValueError(f"no method is called {name!r}; the methods are: {', '.join(methods)}")
+    return methods[name]
+
+
 def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
     """Probabilities of the most likely responses (by pi_ref) under pi_ref and the selected
     policies; correct answers and hackable responses are marked."""
@@ -207,16 +238,23 @@ def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
     special = np.flatnonzero(s.correct | s.hackable)
     shown = np.unique(np.concatenate([np.arange(min(top, s.size)), special]))[: top + 10]
     labels = [f"#{i}" + (" ✓" if s.correct[i] else "") + (" ⚠hack" if s.hackable[i] else "") for i in shown]
-    traces = [{"type": "bar", "x": labels, "y": s.pi_ref[shown], "name": "π_ref", "marker": {"color": "#7f7f7f"}}]
-    colours = [COLOURS["kl_rl"], COLOURS["f"], COLOURS["chi_po"], COLOURS["infalign"], COLOURS["bon"]]
-    for (name, pi), colour in zip(result.policies.items(), colours, strict=False):
-        traces.append({"type": "bar", "x": labels, "y": pi[shown], "marker": {"color": colour},
+    # one marker per policy and response, side by side within a response (scattermode group),
+    # each policy with its own symbol as well as its colour: six bars a response were 3 px wide,
+    # told apart by colour alone
+    traces = [{"type": "scatter", "mode": "markers", "x": labels, "y": s.pi_ref[shown], "name": "π_ref",
+               "marker": {"color": palette.NEUTRAL, "symbol": "line-ew-open", "size": 9, "line": {"width": 2}}}]
+    for name, pi in result.policies.items():
+        key = policy_method(result, name)
+        traces.append({"type": "scatter", "mode": "markers", "x": labels, "y": pi[shown],
+                       "marker": {"color": COLOURS[key], "symbol": POLICY_SYMBOLS[key], "size": 7},
                        "name": f"{name} ({result.selected[name].setting})"})
     return _figure(
         traces, "the policies themselves",
-        {"title": {"text": "response (by π_ref rank); ✓ correct, ⚠ hackable"}, "tickangle": -60},
-        {"title": {"text": "probability (log; below 1e-8 not shown)"}, "type": "log", "range": [-8, 0.05]},
-        barmode="group", width=FIGURE_WIDTH, height=470, legend={"orientation": "h", "y": -0.6, "font": {"size": 10}},
+        {"title": {"text": "response (by π_ref rank); ✓ correct, ⚠ hackable"}, "tickangle": -60,
+         "showgrid": True},
+        {"title": {"text": "probability (log; below 10⁻⁸ not shown)"}, "type": "log", "range": [-8, 0.05]},
+        scattermode="group", scattergap=0.3, width=FIGURE_WIDTH, height=470,
+        legend={"orientation": "h", "y": -0.6, "font": {"size": 10}},
     )
 
 
@@ -225,7 +263,7 @@ def memoryless(result: FrontierResult) -> go.Figure:
     m = result.memoryless
     fig = make_subplots(rows=1, cols=2, subplot_titles=("reward per token", "KL(best-of-N ‖ RL)"))
     fig.add_scatter(x=m.lengths, y=m.bon_reward_per_token, name="best-of-N, N = e<sup>LΔ</sup>",
-                    mode="lines+markers", line={"color": COLOURS["bon"]}, row=1, col=1)
+                    mode="lines+markers", line={"color": COLOURS["bon"], "dash": DASHES["bon"]}, row=1, col=1)
     fig.add_scatter(x=m.lengths, y=np.full(m.lengths.size, m.rl_reward_per_token),
                     name=f"KL-RL at KL = LΔ (β = {m.beta:.3g})", line={"color": COLOURS["kl_rl"], "dash": "dash"}, row=1, col=1)
     fig.add_scatter(x=m.lengths, y=m.kl_bon_rl, name="KL(BoN‖RL)", mode="lines+markers",
@@ -247,13 +285,14 @@ def two_rewards(result: FrontierResult) -> go.Figure:
     t = result.two_rewards
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         "E[r₁] (proxy) vs E[r₂] (second reward) as β falls", "P(both above their π_ref median)"))
-    styles = {"sum": ("r₁ + r₂", "#1f77b4"), "log_sigmoid": ("log σ(r₁ − ref₁) + log σ(r₂ − ref₂)", "#2ca02c")}
-    for name, (label, colour) in styles.items():
+    styles = {"sum": ("r₁ + r₂", palette.BLUE, "solid"),
+              "log_sigmoid": ("log σ(r₁ − ref₁) + log σ(r₂ − ref₂)", palette.BLUISH_GREEN, "dash")}
+    for name, (label, colour, dash) in styles.items():
         fig.add_scatter(x=t.first[name], y=t.second[name], mode="lines", name=label,
-                        line={"color": colour}, legendgroup=name, customdata=BETAS_FOR_HOVER,
+                        line={"color": colour, "dash": dash}, legendgroup=name, customdata=BETAS_FOR_HOVER,
                         hovertemplate="β = %{customdata:.3g}<extra></extra>", row=1, col=1)
         fig.add_scatter(x=_x(result, t.kl[name]), y=t.both_good[name], mode="lines", showlegend=False,
-                        line={"color": colour}, legendgroup=name, row=1, col=2)
+                        line={"color": colour, "dash": dash}, legendgroup=name, row=1, col=2)
     fig.update_xaxes(title="E[r₁]", row=1, col=1)
     fig.update_yaxes(title="E[r₂]", row=1, col=1)
     fig.update_xaxes(title=_x_title(result), row=1, col=2)

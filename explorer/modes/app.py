@@ -19,8 +19,10 @@ import torch
 
 from explorer import divergences as registry
 from explorer.device import check_seed
-from explorer.ui import App
-from explorer.ui.views import refresh_view
+from explorer.ui import App, HTMLView
+from explorer.ui.formatting import format_number
+from explorer.ui.layout import ReflowingApp
+from explorer.ui.views import make_view, refresh_view
 
 from . import analysis, figures
 from .families import MAX_COMPONENTS
@@ -251,8 +253,7 @@ class ModesResult:
             return ""
         step = min(int(self.params.step), len(self.path.thetas) - 1)
         value = self.path.values[step]
-        return (f"Adam step {step}/{len(self.path.thetas) - 1}: "
-                f"D = {'∞' if math.isinf(value) else f'{value:.4g}'}")
+        return f"Adam step {step}/{len(self.path.thetas) - 1}: D = {format_number(value)}"
 
     @property
     def optimum_count(self) -> int:
@@ -262,8 +263,9 @@ class ModesResult:
     def optima_text(self) -> list[str]:
         out = []
         for o in self.fit.optima[:5]:
-            means = ", ".join(f"{m:.3g}" for m in np.atleast_1d(o.model.means).ravel()[:4])
-            out.append(f"mean {means}: D = {'∞' if math.isinf(o.value) else f'{o.value:.5g}'}")
+            means = ", ".join(format_number(m, 3)
+                              for m in np.atleast_1d(o.model.means).ravel()[:4])
+            out.append(f"mean {means}: D = {format_number(o.value, 5)}")
         return out
 
 
@@ -399,7 +401,7 @@ def _preset(**changes) -> dict:
     return {**_BASE, **changes}
 
 
-class ModesApp(App):
+class ModesApp(ReflowingApp, App):
     """Mode-seeking vs mass-covering: fit q to a multimodal p under any f-divergence."""
 
     Params = ModesParams
@@ -478,7 +480,7 @@ class ModesApp(App):
         self._controls["space"] = space
         self.bind(self._target_menu, "target")
         step = slider(widgets.IntSlider, "step", "step", min=0, max=self.params.steps)
-        play = self.play_button(step, interval=80, step=2, description="play")
+        play = self.play_button(step, interval=80, step=2, description="play Adam's steps")
         self._step_slider = step
         steps = slider(widgets.IntSlider, "steps", "Adam steps", min=10, max=1000, step=10)
 
@@ -553,11 +555,16 @@ class ModesApp(App):
 
     def layout_views(self, views):
         row = widgets.Layout(display="flex", flex_flow="row wrap", align_items="flex-start")
+        # the sweep panel is a sentence until a sweep is chosen, then a plot: it sits in a slot
+        # whose one child is swapped (the plot widget is made only when first needed)
+        self._sweep_slot = widgets.Box([views["sweep"]])
+        # beside the controls where a 470 px figure fits (JupyterLab at 1440 px with its file
+        # browser open), two a row on a wide screen, under the controls where none fits
         return widgets.VBox([
             widgets.Box([views["densities"], views["weights"]], layout=row),
             widgets.Box([views["landscape"], views["coverage"]], layout=row),
-            widgets.Box([views["scores"], views["sweep"]], layout=row),
-        ])
+            widgets.Box([views["scores"], self._sweep_slot], layout=row),
+        ], layout=widgets.Layout(flex="1 1 480px"))
 
     def _refresh_views(self) -> None:
         # Send only the figures that changed (a figure reused from the memo is the same object):
@@ -565,6 +572,24 @@ class ModesApp(App):
         previous = getattr(self, "_shown", {})
         for name, figure in self.figures.items():
             view = self._views.get(name)
-            if view is not None and previous.get(name) is not figure:
-                refresh_view(view, figure)
+            if view is None or previous.get(name) is figure:
+                continue
+            if name == "sweep":
+                view = self._sweep_view_for(figure)
+            refresh_view(view, figure)
         self._shown = dict(self.figures)
+
+    def _sweep_view_for(self, figure) -> widgets.Widget:
+        """The widget that shows ``figure`` in the sweep slot: the sentence's HTML widget or
+        the plot's widget, each made once and kept, shown in the slot as needed."""
+        kind = "text" if isinstance(figure, HTMLView) else "plot"
+        kept = self.__dict__.setdefault("_sweep_views", {})
+        shown = self._views["sweep"]
+        kept.setdefault("text" if isinstance(shown, widgets.HTML) else "plot", shown)
+        if kind not in kept:
+            kept[kind] = make_view(figure)
+        view = kept[kind]
+        if view is not shown:
+            self._views["sweep"] = view
+            self._sweep_slot.children = (view,)
+        return view

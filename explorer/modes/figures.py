@@ -11,11 +11,20 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
-from explorer.ui import HTMLView
+from explorer.ui import HTMLView, palette
+from explorer.ui.formatting import format_number, numbers_template
 
-P_COLOUR, Q_COLOUR, COMPARE_COLOUR, PATH_COLOUR = "#555555", "#1f77b4", "#ff7f0e", "#d62728"
+#: p is grey, q blue, the compared divergence's q orange and dashed, Adam's "now" and h(r)
+#: vermillion, log r bluish green and dotted: the colour-blind-safe pairs of ``ui.palette``, and
+#: every pair that shares a plot also differs in dash or marker.
+P_COLOUR, Q_COLOUR, COMPARE_COLOUR = "#555555", palette.BLUE, palette.ORANGE
+PATH_COLOUR, LOG_RATIO_COLOUR = palette.VERMILLION, palette.BLUISH_GREEN
 _FONT = dict(size=11)
+#: plotly's own look, with powers of ten on every axis (never "10n" or "1µ") and no labels on log
+#: axes' minor ticks (made once: each figure refers to it)
+TEMPLATE = numbers_template(pio.templates["plotly"].to_plotly_json())
 
 
 def _figure(data: list[dict], title: str, width: int = 470, height: int = 330, **layout) -> go.Figure:
@@ -23,7 +32,7 @@ def _figure(data: list[dict], title: str, width: int = 470, height: int = 330, *
     ~40 ms a figure, most of a slider move's budget); the tests validate every figure once."""
     base = dict(
         title=dict(text=title, font=dict(size=13)), width=width, height=height,
-        margin=dict(l=55, r=15, t=45, b=45), font=_FONT, plot_bgcolor="white",
+        margin=dict(l=55, r=15, t=45, b=45), font=_FONT, plot_bgcolor="white", template=TEMPLATE,
         modebar=dict(orientation="v"),
         legend=dict(orientation="h", y=-0.22, font=dict(size=10)),
         xaxis=dict(gridcolor="#eeeeee", zeroline=False),
@@ -41,8 +50,9 @@ def _note(text: str, x: float = 0.5, y: float = 0.5, **extra) -> dict:
     return dict(text=text, x=x, y=y, xref="paper", yref="paper", showarrow=False, **extra)
 
 
-def _show(value: float) -> str:
-    return "∞" if math.isinf(value) else f"{value:.4g}"
+def _show(value: float, digits: int = 4) -> str:
+    """A value for a table or a note: ∞ for infinity, 0 for float64 rounding residue."""
+    return format_number(value, digits)
 
 
 def _line(x, y, name, colour, width=2.0, dash="solid", **extra) -> dict:
@@ -125,7 +135,7 @@ def weights(result) -> go.Figure:
     # TV's h is 0 off r = 1 (a kink): nothing to draw; h beyond float64 cannot be drawn either
     h = np.where((w.h > 0) & np.isfinite(w.h), w.h, np.nan)
     data = [_line(w.x, h, "h(r(x))", PATH_COLOUR),
-            _line(w.x, w.log_ratio, "log r(x) = log p/q", "#2ca02c", 1, "dot", yaxis="y2")]
+            _line(w.x, w.log_ratio, "log r(x) = log p/q", LOG_RATIO_COLOUR, 1.5, "dot", yaxis="y2")]
     notes = [_note(f"f(0) = {_show(w.f_at_zero)}: cost of q's mass where p has none · "
                    f"lim f(t)/t = {_show(w.slope_at_infinity)}: cost of p's mass q misses",
                    y=1.0, yanchor="bottom", font=dict(size=10))]
@@ -145,7 +155,8 @@ def weights(result) -> go.Figure:
                    yaxis=dict(type="log", title=dict(text="h(r)"), exponentformat="power",
                               range=[low, high]),
                    yaxis2=dict(title=dict(text="log r"), overlaying="y", side="right",
-                               showgrid=False, range=[-30, 30], zeroline=False))
+                               showgrid=False, range=[-30, 30], zeroline=False,
+                               tickmode="linear", tick0=0, dtick=10))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,9 +191,6 @@ def landscape(result) -> go.Figure:
         data.append(dict(type="scatter", x=path[:, 0], y=path[:, 1], mode="lines+markers",
                          name="path", line=dict(color="white", width=1.5),
                          marker=dict(size=3, color="white")))
-        data.append(dict(type="scatter", x=path[-1:, 0], y=path[-1:, 1], mode="markers",
-                         name="now", marker=dict(color=PATH_COLOUR, size=11,
-                                                 line=dict(color="white", width=1))))
     optima = result.optima_points
     if optima is not None and len(optima):
         data.append(dict(type="scatter", x=optima[1:, 0], y=optima[1:, 1], mode="markers",
@@ -191,7 +199,11 @@ def landscape(result) -> go.Figure:
         data.append(dict(type="scatter", x=optima[:1, 0], y=optima[:1, 1], mode="markers",
                          name="global optimum", marker=dict(symbol="star", color="gold", size=15,
                                                             line=dict(width=1))))
-    notes.append(_note("★ global optimum · ✕ local optima · white: solver path · red: now",
+    if path is not None and len(path):  # a ring drawn last: an optimum it reached shows inside
+        data.append(dict(type="scatter", x=path[-1:, 0], y=path[-1:, 1], mode="markers",
+                         name="now", marker=dict(symbol="circle-open", color=PATH_COLOUR, size=20,
+                                                 line=dict(color=PATH_COLOUR, width=3))))
+    notes.append(_note("★ global optimum · ✕ local optima · white: solver path · ○: now",
                        y=1.0, yanchor="bottom", font=dict(size=10)))
     return _figure(data, title, annotations=notes, showlegend=False, height=350,
                    margin=dict(l=55, r=15, t=60, b=45),
@@ -216,11 +228,19 @@ def _at_least_one_unit(values: np.ndarray) -> list[float] | None:
     return [middle - half, middle + half]
 
 
-def sweep(result) -> go.Figure:
-    """Fitted mean and std against alpha or against the separation of the modes."""
+#: What the sweep panel says while no sweep is chosen: a sentence, not an empty plot.
+NO_SWEEP = HTMLView("<div style='max-width:460px;color:#555;font-size:12px;margin:8px 0'>"
+                    "<b>sweep</b>: choose <i>alpha</i> or <i>separation</i> in the "
+                    "<i>sweep</i> menu to draw the fitted mean and std as that setting runs "
+                    "over a range.</div>")
+
+
+def sweep(result) -> go.Figure | HTMLView:
+    """Fitted mean and std against alpha or against the separation of the modes; while no
+    sweep is chosen, the sentence :data:`NO_SWEEP` instead of an empty plot."""
     s = result.sweep
     if s is None:
-        return placeholder("sweep", "choose a sweep (alpha or separation) to draw it")
+        return NO_SWEEP
     means = s.means if s.means.ndim == 1 else s.means
     stds = s.stds
     data = []
@@ -232,8 +252,7 @@ def sweep(result) -> go.Figure:
                           marker=dict(size=4), xaxis="x2", yaxis="y2", showlegend=False))
     for entry in data:
         entry["mode"] = "lines+markers"
-    notes = [_note("fitted mean", x=0.2, y=1.0, yanchor="bottom"),
-             _note("fitted std", x=0.8, y=1.0, yanchor="bottom")]
+    notes = []
     shapes = []
     if s.name == "separation":
         for sign in (1, -1):
@@ -253,13 +272,13 @@ def sweep(result) -> go.Figure:
         title = "alpha family: the fit as α runs from −1 to 2"
     return _figure(data, title, width=560, annotations=notes, shapes=shapes,
                    margin=dict(l=55, r=15, t=60, b=45),
-                   yaxis=dict(range=_at_least_one_unit(np.concatenate([
+                   yaxis=dict(title=dict(text="fitted mean"), range=_at_least_one_unit(np.concatenate([
                        np.ravel(means), s.values / 2, -s.values / 2] if s.name == "separation"
                        else [np.ravel(means)]))),
                    xaxis=dict(domain=[0, 0.43], title=dict(text=label)),
                    xaxis2=dict(domain=[0.57, 1], title=dict(text=label), anchor="y2",
                                gridcolor="#eeeeee"),
-                   yaxis2=dict(anchor="x2", gridcolor="#eeeeee"))
+                   yaxis2=dict(anchor="x2", gridcolor="#eeeeee", title=dict(text="fitted std")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,13 +309,13 @@ def score_table(result) -> HTMLView:
     rows = []
     for s in result.scores:
         chosen = " style='background:#e8f0fe;font-weight:bold'" if s.name == result.divergence else ""
-        value = "∞" if math.isinf(s.value) else f"{s.value:.5g}"
+        value = _show(s.value, 5)
         reason = (f"<span style='color:#b00020'>{html.escape(s.reason)}</span>" if s.reason
                   else "")
         rows.append(f"<tr{chosen}><td>{html.escape(s.label)}</td><td style='text-align:right'>"
                     f"{value}</td><td style='color:#666'>{html.escape(s.behaviour)}</td>"
                     f"<td style='font-size:11px'>{reason}</td></tr>")
-    extra = [f"entropy of q: {result.entropy_q:.4g} (p: {result.entropy_p:.4g})"]
+    extra = [f"entropy of q: {_show(result.entropy_q)} (p: {_show(result.entropy_p)})"]
     if result.monte_carlo:
         estimator = result.estimator_name
         cells = "".join(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import ipywidgets as widgets
 
@@ -21,6 +22,19 @@ def divergence_options(include: list[str] | None = None) -> list[tuple[str, str]
     return options
 
 
+def short_label(name: str) -> str:
+    """The words a reader sees for the registered divergence ``name``: "forward KL", never the
+    id "forward_kl" (the ids are the API: ``app.set(divergence="forward_kl")``)."""
+    return divergences.get(name, 0.5 if name == "alpha" else None).label.split("  ")[0]
+
+
+def readable(text: str) -> str:
+    """``text`` with every registered divergence id replaced by its :func:`short_label`."""
+    for name in divergences.names():
+        text = re.sub(rf"\b{name}\b", short_label(name), text)
+    return text
+
+
 def describe(name: str, alpha: float | None) -> str:
     """HTML: formula, f(0), lim f(t)/t and the behaviour they imply."""
     member = divergences.get(name, alpha if name == "alpha" else None)
@@ -33,7 +47,7 @@ def describe(name: str, alpha: float | None) -> str:
         f"$${member.latex}$$"
         f"f(0) = {show(member.f_at_zero)}, lim f(t)/t = {show(member.slope_at_infinity)} "
         f"→ <b>{html.escape(member.behaviour)}</b><br>"
-        f"<span style='color:#666'>{html.escape(divergences.CONVENTION)}</span></div>"
+        f"<span style='color:#666'>{html.escape(readable(divergences.CONVENTION))}</span></div>"
     )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..device import check_seed
 from ..divergences import check_alpha, names
 from ..ui import App
+from ..ui.layout import ReflowingApp
 from . import compute, figures
 
 DEFAULT_PAIRS = {
@@ -61,7 +62,7 @@ class CalculatorParams:
         check_seed(self.seed)
 
 
-class CalculatorApp(App):
+class CalculatorApp(ReflowingApp, App):
     """Every f-divergence between two distributions, with the gradient weight h(r)."""
 
     Params = CalculatorParams
@@ -169,8 +170,18 @@ class CalculatorApp(App):
             self.bind(seed, "seed"),
         ]
 
+    def layout_views(self, views):
+        # beside the controls where a 520 px figure fits (JupyterLab at 1440 px with its file
+        # browser open), the figures one under the other there and side by side on a wide
+        # screen; under the controls where it does not fit (the rows wrap: ui.layout.ReflowingApp)
+        return widgets.Box(
+            list(views.values()),
+            layout=widgets.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
+                                  flex="1 1 540px"),
+        )
+
     def _refresh_menus(self) -> None:
-        options = compute.presets(self.params.kind)
+        options = [(compute.LABELS[name], name) for name in compute.presets(self.params.kind)]
         for menu in (self._p_menu, self._q_menu):
             if list(menu.options) != options:
                 menu.options = options

@@ -40,6 +40,20 @@ DISCRETE = {
 }
 
 
+#: name -> the words a menu shows for it (the names stay the API: ``app.set(p="two_modes")``)
+LABELS = {
+    "gaussian": "Gaussian",
+    "two_modes": "two modes",
+    "laplace": "Laplace",
+    "student_t": "Student t",
+    "uniform": "uniform",
+    "teacher_two_peaks": "teacher: two peaks",
+    "student_one_peak": "student: one peak",
+    "no_last_tokens": "no last tokens",
+    "point_mass": "point mass",
+}
+
+
 def presets(kind: str) -> list[str]:
     """The preset names for a kind of pair."""
     if kind == "continuous":

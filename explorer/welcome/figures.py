@@ -9,10 +9,18 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .. import divergences
-from ..ui import HTMLView
+from ..ui import HTMLView, palette
+from ..ui.formatting import NOISE_FLOOR, numbers_template
+from ..ui.picker import readable, short_label
 from .compute import Calculation
 
-P_COLOUR, Q_COLOUR = "#1f77b4", "#d62728"
+#: p solid blue, q dashed (or hatched bars) vermillion: the colour-blind-safe pair of ui.palette,
+#: and a second cue beside the colour
+P_COLOUR, Q_COLOUR = palette.BLUE, palette.VERMILLION
+#: the chosen divergence's h(r) (thick) against forward and reverse KL (thin, grey, dotted/dashed)
+CHOSEN_COLOUR, REFERENCE_COLOUR = palette.BLUISH_GREEN, "#999999"
+#: powers of ten on every axis (never "10n" or "1µ") and no labels on log axes' minor ticks
+TEMPLATE = numbers_template()
 TABLE_STYLE = (
     "<style>.explorer-table{border-collapse:collapse;font-size:13px;margin:6px 0}"
     ".explorer-table td,.explorer-table th{padding:3px 10px;border-bottom:1px solid #e4e4e4;"
@@ -26,7 +34,10 @@ def format_value(value: float) -> str:
         return "∞"
     if math.isnan(value):
         return "undefined"
+    if abs(value) < NOISE_FLOOR:  # float64 rounding residue of a divergence that is 0
+        value = 0.0
     return f"{value:.6f}"
+
 
 
 def densities(result: Calculation) -> go.Figure:
@@ -37,15 +48,18 @@ def densities(result: Calculation) -> go.Figure:
         span = result.support[keep] if keep.any() else result.support
         lo, hi = float(span.min()), float(span.max())
         fig.add_scatter(x=result.support, y=result.p, name="p (target)", line={"color": P_COLOUR})
-        fig.add_scatter(x=result.support, y=result.q, name="q (model)", line={"color": Q_COLOUR})
+        fig.add_scatter(x=result.support, y=result.q, name="q (model)",
+                        line={"color": Q_COLOUR, "dash": "dash"})
         fig.update_xaxes(title="x", range=[lo - 0.5, hi + 0.5])
         fig.update_yaxes(title="density")
     else:
         fig.add_bar(x=result.support, y=result.p, name="p (target)", marker_color=P_COLOUR)
-        fig.add_bar(x=result.support, y=result.q, name="q (model)", marker_color=Q_COLOUR)
+        fig.add_bar(x=result.support, y=result.q, name="q (model)", marker_color=Q_COLOUR,
+                    marker_pattern_shape="/")
         fig.update_xaxes(title="token", dtick=1)
         fig.update_yaxes(title="probability")
     fig.update_layout(
+        template=TEMPLATE,
         title="the two distributions",
         height=320,
         width=520,
@@ -70,19 +84,20 @@ def weight_curve(name: str, alpha: float) -> go.Figure:
             fig.add_scatter(
                 x=r,
                 y=divergences.get(ref).h(r).numpy(),
-                name=ref,
-                line={"color": "#aaaaaa", "dash": dash},
+                name=short_label(ref),
+                line={"color": REFERENCE_COLOUR, "dash": dash},
             )
     h = member.h(r).numpy()
-    fig.add_scatter(x=r, y=h, name=member.label, line={"color": "#2ca02c", "width": 3})
+    fig.add_scatter(x=r, y=h, name=member.label, line={"color": CHOSEN_COLOUR, "width": 3})
     title = f"gradient weight h(r) = f''(r) r² — {member.label}"
     if not np.any(h > 0):
         title = "h(r) = 0 away from r = 1: TV's curvature sits at the kink r = 1"
-        fig.update_yaxes(type="linear")
+        fig.update_yaxes(type="linear", title="h(r)")
     else:
-        fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_xaxes(type="log", title="r = p/q", exponentformat="power")
+        fig.update_yaxes(type="log", title="h(r) (log scale)")
+    fig.update_xaxes(type="log", title="r = p/q (log scale)")
     fig.update_layout(
+        template=TEMPLATE,
         title={"text": title, "font": {"size": 13}},
         height=320,
         width=520,
@@ -109,7 +124,7 @@ def table(result: Calculation) -> HTMLView:
             f"<td style='color:#b00020'>{html.escape(row.reason or '')}</td></tr>"
         )
     note = (
-        f"<div style='font-size:11px;color:#666'>{html.escape(divergences.CONVENTION)}"
+        f"<div style='font-size:11px;color:#666'>{html.escape(readable(divergences.CONVENTION))}"
         + (
             " Continuous pairs: the closed form for two Gaussians, otherwise quadrature over the "
             "whole line (double-exponential rule); infinite tails are decided exactly."

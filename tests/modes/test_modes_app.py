@@ -7,8 +7,9 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from explorer.modes import ModesApp
+from explorer.modes import ModesApp, figures
 from explorer.ui import HTMLView
+from explorer.ui.a11y import walk
 
 
 def _check_figures(app):
@@ -17,7 +18,8 @@ def _check_figures(app):
         if isinstance(figure, go.Figure):
             go.Figure(figure.to_dict())  # plotly's validation, skipped when the figure was built
         else:
-            assert isinstance(figure, HTMLView) and "<table" in figure.html
+            assert isinstance(figure, HTMLView) and "<table" in figure.html or (
+                figure is figures.NO_SWEEP and app.params.sweep == "off")
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,25 @@ def test_widget_follows_presets_and_space_changes():
     assert app.params.target == "two equal modes"
     app._controls["divergence"].value = "js"
     assert app.result.fit.divergence.name == "js"
+
+
+def test_the_sweep_panel_is_a_sentence_until_a_sweep_is_chosen():
+    import ipywidgets as widgets
+
+    app = ModesApp()
+    root = app.widget
+    slot = app._sweep_slot
+    assert app.figures["sweep"] is figures.NO_SWEEP
+    assert [type(w) for w in slot.children] == [widgets.HTML]  # no empty plot, no plot widget
+    assert "choose" in slot.children[0].value
+    assert not any(isinstance(w, go.FigureWidget) for w in walk(slot))
+    app.set(sweep="separation")
+    (plot,) = slot.children
+    assert isinstance(plot, go.FigureWidget) and app._views["sweep"] is plot
+    assert plot.layout.title.text == app.figures["sweep"].layout.title.text
+    app.set(sweep="off")
+    assert [type(w) for w in slot.children] == [widgets.HTML]
+    app.set(sweep="alpha")
+    assert slot.children == (plot,)  # the plot widget is made once and kept
+    assert "alpha" in plot.layout.title.text
+    assert root is app.widget
