@@ -85,7 +85,8 @@ class ManifoldApp(ReflowingApp, App):
     description = (
         "At each layer the correct answers' hidden states form a cloud (the manifold). An error's "
         "deviation is its mean distance to its k nearest correct samples; it <i>diverges</i> at "
-        "the first layer where that exceeds the correct samples' own mean + threshold_sd standard deviations. "
+        "the first layer where that exceeds the correct samples' own mean by more than "
+        "<i>threshold</i> of their standard deviations (sd). "
         "The grey null control runs the same rule on correct samples."
     )
     presets = {

@@ -122,7 +122,7 @@ def divergence_histogram(result: RemaResult) -> go.Figure:
     run = f" on {result.persistence} layers in a row" if result.persistence > 1 else ""
     return figure(traces, f"Divergence layer (threshold mu + {result.threshold_sd:g} sigma, k = {result.k}{run})",
                   barmode="group", yaxis=dict(title_text="share of the group", tickformat=".0%"),
-                  xaxis=dict(title_text=f"first layer with D > mu + threshold_sd sigma{run}"))
+                  xaxis=dict(title_text=f"first layer with D > mu + {result.threshold_sd:g} sigma{run}"))
 
 
 def projection(result: RemaResult, layer: int) -> go.Figure:
