@@ -35,7 +35,7 @@ def other_values(kind, declared, value) -> list:
     return [value + step, value - step, round(far) if kind is int else float(f"{far:.3g}")]
 
 
-@pytest.mark.parametrize("name", ["flows", "frontier", "manifold"])
+@pytest.mark.parametrize("name", ["flows", "frontier", "manifold", "modes"])  # welcome redraws all
 def test_every_view_after_a_move_is_what_drawing_it_afresh_gives(name):
     app = build_app(name)
     moved = []
