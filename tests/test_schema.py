@@ -199,8 +199,11 @@ def wide_results():
     from explorer.frontier.compute import FrontierResult, Measures
     from explorer.manifold.compute import ManifoldResult
     from explorer.manifold.rema import RemaResult
+    from explorer.modes.compute import ModesResult
+    from explorer.welcome.compute import CalculatorResult
 
-    return [FlowsResult, GridRow, FrontierResult, Measures, ManifoldResult, RemaResult]
+    return [FlowsResult, GridRow, FrontierResult, Measures, ManifoldResult, RemaResult,
+            ModesResult, CalculatorResult]
 
 
 @pytest.mark.parametrize("result_type", wide_results(), ids=lambda t: t.__name__)

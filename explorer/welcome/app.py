@@ -77,7 +77,7 @@ class CalculatorApp(ReflowingApp, App):
         ),
     }
 
-    def compute(self, params: CalculatorParams) -> compute.Calculation:
+    def compute(self, params: CalculatorParams) -> compute.CalculatorResult:
         return compute.calculate(
             params.kind,
             params.p,
