@@ -42,6 +42,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import ipywidgets as widgets
 
+from explorer.checks import check_integer
+
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
@@ -185,10 +187,7 @@ class App:
     @classmethod
     def migrate(cls, params: dict[str, Any], version: int) -> dict[str, Any]:
         """Settings saved at state ``version``, under today's field names."""
-        if not isinstance(version, int) or isinstance(version, bool) or \
-                not 1 <= version <= STATE_VERSION:
-            raise ValueError(f"state version must be a whole number from 1 to {STATE_VERSION}, "
-                             f"got {version!r}")
+        check_integer(version, "state version", 1, STATE_VERSION)
         params = dict(params)
         for step in range(version + 1, STATE_VERSION + 1):
             for old, new in cls.renames.get(step, {}).items():
