@@ -61,7 +61,7 @@ def _score(velocity) -> float:
 
 # How a model is trained, apart from the code: torchcfm's tutorial recipe, and this project's.
 TUTORIAL_RECIPE = {"lr": 1e-3, "sigma": 0.1, "cosine": False}
-OUR_RECIPE = {"lr": DEFAULT_SETTINGS.lr, "sigma": DEFAULT_SETTINGS.sigma, "cosine": True}
+OUR_RECIPE = {"lr": DEFAULT_SETTINGS.learning_rate, "sigma": DEFAULT_SETTINGS.sigma, "cosine": True}
 
 
 def torchcfm_loop(iters: int, coupling: str, seed: int = 0, score: bool = True,

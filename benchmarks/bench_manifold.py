@@ -186,7 +186,7 @@ def analysis_rows(repeats: int) -> list[dict]:
     app = ManifoldApp()
     app.widget  # noqa: B018 - built, so every move also refreshes the displayed figure widgets
     alphas = iter(np.tile(np.linspace(1.0, 3.0, 9), 20))
-    slider = median_time(lambda: app.set(alpha=float(next(alphas))), repeats=max(repeats, 7))
+    slider = median_time(lambda: app.set(threshold_sd=float(next(alphas))), repeats=max(repeats, 7))
     layers = iter(np.tile(np.arange(12), 20))
     layer = median_time(lambda: app.set(layer=int(next(layers))), repeats=max(repeats, 7))
     ks = iter(np.tile(np.arange(3, 12), 20))
@@ -198,7 +198,7 @@ def analysis_rows(repeats: int) -> list[dict]:
             median_cpu_time(whole, repeats=repeats), "budget": "<= 5 s"},
         {"benchmark": "  the same without the RBF-SVM", "ours_s":
             median_time(without_svm, repeats=repeats, warmup=0), "budget": ""},
-        {"benchmark": "app: alpha slider move (statistics + 4 figures)", "ours_s": slider,
+        {"benchmark": "app: threshold slider move (statistics + 4 figures)", "ours_s": slider,
          "budget": "<= 100 ms"},
         {"benchmark": "app: layer slider move (2-D view only)", "ours_s": layer,
          "budget": "<= 100 ms"},

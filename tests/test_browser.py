@@ -261,7 +261,7 @@ EXPLORER_NOTEBOOKS = {
     "01_mode_seeking_vs_covering.ipynb": {
         "slider": "separation",
         "dropdown": ("target p", "three modes"),
-        "starts_at": {"step": ["200"]},
+        "starts_at": {"iteration": ["200"]},
     },
     "03_flow_matching_sources.ipynb": {"slider": "steps", "dropdown": ("solver", "midpoint")},
     "04_reasoning_manifold.ipynb": {

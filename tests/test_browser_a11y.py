@@ -127,7 +127,7 @@ UNNAMED_JS = """() => {
 
 
 @pytest.mark.parametrize(("code", "play"), [
-    ("from explorer.modes import ModesApp\napp = ModesApp()\napp", "play Adam's steps"),
+    ("from explorer.modes import ModesApp\napp = ModesApp()\napp", "play Adam's iterations"),
     ("from explorer.welcome import CalculatorApp\napp = CalculatorApp()\napp", None),
 ], ids=["modes", "welcome"])
 def test_every_slider_handle_and_play_button_has_a_name(tmp_path, code, play):

@@ -5,7 +5,7 @@ Public API::
     from explorer.flows import target, source, train, sample, w2, FlowsApp
     x1 = target("moons", n=1000, seed=0)
     x0 = source("norm_aligned", n=1000, seed=0, target="hd_simulation", base="hd_gaussian")
-    model = train("moons", "gaussian", coupling="ot", iters=2000, batch=256, seed=0)
+    model = train("moons", "gaussian", coupling="ot", iters=2000, batch_size=256, seed=0)
     x = sample(model, n=1000, steps=4, solver="euler")
     w2(x, x1)
 """

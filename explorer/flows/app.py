@@ -19,73 +19,68 @@ import ipywidgets as widgets
 from explorer.ui import App
 from explorer.ui.layout import ReflowingApp
 from explorer.ui.runner import Cancelled
+from explorer.ui.schema import Params, setting
 
 from . import compute, figures
 from .couplings import COUPLINGS
 from .sampling import SOLVERS
 from .sources import SOURCE_LABELS, check_tau
 from .targets import TARGETS
-from .training import MAX_ITERS, TrainSettings
+from .training import MAX_BATCH, MAX_ITERS, TrainSettings
 
-SLOW_FIGURE_CACHE = 16  # selections whose grid / W2 / training figures are kept
 MAX_STEPS = 64  # solver steps of a view update (64 Euler steps: about 20 ms)
 MAX_COMPONENTS = 6  # Gaussian mixture components of the density approximation
+#: The views a sampling control changes; the grid, W2-steps and training views change only with
+#: the trained models and the selection.
+SAMPLING_VIEWS = ("trajectories", "velocity", "scores")
+GRID_SOURCES = {s: SOURCE_LABELS[s] for t in TARGETS for s in compute.grid_sources(t)}
 
 
-@dataclass
-class FlowsParams:
-    target: str = "moons"
-    source: str = "gaussian"
-    coupling: str = "independent"
-    tau: float = 0.9  # directional source: caps cos(x0, mu_k) >= tau
-    components: int = 2  # density approximation: Gaussian mixture components
-    var_reg: float = 1.0  # learned source: variance regulariser weight
-    align_reg: float = 0.1  # learned source: directional alignment weight
-    iters: int = 2000
-    batch: int = 256
-    lr: float = 3e-3
-    seed: int = 0
-    solver: str = "euler"
-    steps: int = 8
-    prune: bool = False
-    prune_tau: float = 0.8  # pruning: keep x0 with cos(x0, some data direction) >= tau
-    time: float = 1.0
+@dataclass(kw_only=True)
+class FlowsParams(Params):
+    target: str = setting("moons", "target", choices=lambda: {n: t.label for n, t in TARGETS.items()},
+                          control="dropdown")
+    source: str = setting("gaussian", "source", choices=GRID_SOURCES, control="dropdown")
+    coupling: str = setting("independent", "coupling", control="toggle",
+                            choices={"independent": "I-CFM", "ot": "OT-CFM"})
+    tau: float = setting(0.9, "caps tau", check=check_tau, shown=(-0.9, 0.995), step=0.005,
+                         tooltip="directional source: caps cos(x0, mu_k) >= tau")
+    components: int = setting(2, "GMM parts", low=1, high=MAX_COMPONENTS,
+                              tooltip="density approximation: Gaussian mixture components")
+    var_reg: float = setting(1.0, "variance reg", low=0.0, shown=(0.0, 2.0), step=0.1,
+                             tooltip="learned source: variance regulariser weight")
+    align_reg: float = setting(0.1, "align reg", low=0.0, shown=(0.0, 1.0), step=0.05,
+                               tooltip="learned source: directional alignment weight")
+    iters: int = setting(2000, "iterations", low=1, high=MAX_ITERS, control="int_text",
+                         shown=(50, MAX_ITERS), step=500)
+    batch_size: int = setting(256, "batch", low=1, high=MAX_BATCH, control="dropdown",
+                         options=(64, 128, 256, 512))
+    learning_rate: float = setting(3e-3, "lr", low=0.0, high=1.0, low_open=True, high_open=True,
+                        control="log_slider", shown=(-4, -1.5), step=0.25, readout_format=".1e")
+    seed: int = setting(0, "seed", low=0, control="int_text", shown=(0, 10**6))
+    solver: str = setting("euler", "solver", choices=tuple(SOLVERS), control="dropdown",
+                          invalidates=(*SAMPLING_VIEWS, "w2_steps"))
+    steps: int = setting(8, "steps", low=1, high=MAX_STEPS, invalidates=SAMPLING_VIEWS,
+                         why=" (the slider's range: every view update integrates the flow with "
+                             "them)")
+    prune: bool = setting(False, "prune data-sparse directions", control="checkbox",
+                          invalidates=SAMPLING_VIEWS)
+    prune_tau: float = setting(0.8, "prune tau", check=lambda tau: check_tau(tau, "pruning tau"),
+                               shown=(-0.5, 0.99), step=0.01, invalidates=SAMPLING_VIEWS,
+                               tooltip="keep draws with cos >= tau to some data direction")
+    time: float = setting(1.0, "time t", low=0.0, high=1.0, step=0.05, continuous_update=True,
+                          invalidates=SAMPLING_VIEWS)
 
-    def validate(self) -> None:
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}; choose one of: "
-                             f"{', '.join(TARGETS)}")
+    def check_together(self) -> None:
         allowed = compute.grid_sources(self.target)
         if self.source not in allowed:
             raise ValueError(f"the source {self.source!r} is not in the grid of target "
                              f"{self.target!r}; choose one of: {', '.join(allowed)}")
-        if self.coupling not in compute.GRID_COUPLINGS:
-            raise ValueError(f"unknown coupling {self.coupling!r}; choose one of: "
-                             f"{', '.join(compute.GRID_COUPLINGS)}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"unknown solver {self.solver!r}; choose one of: "
-                             f"{', '.join(SOLVERS)}")
-        check_tau(self.tau, "tau")
-        check_tau(self.prune_tau, "pruning tau")
-        for name in ("steps", "batch", "iters", "components"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.steps > MAX_STEPS:
-            raise ValueError(f"steps must be at most {MAX_STEPS} (the slider's range: every view "
-                             f"update integrates the flow with them), got {self.steps}")
-        if self.components > MAX_COMPONENTS:
-            raise ValueError(f"components must be at most {MAX_COMPONENTS}, got "
-                             f"{self.components}")
-        for name in ("var_reg", "align_reg"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be zero or positive, got {getattr(self, name)!r}")
-        if not 0 <= self.time <= 1:
-            raise ValueError(f"time must be between 0 and 1, got {self.time!r}")
         self.settings().check()
 
     def settings(self) -> TrainSettings:
-        return TrainSettings(iters=self.iters, batch=self.batch, seed=self.seed, lr=self.lr,
+        return TrainSettings(iters=self.iters, batch_size=self.batch_size, seed=self.seed,
+                             learning_rate=self.learning_rate,
                              sigma=compute.DEFAULT_SETTINGS.sigma,
                              pair_reuse=compute.DEFAULT_SETTINGS.pair_reuse)
 
@@ -101,6 +96,9 @@ PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
 
 class FlowsApp(ReflowingApp, App):
     Params = FlowsParams
+    renames = {2: {"lr": "learning_rate", "batch": "batch_size"}}  # GLOSSARY.md
+    control_style = {"description_width": "90px"}
+    control_layout = {"width": "300px"}
     title = "Flow matching: which source distribution?"
     description = (
         "Conditional flow matching carries a <i>source</i> distribution to the data along "
@@ -138,28 +136,15 @@ class FlowsApp(ReflowingApp, App):
             params.prune_tau if params.prune else None,
             grid_detail=preview is None, preview=preview)
 
-    def make_figures(self, result) -> dict:
-        # The grid, W2-steps and training figures change only with the trained models and the
-        # selection: reuse the same objects for the same inputs (the base class then leaves
-        # their widgets alone), also when the learner toggles back to an earlier selection.
-        # The cache holds the models themselves, so their ids cannot be reused while cached.
-        models = tuple(row.model for row in result.rows)
-        key = (result.target, tuple(map(id, models)), result.source, result.coupling,
-               result.solver in ("euler", "dopri5"))
-        cache = self.__dict__.setdefault("_slow_figures", {})
-        if key not in cache:
-            if len(cache) >= SLOW_FIGURE_CACHE:
-                del cache[next(iter(cache))]
-            cache[key] = (models, {"grid": figures.comparison_grid(result),
-                                   "w2_steps": figures.w2_against_steps(result),
-                                   "training": figures.training_curves(result)})
-        slow = cache[key][1]
-        return {
-            "trajectories": figures.trajectories(result),
-            "velocity": figures.velocity(result),
-            **slow,
-            "scores": figures.score_table(result),
-        }
+    def views(self) -> dict:
+        return {"trajectories": figures.trajectories, "velocity": figures.velocity,
+                "grid": figures.comparison_grid, "w2_steps": figures.w2_against_steps,
+                "training": figures.training_curves, "scores": figures.score_table}
+
+    def view_version(self, name: str, params, result) -> tuple:
+        """The trained models behind the views: those stored, and a preview's progress."""
+        return (compute.store_generation(),
+                tuple(0 if row.model is None else len(row.model.history) for row in result.rows))
 
     def notes(self, result) -> list[str]:
         return result.notes
@@ -215,40 +200,13 @@ class FlowsApp(ReflowingApp, App):
 
     # ----- widgets ------------------------------------------------------------------------
     def build_controls(self) -> list[widgets.Widget]:
-        style = {"description_width": "90px"}
-        wide = widgets.Layout(width="300px")
-
-        def slider(kind, description, **kwargs):
-            return kind(description=description, style=style, layout=wide,
-                        continuous_update=False, **kwargs)
-
-        target = widgets.Dropdown(options=[(t.label, n) for n, t in TARGETS.items()],
-                                  description="target", style=style, layout=wide)
-        source = widgets.Dropdown(description="source", style=style, layout=wide)
-
-        every_source = dict.fromkeys(s for t in TARGETS for s in compute.grid_sources(t))
-        source.options = [(SOURCE_LABELS[s], s) for s in every_source]
-        self._syncing = True
-        target.value = self.params.target
-        self._syncing = False
-        self.bind(source, "source")
-        self._controls["target"] = target
-
-        def target_changed(change):  # keep the source when the new target's grid has it
-            if self._syncing:
-                return
-            new = change["new"]
+        def target_changed(new):  # keep the source when the new target's grid has it
             keep = self.params.source in compute.grid_sources(new)
             self.apply(target=new, source=self.params.source if keep
                        else compute.grid_sources(new)[0])
 
-        target.observe(self.status.guard(target_changed), names="value")
-        coupling = widgets.ToggleButtons(
-            options=[("I-CFM", "independent"), ("OT-CFM", "ot")],
-            tooltips=[COUPLINGS[c] for c in compute.GRID_COUPLINGS],
-            description="coupling", style={"description_width": "90px", "button_width": "100px"})
-        time_slider = slider(widgets.FloatSlider, "time t", min=0.0, max=1.0, step=0.05)
-        time_slider.continuous_update = True
+        coupling = self.control("coupling", tooltips=[COUPLINGS[c] for c in compute.GRID_COUPLINGS],
+                                style={"description_width": "90px", "button_width": "100px"})
         play = widgets.Play(min=0, max=20, step=1, interval=250,
                             description="play time t from 0 to 1")
 
@@ -260,37 +218,14 @@ class FlowsApp(ReflowingApp, App):
                                    tooltip="train the missing models of the grid (or all)")
         return [
             widgets.HTML("<b>what to learn</b>"),
-            target, source, self.bind(coupling, "coupling"),
+            self.control("target", on_change=target_changed), self.control("source"), coupling,
             widgets.HTML("<b>source options</b>"),
-            self.bind(slider(widgets.FloatSlider, "caps tau", min=-0.9, max=0.995, step=0.005),
-                      "tau"),
-            self.bind(slider(widgets.IntSlider, "GMM parts", min=1, max=MAX_COMPONENTS),
-                      "components"),
-            self.bind(slider(widgets.FloatSlider, "variance reg", min=0.0, max=2.0, step=0.1),
-                      "var_reg"),
-            self.bind(slider(widgets.FloatSlider, "align reg", min=0.0, max=1.0, step=0.05),
-                      "align_reg"),
+            *map(self.control, ("tau", "components", "var_reg", "align_reg")),
             widgets.HTML("<b>training</b> (changing these needs training)"),
-            self.bind(widgets.BoundedIntText(min=50, max=MAX_ITERS, step=500, description="iterations",
-                                             style=style, layout=wide), "iters"),
-            self.bind(widgets.Dropdown(options=[64, 128, 256, 512], description="batch",
-                                       style=style, layout=wide), "batch"),
-            self.bind(widgets.FloatLogSlider(min=-4, max=-1.5, step=0.25, description="lr",
-                                             style=style, layout=wide, readout_format=".1e",
-                                             continuous_update=False), "lr"),
-            self.bind(widgets.BoundedIntText(min=0, max=10**6, description="seed", style=style,
-                                             layout=wide), "seed"),
+            *map(self.control, ("iters", "batch_size", "learning_rate", "seed")),
             train_button,
             widgets.HTML("<b>sampling</b>"),
-            self.bind(widgets.Dropdown(options=list(SOLVERS), description="solver", style=style,
-                                       layout=wide), "solver"),
-            self.bind(slider(widgets.IntSlider, "steps", min=1, max=MAX_STEPS), "steps"),
-            self.bind(widgets.Checkbox(description="prune data-sparse directions", indent=False),
-                      "prune"),
-            self.bind(slider(widgets.FloatSlider, "prune tau", min=-0.5, max=0.99, step=0.01,
-                             tooltip="keep draws with cos >= tau to some data direction"),
-                      "prune_tau"),
-            self.bind(time_slider, "time"), play,
+            *map(self.control, ("solver", "steps", "prune", "prune_tau", "time")), play,
         ]
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:

@@ -44,7 +44,8 @@ STEP_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 W2_CURVE_STEPS = (1, 2, 4, 8, 16, 32)
 # Every minibatch gets its own exact OT coupling (pair_reuse=1, as in OT-CFM): the solver of
 # assignment.py made reusing couplings unnecessary (and reuse costs W2, see train).
-DEFAULT_SETTINGS = TrainSettings(iters=2000, batch=256, seed=0, lr=3e-3, sigma=0.0, pair_reuse=1)
+DEFAULT_SETTINGS = TrainSettings(iters=2000, batch_size=256, seed=0, learning_rate=3e-3, sigma=0.0,
+                                 pair_reuse=1)
 EVAL_SEED = 2024
 GRID_PROTOCOL = (16, "midpoint", None, 256)  # how the comparison grid is scored: fixed, cached
 
@@ -85,6 +86,12 @@ def model_key(target: str, source: str, options: dict, coupling: str,
 
 _STORE: dict[str, FlowModel] = {}
 _LOADED: set[str] = set()
+_STORED = [0]  # how many times models were stored: a view drawn from older ones is stale
+
+
+def store_generation() -> int:
+    """A number that grows whenever trained models are stored (see the app's view cache)."""
+    return _STORED[0]
 
 
 def stored(key: str) -> FlowModel | None:
@@ -93,6 +100,7 @@ def stored(key: str) -> FlowModel | None:
 
 
 def remember(models: list[FlowModel]) -> None:
+    _STORED[0] += 1
     for m in models:
         _STORE[model_key(m.target, m.source.name, m.source.options, m.coupling,
                          TrainSettings(**m.config))] = m
@@ -144,11 +152,17 @@ def save_models(models: list[FlowModel], path: Path) -> Path:
     return Path(path)
 
 
+#: Settings stored under their names before the glossary (docs/GLOSSARY.md): the shipped
+#: models' files keep them, and loading reads them under today's names.
+RENAMED_SETTINGS = {"batch": "batch_size", "lr": "learning_rate"}
+
+
 def load_models(path: Path) -> list[FlowModel]:
     data = np.load(path, allow_pickle=False)
     meta = json.loads(str(data["meta"]))
     models = []
     for i, info in enumerate(meta):
+        info["config"] = {RENAMED_SETTINGS.get(k, k): v for k, v in info["config"].items()}
         opts = {k: v for k, v in info["options"].items() if k in DEFAULT_OPTIONS[info["source"]]}
         src = make_source(info["source"], info["target"], info["config"]["seed"], **opts)
         if src.learned is not None:
@@ -283,7 +297,7 @@ __all__ = [
 # ----- one call per view update -------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GridRow:
     source: str
     coupling: str
@@ -294,7 +308,7 @@ class GridRow:
     curve: tuple | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FlowsResult:
     """Everything the flows views draw, for one setting of the controls."""
 
@@ -349,7 +363,8 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
         opts = source_options(name, target, **options)
         for c in GRID_COUPLINGS:
             model = live.get((name, c)) or stored(model_key(target, name, opts, c, settings))
-            row = GridRow(name, c, model, None, None, float("nan"), None)
+            row = GridRow(source=name, coupling=c, model=model, samples=None, scores=None,
+                          crossings=float("nan"), curve=None)
             if model is not None and grid_detail:
                 ev = evaluate(model, *GRID_PROTOCOL)
                 row.samples = ev.path.points[-1].numpy()
@@ -398,9 +413,12 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
             notes.append(f"the learned source has collapsed (mean sigma {sigma:.2f}): without the"
                          " variance regulariser its noise shrinks to nothing.")
     return FlowsResult(
-        target, source, coupling, solver, steps, time, prune_tau, ref.eval_a, source_points,
-        selected, evaluation, field, rows, ref.noise_floor, extent, src.caps, src.tau,
-        None if pruning is None else pruning.pruned_arcs(), mass, notes,
+        target=target, source=source, coupling=coupling, solver=solver, steps=steps, time=time,
+        prune_tau=prune_tau, target_points=ref.eval_a, source_points=source_points,
+        model=selected, evaluation=evaluation, field=field, rows=rows,
+        noise_floor=ref.noise_floor, extent=extent, caps=src.caps, tau=src.tau,
+        pruned_arcs=None if pruning is None else pruning.pruned_arcs(), pruned_mass=mass,
+        notes=notes,
     )
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.checks import check_integer
 from explorer.device import check_seed
 
 from .sources import Source, check_tau, fit_data
-from .targets import check_count
 from .training import FlowModel
 
 SOLVERS = {"euler": 1, "midpoint": 2, "rk4": 4, "dopri5": None}  # evaluations per step
@@ -59,7 +59,7 @@ def integrate(
 ) -> Trajectory:
     """Carry x0 along the flow; fixed solvers take ``steps`` equal steps, dopri5 chooses its own
     and its path is reported at ``steps + 1`` equally spaced times."""
-    steps = check_count(steps, "steps")
+    steps = check_integer(steps, "steps", low=1)
     check_solver(solver)
     times = torch.linspace(0, 1, steps + 1, dtype=x0.dtype, device=x0.device)
     if solver == "dopri5":
@@ -189,8 +189,8 @@ def draw_source(model: FlowModel, n: int, seed: int, pruning: Pruning | None = N
                 device=None) -> torch.Tensor:
     gen = torch.Generator(device=model.weights[0].device).manual_seed(check_seed(seed))
     if pruning is None:
-        return model.source.sample(check_count(n), gen)
-    return pruned_draw(model.source, pruning, check_count(n), gen)
+        return model.source.sample(check_integer(n, "n", low=1), gen)
+    return pruned_draw(model.source, pruning, check_integer(n, "n", low=1), gen)
 
 
 def sample(

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from explorer.checks import check_integer
 from explorer.device import check_seed, choose_device
 
-from .targets import check_count, get_target, labelled_target
+from .targets import get_target, labelled_target
 
 FIT_SIZE = 4000
 FIT_SEED = 12345
@@ -164,7 +165,7 @@ def _base(options: dict):
     if base == "gaussian":
         return _gaussian, math.sqrt(math.pi / 2)
     if base == "hd_gaussian":
-        dim = check_count(options.get("dim", 64), "dim")
+        dim = check_integer(options.get("dim", 64), "dim", low=1)
         return _hd_gaussian(dim), chi_mean(dim) * hd_scale(dim)
     raise ValueError(f"base must be 'gaussian' or 'hd_gaussian', got {base!r}")
 
@@ -321,7 +322,7 @@ def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
     if name == "gaussian":
         return Source(name, opts, _gaussian)
     if name == "hd_gaussian":
-        return Source(name, opts, _hd_gaussian(check_count(opts["dim"], "dim")))
+        return Source(name, opts, _hd_gaussian(check_integer(opts["dim"], "dim", low=1)))
     if name == "8gaussians":
         return Source(name, opts, get_target("8gaussians").sample)
     if name == "uniform":
@@ -335,21 +336,21 @@ def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
         scale = float(np.linalg.norm(data, axis=1).mean()) / base_norm
         return Source(name, opts, lambda n, gen: scale * base(n, gen), notes={"scale": scale})
     if name == "density_approx":
-        k = check_count(opts["components"], "components")
-        fit_points = check_count(opts["fit_points"], "fit_points")
+        k = check_integer(opts["components"], "components", low=1)
+        fit_points = check_integer(opts["fit_points"], "fit_points", low=1)
         rng = np.random.default_rng(check_seed(seed))
         subset = data[rng.choice(len(data), size=min(fit_points, len(data)), replace=False)]
         gmm = fit_gaussian_mixture(subset, k, seed)
         return Source(name, opts, _mixture_sampler(gmm), notes={"mixture": gmm})
     if name == "directional":
         tau = check_tau(opts["tau"])
-        caps, shares = spherical_kmeans(data, check_count(opts["caps"], "caps"), seed)
+        caps, shares = spherical_kmeans(data, check_integer(opts["caps"], "caps", low=1), seed)
         base, _ = _base(opts)
         draw = restricted(base, lambda x: in_caps(x, caps, tau), "directional source")
         return Source(name, opts, draw, caps=caps, tau=tau, notes={"shares": shares})
     # learned: one component per target mode unless told otherwise
     k = opts["components"] or get_target(target).n_modes
-    k = check_count(k, "components")
+    k = check_integer(k, "components", low=1)
     for reg in ("var_reg", "align_reg"):
         if not float(opts[reg]) >= 0:
             raise ValueError(f"{reg} must be zero or positive, got {opts[reg]!r}")
@@ -377,4 +378,4 @@ def source(
     ``learned(components, var_reg, align_reg)``, which before training is N(0, I) up to
     means of size INITIAL_RADIUS = 0.01 (components default: one per target mode)."""
     gen = torch.Generator(device=choose_device(device)).manual_seed(check_seed(seed))
-    return make_source(name, target, seed, **options).sample(check_count(n), gen)
+    return make_source(name, target, seed, **options).sample(check_integer(n, "n", low=1), gen)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.checks import check_integer
 from explorer.device import check_seed, choose_device
 
 HD_DATA_RADIUS = 1.5  # the data norm in the simulation; the hd_gaussian ring sits at ~2x
@@ -163,20 +164,13 @@ def get_target(name) -> Target:
     return TARGETS[name]
 
 
-def check_count(n, what: str = "n") -> int:
-    """Counts (samples, batch, steps, iterations) are positive integers."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {n!r}")
-    return int(n)
-
-
 def target(name: str = "moons", n: int = 1000, seed: int = 0, device=None) -> torch.Tensor:
     """``n`` points (n, 2) from the target ``name``, reproducible from ``seed``."""
     gen = torch.Generator(device=choose_device(device)).manual_seed(check_seed(seed))
-    return get_target(name).sample(check_count(n), gen)
+    return get_target(name).sample(check_integer(n, "n", low=1), gen)
 
 
 def labelled_target(name, n: int, seed: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` target points and the mode each came from."""
     gen = torch.Generator(device=choose_device(device)).manual_seed(check_seed(seed))
-    return get_target(name).draw(check_count(n), gen)
+    return get_target(name).draw(check_integer(n, "n", low=1), gen)

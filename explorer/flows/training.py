@@ -33,11 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from explorer.checks import check_integer, is_number
 from explorer.device import check_seed, choose_device
 
 from .couplings import check_coupling, make_pairing, pair_within_conditions
 from .sources import LEARNED_PARAMETERS, LearnedParams, Source, make_source, mean_from_polar
-from .targets import Target, check_count, get_target
+from .targets import Target, get_target
 
 SOURCE_LR_FACTOR = 10.0
 MAX_ITERS = 50_000  # a grid of 12 models at 2,000 iterations takes about half a minute
@@ -173,28 +174,29 @@ def learned_source_penalty(learned: LearnedParams, params, condition: torch.Tens
 @dataclass
 class TrainSettings:
     iters: int = 3000
-    batch: int = 256
+    batch_size: int = 256
     seed: int = 0
-    lr: float = 3e-3
+    learning_rate: float = 3e-3
     sigma: float = 0.0
     width: int = 64
     depth: int = 3
     pair_reuse: int = 1
 
     def check(self) -> TrainSettings:
-        check_count(self.iters, "iters")
-        check_count(self.batch, "batch")
+        check_integer(self.iters, "iters", low=1)
+        check_integer(self.batch_size, "batch_size", low=1)
         if self.iters > MAX_ITERS:
             raise ValueError(f"iters must be at most {MAX_ITERS:,}, got {self.iters:,} (the "
                              f"default 2,000 iterations train a grid in about half a minute)")
-        if self.batch > MAX_BATCH:
-            raise ValueError(f"batch must be at most {MAX_BATCH:,} points, got {self.batch:,}")
-        check_count(self.width, "width")
-        check_count(self.depth, "depth")
-        check_count(self.pair_reuse, "pair_reuse")
+        if self.batch_size > MAX_BATCH:
+            raise ValueError(f"batch_size must be at most {MAX_BATCH:,} points, got "
+                             f"{self.batch_size:,}")
+        check_integer(self.width, "width", low=1)
+        check_integer(self.depth, "depth", low=1)
+        check_integer(self.pair_reuse, "pair_reuse", low=1)
         check_seed(self.seed)
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            raise ValueError(f"lr must be a learning rate between 0 and 1, got {self.lr!r}")
+        if not (is_number(self.learning_rate) and 0 < self.learning_rate < 1):
+            raise ValueError(f"learning_rate must be between 0 and 1, got {self.learning_rate!r}")
         if not (isinstance(self.sigma, (int, float)) and 0 <= self.sigma < 5):
             raise ValueError(f"sigma must be between 0 and 5, got {self.sigma!r}")
         return self
@@ -218,7 +220,7 @@ def train_many(
     the_target = as_target(target)
     for _, coupling in slots:
         check_coupling(coupling)
-    n_slots, batch = len(slots), settings.batch
+    n_slots, batch = len(slots), settings.batch_size
     data_gens = [data_stream(settings.seed, device) for _ in slots]
     source_gens = [source_stream(settings.seed, device) for _ in slots]
     pairings = [make_pairing(coupling, np.random.default_rng(settings.seed))
@@ -239,10 +241,10 @@ def train_many(
     source_params = [p for pair in learned.values() for p in pair]
     groups = [{"params": weights + biases}]
     if source_params:  # the source has 2K numbers to move far: a larger step (10x)
-        groups.append({"params": source_params, "lr": SOURCE_LR_FACTOR * settings.lr})
-    optimiser = torch.optim.Adam(groups, lr=settings.lr, fused=True)  # one kernel per step
+        groups.append({"params": source_params, "lr": SOURCE_LR_FACTOR * settings.learning_rate})
+    optimiser = torch.optim.Adam(groups, lr=settings.learning_rate, fused=True)  # one kernel per step
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, settings.iters, eta_min=0.05 * settings.lr
+        optimiser, settings.iters, eta_min=0.05 * settings.learning_rate
     )  # (for the source group, eta_min is relative to the first group; harmless)
     history = np.zeros((settings.iters, n_slots))
     pairs: list = [None] * n_slots
@@ -276,7 +278,7 @@ def train_many(
                    for s in range(n_slots) if not torch.isfinite(per_slot[s])]
             raise TrainingDiverged(
                 f"training diverged at iteration {it + 1}: the loss of {', '.join(bad)} became "
-                f"NaN or infinite (learning rate {settings.lr:g}); lower the learning rate"
+                f"NaN or infinite (learning rate {settings.learning_rate:g}); lower the learning rate"
             )
         loss = per_slot.sum() + (sum(extra) if extra else 0.0)
         optimiser.zero_grad(set_to_none=True)
@@ -322,9 +324,9 @@ def train(
     source="gaussian",
     coupling: str = "independent",
     iters: int = 3000,
-    batch: int = 256,
+    batch_size: int = 256,
     seed: int = 0,
-    lr: float = 3e-3,
+    learning_rate: float = 3e-3,
     sigma: float = 0.0,
     width: int = 64,
     pair_reuse: int = 1,
@@ -344,6 +346,8 @@ def train(
     benchmarks/bench_flows.py, seeds 0-11; mean W2 0.295 at r = 1): r = 2 changes W2 by
     +0.003 +- 0.008 (standard error; better in 4 of 12 seeds), r = 4 by +0.014 +- 0.008
     (better in 3 of 12)."""
-    settings = TrainSettings(iters, batch, seed, lr, sigma, width, pair_reuse=pair_reuse)
+    settings = TrainSettings(iters=iters, batch_size=batch_size, seed=seed,
+                             learning_rate=learning_rate, sigma=sigma, width=width,
+                             pair_reuse=pair_reuse)
     src = as_source(source, target, seed, source_options)
     return train_many(target, [(src, coupling)], settings, progress, device=device)[0]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 
 from .. import divergences
-from ..device import check_seed
 from ..ui import App
 from ..ui.layout import ReflowingApp
+from ..ui.schema import Params, setting
 from . import compute, figures
 from .exact import divergence_name
 from .scenario import REFERENCES, REWARDS
@@ -22,75 +21,71 @@ APP_MAX_RESPONSES = 10_000
 TRAIN_CHOICES = ("reverse_kl", "forward_kl", "js", "alpha", "chi_po")
 #: What the gold-reward menu shows (ids are code, not words).
 REWARD_LABELS = {"gaussian": "Gaussian", "heavy_tailed": "heavy-tailed", "verifiable": "verifiable (0/1)"}
+#: The views drawn from the selected policies (and the trained ones): every change redraws them.
+SELECTED = ("plane", "measures", "policy")
+#: The curves of the diversity view: the registry's f among them.
+CURVES = (*SELECTED, "diversity")
+NOT_TV = "registry divergences other than tv (its f' is not invertible)"
 
 
-@dataclass
-class FrontierParams:
-    n_responses: int = 2000
-    reference: str = "zipf"
-    reward: str = "gaussian"
-    correlation: float = 0.8
-    n_hackable: int = 0
-    seed: int = 0
-    divergence: str = "forward_kl"
-    alpha: float = 0.5
-    beta: float = 0.3
-    n: int = 16
-    k: int = 8
-    x_axis: str = "kl"
-    y_reward: str = "gold"
-    delta: float = 0.3
-    train_method: str = "pg"
-    train_divergence: str = "reverse_kl"
-    train_steps: int = 300
-    compare: str = "parameter"
-    kl_budget: float = 1.0
-    infalign_t_auto: bool = True
-    infalign_t: float = 6.0
+def _regularisers() -> dict[str, str]:
+    return {name: divergences.get(name, 0.5 if name == "alpha" else None).title
+            for name in divergences.names() if name != "tv"}
 
-    def validate(self) -> None:
-        if not (isinstance(self.n_responses, int) and 10 <= self.n_responses <= APP_MAX_RESPONSES):
-            raise ValueError(
-                f"n_responses must be a whole number from 10 to {APP_MAX_RESPONSES:,} in the app "
-                f"(the compute functions take up to 10^6); got {self.n_responses!r}"
-            )
-        for field, allowed in (("reference", REFERENCES), ("reward", REWARDS),
-                               ("x_axis", ("kl", "sqrt_kl")), ("y_reward", ("gold", "proxy")),
-                               ("train_method", ("pg", "dpo")), ("train_divergence", TRAIN_CHOICES)):
-            if getattr(self, field) not in allowed:
-                raise ValueError(f"{field} must be one of: {', '.join(allowed)}; got {getattr(self, field)!r}")
-        if not -1.0 <= self.correlation <= 1.0:
-            raise ValueError(f"correlation must be between -1 and 1, got {self.correlation}")
-        if not (isinstance(self.n_hackable, int) and 0 <= self.n_hackable <= self.n_responses // 10):
-            raise ValueError(f"n_hackable must be from 0 to {self.n_responses // 10}, got {self.n_hackable!r}")
-        check_seed(self.seed)
-        if self.divergence == "tv" or self.divergence not in divergences.names():
-            raise ValueError(
-                f"divergence must be a registry divergence other than tv (its f' is not invertible); "
-                f"got {self.divergence!r}"
-            )
-        divergences.check_alpha(self.alpha)
-        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 0):
-            raise ValueError(f"beta must be > 0 (the KL penalty strength), got {self.beta!r}")
-        for field, low, high in (("n", 1, 10**9), ("k", 1, 10**6), ("train_steps", 1, 20_000)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{field} must be a whole number from {low} to {high:,}, got {value!r}")
-        if self.compare not in compute.COMPARE:
-            raise ValueError(f"compare must be one of: {', '.join(compute.COMPARE)}; got {self.compare!r}")
-        if not isinstance(self.infalign_t_auto, bool):
-            raise ValueError(f"infalign_t_auto must be True or False, got {self.infalign_t_auto!r}")
-        if isinstance(self.infalign_t, bool) or not (
-                isinstance(self.infalign_t, (int, float)) and 0 < self.infalign_t <= 500):
-            raise ValueError(f"infalign_t must be a number in (0, 500] (e^(t c) must stay finite), got {self.infalign_t!r}")
-        if isinstance(self.kl_budget, bool) or not (
-                isinstance(self.kl_budget, (int, float)) and math.isfinite(self.kl_budget) and self.kl_budget > 0):
-            raise ValueError(f"kl_budget must be a positive number of nats, got {self.kl_budget!r}")
-        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1.2):
-            raise ValueError(
-                f"delta must be between 0 and 1.2 nats per token (the example's tokens allow at "
-                f"most -log 0.1 = 2.3, and N = e^(L delta) must stay representable); got {self.delta!r}"
-            )
+
+@dataclass(kw_only=True)
+class FrontierParams(Params):
+    # the scenario: every view changes with it
+    n_responses: int = setting(2000, "responses", low=10, high=APP_MAX_RESPONSES, control="dropdown",
+                               options=(100, 500, 2000, 10_000),
+                               why=" in the app (the compute functions take up to 10^6)")
+    reference: str = setting("zipf", "π_ref", choices=REFERENCES, control="dropdown")
+    reward: str = setting("gaussian", "gold reward", control="dropdown",
+                          choices={r: REWARD_LABELS[r] for r in REWARDS})
+    correlation: float = setting(0.8, "proxy–gold corr.", low=-1.0, high=1.0, step=0.05)
+    n_hackable: int = setting(0, "hackable", low=0, shown=(0, 20),
+                              tooltip="rare responses whose proxy reward is inflated")
+    seed: int = setting(0, "seed", low=0, control="int_text", shown=(0, 2**32 - 1))
+    # the methods
+    divergence: str = setting("forward_kl", "divergence", choices=_regularisers, control=None,
+                              why=f"; the regulariser is one of the {NOT_TV}", invalidates=CURVES)
+    alpha: float = setting(0.5, "α", check=divergences.check_alpha, control=None, invalidates=CURVES)
+    beta: float = setting(0.3, "β (selected)", low=0.0, low_open=True, control="log_slider",
+                          shown=(-2, 1.4), step=0.05, why=" (the KL penalty strength)",
+                          invalidates=SELECTED)
+    n: int = setting(16, "n (best-of-n)", low=1, high=10**9, shown=(1, 4096), invalidates=SELECTED)
+    k: int = setting(8, "k (pass@k)", low=1, high=10**6, shown=(1, 64), invalidates=CURVES)
+    x_axis: str = setting("kl", "x", choices={"kl": "KL", "sqrt_kl": "√KL"}, control="toggle",
+                          invalidates=(*CURVES, "two_rewards"))
+    y_reward: str = setting("gold", "y", choices=("gold", "proxy"), control="toggle",
+                            invalidates=SELECTED)
+    delta: float = setting(0.3, "Δ (memoryless)", low=0.0, high=1.2, low_open=True, high_open=True,
+                           shown=(0.05, 1.15), step=0.05, invalidates=(*SELECTED, "memoryless"),
+                           why=" nats per token (the example's tokens allow at most -log 0.1 = "
+                               "2.3, and N = e^(L delta) must stay representable)")
+    # training (the button trains with these; they change no view by themselves)
+    train_method: str = setting("pg", "method", control="dropdown", invalidates=(),
+                                choices={"pg": "policy gradient + KL", "dpo": "DPO family"})
+    train_divergence: str = setting("reverse_kl", "DPO divergence", control="dropdown",
+                                    choices=lambda: {c: divergence_name(c) for c in TRAIN_CHOICES},
+                                    invalidates=())
+    train_iters: int = setting(300, "iterations", low=1, high=20_000, shown=(50, 3000), step=50,
+                               invalidates=())
+    # comparing the methods
+    compare: str = setting("parameter", "methods", control="toggle", invalidates=SELECTED,
+                           choices={"parameter": "at selected β, n", "equal_kl": "at equal KL"})
+    kl_budget: float = setting(1.0, "KL budget [nats]", low=0.0, low_open=True,
+                               shown=(0.05, 7.0), step=0.05, invalidates=SELECTED)
+    infalign_t_auto: bool = setting(True, "InfAlign t: chosen for n (untick to set it)",
+                                    control="checkbox", invalidates=SELECTED)
+    infalign_t: float = setting(6.0, "InfAlign t (manual)", low=0.0, high=500.0, low_open=True,
+                                control="log_slider", shown=(-1, 2.3), step=0.05,
+                                why=" (e^(t c) must stay finite)", invalidates=SELECTED)
+
+    def check_together(self) -> None:
+        if self.n_hackable > self.n_responses // 10:
+            raise ValueError(f"n_hackable must be from 0 to {self.n_responses // 10}, "
+                             f"got {self.n_hackable!r}")
 
     @property
     def scenario_key(self) -> tuple:
@@ -102,6 +97,11 @@ class FrontierApp(ReflowingApp, App):
     """Reward vs KL for KL-RL, best-of-n, f-DPO, chi-PO and InfAlign, exact and trained."""
 
     Params = FrontierParams
+    renames = {2: {"train_steps": "train_iters"}}  # iterations are iters (GLOSSARY.md)
+    # a fixed description column keeps labels whole inside the narrow control tabs; a fixed
+    # width would be wider than the tab at 1440 px, cutting arrows
+    control_style = {"description_width": "120px"}
+    control_layout = {"width": "96%"}
     title = "Reward–KL frontiers: what each alignment method buys per nat"
     description = (
         "Every curve is an exact optimum on a finite set of responses (float64, no sampling). "
@@ -132,7 +132,6 @@ class FrontierApp(ReflowingApp, App):
 
     def __init__(self, **params):
         self._trajectories: dict[tuple, list] = {}
-        self._figure_cache: dict[str, tuple] = {}
         super().__init__(**params)
 
     # ----- science ------------------------------------------------------------------------
@@ -157,32 +156,18 @@ class FrontierApp(ReflowingApp, App):
         trained = [run.data.sentence() for run in result.trajectories if run.data is not None]
         return list(result.notes) + list(dict.fromkeys(trained))
 
-    def make_figures(self, result: compute.FrontierResult) -> dict:
-        """Figures that depend only on cached curves are reused when a slider leaves them alone."""
-        x_axis, k = result.settings["x_axis"], result.settings["k"]
-        curves = result.curves
-        return {
-            "plane": figures.frontier_plane(result),
-            "measures": figures.measures_table(result),
-            "policy": figures.policy_bars(result),
-            "overoptimisation": self._cached(
-                "overoptimisation", (id(curves["kl_rl"]), id(curves["bon"])),
-                figures.overoptimisation, result),
-            "diversity": self._cached(
-                "diversity", (*(id(curves[key]) for key in figures.DIVERSITY_CURVES), x_axis, k),
-                figures.diversity, result),
-            "memoryless": self._cached("memoryless", (id(result.memoryless),), figures.memoryless, result),
-            "two_rewards": self._cached(
-                "two_rewards", (id(result.two_rewards), x_axis), figures.two_rewards, result),
-        }
+    def views(self) -> dict:
+        return {"plane": figures.frontier_plane, "measures": figures.measures_table,
+                "policy": figures.policy_bars, "overoptimisation": figures.overoptimisation,
+                "diversity": figures.diversity, "memoryless": figures.memoryless,
+                "two_rewards": figures.two_rewards}
 
-    def _cached(self, name, key, draw, result):
-        cached = self._figure_cache.get(name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        figure = draw(result)
-        self._figure_cache[name] = (key, figure)
-        return figure
+    def view_version(self, name: str, params, result) -> tuple:
+        """The trained policies drawn on the plane (and in its tables): how far each got."""
+        if name not in SELECTED:
+            return ()
+        return tuple((run.method, run.divergence, run.beta, run.alpha, len(run.iters),
+                      run.policy is not None) for run in result.trajectories)
 
     # ----- training (long work, in the Runner) -----------------------------------------------
     def train(self, wait: bool = False, **overrides) -> None:
@@ -191,7 +176,7 @@ class FrontierApp(ReflowingApp, App):
         params = self.params
         method = overrides.get("method", params.train_method)
         divergence = overrides.get("divergence", params.train_divergence)
-        steps = overrides.get("steps", params.train_steps)
+        iters = overrides.get("iters", params.train_iters)
         key = params.scenario_key
         s = compute.cached_scenario(*key)
         alpha = params.alpha if divergence == "alpha" else None
@@ -207,9 +192,9 @@ class FrontierApp(ReflowingApp, App):
 
             return train(
                 s.pi_ref, s.proxy, gold=s.gold, method=method, beta=params.beta,
-                divergence=divergence, alpha=alpha, steps=steps,
+                divergence=divergence, alpha=alpha, iters=iters,
                 learning_rate=overrides.get("learning_rate", 0.05), seed=params.seed,
-                report=progress, record_every=max(1, steps // 60),
+                report=progress, record_every=max(1, iters // 60),
             )
 
         def show(_partial_or_final):
@@ -223,42 +208,22 @@ class FrontierApp(ReflowingApp, App):
 
     # ----- widgets ------------------------------------------------------------------------
     def build_controls(self) -> list[widgets.Widget]:
-        # a fixed description column keeps labels whole inside the narrow control tabs
-        style = {"description_width": "120px"}
-        fill = {"width": "96%"}  # a fixed width would be wider than the tab at 1440 px, cutting arrows
-        slider = dict(continuous_update=False, style=style, layout=fill)
-        log_beta = widgets.FloatLogSlider(min=-2, max=1.4, step=0.05, description="β (selected)", **slider)
         scenario = widgets.VBox([
-            self.bind(widgets.Dropdown(options=REFERENCES, description="π_ref", style=style, layout=fill), "reference"),
-            self.bind(widgets.Dropdown(options=[(REWARD_LABELS[r], r) for r in REWARDS], description="gold reward", style=style, layout=fill), "reward"),
-            self.bind(widgets.FloatSlider(min=-1, max=1, step=0.05, description="proxy–gold corr.", **slider), "correlation"),
-            self.bind(widgets.IntSlider(min=0, max=20, description="hackable", tooltip="rare responses whose proxy reward is inflated", **slider), "n_hackable"),
-            self.bind(widgets.Dropdown(options=[100, 500, 2000, 10_000], description="responses", style=style, layout=fill), "n_responses"),
-            self.bind(widgets.IntText(description="seed", style=style, layout={"width": "220px"}), "seed"),
+            *map(self.control, ("reference", "reward", "correlation", "n_hackable", "n_responses")),
+            self.control("seed", layout=widgets.Layout(width="220px")),
         ])
         methods = widgets.VBox([
             widgets.HTML("<b>f-regularised optimum (f-DPO)</b>"),
-            self.divergence_picker(include=[n for n in divergences.names() if n != "tv"]),
-            self.bind(log_beta, "beta"),
-            self.bind(widgets.IntSlider(min=1, max=4096, description="n (best-of-n)", **slider), "n"),
-            self.bind(widgets.IntSlider(min=1, max=64, description="k (pass@k)", **slider), "k"),
+            self.divergence_picker(include=list(_regularisers())),
+            *map(self.control, ("beta", "n", "k")),
             widgets.HTML("<b>compare</b>"),
-            self.bind(widgets.ToggleButtons(options=[("at selected β, n", "parameter"), ("at equal KL", "equal_kl")],
-                                            description="methods", style=style), "compare"),
-            self.bind(widgets.FloatSlider(min=0.05, max=7.0, step=0.05, description="KL budget [nats]", **slider), "kl_budget"),
-            self.bind(widgets.Checkbox(description="InfAlign t: chosen for n (untick to set it)", indent=False,
-                                       layout={"width": "96%"}), "infalign_t_auto"),
-            self.bind(widgets.FloatLogSlider(min=-1, max=2.3, step=0.05, description="InfAlign t (manual)", **slider), "infalign_t"),
+            *map(self.control, ("compare", "kl_budget")),
+            self.control("infalign_t_auto", layout=widgets.Layout(width="96%")),
+            self.control("infalign_t"),
         ])
-        view = widgets.VBox([
-            self.bind(widgets.ToggleButtons(options=[("KL", "kl"), ("√KL", "sqrt_kl")], description="x", style=style), "x_axis"),
-            self.bind(widgets.ToggleButtons(options=["gold", "proxy"], description="y", style=style), "y_reward"),
-            self.bind(widgets.FloatSlider(min=0.05, max=1.15, step=0.05, description="Δ (memoryless)", **slider), "delta"),
-        ])
+        view = widgets.VBox([*map(self.control, ("x_axis", "y_reward", "delta"))])
         training = widgets.VBox([
-            self.bind(widgets.Dropdown(options=[("policy gradient + KL", "pg"), ("DPO family", "dpo")], description="method", style=style, layout=fill), "train_method"),
-            self.bind(widgets.Dropdown(options=[(divergence_name(c), c) for c in TRAIN_CHOICES], description="DPO divergence", style=style, layout=fill), "train_divergence"),
-            self.bind(widgets.IntSlider(min=50, max=3000, step=50, description="steps", **slider), "train_steps"),
+            *map(self.control, ("train_method", "train_divergence", "train_iters")),
             widgets.HBox([self.button("Train", self.train, icon="play"),
                           self.button("Clear", self.clear_training)]),
         ])

@@ -70,7 +70,7 @@ class Curve:
             return np.sum(-np.expm1(k * np.log1p(-np.minimum(self.p_each_correct, 1.0))), axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Measures:
     name: str
     setting: str
@@ -97,7 +97,7 @@ class TwoRewards:
     both_good: dict[str, np.ndarray]  # P(r1 > ref1 and r2 > ref2)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FrontierResult:
     scenario: Scenario
     curves: dict[str, Curve]
@@ -265,11 +265,12 @@ def measures(name, setting, log_pi, s: Scenario, k: int, n: int) -> Measures:
     log_ref = np.log(s.pi_ref)
     zeros = int(np.sum(np.isneginf(log_pi) & (s.pi_ref > 0)))
     return Measures(
-        name, setting, kl_from_log(log_pi, log_ref), expected(pi, s.proxy), expected(pi, s.gold),
-        entropy(pi), win_rate(pi, s.pi_ref, s.gold),
-        pass_at_k(pi, s.correct, k) if s.correct.any() else math.nan,
-        distinct_correct(pi, s.correct, k) if s.correct.any() else math.nan,
-        kl_from_log(log_ref, log_pi), zeros, inference_win_rate(pi, s.pi_ref, s.proxy, n),
+        name=name, setting=setting, kl=kl_from_log(log_pi, log_ref), proxy=expected(pi, s.proxy),
+        gold=expected(pi, s.gold), entropy=entropy(pi), win_rate=win_rate(pi, s.pi_ref, s.gold),
+        pass_at_k=pass_at_k(pi, s.correct, k) if s.correct.any() else math.nan,
+        distinct_correct=distinct_correct(pi, s.correct, k) if s.correct.any() else math.nan,
+        reverse_kl_of_ref=kl_from_log(log_ref, log_pi), zeros=zeros,
+        inference_win_rate=inference_win_rate(pi, s.pi_ref, s.proxy, n),
     )
 
 
@@ -350,10 +351,12 @@ def explore(
                 f"(π_ref can produce them, the policy never does)."
             )
     return FrontierResult(
-        s, curves, selected, policies, fits, cached_memoryless(float(delta)), bon_kl_bound(NS),
-        {"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n), "k": int(k),
-         "divergence": divergence, "alpha": alpha, "compare": compare, "kl_budget": budget,
-         "infalign_t": t, "infalign_t_auto": infalign_t is None, "max_kl": ceiling},
+        scenario=s, curves=curves, selected=selected, policies=policies, fits=fits,
+        memoryless=cached_memoryless(float(delta)), bon_bound=bon_kl_bound(NS),
+        settings={"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n),
+                  "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
+                  "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
+                  "max_kl": ceiling},
         two_rewards=two_rewards(key), notes=notes, peaks=peaks,
     )
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
+from ..checks import is_number
 from .exact import best_of_n, bon_frontier, check_policy, check_reward, kl_frontier, win_rate
 
 #: Knob ranges searched, in units of the reward's spread (beta) and in samples (n).
@@ -45,7 +46,7 @@ def max_kl(pi_ref, r) -> float:
 
 def check_budget(budget, ceiling: float) -> float:
     """A KL budget strictly between 0 and the ceiling, or a sentence saying why not."""
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
+    if not is_number(budget) or not math.isfinite(budget):
         raise ValueError(f"the KL budget must be a number of nats, got {budget!r}")
     if not 0 < budget < ceiling:
         if math.isinf(ceiling):

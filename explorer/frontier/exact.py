@@ -21,6 +21,7 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp, wrightomega
 
 from .. import divergences
+from ..checks import check_array
 
 #: exp(x) for x below this is a subnormal float (slow) or zero: we flush it to an exact zero.
 _FLUSH = -700.0
@@ -90,26 +91,12 @@ def check_reward(r, size: int, argument: str = "r") -> np.ndarray:
 
 def check_beta(beta, argument: str = "beta") -> np.ndarray:
     """Positive finite regularisation strengths (a scalar becomes a length-1 array)."""
-    try:
-        values = np.atleast_1d(np.asarray(beta, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{argument} must be a positive number or a list of them") from None
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"{argument} must be a positive number or a 1-D list of them")
-    if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"{argument} must be > 0 and finite (the KL penalty strength); got {beta!r}")
-    return values
+    return check_array(beta, argument, 0.0, low_open=True, what=" (the KL penalty strength)")
 
 
 def check_n(n, argument: str = "n") -> np.ndarray:
     """Sample counts n >= 1 (floats allowed: exp(L Delta) need not be an integer)."""
-    try:
-        values = np.atleast_1d(np.asarray(n, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{argument} must be a number >= 1 or a list of them") from None
-    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 1):
-        raise ValueError(f"{argument} must be >= 1 and finite (the number of samples); got {n!r}")
-    return values
+    return check_array(n, argument, 1.0, what=" (the number of samples)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
             "type": "scatter", "x": _x(result, trajectory.kl),
             "y": np.asarray(trajectory.gold if y_name == "gold" else trajectory.proxy),
             "mode": "lines+markers", "name": f"trained: {trajectory.label}", "marker": {"size": 3},
-            "line": {"color": COLOURS["trained"]}, "customdata": np.asarray(trajectory.steps),
-            "hovertemplate": "step %{customdata}<br>KL %{x:.4g}<br>%{y:.4g}<extra>trained</extra>",
+            "line": {"color": COLOURS["trained"]}, "customdata": np.asarray(trajectory.iters),
+            "hovertemplate": "iteration %{customdata}<br>KL %{x:.4g}<br>%{y:.4g}<extra>trained</extra>",
         })
     if result.trajectories:
         targets = result.targets

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_choice, check_number, is_integer
+
 REFERENCES = ("zipf", "dirichlet", "softmax")
 REWARDS = ("gaussian", "heavy_tailed", "verifiable")
 MAX_RESPONSES = 1_000_000
@@ -31,16 +33,6 @@ class Scenario:
     @property
     def size(self) -> int:
         return int(self.pi_ref.size)
-
-
-def _check_choice(value, allowed, argument):
-    if value not in allowed:
-        raise ValueError(f"{argument} must be one of: {', '.join(allowed)}; got {value!r}")
-
-
-def _positive(value, argument, upper=math.inf):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= upper):
-        raise ValueError(f"{argument} must be a positive number (at most {upper:g}), got {value!r}")
 
 
 def reference_policy(size: int, kind: str, rng, *, zipf_exponent=1.1, concentration=1.0,
@@ -93,12 +85,12 @@ def make_scenario(
     that it has gold's mean and spread and correlation ``correlation`` with it. ``n_hackable``
     rare responses (the least likely under pi_ref) get a proxy ``hack_boost`` gold standard
     deviations above the best honest proxy, and keep their gold."""
-    if isinstance(n_responses, bool) or not isinstance(n_responses, (int, np.integer)):
+    if not is_integer(n_responses):
         raise ValueError(f"n_responses must be a whole number, got {n_responses!r}")
     if not 10 <= n_responses <= MAX_RESPONSES:
         raise ValueError(f"n_responses must be between 10 and {MAX_RESPONSES:,}, got {n_responses}")
-    _check_choice(reference, REFERENCES, "reference")
-    _check_choice(reward, REWARDS, "reward")
+    check_choice(reference, REFERENCES, "reference")
+    check_choice(reward, REWARDS, "reward")
     if not (isinstance(correlation, (int, float)) and -1.0 <= correlation <= 1.0):
         raise ValueError(f"correlation must be between -1 and 1, got {correlation!r}")
     if not (isinstance(n_hackable, (int, np.integer)) and 0 <= n_hackable <= n_responses // 10):
@@ -111,10 +103,10 @@ def make_scenario(
             f"n_correct (correct answers in the verifiable scenario) must be from 1 to half the "
             f"responses ({n_responses // 2}), got {n_correct!r}"
         )
-    _positive(hack_boost, "hack_boost", 100.0)
-    _positive(zipf_exponent, "zipf_exponent", 5.0)
-    _positive(concentration, "concentration", 1e3)
-    _positive(temperature, "temperature", 1e3)
+    check_number(hack_boost, "hack_boost", 0, 100.0, low_open=True)
+    check_number(zipf_exponent, "zipf_exponent", 0, 5.0, low_open=True)
+    check_number(concentration, "concentration", 0, 1e3, low_open=True)
+    check_number(temperature, "temperature", 0, 1e3, low_open=True)
     rng = np.random.default_rng(seed)
     pi_ref = reference_policy(
         n_responses, reference, rng, zipf_exponent=zipf_exponent,

@@ -24,6 +24,7 @@ from scipy.special import expit
 
 from .. import divergences
 from .._deferred import deferred_import
+from ..checks import check_integer, is_integer
 from ..device import check_seed, choose_device, generator
 from .exact import check_beta, check_policy, check_reward, divergence_name, regularizer_names
 
@@ -39,7 +40,7 @@ class Trajectory:
     method: str
     divergence: str
     beta: float
-    steps: list[int] = field(default_factory=list)
+    iters: list[int] = field(default_factory=list)  # the iterations recorded
     kl: list[float] = field(default_factory=list)
     proxy: list[float] = field(default_factory=list)
     gold: list[float] = field(default_factory=list)
@@ -76,7 +77,7 @@ class PreferenceData:
             f"DPO on {self.pairs:,} pairs: {self.undefeated:,} of the {self.compared:,} compared "
             f"responses never lose a comparison (π_ref mass {self.undefeated_mass:.3g}), so the "
             f"pair loss has no minimiser and keeps raising them; π_ref mass "
-            f"{self.never_compared_mass:.3g} is never compared. More steps move DPO away from the "
+            f"{self.never_compared_mass:.3g} is never compared. More iterations move DPO away from the "
             f"population optimum (the ◇ on the plane), not towards it."
         )
 
@@ -150,7 +151,7 @@ def preference_pairs(pi_ref, reward, n_pairs: int, seed: int = 0):
     with probability sigmoid(r1 - r2) (Bradley-Terry). Pairs of the same response are dropped."""
     p = check_policy(pi_ref)
     r = check_reward(reward, p.size, "reward")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+    if not is_integer(n_pairs) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a whole number >= 1, got {n_pairs!r}")
     rng = np.random.default_rng(check_seed(seed))
     first = rng.choice(p.size, size=n_pairs, p=p)
@@ -173,9 +174,9 @@ def train(
     beta: float = 0.5,
     divergence: str = "reverse_kl",
     alpha: float | None = None,
-    steps: int = 300,
+    iters: int = 300,
     learning_rate: float = 0.05,
-    batch: int | None = 256,
+    batch_size: int | None = 256,
     n_pairs: int = 20_000,
     gold=None,
     record_every: int = 5,
@@ -187,7 +188,7 @@ def train(
 
     * ``method="pg"``: REINFORCE with the KL penalty folded into the reward, r - beta log(pi/pi_ref)
       (Ziegler et al. 2019, "Fine-tuning language models from human preferences", eq. 2), a batch
-      mean baseline, ``batch`` samples per step; ``batch=None`` uses the exact expected gradient
+      mean baseline, ``batch_size`` samples per iteration; ``batch_size=None`` uses the exact expected gradient
       of E_pi[r] - beta KL(pi || pi_ref). Optimum: the tilted policy.
     * ``method="dpo"``: the f-DPO loss -log sigmoid(beta [g'(t_w) - g'(t_l)]), t = pi/pi_ref, on
       ``n_pairs`` Bradley-Terry pairs from pi_ref (Rafailov et al. 2023 for reverse KL; Wang et
@@ -209,12 +210,11 @@ def train(
     if method == "pg" and divergence != "reverse_kl":
         raise ValueError("policy gradient here uses the KL penalty; choose divergence='reverse_kl'")
     (beta,) = check_beta(beta)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    check_integer(iters, "iters", low=1)
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 2):
-        raise ValueError(f"batch must be a whole number >= 2, or None for the exact gradient; got {batch!r}")
+    if batch_size is not None:
+        check_integer(batch_size, "batch_size", low=2, why=", or None for the exact gradient")
     p = check_policy(pi_ref)
     if np.any(p == 0):
         raise ValueError("pi_ref must give every response some probability to start a softmax from it")
@@ -243,19 +243,19 @@ def train(
     def record(step: int, log_pi: torch.Tensor) -> None:
         with torch.no_grad():
             pi = torch.exp(log_pi)
-            trajectory.steps.append(step)
+            trajectory.iters.append(step)
             trajectory.kl.append(max(float(torch.sum(pi * (log_pi - log_ref))), 0.0))
             trajectory.proxy.append(float(pi @ r))
             trajectory.gold.append(float(pi @ g))
 
-    for step in range(steps):
+    for step in range(iters):
         log_pi = torch.log_softmax(logits, dim=0)
         if step % record_every == 0:
             record(step, log_pi)
             if report is not None:
-                report(step / steps, f"step {step}/{steps}", partial=trajectory)
+                report(step / iters, f"iteration {step}/{iters}", partial=trajectory)
         if method == "pg":
-            loss = _pg_loss(log_pi, log_ref, r, beta, batch, gen)
+            loss = _pg_loss(log_pi, log_ref, r, beta, batch_size, gen)
         else:
             log_t = log_pi - log_ref
             implicit_w = beta * link(divergence, alpha, log_t[winner])
@@ -269,17 +269,17 @@ def train(
         loss.backward()
         optimiser.step()
     log_pi = torch.log_softmax(logits.detach(), dim=0)
-    record(steps, log_pi)
+    record(iters, log_pi)
     trajectory.policy = torch.exp(log_pi).cpu().numpy()
     return trajectory
 
 
-def _pg_loss(log_pi, log_ref, r, beta, batch, gen):
-    if batch is None:  # exact: minus (E_pi[r] - beta KL(pi || pi_ref))
+def _pg_loss(log_pi, log_ref, r, beta, batch_size, gen):
+    if batch_size is None:  # exact: minus (E_pi[r] - beta KL(pi || pi_ref))
         pi = torch.exp(log_pi)
         return -(pi @ r - beta * torch.sum(pi * (log_pi - log_ref)))
     with torch.no_grad():
-        sample = torch.multinomial(torch.exp(log_pi), batch, replacement=True, generator=gen)
+        sample = torch.multinomial(torch.exp(log_pi), batch_size, replacement=True, generator=gen)
         shaped = r[sample] - beta * (log_pi[sample] - log_ref[sample])
         advantage = shaped - shaped.mean()
     return -(advantage * log_pi[sample]).mean()

@@ -1,95 +1,72 @@
 """The manifold explorer app: pick a source of hidden states, watch REMA layer by layer.
 
-Source and analysis settings are expensive (collecting hidden states, nearest neighbours); k,
-alpha and the layer are cheap (they re-read stored neighbour tables). From the widgets, an
-expensive change runs in the background with a progress bar and a Cancel button; headless
-``app.set(...)`` simply computes.
+Wiring only: the hidden states, their analysis and its caches are in ``compute``. From the
+widgets, a change that needs a new analysis (source or analysis settings) runs in the
+background with a progress bar and a Cancel button; headless ``app.set(...)`` simply computes.
 """
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from explorer.device import check_seed
 from explorer.ui import App
 from explorer.ui.layout import ReflowingApp
+from explorer.ui.schema import Params, setting
 
-from . import figures
-from .rema import CORRECTIONS, RemaResult, rema
-from .sources import POOLINGS, Representations, load_npz, synthetic
+from . import compute, figures
+from .compute import K_MAX, SOURCES
+from .rema import CORRECTIONS
+from .sources import POOLINGS
 
-SOURCES = ("synthetic", "tiny model", "file", "hugging face")
-K_MAX = 20
-
-SOURCE_FIELDS = {
-    "synthetic": ("n_layers", "dim", "manifold_dim", "n_correct", "n_error", "diverge_at",
-                  "drift", "noise", "seed"),
-    "tiny model": ("n_problems", "pooling", "seed"),
-    "file": ("path",),
-    "hugging face": ("model_path", "prompts_path", "max_new_tokens", "pooling"),
-}
-ANALYSIS_FIELDS = ("standardise", "null_control", "null_splits", "svm", "seed")
+POOLING_LABELS = {"mean_generated": "mean over generated", "last_token": "last token",
+                  "mean_all": "mean over all tokens"}
+#: The views the rule's settings change (the geometry and separability views stay).
+RULE_VIEWS = ("deviation", "divergence layers", "projection", "statistics")
 
 
-@dataclass
-class ManifoldParams:
-    source: str = "synthetic"
+@dataclass(kw_only=True)
+class ManifoldParams(Params):
+    source: str = setting("synthetic", "source", choices=SOURCES, control="dropdown")
     # synthetic source
-    n_layers: int = 12
-    dim: int = 128
-    manifold_dim: int = 4
-    n_correct: int = 600
-    n_error: int = 200
-    diverge_at: int = 6
-    drift: float = 2.0
-    noise: float = 0.01
+    n_layers: int = setting(12, "layers", low=1, high=64, shown=(2, 32))
+    dim: int = setting(128, "ambient dim", low=2, high=8192, shown=(16, 1024), step=16)
+    manifold_dim: int = setting(4, "manifold dim", low=1, high=64, shown=(1, 16))
+    n_correct: int = setting(600, "correct", low=6, high=20000, shown=(50, 2000), step=50)
+    n_error: int = setting(200, "errors", low=1, high=20000, shown=(10, 1000), step=10)
+    diverge_at: int = setting(6, "errors drift from", low=0, high=64, shown=(0, 32))
+    drift: float = setting(2.0, "drift / layer", low=0.0, high=50.0, shown=(0.0, 5.0), step=0.1)
+    noise: float = setting(0.01, "noise", low=0.0, high=10.0, shown=(0.0, 0.2), step=0.005)
     # the tiny model, and pooling for both model sources
-    n_problems: int = 1000
-    pooling: str = "mean_generated"
+    n_problems: int = setting(1000, "problems", low=20, high=5000, shown=(100, 2000), step=100)
+    pooling: str = setting("mean_generated", "pooling", control="dropdown",
+                           choices={p: POOLING_LABELS[p] for p in POOLINGS})
     # a .npz file
-    path: str = ""
+    path: str = setting("", ".npz file", control="text")
     # a local Hugging Face model
-    model_path: str = ""
-    prompts_path: str = ""
-    max_new_tokens: int = 8
+    model_path: str = setting("", "model folder", control="text")
+    prompts_path: str = setting("", "prompts file", control="text")
+    max_new_tokens: int = setting(8, "new tokens", low=1, high=256, shown=(1, 64))
     # the analysis
-    k: int = 5
-    alpha: float = 2.0
-    persistence: int = 1
-    correction: str = "holm"
-    standardise: bool = False
-    null_control: bool = True
-    null_splits: int = 5
-    svm: bool = True
-    layer: int = 6
-    seed: int = 0
+    k: int = setting(5, "k neighbours", low=1, high=K_MAX,
+                     invalidates=(*RULE_VIEWS, "separability"))
+    threshold_sd: float = setting(2.0, "threshold (sd)", low=0.0, high=10.0, shown=(0.0, 6.0),
+                                  step=0.1, invalidates=RULE_VIEWS,
+                                  tooltip="an error diverges where its deviation exceeds the "
+                                          "correct samples' mean + this many standard deviations")
+    persistence: int = setting(1, "layers in a row", low=1, high=64, shown=(1, 5),
+                               invalidates=RULE_VIEWS)
+    correction: str = setting("holm", "p correction", choices=tuple(CORRECTIONS),
+                              control="dropdown", invalidates=RULE_VIEWS)
+    standardise: bool = setting(False, "standardise features", control="checkbox")
+    null_control: bool = setting(True, "null control", control="checkbox")
+    null_splits: int = setting(5, "null splits", low=1, high=20)
+    svm: bool = setting(True, "RBF-SVM (slower)", control="checkbox")
+    layer: int = setting(6, "2-D view layer", low=0, high=256, invalidates=("projection",))
+    seed: int = setting(0, "seed", low=0, shown=(0, 99))
 
-    def validate(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {self.source!r}")
-        ranges = {"n_layers": (1, 64), "dim": (2, 8192), "manifold_dim": (1, 64),
-                  "n_correct": (6, 20000), "n_error": (1, 20000), "diverge_at": (0, 64),
-                  "n_problems": (20, 5000), "max_new_tokens": (1, 256), "k": (1, K_MAX),
-                  "layer": (0, 256), "persistence": (1, 64), "null_splits": (1, 20)}
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
-        for name, (low, high) in {"alpha": (0.0, 10.0), "drift": (0.0, 50.0),
-                                  "noise": (0.0, 10.0)}.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not low <= value <= high:
-                raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-        if self.correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}; "
-                             f"got {self.correction!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+    def check_together(self) -> None:
         if self.source == "synthetic" and self.diverge_at > self.n_layers:
             raise ValueError(f"diverge_at ({self.diverge_at}) must be at most n_layers "
                              f"({self.n_layers}; equal means no planted divergence)")
@@ -97,27 +74,19 @@ class ManifoldParams:
             raise ValueError("the file source needs a path to a .npz file")
         if self.source == "hugging face" and not (self.model_path and self.prompts_path):
             raise ValueError("the hugging face source needs a model folder and a prompts file")
-        check_seed(self.seed)
-
-
-@dataclass
-class ManifoldView:
-    """What the figures draw: the REMA result, the layer of the 2-D view, the source."""
-
-    result: RemaResult
-    layer: int
-    representations: Representations
 
 
 class ManifoldApp(ReflowingApp, App):
     """REMA: where do wrong answers leave the manifold of right ones, layer by layer?"""
 
     Params = ManifoldParams
+    renames = {2: {"alpha": "threshold_sd"}}  # alpha names the alpha-divergence (GLOSSARY.md)
     title = "Reasoning manifold explorer (REMA)"
     description = (
         "At each layer the correct answers' hidden states form a cloud (the manifold). An error's "
         "deviation is its mean distance to its k nearest correct samples; it <i>diverges</i> at "
-        "the first layer where that exceeds the correct samples' own mean + alpha std. "
+        "the first layer where that exceeds the correct samples' own mean by more than "
+        "<i>threshold</i> of their standard deviations (sd). "
         "The grey null control runs the same rule on correct samples."
     )
     presets = {
@@ -127,11 +96,12 @@ class ManifoldApp(ReflowingApp, App):
         "tiny model: chains of modular operations": dict(source="tiny model", layer=3),
     }
 
+    control_style = {"description_width": "110px"}
+    control_layout = {"width": "290px"}  # fits inside the source tabs' padding
+
     def __init__(self, **params):
-        self._sources: OrderedDict = OrderedDict()
-        self._analyses: OrderedDict = OrderedDict()
+        self.analyses = compute.Analyses()
         self._layer_slider: widgets.IntSlider | None = None
-        self._figure_cache: dict = {}
         self._layer_moved: tuple | None = None
         self._layer_asked = "layer" in params
         super().__init__(**params)
@@ -142,109 +112,41 @@ class ManifoldApp(ReflowingApp, App):
         self._layer_asked = "layer" in changes
         return super().set(**changes)
 
-    # ----- the science, cached ---------------------------------------------------------------
-    @staticmethod
-    def source_key(params: ManifoldParams) -> tuple:
-        """What the source's data depend on: its settings and, for files, what is in them (a file
-        overwritten at the same path is a new source)."""
-        files = {"file": ("path",), "hugging face": ("model_path", "prompts_path")}[params.source] \
-            if params.source in ("file", "hugging face") else ()
-        return (params.source, *(getattr(params, f) for f in SOURCE_FIELDS[params.source]),
-                *(file_signature(getattr(params, f)) for f in files))
-
-    def analysis_key(self, params: ManifoldParams) -> tuple:
-        return (self.source_key(params), *(getattr(params, f) for f in ANALYSIS_FIELDS))
-
-    def representations(self, params: ManifoldParams, progress=None) -> Representations:
-        key = self.source_key(params)
-        if key not in self._sources:
-            self._sources[key] = load_source(params, progress)
-            while len(self._sources) > 3:
-                self._sources.popitem(last=False)
-        return self._sources[key]
-
-    def analysis(self, params: ManifoldParams, progress=None) -> RemaResult:
-        key = self.analysis_key(params)
-        if key not in self._analyses:
-            reps = self.representations(params, progress and (lambda f, m="": progress(0.3 * f, m)))
-            n_correct = int(reps.correct.sum())
-            self._analyses[key] = rema(
-                reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
-                alpha=params.alpha, k_max=min(K_MAX, max(n_correct - 1, 1)),
-                standardise=params.standardise, null_control=params.null_control,
-                null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
-                final_normalised=reps.final_normalised, strata=reps.details.get("strata"),
-                seed=params.seed,
-                progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),
-            )
-            while len(self._analyses) > 4:
-                self._analyses.popitem(last=False)
-        return self._analyses[key]
-
-    def compute(self, params: ManifoldParams) -> ManifoldView:
-        analysed = self.analysis(params)
-        if params.k > analysed.k_max:
-            n_correct = int(analysed.correct.sum())
-            raise ValueError(f"there are {n_correct} correct samples but k = {params.k} needs at "
-                             f"least k + 1 = {params.k + 1}; lower k to {analysed.k_max} or less")
-        last = analysed.n_layers - 1
-        if params.layer > last:
-            if self._layer_asked:
-                raise ValueError(f"layer must be from 0 to {last} (this source has "
-                                 f"{analysed.n_layers} layers), got {params.layer}")
+    # ----- the science (compute.py) ----------------------------------------------------------
+    def compute(self, params: ManifoldParams) -> compute.ManifoldResult:
+        n_layers = self.analyses.analysis(params).n_layers
+        if params.layer >= n_layers and not self._layer_asked:
             # a source with fewer layers than the view's: it moves to the last layer, and says so
-            self._layer_moved = (params.layer, last)
-            params.layer = last
-        if params.persistence > analysed.n_layers:
-            raise ValueError(f"persistence must be from 1 to {analysed.n_layers} (the layers of "
-                             f"this source), got {params.persistence}")
-        rule = analysed.with_settings(k=params.k, alpha=params.alpha,
-                                      persistence=params.persistence, correction=params.correction)
-        return ManifoldView(rule, params.layer, self.representations(params))
+            self._layer_moved = (params.layer, n_layers - 1)
+            params.layer = n_layers - 1
+        return compute.explore(self.analyses, params)
 
-    def make_figures(self, view: ManifoldView) -> dict:
-        """The six views; a view whose inputs did not change is reused, not redrawn (a layer
-        move redraws only the 2-D projection, an alpha move leaves the geometry alone)."""
+    def views(self) -> dict:
+        """The six views; a layer move redraws only the 2-D projection, a threshold move leaves
+        the geometry alone (see the fields' ``invalidates``)."""
+        return {"deviation": lambda view: figures.deviation_curves(view.result),
+                "divergence layers": lambda view: figures.divergence_histogram(view.result),
+                "projection": lambda view: figures.projection(view.result, view.layer),
+                "intrinsic dimension": lambda view: figures.intrinsic_dimension(view.result),
+                "separability": lambda view: figures.separability(view.result),
+                "statistics": lambda view: figures.statistics_table(view.result)}
+
+    def view_version(self, name: str, params, result) -> tuple:
+        """A file rewritten at the same path is a new source."""
+        return compute.source_key(params)
+
+    def make_figures(self, result, params=None) -> dict:
         if self._layer_slider is not None:
-            self._layer_slider.max = view.result.n_layers - 1
-        result = view.result
-        analysis, k = id(result.tables), result.k
-        rule = (k, result.alpha, result.persistence, result.correction)
-        recipes = {
-            "deviation": ((analysis, *rule), lambda: figures.deviation_curves(result)),
-            "divergence layers": ((analysis, *rule), lambda: figures.divergence_histogram(result)),
-            "projection": ((analysis, *rule, view.layer),
-                           lambda: figures.projection(result, view.layer)),
-            "intrinsic dimension": ((analysis,), lambda: figures.intrinsic_dimension(result)),
-            "separability": ((analysis, k), lambda: figures.separability(result)),
-            "statistics": ((analysis, *rule), lambda: figures.statistics_table(result)),
-        }
-        drawn = {}
-        for name, (key, draw) in recipes.items():
-            cached = self._figure_cache.get(name)
-            drawn[name] = cached[1] if cached is not None and cached[0] == key else draw()
-            self._figure_cache[name] = (key, drawn[name])
-        return drawn
+            self._layer_slider.max = result.result.n_layers - 1
+        return super().make_figures(result, params)
 
-    def _refresh_views(self) -> None:
-        """Refresh only the views whose figure object changed."""
-        shown = getattr(self, "_shown_figures", {})
-        changed = {name: fig for name, fig in self.figures.items() if shown.get(name) is not fig}
-        self._shown_figures = dict(self.figures)
-        if changed:
-            everything, self.figures = self.figures, changed
-            try:
-                super()._refresh_views()
-            finally:
-                self.figures = everything
-
-    def notes(self, view: ManifoldView) -> list[str]:
+    def notes(self, view: compute.ManifoldResult) -> list[str]:
         result, reps = view.result, view.representations
         notes = [f"{reps.source}: {int(reps.correct.sum())} correct, {int((~reps.correct).sum())} "
                  f"errors, {result.n_layers} layers."]
         if "checker" in reps.details:
             notes.append(f"Answers checked by {reps.details['checker']}.")
-        rule = f"mu + {result.alpha:g} sigma" + (
+        rule = f"mu + {result.threshold_sd:g} sigma" + (
             f" on {result.persistence} consecutive layers" if result.persistence > 1 else "")
         notes.append(f"{result.diverged_by_layer[-1]:.0%} of the errors cross {rule} somewhere")
         false_alarm = result.false_alarm_summary()
@@ -284,13 +186,13 @@ class ManifoldApp(ReflowingApp, App):
             self.status.report_exception(error)
             self._sync_controls()
             return
-        if self.analysis_key(candidate) in self._analyses:
+        if self.analyses.has(candidate):
             super().apply(**changes)
             return
 
         def work(report):
             try:
-                self.analysis(candidate, progress=report)
+                self.analyses.analysis(candidate, progress=report)
             except BaseException:
                 self._sync_controls()  # cancelled or failed: the controls show the kept state
                 raise
@@ -310,43 +212,17 @@ class ManifoldApp(ReflowingApp, App):
         return box
 
     def build_controls(self) -> list[widgets.Widget]:
-        style = {"description_width": "110px"}
-        layout = widgets.Layout(width="290px")  # fits inside the source tabs' padding
-
-        def int_slider(field, low, high, description, step=1):
-            return self.bind(widgets.IntSlider(min=low, max=high, step=step, description=description,
-                                               style=style, layout=layout, continuous_update=False), field)
-
-        def float_slider(field, low, high, step, description):
-            return self.bind(widgets.FloatSlider(min=low, max=high, step=step, description=description,
-                                                 style=style, layout=layout, continuous_update=False), field)
-
-        def text(field, description, placeholder):
-            return self.bind(widgets.Text(description=description, placeholder=placeholder,
-                                          style=style, layout=layout, continuous_update=False), field)
-
-        source = self.bind(widgets.Dropdown(options=list(SOURCES), description="source", style=style,
-                                            layout=layout), "source")
-        pooling_labels = {"mean_generated": "mean over generated", "last_token": "last token",
-                          "mean_all": "mean over all tokens"}
-        pooling = self.bind(widgets.Dropdown(options=[(pooling_labels[p], p) for p in POOLINGS],
-                                             description="pooling",
-                                             style=style, layout=layout), "pooling")
+        source = self.control("source")
         groups = {
-            "synthetic": widgets.VBox([
-                int_slider("n_layers", 2, 32, "layers"), int_slider("dim", 16, 1024, "ambient dim", 16),
-                int_slider("manifold_dim", 1, 16, "manifold dim"),
-                int_slider("n_correct", 50, 2000, "correct", 50), int_slider("n_error", 10, 1000, "errors", 10),
-                int_slider("diverge_at", 0, 32, "errors drift from"),
-                float_slider("drift", 0.0, 5.0, 0.1, "drift / layer"),
-                float_slider("noise", 0.0, 0.2, 0.005, "noise"),
-            ]),
-            "tiny model": widgets.VBox([int_slider("n_problems", 100, 2000, "problems", 100)]),
-            "file": widgets.VBox([text("path", ".npz file", "path/to/hidden_states.npz")]),
+            "synthetic": widgets.VBox([*map(self.control, (
+                "n_layers", "dim", "manifold_dim", "n_correct", "n_error", "diverge_at", "drift",
+                "noise"))]),
+            "tiny model": widgets.VBox([self.control("n_problems")]),
+            "file": widgets.VBox([self.control("path", placeholder="path/to/hidden_states.npz")]),
             "hugging face": widgets.VBox([
-                text("model_path", "model folder", "local folder (save_pretrained)"),
-                text("prompts_path", "prompts file", "JSON: [{prompt, answer}, ...]"),
-                int_slider("max_new_tokens", 1, 64, "new tokens"),
+                self.control("model_path", placeholder="local folder (save_pretrained)"),
+                self.control("prompts_path", placeholder="JSON: [{prompt, answer}, ...]"),
+                self.control("max_new_tokens"),
             ]),
         }
 
@@ -364,54 +240,12 @@ class ManifoldApp(ReflowingApp, App):
 
         source.observe(follow_source, names="value")
         follow_source()
-        self._layer_slider = int_slider("layer", 0, self.result.result.n_layers - 1, "2-D view layer")
+        self._layer_slider = self.control("layer", max=self.result.result.n_layers - 1)
         play = self.play_button(self._layer_slider, interval=700, description="play through the layers")
         analysis = widgets.VBox([
             widgets.HTML("<b>analysis</b>"),
-            int_slider("k", 1, K_MAX, "k neighbours"),
-            float_slider("alpha", 0.0, 6.0, 0.1, "alpha"),
-            int_slider("persistence", 1, 5, "layers in a row"),
-            self.bind(widgets.Dropdown(options=list(CORRECTIONS), description="p correction",
-                                       style=style, layout=layout), "correction"),
-            self.bind(widgets.Checkbox(description="standardise features", indent=False), "standardise"),
-            self.bind(widgets.Checkbox(description="null control", indent=False), "null_control"),
-            int_slider("null_splits", 1, 20, "null splits"),
-            self.bind(widgets.Checkbox(description="RBF-SVM (slower)", indent=False), "svm"),
-            int_slider("seed", 0, 99, "seed"),
+            *map(self.control, ("k", "threshold_sd", "persistence", "correction", "standardise",
+                                "null_control", "null_splits", "svm", "seed")),
             self._layer_slider, play,
         ])
-        return [widgets.HTML("<b>source</b>"), tabs, source, pooling, analysis]
-
-
-def file_signature(path: str) -> tuple:
-    """A file's identity and version: device, inode, size and modification and change times in
-    nanoseconds (any rewrite changes them; a folder also changes when a file in it is replaced).
-    A path that does not exist gets ``()``; loading it then says so."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):
-        return ()
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def load_source(params: ManifoldParams, progress=None) -> Representations:
-    """The representations the params ask for."""
-    if params.source == "synthetic":
-        return synthetic(params.n_layers, params.dim, params.manifold_dim, params.n_correct,
-                         params.n_error, params.diverge_at, params.seed, drift=params.drift,
-                         noise=params.noise)
-    if params.source == "tiny model":
-        from .tiny_model import tiny_model_representations
-
-        return tiny_model_representations(params.n_problems, pooling=params.pooling, seed=params.seed,
-                                          progress=progress)
-    if params.source == "file":
-        return load_npz(params.path)
-    from .hf import hf_representations, read_prompts
-
-    prompts, answers = read_prompts(params.prompts_path)
-    return hf_representations(params.model_path, prompts, answers,
-                              max_new_tokens=params.max_new_tokens, pooling=params.pooling,
-                              progress=progress)
-
-
+        return [widgets.HTML("<b>source</b>"), tabs, source, self.control("pooling"), analysis]

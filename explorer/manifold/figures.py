@@ -1,7 +1,7 @@
 """Pictures of a REMA result: pure functions result -> figure (they draw, never compute).
 
 Deviations are drawn relative to each layer's baseline mean (D / mu_l), so layers on different
-scales share one axis: 1 is a typical correct sample, the threshold sits at 1 + alpha sigma_l/mu_l.
+scales share one axis: 1 is a typical correct sample, the threshold sits at 1 + threshold_sd sigma_l/mu_l.
 Each figure is built in one go from plain trace and shape dicts (plotly's add_* helpers cost
 several milliseconds each, which a slider move cannot afford).
 """
@@ -95,7 +95,7 @@ def deviation_curves(result: RemaResult) -> go.Figure:
         dict(type="scatter", x=x, y=np.median(dev, axis=1), mode="lines+markers",
              line=dict(color=ERROR), name="errors, median"),
         dict(type="scatter", x=x, y=per_mu(result.threshold, mu), mode="lines",
-             line=dict(color=THRESHOLD, dash="dash"), name=f"threshold mu + {result.alpha:g} sigma"),
+             line=dict(color=THRESHOLD, dash="dash"), name=f"threshold mu + {result.threshold_sd:g} sigma"),
     ]
     return figure(traces, f"Deviation from the correct manifold (k = {result.k})", result,
                   shapes=[hline(1.0, CORRECT, "solid", 1)],
@@ -120,9 +120,9 @@ def divergence_histogram(result: RemaResult) -> go.Figure:
                            name=f"null control ({result.null_false_alarm.size} splits, "
                                 f"n = {result.null_divergence_layer.size})"))
     run = f" on {result.persistence} layers in a row" if result.persistence > 1 else ""
-    return figure(traces, f"Divergence layer (alpha = {result.alpha:g}, k = {result.k}{run})",
+    return figure(traces, f"Divergence layer (threshold mu + {result.threshold_sd:g} sigma, k = {result.k}{run})",
                   barmode="group", yaxis=dict(title_text="share of the group", tickformat=".0%"),
-                  xaxis=dict(title_text=f"first layer with D > mu + alpha sigma{run}"))
+                  xaxis=dict(title_text=f"first layer with D > mu + {result.threshold_sd:g} sigma{run}"))
 
 
 def projection(result: RemaResult, layer: int) -> go.Figure:

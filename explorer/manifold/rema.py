@@ -9,15 +9,16 @@ correct samples,
 
 and the baseline ("internal fluctuation") is the same quantity for every correct sample against
 the *other* correct samples (leave-one-out by index), with mean mu_l and standard deviation
-sigma_l. The divergence layer of error j is the first l with D_j(l) > mu_l + alpha sigma_l.
+sigma_l. The divergence layer of error j is the first l with D_j(l) > mu_l + threshold_sd sigma_l.
 
 Beyond the paper, this module adds a null control: the correct set is split at random into a
 reference half and a pseudo-error half, and the same rule runs on the pseudo-errors, so the
-number of "divergences" that appear by pure chance at the chosen alpha is visible beside the real
+number of "divergences" that appear by pure chance at the chosen threshold_sd is visible beside
+the real
 ones.
 
 The expensive part (neighbour distances for up to ``k_max`` neighbours, and the geometry) is
-separate from the cheap statistics, so moving the k or alpha slider only re-reads the tables.
+separate from the cheap statistics, so moving the k or threshold_sd slider only re-reads the tables.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from explorer.checks import is_integer, is_number
 from explorer.device import check_seed
 
 from .geometry import (
@@ -82,7 +84,7 @@ def check_inputs(layers: Sequence, correct, k: int) -> tuple[list[np.ndarray], n
         if not np.isin(labels, (0, 1)).all():
             raise ValueError("correct must hold booleans (or 0/1): True where the answer was right")
         labels = labels.astype(bool)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_integer(k) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     n_correct, n_error = int(labels.sum()), int((~labels).sum())
     if n_correct < k + 1:
@@ -224,7 +226,7 @@ def share_diverged_by_layer(first_layer: np.ndarray, n_layers: int) -> np.ndarra
 
 @dataclass
 class Geometry:
-    """Per-layer intrinsic dimension, separability and 2-D projection (independent of k, alpha)."""
+    """Per-layer intrinsic dimension, separability and 2-D projection (independent of k, threshold_sd)."""
 
     two_nn: np.ndarray  # (layers,) TwoNN dimension of the correct cloud
     pca_dimension: np.ndarray  # (layers,) components for 90 % of the correct cloud's variance
@@ -272,12 +274,12 @@ def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray, duplicate_radius: float) -> fl
             return float("nan")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RemaResult:
     """Everything REMA measures, per layer (axis 0) and per sample. See the module docstring."""
 
     k: int
-    alpha: float
+    threshold_sd: float
     persistence: int  # m: an error diverges at the first of m consecutive layers above threshold
     correction: str  # of the per-layer p-values, a key of CORRECTIONS
     correct: np.ndarray  # (n_samples,) bool
@@ -287,7 +289,7 @@ class RemaResult:
     baseline: np.ndarray  # (layers, n_correct): leave-one-out D of each correct sample
     baseline_mean: np.ndarray  # mu_l
     baseline_std: np.ndarray  # sigma_l
-    threshold: np.ndarray  # mu_l + alpha sigma_l
+    threshold: np.ndarray  # mu_l + threshold_sd sigma_l
     divergence_layer: np.ndarray  # (n_error,) first layer above threshold, or NEVER (-1)
     diverged_by_layer: np.ndarray  # share of errors diverged at or before each layer
     relative_deviation: np.ndarray  # mean_j D_j(l) / mu_l - 1
@@ -314,11 +316,12 @@ class RemaResult:
     def k_max(self) -> int:
         return self.tables.correct_loo.shape[2]
 
-    def with_settings(self, k: int | None = None, alpha: float | None = None,
+    def with_settings(self, k: int | None = None, threshold_sd: float | None = None,
                       persistence: int | None = None, correction: str | None = None) -> RemaResult:
-        """The same analysis at another k (up to ``k_max``), alpha, persistence or correction,
+        """The same analysis at another k (up to ``k_max``), threshold_sd, persistence or correction,
         from the stored tables."""
-        settings = dict(k=self.k if k is None else k, alpha=self.alpha if alpha is None else alpha,
+        settings = dict(k=self.k if k is None else k,
+                        threshold_sd=self.threshold_sd if threshold_sd is None else threshold_sd,
                         persistence=self.persistence if persistence is None else persistence,
                         correction=self.correction if correction is None else correction)
         return replace(self, **settings, **rema_statistics(self.tables, self.correct, **settings,
@@ -361,14 +364,14 @@ class RemaResult:
         return rows
 
 
-def check_rule(k: int, k_max: int, alpha: float, persistence: int, n_layers: int) -> None:
+def check_rule(k: int, k_max: int, threshold_sd: float, persistence: int, n_layers: int) -> None:
     """The rule's settings, each with a sentence saying what is allowed."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= k_max:
+    if not is_integer(k) or not 1 <= k <= k_max:
         raise ValueError(f"k must be an integer from 1 to {k_max} (the neighbours computed), got {k!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) \
-            or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    if isinstance(persistence, bool) or not isinstance(persistence, (int, np.integer)) \
+    if not is_number(threshold_sd) \
+            or not np.isfinite(threshold_sd) or threshold_sd < 0:
+        raise ValueError(f"threshold_sd must be a finite number >= 0, got {threshold_sd!r}")
+    if not is_integer(persistence) \
             or not 1 <= persistence <= n_layers:
         raise ValueError(f"persistence must be an integer from 1 to the number of layers "
                          f"({n_layers}), got {persistence!r}")
@@ -393,19 +396,19 @@ def matched_auroc(deviations: np.ndarray, baseline: np.ndarray, error_strata: np
     return total / weight if weight else float("nan")
 
 
-def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha: float,
+def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, threshold_sd: float,
                     persistence: int = 1, correction: str = "holm",
                     strata: np.ndarray | None = None) -> dict:
     """The cheap part: deviations, baseline, thresholds, divergence layers, tests at the rule's
-    settings (k, alpha, persistence, correction)."""
+    settings (k, threshold_sd, persistence, correction)."""
     from scipy import stats  # scipy.stats takes ~20 MB: loaded on the first test, not at import
 
     n_layers = tables.correct_loo.shape[0]
-    check_rule(k, tables.correct_loo.shape[2], alpha, persistence, n_layers)
+    check_rule(k, tables.correct_loo.shape[2], threshold_sd, persistence, n_layers)
     deviations = tables.error_to_correct[:, :, :k].mean(axis=2, dtype=np.float64)
     baseline = tables.correct_loo[:, :, :k].mean(axis=2, dtype=np.float64)
     mu, sigma = baseline.mean(axis=1), baseline.std(axis=1, ddof=1)
-    threshold = mu + alpha * sigma
+    threshold = mu + threshold_sd * sigma
     first = divergence_layers(deviations, threshold, persistence)
     # identical baseline values (sigma = 0) make t infinite or undefined: reported, not warned
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -428,11 +431,11 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, alpha:
         null_diverged_by_layer=None, null_false_alarm=None,
     )
     if tables.null_to_reference is not None:
-        out.update(null_statistics(tables, k, alpha, persistence))
+        out.update(null_statistics(tables, k, threshold_sd, persistence))
     return out
 
 
-def null_statistics(tables: NeighbourTables, k: int, alpha: float, persistence: int) -> dict:
+def null_statistics(tables: NeighbourTables, k: int, threshold_sd: float, persistence: int) -> dict:
     """The same rule on every null split: pseudo-errors (correct samples) against the other half.
     Each split's share of pseudo-errors that diverge anywhere is the rule's any-layer false-alarm
     rate; the spread over splits shows how much of it is the luck of one split."""
@@ -441,7 +444,7 @@ def null_statistics(tables: NeighbourTables, k: int, alpha: float, persistence: 
         null_dev = tables.null_to_reference[split, :, :, :k].mean(axis=2, dtype=np.float64)
         null_base = tables.null_reference_loo[split, :, :, :k].mean(axis=2, dtype=np.float64)
         null_mu = null_base.mean(axis=1)
-        null_thr = null_mu + alpha * null_base.std(axis=1, ddof=1)
+        null_thr = null_mu + threshold_sd * null_base.std(axis=1, ddof=1)
         firsts.append(divergence_layers(null_dev, null_thr, persistence))
         rates.append(float((firsts[-1] != NEVER).mean()))
         if split == 0:
@@ -455,7 +458,7 @@ def rema(
     layers: Sequence,
     correct,
     k: int = 5,
-    alpha: float = 2.0,
+    threshold_sd: float = 2.0,
     *,
     persistence: int = 1,
     correction: str = "holm",
@@ -476,22 +479,22 @@ def rema(
 
     ``layers``: one (n_samples, dim) array per layer, samples in the same order in every layer;
     ``correct``: boolean vector, True where the answer was right. ``k`` neighbours, threshold
-    mu + ``alpha`` sigma; an error diverges at the first of ``persistence`` consecutive layers above
+    mu + ``threshold_sd`` sigma; an error diverges at the first of ``persistence`` consecutive layers above
     it (1: REMA's first crossing). Welch's p-values are also given corrected across layers
     (``correction``: a key of :data:`CORRECTIONS`). ``strata`` (one label per sample, e.g. the
     kind of problem) adds the AUROC matched within strata beside the plain one. The null control repeats the rule on
     ``null_splits`` random halvings of the correct samples. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
-    the data) so :meth:`RemaResult.with_settings` can change k and alpha without recomputing.
+    the data) so :meth:`RemaResult.with_settings` can change k and threshold_sd without recomputing.
     ``standardise`` z-scores every feature by the correct samples first; distances are always
     computed after centring on the correct mean. ``progress(fraction, message)`` is called as
     layers finish (it may raise to cancel).
     """
     seed = check_seed(seed)
     arrays, labels = check_inputs(layers, correct, k)
-    check_rule(k, k, alpha, persistence, len(arrays))
+    check_rule(k, k, threshold_sd, persistence, len(arrays))
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
-    if isinstance(null_splits, bool) or not isinstance(null_splits, (int, np.integer)) \
+    if not is_integer(null_splits) \
             or not 1 <= null_splits <= 100:
         raise ValueError(f"null_splits must be an integer from 1 to 100, got {null_splits!r}")
     n_correct = int(labels.sum())
@@ -525,7 +528,7 @@ def rema(
         if geometry else None
     )
     return RemaResult(
-        k=k, alpha=float(alpha), persistence=persistence, correction=correction, correct=labels,
+        k=k, threshold_sd=float(threshold_sd), persistence=persistence, correction=correction, correct=labels,
         layer_names=names, final_normalised=bool(final_normalised), geometry=geo, tables=tables,
-        strata=strata, **rema_statistics(tables, labels, k, alpha, persistence, correction, strata),
+        strata=strata, **rema_statistics(tables, labels, k, threshold_sd, persistence, correction, strata),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.checks import is_integer
 from explorer.device import check_seed
 
 #: How a sample's hidden states over the generation steps become one vector per layer.
@@ -80,7 +81,7 @@ def synthetic(
     for name, value, low in [("n_layers", n_layers, 1), ("dim", dim, 2),
                              ("manifold_dim", manifold_dim, 1), ("n_correct", n_correct, 2),
                              ("n_error", n_error, 0)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        if not is_integer(value) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if 2 * manifold_dim > dim:
         raise ValueError(f"manifold_dim ({manifold_dim}) must be at most dim / 2 ({dim // 2})")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explorer.checks import is_integer
 from explorer.device import check_seed, choose_device
 
 from .sources import Representations, pool_steps
@@ -235,7 +236,7 @@ def tiny_model_representations(
     ``strata`` of a matched comparison: each chain's number of multiplications (0 .. n_ops).
     """
     seed = check_seed(seed)
-    if isinstance(n_problems, bool) or not isinstance(n_problems, (int, np.integer)) or n_problems < 10:
+    if not is_integer(n_problems) or n_problems < 10:
         raise ValueError(f"n_problems must be an integer >= 10, got {n_problems!r}")
     net, task, _ = model if model is not None else load_model(device=device)
     dev = next(net.parameters()).device

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import divergences as registry
+from explorer import divergences
 
 from .fitting import (
     FitResult,
@@ -83,7 +83,7 @@ def landscape(target, divergence: str = "reverse_kl", alpha=None, means=None, lo
                 values[row] = math.inf
     else:
         q_outside = bool(np.any(target.probs == 0))
-        reason = registry.support_reason(div, q_outside=q_outside, p_missed=False)
+        reason = divergences.support_reason(div, q_outside=q_outside, p_missed=False)
         if reason:
             reasons = dict.fromkeys(range(len(log_stds)), reason)
             values[:] = math.inf
@@ -175,8 +175,8 @@ def score_table(target, model, grid, alpha: float = 0.5) -> list[Score]:
     """The fitted q scored under every registry divergence (alpha family at ``alpha``)."""
     log_p, log_q = grid_masses(target, model, grid)
     rows = []
-    for name in registry.names():
-        div = registry.get(name, alpha if name == "alpha" else None)
+    for name in divergences.names():
+        div = divergences.get(name, alpha if name == "alpha" else None)
         with torch.no_grad():
             value = float(div.terms(log_p, log_q).sum())
         reason = infinite_reason(div, target, model, log_p, log_q)

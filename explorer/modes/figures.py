@@ -1,6 +1,6 @@
 """Pure figures for the modes explorer: a result in, a plotly figure (or an HTML table) out.
 
-They draw, never compute the science: every number comes from the result (see ``app.ModesResult``).
+They draw, never compute the science: every number comes from the result (see ``compute.ModesResult``).
 Few traces, numpy arrays, no per-point Python loops, so a slider move stays cheap.
 """
 

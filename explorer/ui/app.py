@@ -1,12 +1,21 @@
 """The App base class: controls -> params -> compute -> result -> figures, one way only.
 
-A subclass names its ``Params`` dataclass (one field per control, defaults = the default view,
-a ``validate()`` method that raises ``ValueError`` with a readable sentence) and implements:
+A subclass names its ``Params`` dataclass, one field per control declared once with
+:func:`explorer.ui.schema.setting` (type, range or choices, control, label, tooltip, and the views
+a change invalidates; defaults = the default view), and implements:
 
-* ``compute(params) -> result``: pure science, no widgets;
-* ``make_figures(result) -> dict[name, figure]``: plotly / matplotlib figures or ``HTMLView``;
-* ``build_controls() -> list[widget]``: widgets tied to fields with ``self.bind(widget, field)``;
+* ``compute(params) -> result``: pure science, no widgets (it calls the explorer's compute.py);
+* ``views() -> dict[name, draw]``: one function ``result -> figure`` per view (plotly /
+  matplotlib figures or ``HTMLView``). The App draws them and keeps each figure until a field
+  that invalidates it changes value (one cache, keyed on parameter values, see
+  :meth:`App.make_figures`); an app may instead override ``make_figures(result)`` itself;
+* ``build_controls() -> list[widget]``: ``self.control(field)`` makes a field's declared widget
+  and binds it; ``self.bind(widget, field)`` ties a hand-made one;
 * optionally ``notes(result) -> list[str]``: warnings for the status line.
+
+The state (JSON, :meth:`App.state`) and the classroom link (:meth:`App.link`,
+:meth:`App.from_link`) carry the fields by name, with a version: a field renamed since is read
+under its new name (:attr:`App.renames`), so saved states and old links keep working.
 
 Headless use (tests, command line, benchmarks) is the same object without displaying it::
 
@@ -23,20 +32,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import ipywidgets as widgets
+
+from explorer.checks import check_integer
 
 from ..device import ensure_threads, release_free_memory
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
 from .runner import Runner
+from .schema import field_types, format_value, inputs_of, make_control, parse_value, settings
 from .status import StatusLine
 from .views import make_view, refresh_view
 
-STATE_VERSION = 1
+#: Version 2: the glossary's renames (docs/GLOSSARY.md); each app lists its own in ``renames``.
+STATE_VERSION = 2
 
 
 class App:
@@ -46,6 +63,12 @@ class App:
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: {state version: {old field name: new name}}: the renames that version made
+    renames: ClassVar[dict[int, dict[str, str]]] = {}
+    #: how the declared controls look: the description column and the control's box
+    control_style: ClassVar[dict[str, str]] = {"description_width": "initial"}
+    control_layout: ClassVar[dict[str, str]] = {}
+    figure_cache_size: ClassVar[int] = 16  # figures kept per view (see make_figures)
 
     def __init__(self, **params: Any) -> None:
         ensure_threads()  # torch/BLAS threads: set when an app starts, never at import
@@ -57,19 +80,56 @@ class App:
         self._shown: dict[str, Any] = {}
         self._widget: widgets.Widget | None = None
         self._syncing = False
+        self._figure_cache: dict[str, OrderedDict[tuple, Any]] = {}
+        self.hidden: set[str] = set()
+        self.locked: set[str] = set()
+        self._marks: dict[str, set[str]] = {}
         self.last_error: BaseException | None = None
         self.params = self._updated_params(self.Params(), params)
         self.result = self.compute(self.params)
         self.figures = self.make_figures(self.result)
         self._show_notes()
+        self._open_voila_link()
         release_free_memory()  # the first computation's temporaries
 
     # ----- what subclasses implement ------------------------------------------------------
     def compute(self, params):
         raise NotImplementedError
 
-    def make_figures(self, result) -> dict[str, Any]:
+    def views(self) -> dict[str, Callable[[Any], Any]]:
+        """{view name: draw(result) -> figure}, in display order."""
         raise NotImplementedError
+
+    def view_version(self, name: str, params, result) -> Any:
+        """What a view depends on beyond the params' values (models trained since, a file
+        rewritten, say); by default nothing. Its value joins the view's cache key."""
+        return None
+
+    def make_figures(self, result, params=None) -> dict[str, Any]:
+        """Every view's figure for ``result`` (computed from ``params``, by default the current
+        ones). A view's figure is kept, the very same object, for the values of the fields that
+        invalidate it (their declaration's ``invalidates``) and its :meth:`view_version`: when
+        they come back (a learner toggling back and forth), so does the figure, and the base
+        class leaves its widget alone. The last ``figure_cache_size`` figures of each view are
+        kept."""
+        params = self.params if params is None else params
+        drawn = {}
+        for name, draw in self.views().items():
+            key = (tuple(getattr(params, field) for field in self.inputs_of(name)),
+                   self.view_version(name, params, result))
+            kept = self._figure_cache.setdefault(name, OrderedDict())
+            if key in kept:
+                kept.move_to_end(key)
+            else:
+                kept[key] = draw(result)
+                while len(kept) > self.figure_cache_size:
+                    kept.popitem(last=False)
+            drawn[name] = kept[key]
+        return drawn
+
+    def inputs_of(self, view: str) -> tuple[str, ...]:
+        """The fields whose change redraws ``view``."""
+        return inputs_of(self.Params, view)
 
     def build_controls(self) -> list[widgets.Widget]:
         return []
@@ -95,7 +155,7 @@ class App:
             try:
                 params = self._updated_params(self.params, changes)
                 result = self.compute(params)
-                figures = self.make_figures(result)
+                figures = self._figures_for(result, params)
             except Exception as error:
                 self.last_error = error
                 self.status.report_exception(error)
@@ -127,6 +187,17 @@ class App:
         """The app's settings as a JSON-ready dict (hand it out as a starting point)."""
         return {"app": type(self).__name__, "version": STATE_VERSION, "params": self._params_dict()}
 
+    @classmethod
+    def migrate(cls, params: dict[str, Any], version: int) -> dict[str, Any]:
+        """Settings saved at state ``version``, under today's field names."""
+        check_integer(version, "state version", 1, STATE_VERSION)
+        params = dict(params)
+        for step in range(version + 1, STATE_VERSION + 1):
+            for old, new in cls.renames.get(step, {}).items():
+                if old in params:
+                    params[new] = params.pop(old)
+        return params
+
     def save_state(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(json.dumps(self.state(), indent=2))
@@ -140,7 +211,95 @@ class App:
         params = state.get("params")
         if not isinstance(params, dict):
             raise ValueError("the state has no 'params' object")
-        return self.set(**params)
+        return self.set(**self.migrate(params, state.get("version", 1)))
+
+    # ----- classroom mode: the state as a link ----------------------------------------------
+    def link(self, base: str = "") -> str:
+        """The app's state as a short link: ``base`` (a Voila page's URL, say) and a query with
+        the settings that differ from the defaults and the hidden and locked controls. Opened
+        in Voila, or read by :meth:`from_link`, it gives exactly this app."""
+        defaults = self.Params()
+        query = {"app": type(self).__name__, "v": STATE_VERSION}
+        query.update({name: format_value(value) for name, value in self._params_dict().items()
+                      if value != getattr(defaults, name)})
+        for word, fields in (("hide", self.hidden), ("lock", self.locked)):
+            if fields:
+                query[word] = ",".join(sorted(fields))
+        return f"{base.split('?')[0]}?{urlencode(query)}"
+
+    @classmethod
+    def from_link(cls, text: str, **params: Any) -> App:
+        """The app a link from :meth:`link` describes (a whole URL or only its query); the
+        settings the link does not name are ``params``, else their defaults."""
+        app = cls(**params)
+        app.open_link(text, base=params)
+        return app
+
+    def open_link(self, text: str, base: dict[str, Any] | None = None) -> App:
+        """Put this app in the state a link describes: its settings (the rest as in ``base``,
+        else at their defaults) and its hidden and locked controls."""
+        query = urlsplit(text).query if "?" in text else text.lstrip("?")
+        pairs = dict(parse_qsl(query, keep_blank_values=True))
+        if pairs.pop("app", type(self).__name__) != type(self).__name__:
+            raise ValueError(f"this link is for another app, not {type(self).__name__!r}")
+        version = parse_value(int, pairs.pop("v", "1"))
+        marks = {word: [f for f in pairs.pop(word, "").split(",") if f] for word in ("hide", "lock")}
+        kinds = field_types(self.Params)
+        changes = self.migrate(pairs, version)
+        self._check_fields(changes)
+        values = {name: parse_value(kinds[name], text) for name, text in changes.items()}
+        hidden = list(self.migrate(dict.fromkeys(marks["hide"]), version))
+        locked = list(self.migrate(dict.fromkeys(marks["lock"]), version))
+        self._check_fields([*hidden, *locked], "to hide or lock")  # before anything changes
+        self.set(**{**self._params_dict_of(self.Params()), **(base or {}), **values})
+        return self.classroom(hidden=hidden, locked=locked)
+
+    def classroom(self, hidden=(), locked=()) -> App:
+        """Hide some controls and lock others (shown but not movable) for a workshop step; the
+        choice travels in :meth:`link`. Headless ``set`` still changes every field."""
+        self._check_fields([*hidden, *locked], "to hide or lock")
+        self.hidden, self.locked = set(hidden), set(locked)
+        for field, control in self._controls.items():
+            self._mark(field, control)
+        return self
+
+    def _check_fields(self, names, purpose: str = "") -> None:
+        """Refuse names that are not settings of this app, naming those that are."""
+        unknown = sorted(set(names) - set(self._field_names()))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}"
+                f"{' ' + purpose if purpose else ''}; its settings are: "
+                f"{', '.join(self._field_names())}")
+
+    def _mark(self, field: str, control: widgets.Widget) -> None:
+        """Hide or lock ``control`` as classroom mode says; undo only what it did before (an
+        app may hide or disable a control for its own reasons)."""
+        marks = self._marks.setdefault(field, set())
+        for mark, wanted, apply in (
+            ("hidden", field in self.hidden, lambda on: setattr(control.layout, "display",
+                                                                "none" if on else None)),
+            ("locked", field in self.locked, lambda on: setattr(control, "disabled", on)),
+        ):
+            if wanted or mark in marks:
+                apply(wanted)
+                if wanted:
+                    marks.add(mark)
+                else:
+                    marks.discard(mark)
+
+    def _open_voila_link(self) -> None:
+        """In a Voila page whose URL carries this app's state (``?app=...``), open that state;
+        a link that cannot be read leaves the default view and says why."""
+        if not os.environ.get("SERVER_SOFTWARE", "").startswith("voila"):
+            return
+        query = os.environ.get("QUERY_STRING", "")
+        if dict(parse_qsl(query)).get("app") != type(self).__name__:
+            return
+        try:
+            self.open_link(query)
+        except ValueError as error:  # the page opens with the default view, and says why
+            self.status.report_exception(error)
 
     def use_preset(self, name: str) -> App:
         if name not in self.presets:
@@ -160,11 +319,19 @@ class App:
 
         display(self.widget)
 
-    def bind(self, control: widgets.Widget, field: str) -> widgets.Widget:
-        """Tie a control's ``value`` to the params field ``field`` (both ways)."""
-        if field not in self._field_names():
-            raise ValueError(f"{type(self).__name__} has no setting {field!r}")
-        self._controls[field] = control
+    def control(self, field: str, on_change=None, **overrides: Any) -> widgets.Widget:
+        """The widget ``field`` declares (see :mod:`explorer.ui.schema`), bound to it;
+        ``overrides`` set further widget attributes, ``on_change`` is as in :meth:`bind`."""
+        kind, declared = settings(self.Params)[field]
+        control = make_control(field, kind, declared, self.control_style, self.control_layout)
+        for name, value in overrides.items():
+            setattr(control, name, value)
+        return self.bind(control, field, on_change)
+
+    def bind(self, control: widgets.Widget, field: str, on_change=None) -> widgets.Widget:
+        """Tie a control's ``value`` to the params field ``field`` (both ways). ``on_change``
+        (the new value -> None) replaces the plain ``apply(field=value)`` on a move."""
+        self.register(control, field)
         self._syncing = True
         try:
             control.value = getattr(self.params, field)
@@ -173,9 +340,21 @@ class App:
 
         def changed(change):
             if not self._syncing:
-                self.apply(**{field: change["new"]})
+                if on_change is None:
+                    self.apply(**{field: change["new"]})
+                else:
+                    on_change(change["new"])
 
         control.observe(self.status.guard(changed), names="value")
+        return control
+
+    def register(self, control: widgets.Widget, field: str) -> widgets.Widget:
+        """Note ``control`` as the one showing ``field`` (it follows the params, and classroom
+        mode hides or locks it)."""
+        if field not in self._field_names():
+            raise ValueError(f"{type(self).__name__} has no setting {field!r}")
+        self._controls[field] = control
+        self._mark(field, control)
         return control
 
     def divergence_picker(self, field="divergence", alpha_field="alpha", include=None, **kwargs):
@@ -248,26 +427,41 @@ class App:
             layout=widgets.Layout(width="100%", height="80px"),
         )
         show = self.button("Show state", lambda: setattr(text, "value", json.dumps(self.state())))
-        load = self.button("Load", lambda: self.load_state(text.value))
-        box = widgets.Accordion([widgets.VBox([text, widgets.HBox([show, load])])])
-        box.set_title(0, "save / load settings (JSON)")
+        load = self.button("Load", lambda: self._load_text(text.value))
+        link = self.button(  # the kernel cannot write the browser's clipboard: the box holds it
+            "Show link", lambda: setattr(text, "value", self.link()),
+            tooltip="the settings as a short link, to copy from the box: add it to a Voila "
+                    "page's URL, or paste it here and press Load")
+        box = widgets.Accordion([widgets.VBox([text, widgets.HBox([show, link, load])])])
+        box.set_title(0, "save / load settings (JSON or link)")
         box.selected_index = None
         return box
 
+    def _load_text(self, text: str) -> App:
+        """The state box's Load: a JSON state, or a link."""
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            return self.load_state(stripped)
+        return self.open_link(stripped)
+
     # ----- internals ----------------------------------------------------------------------
+    def _figures_for(self, result, params):
+        """The figures of a result computed from ``params`` (not yet the app's)."""
+        if type(self).views is App.views:
+            return self.make_figures(result)  # an app that draws its figures itself
+        return self.make_figures(result, params)
+
     def _field_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.Params)]
 
     def _params_dict(self) -> dict[str, Any]:
-        return {name: getattr(self.params, name) for name in self._field_names()}
+        return self._params_dict_of(self.params)
+
+    def _params_dict_of(self, params) -> dict[str, Any]:
+        return {name: getattr(params, name) for name in self._field_names()}
 
     def _updated_params(self, base, changes: dict[str, Any]):
-        unknown = sorted(set(changes) - set(self._field_names()))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} has no setting {', '.join(map(repr, unknown))}; "
-                f"its settings are: {', '.join(self._field_names())}"
-            )
+        self._check_fields(changes)
         params = dataclasses.replace(base, **changes)
         validate = getattr(params, "validate", None)
         if validate is not None:

@@ -1,8 +1,8 @@
 """The welcome notebook's divergence calculator."""
 
-from .compute import Calculation, calculate, gaussian_closed_form
+from .compute import CalculatorResult, calculate, gaussian_closed_form
 
-__all__ = ["Calculation", "CalculatorApp", "calculate", "gaussian_closed_form"]
+__all__ = ["CalculatorResult", "CalculatorApp", "calculate", "gaussian_closed_form"]
 
 
 def __getattr__(name):

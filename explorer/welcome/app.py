@@ -5,42 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ipywidgets as widgets
-import numpy as np
 
-from ..device import check_seed
-from ..divergences import check_alpha, names
+from .. import divergences
 from ..ui import App
 from ..ui.layout import ReflowingApp
+from ..ui.schema import Params, setting
 from . import compute, figures
 
 DEFAULT_PAIRS = {
     "continuous": ("two_modes", "gaussian"),
     "discrete": ("teacher_two_peaks", "student_one_peak"),
 }
+KINDS = ("continuous", "discrete")
 
 
-@dataclass
-class CalculatorParams:
-    kind: str = "continuous"
-    p: str = "two_modes"
-    q: str = "gaussian"
-    q_shift: float = 0.0
-    q_scale: float = 2.0
-    divergence: str = "reverse_kl"
-    alpha: float = 0.5
-    samples: int = 1000
-    seed: int = 0
+def _every_preset() -> dict[str, str]:
+    return {name: compute.LABELS[name] for kind in KINDS for name in compute.presets(kind)}
 
-    def validate(self) -> None:
-        for name in ("q_shift", "q_scale", "alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
-                                                                  np.floating)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-        if isinstance(self.samples, bool) or not isinstance(self.samples, (int, np.integer)):
-            raise ValueError(f"samples must be a whole number, got {self.samples!r}")
-        if self.kind not in ("continuous", "discrete"):
-            raise ValueError(f"kind must be 'continuous' or 'discrete', got {self.kind!r}")
+
+@dataclass(kw_only=True)
+class CalculatorParams(Params):
+    kind: str = setting("continuous", "", choices=KINDS, control="toggle",
+                        tooltip="continuous densities or discrete token distributions")
+    p: str = setting("two_modes", "p (target)", choices=_every_preset, control="dropdown",
+                     tooltip="the distribution to fit")
+    q: str = setting("gaussian", "q (model)", choices=_every_preset, control="dropdown",
+                     tooltip="the model distribution")
+    q_shift: float = setting(0.0, "q shift", low=-10.0, high=10.0, shown=(-5.0, 5.0), step=0.1,
+                             tooltip="move q left or right")
+    q_scale: float = setting(2.0, "q scale", low=0.05, high=10.0, control="log_slider",
+                             shown=(-1, 1), step=0.05, tooltip="stretch q (log scale)")
+    divergence: str = setting("reverse_kl", "divergence", choices=divergences.names,
+                              control=None)
+    alpha: float = setting(0.5, "α", check=divergences.check_alpha, control=None)
+    samples: int = setting(1000, "samples", low=2, high=1_000_000, shown=(10, 20000), step=10,
+                           tooltip="samples of q for the Monte-Carlo estimators")
+    seed: int = setting(0, "seed", low=0, control="int_text", shown=(0, 2**31 - 1),
+                        tooltip="same seed, same samples")
+
+    def check_together(self) -> None:
         allowed = compute.presets(self.kind)
         for argument in ("p", "q"):
             if getattr(self, argument) not in allowed:
@@ -48,18 +51,6 @@ class CalculatorParams:
                     f"{argument} = {getattr(self, argument)!r} is not a {self.kind} preset; "
                     f"choose one of: {', '.join(allowed)}"
                 )
-        if not 0.05 <= self.q_scale <= 10:
-            raise ValueError(f"q_scale must be between 0.05 and 10, got {self.q_scale}")
-        if not -10 <= self.q_shift <= 10:
-            raise ValueError(f"q_shift must be between -10 and 10, got {self.q_shift}")
-        if self.divergence not in names():
-            raise ValueError(
-                f"unknown divergence {self.divergence!r}; choose one of: {', '.join(names())}"
-            )
-        check_alpha(self.alpha)
-        if not 2 <= int(self.samples) <= 1_000_000:
-            raise ValueError(f"samples must be between 2 and 1,000,000, got {self.samples}")
-        check_seed(self.seed)
 
 
 class CalculatorApp(ReflowingApp, App):
@@ -86,7 +77,7 @@ class CalculatorApp(ReflowingApp, App):
         ),
     }
 
-    def compute(self, params: CalculatorParams) -> compute.Calculation:
+    def compute(self, params: CalculatorParams) -> compute.CalculatorResult:
         return compute.calculate(
             params.kind,
             params.p,
@@ -99,13 +90,10 @@ class CalculatorApp(ReflowingApp, App):
             params.seed,
         )
 
-    def make_figures(self, result):
-        return {
-            "densities": figures.densities(result),
-            "weight": figures.weight_curve(result.chosen, result.alpha),
-            "table": figures.table(result),
-            "estimators": figures.estimator_table(result),
-        }
+    def views(self) -> dict:
+        return {"densities": figures.densities,
+                "weight": lambda result: figures.weight_curve(result.chosen, result.alpha),
+                "table": figures.table, "estimators": figures.estimator_table}
 
     def notes(self, result):
         if result.p_outside_q > 0:
@@ -115,59 +103,18 @@ class CalculatorApp(ReflowingApp, App):
         return []
 
     def build_controls(self):
-        kind = widgets.ToggleButtons(
-            options=["continuous", "discrete"],
-            value=self.params.kind,
-            tooltips=["1D densities", "distributions over 8 tokens"],
-            tooltip="continuous densities or discrete token distributions",
-        )
-        self._p_menu = widgets.Dropdown(description="p (target)", tooltip="the distribution to fit")
-        self._q_menu = widgets.Dropdown(description="q (model)", tooltip="the model distribution")
+        def kind_changed(new):
+            p, q = DEFAULT_PAIRS[new]
+            self.apply(kind=new, p=p, q=q)
+
+        kind = self.control("kind", on_change=kind_changed,
+                            tooltips=["1D densities", "distributions over 8 tokens"])
+        self._p_menu, self._q_menu = self.control("p"), self.control("q")
         self._refresh_menus()
-        shift = widgets.FloatSlider(
-            min=-5,
-            max=5,
-            step=0.1,
-            description="q shift",
-            continuous_update=False,
-            tooltip="move q left or right",
-        )
-        scale = widgets.FloatLogSlider(
-            min=-1,
-            max=1,
-            step=0.05,
-            description="q scale",
-            continuous_update=False,
-            tooltip="stretch q (log scale)",
-        )
-        samples = widgets.IntSlider(
-            min=10,
-            max=20000,
-            step=10,
-            description="samples",
-            continuous_update=False,
-            tooltip="samples of q for the Monte-Carlo estimators",
-        )
-        seed = widgets.IntText(description="seed", tooltip="same seed, same samples")
-        self._continuous_only = widgets.VBox(
-            [self.bind(shift, "q_shift"), self.bind(scale, "q_scale")]
-        )
-
-        def kind_changed(change):
-            if not self._syncing:
-                p, q = DEFAULT_PAIRS[change["new"]]
-                self.apply(kind=change["new"], p=p, q=q)
-
-        kind.observe(self.status.guard(kind_changed), names="value")
-        self._controls["kind"] = kind
+        self._continuous_only = widgets.VBox([self.control("q_shift"), self.control("q_scale")])
         return [
-            kind,
-            self.bind(self._p_menu, "p"),
-            self.bind(self._q_menu, "q"),
-            self._continuous_only,
-            self.divergence_picker(),
-            self.bind(samples, "samples"),
-            self.bind(seed, "seed"),
+            kind, self._p_menu, self._q_menu, self._continuous_only, self.divergence_picker(),
+            self.control("samples"), self.control("seed"),
         ]
 
     def layout_views(self, views):

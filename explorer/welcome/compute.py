@@ -227,8 +227,8 @@ class Row:
     exact: float | None = None
 
 
-@dataclass
-class Calculation:
+@dataclass(kw_only=True)
+class CalculatorResult:
     kind: str
     support: np.ndarray
     p: np.ndarray
@@ -260,7 +260,7 @@ def calculate(
     alpha=0.5,
     samples=1000,
     seed=0,
-) -> Calculation:
+) -> CalculatorResult:
     """Every registered divergence D(p||q) for the pair, and Monte-Carlo estimates of KL(q||p).
 
     Continuous pairs: the closed form for two Gaussians, else a whole-line quadrature with
@@ -291,9 +291,10 @@ def calculate(
         support = np.arange(TOKENS)
     estimates = {k: divergences.kl_estimate(log_p_s, log_q_s, k) for k in divergences.KL_ESTIMATORS}
     reverse = next(r.value for r in rows if r.name == "reverse_kl")
-    return Calculation(
-        kind, support, p, q, rows, divergence, alpha, estimates, reverse, samples,
-        p_mass_outside_q(kind, p_name, q_name, q_shift, q_scale)
+    return CalculatorResult(
+        kind=kind, support=support, p=p, q=q, rows=rows, chosen=divergence, alpha=alpha,
+        estimates=estimates, reverse_kl=reverse, samples=samples,
+        p_outside_q=p_mass_outside_q(kind, p_name, q_name, q_shift, q_scale),
     )
 
 

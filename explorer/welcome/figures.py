@@ -1,4 +1,4 @@
-"""Figures of the divergence calculator: pure functions from a Calculation to a figure."""
+"""Figures of the divergence calculator: pure functions from a CalculatorResult to a figure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .. import divergences
 from ..ui import HTMLView, palette
 from ..ui.formatting import NOISE_FLOOR, numbers_template
 from ..ui.picker import readable, short_label
-from .compute import Calculation
+from .compute import CalculatorResult
 
 #: p solid blue, q dashed (or hatched bars) vermillion: the colour-blind-safe pair of ui.palette,
 #: and a second cue beside the colour
@@ -40,7 +40,7 @@ def format_value(value: float) -> str:
 
 
 
-def densities(result: Calculation) -> go.Figure:
+def densities(result: CalculatorResult) -> go.Figure:
     """p and q on one plot: curves for densities, grouped bars for token distributions."""
     fig = go.Figure()
     if result.kind == "continuous":
@@ -107,7 +107,7 @@ def weight_curve(name: str, alpha: float) -> go.Figure:
     return fig
 
 
-def table(result: Calculation) -> HTMLView:
+def table(result: CalculatorResult) -> HTMLView:
     """Every registered divergence D(p‖q), the chosen one in bold, infinite ones with the reason."""
     has_exact = any(row.exact is not None for row in result.rows)
     head = "<tr><th>divergence</th><th>D(p‖q)</th>" + ("<th>closed form</th>" if has_exact else "")
@@ -138,7 +138,7 @@ def table(result: Calculation) -> HTMLView:
     )
 
 
-def estimator_table(result: Calculation) -> HTMLView:
+def estimator_table(result: CalculatorResult) -> HTMLView:
     """Monte-Carlo estimates of KL(q‖p) from samples of q against the exact value, with what
     each estimator's mean is (k3 is unbiased only when q covers p's support)."""
     lines = ["<tr><th>estimator</th><th>estimate ± s.e.</th><th>its mean</th>"

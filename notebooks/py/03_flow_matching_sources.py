@@ -168,7 +168,7 @@ data = target("moons", n=512, seed=1)
 print("source W2 to the data:", round(w2(source("gaussian", n=512, seed=2), data), 3))
 print("noise floor (data vs data):", round(w2(target("moons", n=512, seed=3), data), 3))
 for coupling in ("independent", "ot"):
-    model = train("moons", "gaussian", coupling=coupling, iters=300, batch=256, seed=0)
+    model = train("moons", "gaussian", coupling=coupling, iters=300, batch_size=256, seed=0)
     generated = sample(model, n=512, steps=2, solver="euler", seed=4)
     print(f"{coupling:12s} W2 after 2 Euler steps: {w2(generated, data):.3f}")
 

@@ -113,7 +113,7 @@ def test_answer_5_at_correlation_one_every_optimum_covers_the_same(app):
 def test_answer_6_policy_gradient_converges_dpo_drifts(app):
     app.use_preset(DEFAULT)
     s = cached_scenario(*app.params.scenario_key)
-    app.set(train_method="pg", train_steps=300)
+    app.set(train_method="pg", train_iters=300)
     app.clear_training()
     app.train(wait=True)
     pg = app.result.trajectories[-1]
@@ -122,7 +122,7 @@ def test_answer_6_policy_gradient_converges_dpo_drifts(app):
     ends = {}
     for divergence in ("reverse_kl", "forward_kl"):
         for steps in (300, 3000):
-            app.set(train_method="dpo", train_divergence=divergence, train_steps=steps)
+            app.set(train_method="dpo", train_divergence=divergence, train_iters=steps)
             app.train(wait=True)
             ends[divergence, steps] = app.result.trajectories[-1]
     assert "316 of the 1,886 compared responses never lose" in app.status.text
@@ -133,9 +133,9 @@ def test_answer_6_policy_gradient_converges_dpo_drifts(app):
     assert f"{ends['forward_kl', 300].proxy[-1]:.4g}" == "0.8172"
     assert f"{ends['forward_kl', 3000].proxy[-1]:.4g}" == "0.6037"
     assert f"{f_regularized(s.pi_ref, s.proxy, 0.3, 'forward_kl') @ s.proxy:.4g}" == "2.807"
-    app.set(train_method="pg", train_divergence="reverse_kl", train_steps=300)
+    app.set(train_method="pg", train_divergence="reverse_kl", train_iters=300)
     app.clear_training()
-    app.set(n_responses=100, train_method="dpo", train_steps=3000)
+    app.set(n_responses=100, train_method="dpo", train_iters=3000)
     app.train(wait=True)
     run, finite = app.result.trajectories[-1], app.result.finite_targets[-1]
     assert finite is not None and "every response is compared" in app.status.text
@@ -144,7 +144,7 @@ def test_answer_6_policy_gradient_converges_dpo_drifts(app):
     assert kl(run.policy, fitted) < 1e-6 and finite[0] == pytest.approx(kl(fitted, s.pi_ref), rel=1e-9)
     assert f"{kl(run.policy, tilted(s.pi_ref, s.proxy, 0.3)):.3g}" == "0.456"
     app.clear_training()
-    app.set(n_responses=2000, train_method="pg", train_steps=300)
+    app.set(n_responses=2000, train_method="pg", train_iters=300)
 
 
 def test_answer_7_kl_between_best_of_n_and_rl_grows_like_half_log_length(app):

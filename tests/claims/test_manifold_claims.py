@@ -35,7 +35,7 @@ def median_per_mu(values: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 
 def test_answer_1_errors_sit_with_the_correct_samples_then_climb(synthetic_app):
-    result = synthetic_app.set(alpha=2.0).result.result
+    result = synthetic_app.set(threshold_sd=2.0).result.result
     errors = median_per_mu(result.deviations, result.baseline_mean)
     correct = median_per_mu(result.baseline, result.baseline_mean)
     assert all(f"{v:.2f}" in ("0.92", "0.93") for v in errors[:6])  # "0.92-0.93"
@@ -45,7 +45,7 @@ def test_answer_1_errors_sit_with_the_correct_samples_then_climb(synthetic_app):
 
 
 def test_answer_2_chance_crossings_at_layer_0_in_both_groups(synthetic_app):
-    result = synthetic_app.set(alpha=2.0).result.result
+    result = synthetic_app.set(threshold_sd=2.0).result.result
     errors = first_layer_shares(result.divergence_layer, 12)
     null = first_layer_shares(result.null_divergence_layer, 12)
     assert abs(errors[0] - null[0]) < 0.02  # "about as high"
@@ -53,16 +53,16 @@ def test_answer_2_chance_crossings_at_layer_0_in_both_groups(synthetic_app):
 
 
 def test_answer_3_alpha_trades_false_alarms_for_sensitivity(synthetic_app):
-    result = synthetic_app.set(alpha=4.0).result.result
+    result = synthetic_app.set(threshold_sd=4.0).result.result
     errors = first_layer_shares(result.divergence_layer, 12)
     null = first_layer_shares(result.null_divergence_layer, 12)
     assert errors[0] <= 0.01 and null[0] <= 0.01  # "nearly vanish"
     assert errors[6] > 0.9  # "the real divergences stay at layer 6"
-    result = synthetic_app.set(alpha=1.0).result.result
+    result = synthetic_app.set(threshold_sd=1.0).result.result
     errors = first_layer_shares(result.divergence_layer, 12)
     null = first_layer_shares(result.null_divergence_layer, 12)
     assert f"{100 * errors[0]:.1f}" == "18.5" and f"{100 * null[0]:.1f}" == "15.4"
-    synthetic_app.set(alpha=2.0)
+    synthetic_app.set(threshold_sd=2.0)
 
 
 def test_answer_4_weak_drift_is_detected_late(synthetic_app):
@@ -192,14 +192,14 @@ def test_tiny_answer_2_standardise(tiny_without_svm):
 
 
 def test_tiny_answer_3_alpha_1(tiny_without_svm):
-    r = tiny_without_svm.set(alpha=1.0).result.result
+    r = tiny_without_svm.set(threshold_sd=1.0).result.result
     mean, low, high = r.false_alarm_summary()
     assert (pct(mean), pct(low), pct(high)) == ("48", "44", "56")
     errors = first_layer_counts(r.divergence_layer, 8)
     null = first_layer_shares(r.null_divergence_layer, 8)
     assert errors[0] == errors[1] == 7 and pct(7 / 62) == "11"
     assert (pct(null[0]), pct(null[1])) == ("19", "10")
-    tiny_without_svm.set(alpha=2.0)
+    tiny_without_svm.set(threshold_sd=2.0)
 
 
 def test_tiny_answer_4_mean_all(tiny_without_svm):

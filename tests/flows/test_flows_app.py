@@ -38,11 +38,11 @@ def test_every_preset_shows_a_trained_model(app, name):
         ({"tau": 1.0}, "tau must be a cosine strictly between -1 and 1"),
         ({"prune_tau": -1.5}, "pruning tau must be a cosine"),
         ({"steps": 0}, "steps must be a positive integer"),
-        ({"batch": -4}, "batch must be a positive integer"),
+        ({"batch_size": -4}, "batch_size must be a positive integer"),
         ({"solver": "rk45"}, "unknown solver"),
         ({"iters": 10**12}, "iters must be at most 50,000"),  # was a MemoryError of 87.3 TiB
         ({"steps": 4000}, "steps must be at most 64"),  # blocked set() for 1.4 s
-        ({"batch": 10**9}, "batch must be at most 4,096"),
+        ({"batch_size": 10**9}, "batch_size must be at most 4,096"),
         ({"components": 10**6}, "components must be at most 6"),
     ],
 )
@@ -91,7 +91,7 @@ def test_sampling_controls_need_no_training(app):
 
 @pytest.mark.slow
 def test_an_untrained_setting_says_so_and_training_fills_it(app):
-    app.set(target="moons", source="gaussian", coupling="ot", iters=60, batch=64, seed=7)
+    app.set(target="moons", source="gaussian", coupling="ot", iters=60, batch_size=64, seed=7)
     assert not app.result.trained and "press 'Train grid'" in app.status.text
     app.train(wait=True)
     assert app.runner.outcome == "done"
@@ -106,7 +106,7 @@ def test_a_diverging_training_is_reported_and_the_state_kept(app, monkeypatch):
     def diverging(*args, **kwargs):
         raise TrainingDiverged("training diverged at iteration 3: the loss became NaN")
 
-    app.set(target="moons", source="gaussian", coupling="ot", iters=70, batch=64, seed=8)
+    app.set(target="moons", source="gaussian", coupling="ot", iters=70, batch_size=64, seed=8)
     before = app.params
     monkeypatch.setattr(compute, "train_grid", diverging)
     app.train(wait=True)
@@ -122,7 +122,7 @@ def test_state_round_trips(app, tmp_path):
         coupling="ot",
         steps=4,
         iters=2000,
-        batch=256,
+        batch_size=256,
         seed=0,
     )
     path = app.save_state(tmp_path / "flows.json")
@@ -134,7 +134,7 @@ def test_state_round_trips(app, tmp_path):
 
 def test_a_cancelled_training_says_so_and_not_up_to_date(app, monkeypatch):
     """Cancel after the first live preview: the status names the half-trained preview."""
-    app.set(target="moons", source="gaussian", coupling="ot", iters=100, batch=64, seed=9)
+    app.set(target="moons", source="gaussian", coupling="ot", iters=100, batch_size=64, seed=9)
     shown = []
     original = app.show_result
 
@@ -149,3 +149,12 @@ def test_a_cancelled_training_says_so_and_not_up_to_date(app, monkeypatch):
     assert shown and "preview" in shown[0] and "up to date" not in shown[0]
     assert app.status.level == "warning" and "cancelled at iteration 100 of 100" in app.status.text
     assert "half-trained preview of iteration 50" in app.status.text
+
+
+def test_a_state_from_before_the_glossary_loads_and_finds_the_shipped_models():
+    """Issue 17 item 3: 'lr' and 'batch' are now learning_rate and batch_size, in the app and
+    in the shipped models' stored settings alike."""
+    app = FlowsApp().load_state({"app": "FlowsApp", "version": 1,
+                                 "params": {"target": "moons", "lr": 3e-3, "batch": 256}})
+    assert (app.params.learning_rate, app.params.batch_size) == (3e-3, 256)
+    assert app.result.trained and all(row.model is not None for row in app.result.rows)

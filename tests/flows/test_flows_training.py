@@ -23,7 +23,7 @@ from explorer.flows.training import FlowModel, TrainingDiverged, TrainSettings, 
 
 
 def test_a_batched_grid_trains_each_model_exactly_as_if_alone():
-    settings = TrainSettings(iters=25, batch=64, seed=3)
+    settings = TrainSettings(iters=25, batch_size=64, seed=3)
     slots = [
         (make_source("gaussian", "moons", 3), "independent"),
         (make_source("uniform", "moons", 3), "ot"),
@@ -44,26 +44,26 @@ def test_a_diverging_run_is_stopped_with_a_sentence():
         return x
 
     with pytest.raises(TrainingDiverged, match="diverged at iteration 1.*lower the learning rate"):
-        train("moons", broken, iters=5, batch=32)
+        train("moons", broken, iters=5, batch_size=32)
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"batch": 0}, "batch must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"iters": -1}, "iters must be a positive integer"),
         ({"coupling": "sinkorn"}, "unknown coupling 'sinkorn'"),
-        ({"lr": 2.0}, "lr must be a learning rate"),
+        ({"learning_rate": 2.0}, "learning_rate must be between 0 and 1"),
     ],
 )
 def test_bad_training_settings_are_refused(changes, message):
-    kwargs = {"iters": 2, "batch": 16, **changes}
+    kwargs = {"iters": 2, "batch_size": 16, **changes}
     with pytest.raises(ValueError, match=message):
         train("moons", "gaussian", **kwargs)
 
 
 def test_a_trained_model_is_much_closer_to_the_target_than_its_source():
-    model = train("moons", "gaussian", "ot", iters=300, batch=128, seed=0)
+    model = train("moons", "gaussian", "ot", iters=300, batch_size=128, seed=0)
     ref = reference("moons")
     generated = sample(model, 512, steps=8, solver="midpoint", seed=1)
     source_w2 = w2(source("gaussian", 512, 1), ref.eval_a)
@@ -160,7 +160,7 @@ def test_pruning_a_source_that_misses_the_pruned_directions_is_refused():
 
 
 def test_weights_round_trip_through_npz(tmp_path):
-    model = train("moons", "learned", "ot", iters=5, batch=32)
+    model = train("moons", "learned", "ot", iters=5, batch_size=32)
     loaded = load_models(save_models([model], tmp_path / "m.npz"))[0]
     assert loaded.source.name == "learned" and loaded.coupling == "ot"
     torch.testing.assert_close(loaded.source.learned.radius, model.source.learned.radius)
@@ -194,7 +194,7 @@ def test_ot_coupling_is_straighter_and_better_at_few_steps_shipped_weights():
 @pytest.mark.slow
 def test_ot_coupling_is_straighter_and_better_at_few_steps_short_retraining():
     models = [
-        train("moons", "gaussian", c, iters=400, batch=256, seed=1) for c in ("independent", "ot")
+        train("moons", "gaussian", c, iters=400, batch_size=256, seed=1) for c in ("independent", "ot")
     ]
     _ot_beats_independent(*models)
 
@@ -230,7 +230,7 @@ def _cosines(a, b):
 
 @pytest.mark.parametrize("coupling", ["independent", "ot"])
 def test_the_learned_source_turns_each_mean_towards_its_cluster(coupling):
-    model = train("moons", "learned", coupling, iters=300, batch=128, seed=0)
+    model = train("moons", "learned", coupling, iters=300, batch_size=128, seed=0)
     learned = model.source.learned
     assert (learned.radius > 0).all()
     cos = _cosines(learned.mu.numpy().astype(np.float64), _cluster_means(learned))
@@ -282,7 +282,7 @@ def test_every_model_of_a_grid_sees_the_same_data_batches_and_times(pair_reuse):
     names = ["gaussian", "hd_gaussian", "directional", "density_approx", "learned", "uniform"]
     slots = [(make_source(name, "moons", 0), coupling)
              for name in names for coupling in ("independent", "ot")]
-    settings = TrainSettings(iters=6, batch=64, seed=0, pair_reuse=pair_reuse)
+    settings = TrainSettings(iters=6, batch_size=64, seed=0, pair_reuse=pair_reuse)
     train_many(recorded, slots, settings)
     assert len(seen) == len(slots) * (6 // pair_reuse)
     for start in range(0, len(seen), len(slots)):

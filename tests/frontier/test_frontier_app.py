@@ -85,7 +85,7 @@ def test_verifiable_preset_shows_pass_at_k(app):
 
 def test_training_draws_a_live_trajectory_that_ends_near_the_exact_optimum():
     app = FrontierApp(n_responses=100, beta=1.0)
-    app.train(wait=True, steps=400, method="pg")
+    app.train(wait=True, iters=400, method="pg")
     assert app.runner.outcome == "done"
     run = app.result.trajectories[-1]
     names = [trace.name for trace in app.figures["plane"].data]
@@ -121,7 +121,7 @@ def test_explore_is_reproducible():
 
 def test_training_in_the_background_can_be_cancelled():
     app = FrontierApp(n_responses=100, beta=1.0)
-    app.train(steps=20_000)  # far more than the test waits for
+    app.train(iters=20_000)  # far more than the test waits for
     app.runner.cancel()
     app.runner.join(timeout=60)
     assert app.runner.outcome == "cancelled"
@@ -131,7 +131,7 @@ def test_training_in_the_background_can_be_cancelled():
 
 def test_training_in_the_background_finishes_and_updates_the_figures():
     app = FrontierApp(n_responses=100, beta=1.0)
-    app.train(steps=200)
+    app.train(iters=200)
     app.runner.join(timeout=120)
     assert app.runner.outcome == "done"
     assert any(trace.name.startswith("trained") for trace in app.figures["plane"].data)

@@ -105,12 +105,12 @@ def test_dpo_on_finite_pairs_is_told_to_drift_and_the_counts_are_right():
     assert data.never_compared_mass == pytest.approx(
         sum(s.pi_ref[y] for y in range(s.size) if y not in compared), rel=1e-12)
     # an undefeated response's pair-loss terms all fall as it rises: training keeps raising it
-    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, steps=200, seed=0)
-    short = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, steps=50, seed=0)
+    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, iters=200, seed=0)
+    short = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, n_pairs=3000, iters=50, seed=0)
     top = max(undefeated, key=lambda y: s.pi_ref[y])
     assert run.policy[top] / s.pi_ref[top] > short.policy[top] / s.pi_ref[top] > 1.0
     app = FrontierApp(n_responses=500)
-    app.set(train_method="dpo", train_steps=50)
+    app.set(train_method="dpo", train_iters=50)
     app.train(wait=True)
     assert "never lose a comparison" in app.status.text
 
@@ -140,7 +140,7 @@ def test_each_training_run_is_drawn_beside_its_population_optimum():
     from explorer.frontier import f_regularized, kl, tilted
 
     app = FrontierApp(n_responses=500)
-    app.set(train_method="dpo", train_divergence="js", train_steps=20)
+    app.set(train_method="dpo", train_divergence="js", train_iters=20)
     app.train(wait=True)
     s = app.result.scenario
     target = f_regularized(s.pi_ref, s.proxy, app.params.beta, "js")
@@ -181,7 +181,7 @@ def test_bradley_terry_fit_solves_the_score_equations_and_is_dpo_s_actual_target
 
     rng = np.random.default_rng(1)
     for divergence in ("reverse_kl", "forward_kl"):
-        run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, divergence=divergence, steps=3000, seed=0)
+        run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, divergence=divergence, iters=3000, seed=0)
         finite = f_regularized(s.pi_ref, fitted, 0.3, divergence)
         population = f_regularized(s.pi_ref, s.proxy, 0.3, divergence)
         best = pair_loss(finite, divergence)
@@ -192,7 +192,7 @@ def test_bradley_terry_fit_solves_the_score_equations_and_is_dpo_s_actual_target
         assert kl(run.policy, population) > 0.1, divergence
     # reverse-KL DPO gets there in 3000 steps (forward KL's loss is nearly flat towards it)
     assert kl(run.policy, finite) > 1.0
-    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, steps=3000, seed=0)
+    run = train(s.pi_ref, s.proxy, method="dpo", beta=0.3, iters=3000, seed=0)
     assert kl(run.policy, f_regularized(s.pi_ref, fitted, 0.3, "reverse_kl")) < 1e-6
     # no fit where a response never loses (the default scenario) or is never compared
     big = cached_scenario(2000, "zipf", "gaussian", 0.8, 0, 0)

@@ -62,13 +62,13 @@ def test_scenario_bad_input(changes, message):
 
 
 def test_exact_gradient_pg_converges_to_the_tilted_policy():
-    run = train(P, R, method="pg", beta=0.5, batch=None, steps=800, learning_rate=0.05)
+    run = train(P, R, method="pg", beta=0.5, batch_size=None, iters=800, learning_rate=0.05)
     assert total_variation(run.policy, tilted(P, R, 0.5)) < 2e-3
     assert run.kl[0] == 0.0 and run.kl[-1] == pytest.approx(kl(run.policy, P), rel=1e-9)
 
 
 def test_sampled_pg_with_kl_penalty_approaches_the_tilted_policy():
-    run = train(P, R, method="pg", beta=0.5, batch=512, steps=800, learning_rate=0.03, seed=4)
+    run = train(P, R, method="pg", beta=0.5, batch_size=512, iters=800, learning_rate=0.03, seed=4)
     assert total_variation(run.policy, tilted(P, R, 0.5)) < 0.03
 
 
@@ -84,7 +84,7 @@ def test_dpo_variants_approach_their_exact_optimum(divergence, alpha):
         divergence=divergence,
         alpha=alpha,
         beta=0.5,
-        steps=600,
+        iters=600,
         learning_rate=0.1,
         n_pairs=100_000,
         seed=1,
@@ -114,7 +114,7 @@ def test_training_reports_progress_and_can_be_stopped():
             raise Stop
 
     with pytest.raises(Stop):
-        train(P, R, steps=100, record_every=10, report=report)
+        train(P, R, iters=100, record_every=10, report=report)
     assert seen[0] == 0.0 and seen[-1] == 0.5
 
 
@@ -123,7 +123,7 @@ def test_training_reports_progress_and_can_be_stopped():
     [
         ({"method": "ppo"}, "method"),
         ({"beta": -1.0}, "beta"),
-        ({"steps": 0}, "steps"),
+        ({"iters": 0}, "iters"),
         ({"method": "pg", "divergence": "js"}, "KL penalty"),
         ({"divergence": "tv"}, "divergence"),
     ],

@@ -36,10 +36,10 @@ def test_default_view_and_figures(app):
 
 def test_cheap_changes_reuse_the_neighbour_tables(app):
     tables = app.result.result.tables
-    app.set(alpha=3.5, k=9, layer=2)
+    app.set(threshold_sd=3.5, k=9, layer=2)
     assert app.result.result.tables is tables
     assert app.result.result.k == 9 and app.result.layer == 2
-    app.set(alpha=2.0, k=5, layer=4)
+    app.set(threshold_sd=2.0, k=5, layer=4)
 
 
 def test_bad_input_keeps_state_and_picture(app, tmp_path):
@@ -52,7 +52,7 @@ def test_bad_input_keeps_state_and_picture(app, tmp_path):
             "does not exist",
         ),
         (dict(n_correct=6, n_error=20, k=6), "k \\+ 1"),
-        (dict(alpha=-1.0), "alpha"),
+        (dict(threshold_sd=-1.0), "threshold_sd"),
         (dict(diverge_at=30), "diverge_at"),
         (dict(source="tiny model", pooling="max"), "pooling"),
     ]:
@@ -75,13 +75,13 @@ def test_file_source_with_no_errors_is_a_clear_message(app, tmp_path):
 
 
 def test_state_round_trip(app, tmp_path):
-    app.set(alpha=2.5)
+    app.set(threshold_sd=2.5)
     path = app.save_state(tmp_path / "state.json")
-    assert json.loads(path.read_text())["params"]["alpha"] == 2.5
+    assert json.loads(path.read_text())["params"]["threshold_sd"] == 2.5
     other = ManifoldApp(**SMALL)
     other.load_state(path)
     assert other.params == app.params
-    app.set(alpha=2.0)
+    app.set(threshold_sd=2.0)
 
 
 def test_widget_builds_and_expensive_change_runs_in_the_runner(app):
@@ -133,7 +133,7 @@ def test_overwriting_a_file_at_the_same_path_is_a_new_source(tmp_path):
     second = synthetic(n_layers=3, dim=16, n_correct=60, n_error=20, diverge_at=1, drift=5.0,
                        seed=1)
     save_npz(path, second)
-    app.set(alpha=2.5)  # a cheap change: the file is read again because its contents changed
+    app.set(threshold_sd=2.5)  # a cheap change: the file is read again because its contents changed
     layer = second.layers[2]
     want = knn_distances(layer[~second.correct], layer[second.correct], 5).mean()
     assert app.result.result.deviations[2].mean() == pytest.approx(want, rel=1e-12)
@@ -154,15 +154,15 @@ def test_null_control_switched_off_says_so():
 
 @pytest.mark.parametrize(
     "change, message",
-    [(dict(alpha=True), "alpha must be a number"), (dict(drift=False), "drift must be a number"),
+    [(dict(threshold_sd=True), "threshold_sd must be a number"), (dict(drift=False), "drift must be a number"),
      (dict(layer=200), "layer must be from 0 to 5")],
 )
 def test_booleans_and_out_of_range_layers_are_refused(change, message):
-    """Issue 15 item 7: alpha=True was stored; layer=200 on 6-layer data was clamped silently."""
+    """Issue 15 item 7: threshold_sd=True was stored; layer=200 on 6-layer data was clamped silently."""
     app = ManifoldApp(**SMALL)
     with pytest.raises(ValueError, match=message):
         app.set(**change)
-    assert app.params.alpha == 2.0 and app.params.layer == 4
+    assert app.params.threshold_sd == 2.0 and app.params.layer == 4
 
 
 def test_a_new_source_with_fewer_layers_moves_the_view_and_says_so(tmp_path):
@@ -193,3 +193,12 @@ def test_calibrated_rule_is_shown_and_cheap_to_change(app):
     with pytest.raises(ValueError, match="correction must be one of"):
         app.set(correction="bonferroni")
     app.set(persistence=1, correction="holm")
+
+
+def test_a_saved_state_and_a_link_from_before_the_rename_still_load():
+    """Glossary (issue 17 item 3): REMA's threshold was 'alpha', the alpha-divergence's name."""
+    app = ManifoldApp(**SMALL)
+    old = {"app": "ManifoldApp", "version": 1, "params": {**SMALL, "alpha": 3.0}}
+    assert app.load_state(old).params.threshold_sd == 3.0
+    linked = ManifoldApp.from_link("?app=ManifoldApp&v=1&alpha=2.5&lock=alpha", **SMALL)
+    assert linked.params.threshold_sd == 2.5 and linked.locked == {"threshold_sd"}

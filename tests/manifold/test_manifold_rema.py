@@ -56,8 +56,8 @@ def test_statistics_are_welch_and_with_settings_equals_a_fresh_run():
     result = rema(reps.layers, reps.correct, k=5, geometry=False)
     welch = stats.ttest_ind(result.deviations[4], result.baseline[4], equal_var=False)
     assert result.t_statistic[4] == pytest.approx(welch.statistic)
-    changed = result.with_settings(k=9, alpha=3.0)
-    fresh = rema(reps.layers, reps.correct, k=9, alpha=3.0, geometry=False)
+    changed = result.with_settings(k=9, threshold_sd=3.0)
+    fresh = rema(reps.layers, reps.correct, k=9, threshold_sd=3.0, geometry=False)
     np.testing.assert_allclose(changed.deviations, fresh.deviations, rtol=1e-6)
     np.testing.assert_array_equal(changed.divergence_layer, fresh.divergence_layer)
     np.testing.assert_array_equal(changed.null_divergence_layer, fresh.null_divergence_layer)
@@ -66,7 +66,7 @@ def test_statistics_are_welch_and_with_settings_equals_a_fresh_run():
 def test_raising_alpha_never_adds_divergences():
     reps = synthetic(n_layers=6, diverge_at=6, n_correct=300, n_error=100, seed=3)
     result = rema(reps.layers, reps.correct, geometry=False)
-    shares = [result.with_settings(alpha=a).null_diverged_by_layer[-1] for a in (0.5, 1, 2, 3, 4)]
+    shares = [result.with_settings(threshold_sd=a).null_diverged_by_layer[-1] for a in (0.5, 1, 2, 3, 4)]
     assert all(a >= b for a, b in zip(shares, shares[1:], strict=False))
     assert shares[0] > shares[-1]
 
@@ -134,8 +134,8 @@ def test_bad_input_is_a_clear_error():
         rema(layers, np.arange(20))
     with pytest.raises(ValueError, match="layers is empty"):
         rema([], correct)
-    with pytest.raises(ValueError, match="alpha"):
-        rema(layers, correct, alpha=-1.0)
+    with pytest.raises(ValueError, match="threshold_sd"):
+        rema(layers, correct, threshold_sd=-1.0)
     result = rema(layers, correct, geometry=False)
     with pytest.raises(ValueError, match="k must be an integer from 1 to"):
         result.with_settings(k=50)

@@ -82,11 +82,11 @@ def test_infinite_divergence_is_shown_with_its_reason(app):
 def test_animated_path_plays_back_without_recomputing(app):
     app.use_preset("Adam off-centre: finds a mode")
     path = app.result.path
-    app.set(step=10)
+    app.set(shown_iter=10)
     assert app.result.path is path  # cached: a step only re-slices the path
     assert len(app.result.path_points) == 11
-    assert "Adam step 10/200" in app.figures["densities"].layout.title.text
-    app.set(step=200)
+    assert "Adam iteration 10/200" in app.figures["densities"].layout.title.text
+    app.set(shown_iter=200)
     assert abs(app.result.model.means[0] - 2.0) < 0.05
 
 
@@ -121,7 +121,7 @@ def test_widget_follows_presets_and_space_changes():
         app.use_preset(preset)
         assert app.status.level in ("ok", "warning"), app.status.text
         assert app._target_menu.value == app.params.target
-        assert app._step_slider.max == app.params.steps
+        assert app._step_slider.max == app.params.iters
     app._controls["space"].value = "2D"  # as a click would
     assert app.params.space == "2D" and app.params.target == "ring of 8"
     assert app.status.level in ("ok", "warning"), app.status.text
@@ -151,3 +151,13 @@ def test_the_sweep_panel_is_a_sentence_until_a_sweep_is_chosen():
     assert slot.children == (plot,)  # the plot widget is made once and kept
     assert "alpha" in plot.layout.title.text
     assert root is app.widget
+
+
+def test_a_state_from_before_the_glossary_loads():
+    """Issue 17 item 3: Adam's 'steps' and 'step' are now iters and shown_iter."""
+    old = {"app": "ModesApp", "version": 1,
+           "params": {**ModesApp.presets["Adam from the middle: stuck"], "steps": 120, "step": 60}}
+    old["params"].pop("iters"), old["params"].pop("shown_iter")
+    app = ModesApp().load_state(old)
+    assert (app.params.iters, app.params.shown_iter) == (120, 60)
+    assert ModesApp.from_link("?app=ModesApp&v=1&solver=animated&steps=50&step=5").params.iters == 50

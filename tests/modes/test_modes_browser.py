@@ -47,7 +47,7 @@ def test_adam_path_plays_in_jupyterlab(tmp_path):
         )
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-            ".some(t => t.textContent.includes('Adam step 200/200'))",
+            ".some(t => t.textContent.includes('Adam iteration 200/200'))",
             timeout=30_000,
         )
         page.locator(".jupyter-widgets", has_text="Adam: start, rate, play").locator(
@@ -57,7 +57,7 @@ def test_adam_path_plays_in_jupyterlab(tmp_path):
         page.locator("button", has_text="reset").first.click()
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-            ".some(t => t.textContent.includes('Adam step 0/200'))",
+            ".some(t => t.textContent.includes('Adam iteration 0/200'))",
             timeout=30_000,
         )
         play = page.locator(".widget-play button").first  # the ▶ button of the Play widget
@@ -65,7 +65,7 @@ def test_adam_path_plays_in_jupyterlab(tmp_path):
         play.click()
         page.wait_for_function(
             "[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
-            ".some(t => /Adam step (1[0-9]|[2-9][0-9]|1[0-9][0-9])\\//.test(t.textContent))",
+            ".some(t => /Adam iteration (1[0-9]|[2-9][0-9]|1[0-9][0-9])\\//.test(t.textContent))",
             timeout=60_000,
         )
         browser.screenshot(page, "01_modes_adam_playing")

@@ -39,7 +39,7 @@ def test_adam_start_is_kept_inside_the_finite_region():
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(steps=True), "steps must be a whole number"),
+    (dict(iters=True), "iters must be a whole number"),
     (dict(batch_size=2.7), "batch size must be a whole number"),
     (dict(components=2.0), "components must be a whole number"),
     (dict(separation="4"), "separation must be a number"),

@@ -1,0 +1,272 @@
+"""The modes explorer's experiments: the targets, fits, Adam paths, landscapes and sweeps behind
+every view, and the caches that make a slider move cheap (a slider elsewhere reuses them).
+
+Pure: params in, a :class:`ModesResult` out; no widget and no figure here (the science lives in
+``targets``, ``families``, ``fitting`` and ``analysis``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import analysis
+from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
+from .targets import preset_1d, preset_2d, teacher
+
+
+def _alpha(params, divergence: str | None = None):
+    return params.alpha if (divergence or params.divergence) == "alpha" else None
+
+
+@lru_cache(maxsize=64)
+def _target(space: str, name: str, separation: float, weight: float):
+    if space == "1D":
+        return preset_1d(name, separation, weight)
+    if space == "2D":
+        return preset_2d(name, separation)
+    gap = int(round(max(2.0, separation * 2.5)))
+    centre = 20
+    if name == "three peaks":
+        return teacher(40, (centre - gap, centre, centre + gap), (weight / 2, 1 - weight, weight / 2))
+    return teacher(40, (centre - gap // 2 - 1, centre + gap // 2 + 1), (weight, 1 - weight),
+                   floor=0.0 if name == "two peaks, hard zeros" else 1e-3)
+
+
+@lru_cache(maxsize=64)
+def _fit(target_key, family: str, components: int, divergence: str, alpha) -> FitResult:
+    return fit(_target(*target_key), family, divergence, alpha, components, record_path=True)
+
+
+@lru_cache(maxsize=32)
+def _landscape(target_key, divergence: str, alpha) -> analysis.Landscape:
+    return analysis.landscape(_target(*target_key), divergence, alpha)
+
+
+@lru_cache(maxsize=16)
+def _adam(target_key, divergence, alpha, start, learning_rate, iters, evaluation, batch, seed):
+    objective = make_objective(_target(*target_key), "gaussian", divergence, alpha,
+                               grid_points=256)
+    return adam_path(objective, start, learning_rate, iters, evaluation, batch, seed)
+
+
+@lru_cache(maxsize=16)
+def _sweep(kind: str, target_key, family: str, components: int, divergence: str, alpha):
+    target = _target(*target_key)
+    if kind == "alpha":
+        return analysis.alpha_sweep(target, family=family, components=components, restarts=3)
+    _space, name, _separation, weight = target_key
+    return analysis.separation_sweep(divergence, alpha, np.linspace(0.5, 8.0, 24), name, weight,
+                                     family=family, components=components)
+
+
+@dataclass
+class View:
+    """Arrays for the density plot."""
+
+    kind: str
+    x: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    q_optimum: np.ndarray | None = None
+    q_compare: np.ndarray | None = None
+    x_range: tuple[float, float] = (0.0, 1.0)
+    q_levels: tuple[float, float, float] = (0.0, 1.0, 0.1)
+
+
+@dataclass(kw_only=True)
+class ModesResult:
+    """Everything the figures draw for one setting of the controls."""
+
+    params: Any  # the app's ModesParams
+    target: object
+    fit: FitResult
+    model: object  # the q shown: the exact optimum, or Adam's iterate at the chosen step
+    view: View
+    scores: list
+    coverage: analysis.Coverage
+    entropy_q: float
+    entropy_p: float
+    weights: analysis.Weights | None
+    landscape: analysis.Landscape | None
+    path: AdamPath | None
+    path_points: np.ndarray | None
+    optima_points: np.ndarray | None
+    sweep: analysis.Sweep | None
+    monte_carlo: list | None
+    compare_fit: FitResult | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def divergence(self) -> str:
+        return self.params.divergence
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    @property
+    def label(self) -> str:
+        return self.fit.divergence.label
+
+    @property
+    def short(self) -> str:
+        return self.fit.divergence.label.split("  ")[0]
+
+    @property
+    def compare_short(self) -> str:
+        return self.compare_fit.divergence.label.split("  ")[0] if self.compare_fit else ""
+
+    @property
+    def estimator_name(self) -> str:
+        return "E_q f(p/q)" if self.params.estimator == "f" else self.params.estimator
+
+    @property
+    def step_text(self) -> str:
+        """'Adam iteration 40/200: D = 0.93' while the animated solver is shown, else ''."""
+        if self.path is None:
+            return ""
+        from explorer.ui.formatting import format_number
+
+        step = min(int(self.params.shown_iter), len(self.path.thetas) - 1)
+        value = self.path.values[step]
+        return f"Adam iteration {step}/{len(self.path.thetas) - 1}: D = {format_number(value)}"
+
+    @property
+    def optimum_count(self) -> int:
+        return len(self.fit.optima)
+
+    @property
+    def optima_text(self) -> list[str]:
+        from explorer.ui.formatting import format_number
+
+        out = []
+        for o in self.fit.optima[:5]:
+            means = ", ".join(format_number(m, 3)
+                              for m in np.atleast_1d(o.model.means).ravel()[:4])
+            out.append(f"mean {means}: D = {format_number(o.value, 5)}")
+        return out
+
+
+def _display_view(target, model, optimum_model, compare_model, grid, kind) -> View:
+    if kind == "2d":
+        axis = grid.axes[0][::2]
+        xx, yy = np.meshgrid(axis, axis)
+        points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], axis=1))
+
+        def image(m):
+            return None if m is None else torch.exp(m.log_prob(points)).numpy().reshape(xx.shape)
+
+        q = image(model)
+        top = float(q.max())
+        lo, hi = target.range(3.5)
+        return View(kind, axis, image(target), q, None, image(compare_model), (lo, hi),
+                    (top * 0.05, top * 0.95, top * 0.15))
+    if kind == "discrete":
+        x = grid.axes[0]
+        return View(kind, x, target.probs, model.probs, None,
+                    None if compare_model is None else compare_model.probs,
+                    (-0.5, x[-1] + 0.5))
+    lo, hi = target.range(3.5)
+    centre = float(np.mean(model.means))
+    spread = 3.5 * float(np.max(model.stds))
+    lo, hi = max(min(lo, centre - spread), grid.axes[0][0]), min(max(hi, centre + spread),
+                                                                  grid.axes[0][-1])
+    x = np.linspace(lo, hi, 400)
+    xt = torch.as_tensor(x)
+
+    def density(m):
+        return None if m is None else torch.exp(m.log_prob(xt)).numpy()
+
+    return View(kind, x, density(target), density(model), density(optimum_model),
+                density(compare_model), (lo, hi))
+
+
+def compute_modes(params) -> ModesResult:
+    """Pure: the params in, every number the figures need out (heavy parts cached)."""
+    target_key = (params.space, params.target, float(params.separation), float(params.weight))
+    target = _target(*target_key)
+    components = params.components if params.family == "mixture" else 1
+    alpha = _alpha(params)
+    result = _fit(target_key, params.family, components, params.divergence, alpha)
+    kind = result.family.kind
+    grid = result.grid
+    notes = list(result.warnings)  # e.g. the mass of p that the grid cuts off
+    two_parameters = kind != "2d" and components == 1
+    path = None
+    model = result.model
+    path_points = None
+    if params.solver == "animated":
+        start = np.array([params.start_mean, math.log(params.start_std)])
+        path = _adam(target_key, params.divergence, alpha, (float(start[0]), float(start[1])),
+                     float(params.learning_rate), int(params.iters), params.evaluation,
+                     int(params.batch_size), int(params.seed))
+        step = min(int(params.shown_iter), len(path.thetas) - 1)
+        theta = path.thetas[step]
+        model = result.family.to_model(theta, grid.points)
+        path_points = path.thetas[: step + 1, :2]
+        if path.moved_start:
+            notes.append("Adam's " + path.moved_start + " (the range it searches on this grid"
+                         " and where D is finite)")
+        if path.stopped:
+            notes.append("Adam stopped: " + path.stopped)
+        elif path.skipped:
+            notes.append(f"Adam rejected {len(path.skipped)} step(s) whose loss or gradient was "
+                         "not finite and backed off (its moments were not touched)")
+    elif two_parameters and result.best.path is not None:
+        path_points = result.best.path[:, :2]
+    # mark only finite optima: one where D is infinite is an artefact of the finite grid
+    optima_points = (np.array([o.theta[:2] for o in result.optima if math.isfinite(o.value)])
+                     if two_parameters else None)
+    compare_fit = None
+    if params.compare != "none":
+        compare_fit = _fit(target_key, params.family, components, params.compare,
+                           _alpha(params, params.compare))
+    view = _display_view(target, model, result.model if params.solver == "animated" else None,
+                         compare_fit.model if compare_fit else None, grid, kind)
+    scores = analysis.score_table(target, model, grid, params.alpha)
+    coverage = analysis.mode_coverage(target, model, grid)
+    weights = (analysis.gradient_weights(target, model, grid, params.divergence, alpha)
+               if kind != "2d" else None)
+    landscape = _landscape(target_key, params.divergence, alpha) if two_parameters else None
+    monte_carlo = None
+    if params.evaluation == "monte_carlo":
+        estimator = None if params.estimator == "f" else params.estimator
+        monte_carlo = analysis.monte_carlo_convergence(
+            target, model, grid, params.divergence, alpha,
+            (params.batch_size // 16 or 2, params.batch_size, params.batch_size * 16), params.seed,
+            estimator)
+    sweep = None
+    if params.sweep != "off":
+        by_alpha = params.sweep == "alpha"  # the alpha sweep does not depend on the divergence
+        sweep = _sweep(params.sweep, target_key, params.family, components,
+                       "alpha" if by_alpha else params.divergence, None if by_alpha else alpha)
+    if monte_carlo and params.estimator == "k3":
+        notes.append(_k3_note(target, model, grid, params))
+    if result.reason:
+        notes.append(f"{result.divergence.label} is infinite at the best q of this family: "
+                     f"{result.reason}.")
+    if compare_fit is not None and compare_fit.reason:
+        notes.append(f"the compared {compare_fit.divergence.label} is infinite at its best q: "
+                     f"{compare_fit.reason}.")
+    return ModesResult(
+        params=params, target=target, fit=result, model=model, view=view, scores=scores,
+        coverage=coverage, entropy_q=analysis.entropy(model, grid),
+        entropy_p=analysis.entropy(target, grid), weights=weights, landscape=landscape, path=path,
+        path_points=path_points, optima_points=optima_points, sweep=sweep, monte_carlo=monte_carlo,
+        compare_fit=compare_fit, notes=notes)
+
+
+def _k3_note(target, model, grid, params) -> str:
+    """k3 = k1 + (r - 1) is unbiased only because E_q[r] = 1: say what the samples make of it."""
+    generator = torch.Generator().manual_seed(int(params.seed))
+    x = model.sample(int(params.batch_size), generator)
+    r_mean = float(torch.exp(target.log_prob(x) - model.log_prob(x)).mean())
+    return (f"k3 = k1 + (r − 1) is unbiased only when E_q[p/q] = 1 (q reaches all of p); over "
+            f"these {params.batch_size} samples the mean of r is {r_mean:.3g}, so k3 is off by "
+            f"about {1 - r_mean:.3g} (a part of p that q's samples never visit)")
