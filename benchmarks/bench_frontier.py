@@ -91,7 +91,7 @@ def _run(quick: bool) -> list[dict]:
     peer_grid = median_time(lambda: per_n_naive(p, r, powers), repeats=repeats)
 
     shown = FrontierApp()
-    shown.widget  # the kernel's whole share of a move: compute, figures, widgets updated
+    _ = shown.widget  # the kernel's whole share of a move: compute, figures, widgets updated
     # notebook 02's default view as the browser benchmark moves it (bench_browser.SLIDERS): each
     # value new, so no cached scenario or curve is reused
     correlations = [round(0.79 - 0.01 * i, 2) for i in range(3 * repeats + 2)]

@@ -19,7 +19,7 @@ def naive_grid_kl(log_p: np.ndarray, log_q: np.ndarray) -> float:
 def run(quick: bool = False) -> list[dict]:
     repeats = 3 if quick else 9
     app = CalculatorApp()
-    app.widget  # the kernel's whole share of a move: compute, figures, widgets updated
+    _ = app.widget  # the kernel's whole share of a move: compute, figures, widgets updated
     # notebook 00's slider as the browser benchmark moves it (bench_browser.SLIDERS), each value new
     scales = iter(np.linspace(0.5, 3.0, 4 * repeats))
     slider = median_time(lambda: app.set(q_scale=float(next(scales))), repeats=repeats)

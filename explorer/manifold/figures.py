@@ -21,7 +21,7 @@ from .rema import NEVER, RemaResult
 CORRECT, ERROR, NULL, THRESHOLD = palette.RIGHT, palette.WRONG, palette.NEUTRAL, palette.ORANGE
 # The small shared template of ui.formatting: plotly's named ones are copied into every figure,
 # which alone costs more than the rest of a figure.
-TEMPLATE = light_template([CORRECT, ERROR, NULL, THRESHOLD], title={"font": {"size": 15}})
+TEMPLATE = light_template([CORRECT, ERROR, NULL, THRESHOLD], title={"x": 0.02, "xanchor": "left", "font": {"size": 15}})
 BASE_LAYOUT = dict(template=TEMPLATE, height=400, width=520,
                    margin=dict(l=55, r=20, t=40, b=40),
                    legend=dict(orientation="h", yanchor="top", y=-0.28, x=0, font=dict(size=10)))
