@@ -151,3 +151,60 @@ def test_every_slider_handle_and_play_button_has_a_name(tmp_path, code, play):
             for part in ("play or pause", "stop", "repeat"):
                 assert page.get_by_role("button", name=f"{play}: {part}",
                                         include_hidden=True).count() == 1
+
+
+#: A small app's DOM as ipywidgets and plotly draw it: a folded section, a slider, a play widget
+#: and a figure's toolbar, with the element the KeyboardAccess widget renders into.
+APP_DOM = """<div class="explorer-app">
+  <div class="jupyter-widget-Collapse"><div class="jupyter-widget-Collapse-header">save</div></div>
+  <div class="widget-slider"><div class="widget-label">q scale</div><div class="noUi-handle"></div></div>
+  <div class="widget-play" title="steps"><button></button><button></button><button></button></div>
+  <div class="js-plotly-plot"><div class="modebar"><a class="modebar-btn"></a><a class="modebar-btn"></a></div></div>
+  <div id="keyboard-access"></div>
+</div>"""
+
+#: Render KeyboardAccess's module into APP_DOM, wait until it closed the gaps, then change the
+#: app as a slider move does (a figure redraws: a class changes, a toolbar button is added) and
+#: return every attribute mutation that followed, ours excluded.
+MUTATIONS_AFTER_A_CHANGE_JS = """async (code) => {
+  const url = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+  const module = await import(url);
+  const model = { get: () => false, set: () => {}, save_changes: () => {} };
+  module.default.render({ model, el: document.getElementById("keyboard-access") });
+  const frames = (n) => new Promise((resolve) => {
+    const step = () => (n-- > 0 ? requestAnimationFrame(step) : resolve());
+    step();
+  });
+  while (document.querySelector(".modebar-btn").getAttribute("tabindex") !== "-1") await frames(1);
+  const seen = [];
+  const observer = new MutationObserver((records) => {
+    for (const r of records) if (r.type === "attributes") seen.push(r);
+  });
+  observer.observe(document.querySelector(".explorer-app"), { subtree: true, attributes: true });
+  const plot = document.querySelector(".js-plotly-plot");
+  plot.classList.add("redrawn");
+  const added = document.createElement("a");
+  added.className = "modebar-btn";
+  plot.querySelector(".modebar").appendChild(added);
+  await frames(4);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  observer.disconnect();
+  return seen.filter((r) => !(r.target === plot && r.attributeName === "class"))
+             .map((r) => `${r.target.className || r.target.tagName}: ${r.attributeName}`);
+}"""
+
+
+def test_keyboard_access_rewrites_no_attribute_whose_value_is_already_right(tmp_path):
+    """Issue 16 item 5: the gaps are closed again after every change in an app; writing equal
+    values would still be DOM mutations on every toolbar button of every figure at each slider
+    move. Only the new toolbar button may change (it leaves the Tab order)."""
+    from explorer.ui.a11y import KEYBOARD_ACCESS_ESM
+
+    with browser.chromium(tmp_path) as page:
+        page.set_content(APP_DOM)
+        mutations = page.evaluate(MUTATIONS_AFTER_A_CHANGE_JS, KEYBOARD_ACCESS_ESM)
+        assert page.evaluate(
+            "[...document.querySelectorAll('.modebar-btn')].map(b => b.getAttribute('tabindex'))"
+        ) == ["-1", "-1", "-1"]
+        assert page.locator(".noUi-handle").get_attribute("aria-label") == "q scale"
+    assert mutations == ["modebar-btn: tabindex"], mutations

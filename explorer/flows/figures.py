@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.ui import HTMLView, palette
-from explorer.ui.formatting import numbers_template
+from explorer.ui.formatting import light_template
 
 from .compute import GRID_PROTOCOL, W2_CURVE_STEPS, FlowsResult, moving_points
 from .targets import TARGETS
@@ -27,13 +27,10 @@ SHORT_SOURCE = {"gaussian": "Gaussian", "hd_gaussian": "high-dim Gaussian",
                 "density_approx": "density approx.", "directional": "directional caps",
                 "learned": "learned"}
 SHORT_COUPLING = {"independent": "I-CFM", "ot": "OT-CFM"}
-# Speed (a slider move redraws two figures): a tiny explicit template, because plotly's named
-# templates are deep-copied into every figure; and each figure built in one go from trace dicts
+# Speed (a slider move redraws two figures): the small shared template of ui.formatting (plotly's
+# named templates are copied into every figure); and each figure built in one go from trace dicts
 # and a layout dict, because add_trace / update_layout validate property by property (4x slower).
-AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
-TEMPLATE = numbers_template(dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
-                            hovermode="closest", xaxis=AXIS, yaxis=AXIS,
-                            colorway=SOURCE_COLOURS)))
+TEMPLATE = light_template(SOURCE_COLOURS)
 
 
 def _figure() -> go.Figure:

@@ -658,13 +658,19 @@ def f_regularized_log(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarra
 
     support_gaps = gaps[support]
 
+    known: dict[float, float] = {}
+
     def log_total(v: float) -> float:  # log sum pi, as a function of the top's link value
+        # remembered: the bracket's ends are asked for again by the checks and by brentq, and
+        # each value costs a pass over every response (a slider move solves about 50 roots)
+        if v in known:
+            return known[v]
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             terms = log_ps + log_ratio(v + support_gaps)
             top = terms.max()
-            if not np.isfinite(top):
-                return float(top)
-            return float(top + np.log(np.exp(terms - top).sum()))
+            value = float(top) if not np.isfinite(top) else float(top + np.log(np.exp(terms - top).sum()))
+        known[v] = value
+        return value
 
     low = at_one
     high = at_one - float(gaps[support].min())

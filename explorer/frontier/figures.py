@@ -5,17 +5,18 @@ Gao curve on a grid, and sqrt for the sqrt(KL) axis)."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
 import math
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ..ui import HTMLView, palette
 from ..ui.formatting import format_number as format_value
-from ..ui.formatting import numbers_template
+from ..ui.formatting import light_template
 from ..ui.layout import FIGURE_WIDTH
 from .compute import BETAS as BETAS_FOR_HOVER
 from .compute import FrontierResult
@@ -43,9 +44,10 @@ DASHES = {
     "infalign": "longdashdot",
     "trained": "solid",
 }
-#: plotly's own look, with exponents as powers of ten on every axis (made once: a template is
-#: copied into each figure, and building it from a dict each time would cost a slider move more).
-TEMPLATE = go.layout.Template(numbers_template(pio.templates["plotly"].to_plotly_json()))
+#: The small look every explorer shares (ui.formatting.light_template: white, a light grid, powers
+#: of ten on every axis). plotly's named "plotly" template, used here before, is copied into every
+#: figure and walked on every update: most of the 440-530 ms of a scenario slider's move.
+TEMPLATE = light_template(palette.CATEGORICAL)
 SIZE = {"template": TEMPLATE, "height": 380, "width": FIGURE_WIDTH}
 #: The curves the diversity figure draws (the app redraws it only when one of them changes).
 DIVERSITY_CURVES = ("kl_rl", "f", "chi_po", "bon")
@@ -64,20 +66,47 @@ def _y(result, curve_or_obj):
     return curve_or_obj.gold if result.settings["y_reward"] == "gold" else curve_or_obj.proxy
 
 
-def _layout(fig, title, **extra):
-    settings = {"legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
-                **SIZE, **extra}
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, **settings)
-    return fig
-
-
-def _figure(traces: list[dict], title: str, xaxis: dict, yaxis: dict, **extra) -> go.Figure:
+def _figure(traces: list[dict], title: str, xaxis: dict | None = None, yaxis: dict | None = None,
+            **extra) -> go.Figure:
     """One figure from plain trace and layout dicts: plotly validates them once, which is several
     times faster than adding traces and updating the layout step by step (slider moves)."""
-    layout = {"title": {"text": title, "font": {"size": 14}}, "xaxis": xaxis, "yaxis": yaxis,
+    layout = {"title": {"text": title, "font": {"size": 14}},
               "legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
               **SIZE, **extra}
+    if xaxis is not None:
+        layout["xaxis"] = xaxis
+    if yaxis is not None:
+        layout["yaxis"] = yaxis
     return go.Figure(data=traces, layout=layout)
+
+
+@functools.lru_cache(maxsize=4)
+def _row_of_plots(n_cols: int, horizontal_spacing: float | None) -> dict:
+    """The axes (domains, anchors) and title annotations of make_subplots(1, n_cols), as a plain
+    layout dict: made once, so a slider move does not pay make_subplots (about 30 ms)."""
+    layout = make_subplots(rows=1, cols=n_cols, subplot_titles=["."] * n_cols,
+                           horizontal_spacing=horizontal_spacing).layout.to_plotly_json()
+    layout.pop("template", None)
+    return layout
+
+
+def _row_layout(titles, axes: list[tuple[dict, dict]], horizontal_spacing: float | None = None) -> dict:
+    """Layout entries of a row of plots titled ``titles``, the i-th with x and y axis settings
+    ``axes[i]`` (merged into make_subplots' domains and anchors)."""
+    layout = copy.deepcopy(_row_of_plots(len(titles), horizontal_spacing))
+    for annotation, title in zip(layout["annotations"], titles, strict=True):
+        annotation["text"] = title
+    for i, (xaxis, yaxis) in enumerate(axes, start=1):
+        suffix = str(i) if i > 1 else ""
+        layout[f"xaxis{suffix}"].update(xaxis)
+        layout[f"yaxis{suffix}"].update(yaxis)
+    return layout
+
+
+def _in_plot(trace: dict, col: int) -> dict:
+    """``trace`` drawn in the ``col``-th plot (1-based) of a row made by :func:`_row_layout`."""
+    suffix = str(col) if col > 1 else ""
+    return {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
 
 
 def frontier_plane(result: FrontierResult) -> go.Figure:
@@ -154,36 +183,50 @@ def frontier_plane(result: FrontierResult) -> go.Figure:
 def overoptimisation(result: FrontierResult) -> go.Figure:
     """Gold reward gain along the proxy-optimal curves against sqrt(KL), peak marked, with the
     fitted Gao et al. forms (dashed)."""
-    fig = go.Figure()
+    traces = []
     gold_ref = float(result.scenario.pi_ref @ result.scenario.gold)
+    proxy_ref = float(result.scenario.pi_ref @ result.scenario.proxy)
     for key in ("kl_rl", "bon"):
         curve = result.curves[key]
         d = np.sqrt(curve.kl)
         gain = curve.gold - gold_ref
-        fig.add_scatter(x=d, y=gain, mode="lines+markers" if key == "bon" else "lines",
-                        name=curve.name, line={"color": COLOURS[key], "dash": DASHES[key]},
-                        marker={"size": 4},
-                        customdata=curve.values,
-                        hovertemplate=f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>gain %{{y:.4g}}<extra></extra>")
+        traces.append({
+            "type": "scatter", "x": d, "y": gain, "mode": "lines+markers" if key == "bon" else "lines",
+            "name": curve.name, "line": {"color": COLOURS[key], "dash": DASHES[key]},
+            "marker": {"size": 4}, "customdata": curve.values,
+            "hovertemplate": f"{curve.parameter} = %{{customdata:.4g}}<br>√KL %{{x:.3g}}<br>"
+            "gain %{y:.4g}<extra></extra>",
+        })
         peak = result.peaks.get(key)
         if peak is not None:  # no star where the gain is still rising at the end of the sweep
-            fig.add_scatter(x=[d[peak]], y=[gain[peak]], mode="markers",
-                            name=f"measured gold peak: {curve.parameter} = {curve.values[peak]:.3g}, d = {d[peak]:.3g}",
-                            marker={"symbol": "star", "size": 13, "color": COLOURS[key]},
-                            hovertemplate="measured gold peak<extra></extra>")
+            traces.append({
+                "type": "scatter", "x": [d[peak]], "y": [gain[peak]], "mode": "markers",
+                "name": f"measured gold peak: {curve.parameter} = {curve.values[peak]:.3g}, d = {d[peak]:.3g}",
+                "marker": {"symbol": "star", "size": 13, "color": COLOURS[key]},
+                "hovertemplate": "measured gold peak<extra></extra>",
+            })
         fit = result.fits.get(key)
         if fit is not None:
             grid = np.linspace(0, d.max(), 120)
-            fig.add_scatter(x=grid, y=fit(grid), mode="lines", line={"dash": "dash", "color": COLOURS[key]},
-                            name=f"Gao fit {fit.form}: R² = {fit.r_squared:.2f}, {fit_peak_label(fit, float(d.max()))}")
-        proxy_gain = curve.proxy - float(result.scenario.pi_ref @ result.scenario.proxy)
-        fig.add_scatter(x=d, y=proxy_gain, mode="lines",
-                        line={"color": COLOURS[key], "width": 1, "dash": DASHES[key]},
-                        opacity=0.35, name=f"{curve.name}: proxy gain", hoverinfo="skip")
-    fig.update_xaxes(title="d = √KL(π‖π_ref)")
-    fig.update_yaxes(title="reward gain over π_ref")
-    return _layout(fig, "overoptimisation: gold gain along proxy-optimal curves", width=FIGURE_WIDTH, height=560,
+            traces.append({
+                "type": "scatter", "x": grid, "y": fit(grid), "mode": "lines",
+                "line": {"dash": "dash", "color": COLOURS[key]},
+                "name": f"Gao fit {fit.form}: R² = {fit.r_squared:.2f}, {fit_peak_label(fit, float(d.max()))}",
+            })
+        traces.append({
+            "type": "scatter", "x": d, "y": curve.proxy - proxy_ref, "mode": "lines",
+            "line": {"color": COLOURS[key], "width": 1, "dash": DASHES[key]},
+            "opacity": 0.35, "name": f"{curve.name}: proxy gain", "hoverinfo": "skip",
+        })
+    return _figure(traces, "overoptimisation: gold gain along proxy-optimal curves",
+                   {"title": {"text": "d = √KL(π‖π_ref)"}}, {"title": {"text": "reward gain over π_ref"}},
+                   width=FIGURE_WIDTH, height=560,
                    legend={"orientation": "h", "y": -0.18, "font": {"size": 10}})
+
+
+#: The layout of a figure with a row of plots (below their titles) and the legend under them.
+ROW_OF_PLOTS = {"legend": {"orientation": "h", "y": -0.3, "font": {"size": 10}},
+                "margin": {"t": 75, "b": 40, "l": 55, "r": 10}}
 
 
 def diversity(result: FrontierResult) -> go.Figure:
@@ -193,26 +236,26 @@ def diversity(result: FrontierResult) -> go.Figure:
     k = result.settings["k"]
     titles = ["entropy", "KL(π_ref‖π): what π dropped"]
     titles.append(f"distinct correct answers in {k} samples" if verifiable else "gold reward")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.09)
+    traces = []
     for key in DIVERSITY_CURVES:
         curve = result.curves[key]
         x = _x(result, curve.kl)
-        style = {"mode": "lines", "line": {"color": COLOURS[key], "dash": DASHES[key]},
-                 "legendgroup": key}
-        fig.add_scatter(x=x, y=curve.entropy, name=curve.name, row=1, col=1, **style)
-        if np.any(np.isfinite(curve.forgotten)):
-            finite = np.isfinite(curve.forgotten)
-            fig.add_scatter(x=x[finite], y=curve.forgotten[finite], showlegend=False, row=1, col=2, **style)
+        style = {"type": "scatter", "mode": "lines",
+                 "line": {"color": COLOURS[key], "dash": DASHES[key]}, "legendgroup": key}
+        traces.append(_in_plot({"x": x, "y": curve.entropy, "name": curve.name, **style}, 1))
+        finite = np.isfinite(curve.forgotten)
+        if finite.any():
+            traces.append(_in_plot({"x": x[finite], "y": curve.forgotten[finite], "showlegend": False,
+                                    **style}, 2))
         third = curve.distinct_correct(k) if verifiable else curve.gold
-        fig.add_scatter(x=x, y=third, showlegend=False, row=1, col=3, **style)
-    for col in (1, 2, 3):
-        fig.update_xaxes(title=_x_title(result), row=1, col=col)
-    fig.update_yaxes(title="nats", row=1, col=1)
-    fig.update_yaxes(title="nats (log scale)", type="log", row=1, col=2)
-    fig.update_yaxes(title="answers" if verifiable else "expected gold reward", row=1, col=3)
-    return _layout(fig, "diversity: what each optimum keeps", width=FIGURE_WIDTH,
-                   legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
-                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+        traces.append(_in_plot({"x": x, "y": third, "showlegend": False, **style}, 3))
+    x_title = {"title": {"text": _x_title(result)}}
+    layout = _row_layout(titles, [
+        (x_title, {"title": {"text": "nats"}}),
+        (x_title, {"title": {"text": "nats (log scale)"}, "type": "log"}),
+        (x_title, {"title": {"text": "answers" if verifiable else "expected gold reward"}}),
+    ], horizontal_spacing=0.09)
+    return _figure(traces, "diversity: what each optimum keeps", **layout, **ROW_OF_PLOTS)
 
 
 #: The marker symbol of each method's selected policy (its colour is the method's colour).
@@ -261,45 +304,50 @@ def policy_bars(result: FrontierResult, top: int = 20) -> go.Figure:
 def memoryless(result: FrontierResult) -> go.Figure:
     """Best-of-N (N = e^{L Delta}) against KL-RL at KL = L Delta as the length L grows."""
     m = result.memoryless
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("reward per token", "KL(best-of-N ‖ RL)"))
-    fig.add_scatter(x=m.lengths, y=m.bon_reward_per_token, name="best-of-N, N = e<sup>LΔ</sup>",
-                    mode="lines+markers", line={"color": COLOURS["bon"], "dash": DASHES["bon"]}, row=1, col=1)
-    fig.add_scatter(x=m.lengths, y=np.full(m.lengths.size, m.rl_reward_per_token),
-                    name=f"KL-RL at KL = LΔ (β = {m.beta:.3g})", line={"color": COLOURS["kl_rl"], "dash": "dash"}, row=1, col=1)
-    fig.add_scatter(x=m.lengths, y=m.kl_bon_rl, name="KL(BoN‖RL)", mode="lines+markers",
-                    line={"color": "#444"}, row=1, col=2)
-    fig.add_scatter(x=m.lengths, y=m.kl_bon_rl / m.lengths, name="KL(BoN‖RL) / L", mode="lines+markers",
-                    line={"color": "#444", "dash": "dot"}, row=1, col=2)
-    for col in (1, 2):
-        fig.update_xaxes(title="sequence length L", type="log", row=1, col=col)
-    fig.update_yaxes(title="expected reward per token", row=1, col=1)
-    fig.update_yaxes(title="nats (log scale)", type="log", row=1, col=2)
-    return _layout(fig, f"memoryless LM, Δ = {m.delta:g} nats/token: best-of-N → KL-RL per token",
-                   width=FIGURE_WIDTH, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
-                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+    traces = [
+        _in_plot({"type": "scatter", "x": m.lengths, "y": m.bon_reward_per_token,
+                  "name": "best-of-N, N = e<sup>LΔ</sup>", "mode": "lines+markers",
+                  "line": {"color": COLOURS["bon"], "dash": DASHES["bon"]}}, 1),
+        _in_plot({"type": "scatter", "x": m.lengths, "y": np.full(m.lengths.size, m.rl_reward_per_token),
+                  "name": f"KL-RL at KL = LΔ (β = {m.beta:.3g})",
+                  "line": {"color": COLOURS["kl_rl"], "dash": "dash"}}, 1),
+        _in_plot({"type": "scatter", "x": m.lengths, "y": m.kl_bon_rl, "name": "KL(BoN‖RL)",
+                  "mode": "lines+markers", "line": {"color": "#444"}}, 2),
+        _in_plot({"type": "scatter", "x": m.lengths, "y": m.kl_bon_rl / m.lengths,
+                  "name": "KL(BoN‖RL) / L", "mode": "lines+markers",
+                  "line": {"color": "#444", "dash": "dot"}}, 2),
+    ]
+    length = {"title": {"text": "sequence length L"}, "type": "log"}
+    layout = _row_layout(("reward per token", "KL(best-of-N ‖ RL)"), [
+        (length, {"title": {"text": "expected reward per token"}}),
+        (length, {"title": {"text": "nats (log scale)"}, "type": "log"}),
+    ])
+    return _figure(traces, f"memoryless LM, Δ = {m.delta:g} nats/token: best-of-N → KL-RL per token",
+                   **layout, **ROW_OF_PLOTS)
 
 
 def two_rewards(result: FrontierResult) -> go.Figure:
     """KL-RL on the plain sum of two rewards against the sum of log σ-transformed ones: the
     paths of (E r1, E r2) as β falls, and P(both better than a typical reference response)."""
     t = result.two_rewards
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "E[r₁] (proxy) vs E[r₂] (second reward) as β falls", "P(both above their π_ref median)"))
     styles = {"sum": ("r₁ + r₂", palette.BLUE, "solid"),
               "log_sigmoid": ("log σ(r₁ − ref₁) + log σ(r₂ − ref₂)", palette.BLUISH_GREEN, "dash")}
+    traces = []
     for name, (label, colour, dash) in styles.items():
-        fig.add_scatter(x=t.first[name], y=t.second[name], mode="lines", name=label,
-                        line={"color": colour, "dash": dash}, legendgroup=name, customdata=BETAS_FOR_HOVER,
-                        hovertemplate="β = %{customdata:.3g}<extra></extra>", row=1, col=1)
-        fig.add_scatter(x=_x(result, t.kl[name]), y=t.both_good[name], mode="lines", showlegend=False,
-                        line={"color": colour, "dash": dash}, legendgroup=name, row=1, col=2)
-    fig.update_xaxes(title="E[r₁]", row=1, col=1)
-    fig.update_yaxes(title="E[r₂]", row=1, col=1)
-    fig.update_xaxes(title=_x_title(result), row=1, col=2)
-    fig.update_yaxes(title="probability", range=[0, 1], row=1, col=2)
-    return _layout(fig, "two rewards: a sum trades one for the other, log σ sums ask for both",
-                   width=FIGURE_WIDTH, legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
-                   margin={"t": 75, "b": 40, "l": 55, "r": 10})
+        style = {"type": "scatter", "mode": "lines", "line": {"color": colour, "dash": dash},
+                 "legendgroup": name}
+        traces.append(_in_plot({"x": t.first[name], "y": t.second[name], "name": label, **style,
+                                "customdata": BETAS_FOR_HOVER,
+                                "hovertemplate": "β = %{customdata:.3g}<extra></extra>"}, 1))
+        traces.append(_in_plot({"x": _x(result, t.kl[name]), "y": t.both_good[name],
+                                "showlegend": False, **style}, 2))
+    layout = _row_layout(
+        ("E[r₁] (proxy) vs E[r₂] (second reward) as β falls", "P(both above their π_ref median)"), [
+            ({"title": {"text": "E[r₁]"}}, {"title": {"text": "E[r₂]"}}),
+            ({"title": {"text": _x_title(result)}}, {"title": {"text": "probability"}, "range": [0, 1]}),
+        ])
+    return _figure(traces, "two rewards: a sum trades one for the other, log σ sums ask for both",
+                   **layout, **ROW_OF_PLOTS)
 
 
 def measures_table(result: FrontierResult) -> HTMLView:

@@ -14,17 +14,14 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.ui import HTMLView, palette
-from explorer.ui.formatting import format_p_value, numbers_template
+from explorer.ui.formatting import format_p_value, light_template
 
 from .rema import NEVER, RemaResult
 
 CORRECT, ERROR, NULL, THRESHOLD = palette.RIGHT, palette.WRONG, palette.NEUTRAL, palette.ORANGE
-# A tiny template: plotly's named ones are deep-copied into every figure, which alone costs more
-# than the rest of a figure.
-AXIS = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#cccccc", automargin=True)
-TEMPLATE = numbers_template(dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12),
-                            title=dict(x=0.02, xanchor="left", font=dict(size=15)),
-                            xaxis=AXIS, yaxis=AXIS, colorway=[CORRECT, ERROR, NULL, THRESHOLD])))
+# The small shared template of ui.formatting: plotly's named ones are copied into every figure,
+# which alone costs more than the rest of a figure.
+TEMPLATE = light_template([CORRECT, ERROR, NULL, THRESHOLD], title={"x": 0.02, "xanchor": "left", "font": {"size": 15}})
 BASE_LAYOUT = dict(template=TEMPLATE, height=400, width=520,
                    margin=dict(l=55, r=20, t=40, b=40),
                    legend=dict(orientation="h", yanchor="top", y=-0.28, x=0, font=dict(size=10)))

@@ -11,10 +11,9 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from explorer.ui import HTMLView, palette
-from explorer.ui.formatting import format_number, numbers_template
+from explorer.ui.formatting import format_number, light_template
 
 #: p is grey, q blue, the compared divergence's q orange and dashed, Adam's "now" and h(r)
 #: vermillion, log r bluish green and dotted: the colour-blind-safe pairs of ``ui.palette``, and
@@ -22,9 +21,10 @@ from explorer.ui.formatting import format_number, numbers_template
 P_COLOUR, Q_COLOUR, COMPARE_COLOUR = "#555555", palette.BLUE, palette.ORANGE
 PATH_COLOUR, LOG_RATIO_COLOUR = palette.VERMILLION, palette.BLUISH_GREEN
 _FONT = dict(size=11)
-#: plotly's own look, with powers of ten on every axis (never "10n" or "1µ") and no labels on log
-#: axes' minor ticks (made once: each figure refers to it)
-TEMPLATE = numbers_template(pio.templates["plotly"].to_plotly_json())
+#: the small look every explorer shares (ui.formatting.light_template: white, a light grid, powers
+#: of ten on every axis, never "10n" or "1µ", and no labels on log axes' minor ticks); plotly's
+#: named templates are copied into every figure and cost a slider move more than the figure
+TEMPLATE = light_template(palette.CATEGORICAL)
 
 
 def _figure(data: list[dict], title: str, width: int = 470, height: int = 330, **layout) -> go.Figure:

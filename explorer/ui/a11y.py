@@ -40,16 +40,24 @@ function nameOf(container) {
   return text || container.getAttribute("title") || "";
 }
 
+// Each attribute is written only where its value differs: writing an equal value still makes a
+// DOM mutation, and gaps are closed again after every change in the app (a slider move redraws
+// figures), so rewriting them all would touch every toolbar button of every figure on every
+// move (work for the browser, and noise for anything that watches the figures change).
+function setAttribute(element, name, value) {
+  if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+}
+
 function headerIsOpen(header) {
   return header.parentElement.classList.contains("jupyter-widget-Collapse-open");
 }
 
 function makeHeaderAButton(header) {
-  header.setAttribute("aria-expanded", String(headerIsOpen(header)));
+  setAttribute(header, "aria-expanded", String(headerIsOpen(header)));
   if (header.dataset.explorerKeyboard) return;
   header.dataset.explorerKeyboard = "1";
-  header.tabIndex = 0;
-  header.setAttribute("role", "button");
+  setAttribute(header, "tabindex", "0");
+  setAttribute(header, "role", "button");
   header.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
@@ -63,23 +71,23 @@ function nameSlider(slider) {
   const handles = slider.querySelectorAll(".noUi-handle");
   handles.forEach((handle, i) => {
     const end = handles.length === 2 ? (i === 0 ? " (lower end)" : " (upper end)") : "";
-    if (name) handle.setAttribute("aria-label", name + end);
+    if (name) setAttribute(handle, "aria-label", name + end);
   });
 }
 
 function namePlay(play) {
   const name = play.getAttribute("title") || "animation";
   const [playPause, stop, repeat] = play.querySelectorAll(":scope > button");
-  if (playPause) playPause.setAttribute("aria-label", name + ": play or pause");
-  if (stop) stop.setAttribute("aria-label", name + ": stop");
-  if (repeat) repeat.setAttribute("aria-label", name + ": repeat");
+  if (playPause) setAttribute(playPause, "aria-label", name + ": play or pause");
+  if (stop) setAttribute(stop, "aria-label", name + ": stop");
+  if (repeat) setAttribute(repeat, "aria-label", name + ": repeat");
 }
 
 function closeGaps(root) {
   root.querySelectorAll(".jupyter-widget-Collapse-header").forEach(makeHeaderAButton);
   root.querySelectorAll(".widget-slider").forEach(nameSlider);
   root.querySelectorAll(".widget-play").forEach(namePlay);
-  root.querySelectorAll(".modebar-btn").forEach((button) => button.setAttribute("tabindex", "-1"));
+  root.querySelectorAll(".modebar-btn").forEach((button) => setAttribute(button, "tabindex", "-1"));
 }
 
 function watch(root) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 
@@ -10,7 +11,7 @@ import plotly.graph_objects as go
 
 from .. import divergences
 from ..ui import HTMLView, palette
-from ..ui.formatting import NOISE_FLOOR, numbers_template
+from ..ui.formatting import NOISE_FLOOR, light_template
 from ..ui.picker import readable, short_label
 from .compute import CalculatorResult
 
@@ -19,8 +20,14 @@ from .compute import CalculatorResult
 P_COLOUR, Q_COLOUR = palette.BLUE, palette.VERMILLION
 #: the chosen divergence's h(r) (thick) against forward and reverse KL (thin, grey, dotted/dashed)
 CHOSEN_COLOUR, REFERENCE_COLOUR = palette.BLUISH_GREEN, "#999999"
-#: powers of ten on every axis (never "10n" or "1µ") and no labels on log axes' minor ticks
-TEMPLATE = numbers_template()
+#: the small look every explorer shares (ui.formatting.light_template): powers of ten on every axis
+#: (never "10n" or "1µ"), no labels on log axes' minor ticks, white with a light grid
+TEMPLATE = light_template((P_COLOUR, Q_COLOUR, CHOSEN_COLOUR))
+#: what both plots share; each figure is built in one go from trace dicts and a layout dict
+#: (add_trace / update_layout validate property by property, several times slower)
+BASE_LAYOUT = {"template": TEMPLATE, "height": 320, "width": 520,
+               "margin": {"t": 40, "b": 40, "l": 50, "r": 10},
+               "legend": {"orientation": "h", "y": -0.25}}
 TABLE_STYLE = (
     "<style>.explorer-table{border-collapse:collapse;font-size:13px;margin:6px 0}"
     ".explorer-table td,.explorer-table th{padding:3px 10px;border-bottom:1px solid #e4e4e4;"
@@ -42,32 +49,53 @@ def format_value(value: float) -> str:
 
 def densities(result: CalculatorResult) -> go.Figure:
     """p and q on one plot: curves for densities, grouped bars for token distributions."""
-    fig = go.Figure()
     if result.kind == "continuous":
         keep = (result.p > 1e-6) | (result.q > 1e-6)
         span = result.support[keep] if keep.any() else result.support
         lo, hi = float(span.min()), float(span.max())
-        fig.add_scatter(x=result.support, y=result.p, name="p (target)", line={"color": P_COLOUR})
-        fig.add_scatter(x=result.support, y=result.q, name="q (model)",
-                        line={"color": Q_COLOUR, "dash": "dash"})
-        fig.update_xaxes(title="x", range=[lo - 0.5, hi + 0.5])
-        fig.update_yaxes(title="density")
+        data = [
+            {"type": "scatter", "x": result.support, "y": result.p, "name": "p (target)",
+             "line": {"color": P_COLOUR}},
+            {"type": "scatter", "x": result.support, "y": result.q, "name": "q (model)",
+             "line": {"color": Q_COLOUR, "dash": "dash"}},
+        ]
+        xaxis = {"title": {"text": "x"}, "range": [lo - 0.5, hi + 0.5]}
+        yaxis = {"title": {"text": "density"}}
     else:
-        fig.add_bar(x=result.support, y=result.p, name="p (target)", marker_color=P_COLOUR)
-        fig.add_bar(x=result.support, y=result.q, name="q (model)", marker_color=Q_COLOUR,
-                    marker_pattern_shape="/")
-        fig.update_xaxes(title="token", dtick=1)
-        fig.update_yaxes(title="probability")
-    fig.update_layout(
-        template=TEMPLATE,
-        title="the two distributions",
-        height=320,
-        width=520,
-        margin={"t": 40, "b": 40, "l": 50, "r": 10},
-        legend={"orientation": "h", "y": -0.25},
-        barmode="group",
-    )
-    return fig
+        data = [
+            {"type": "bar", "x": result.support, "y": result.p, "name": "p (target)",
+             "marker": {"color": P_COLOUR}},
+            {"type": "bar", "x": result.support, "y": result.q, "name": "q (model)",
+             "marker": {"color": Q_COLOUR, "pattern": {"shape": "/"}}},
+        ]
+        xaxis = {"title": {"text": "token"}, "dtick": 1}
+        yaxis = {"title": {"text": "probability"}}
+    return go.Figure(data=data, layout={
+        **BASE_LAYOUT, "title": {"text": "the two distributions"}, "xaxis": xaxis, "yaxis": yaxis,
+        "barmode": "group"})
+
+
+@functools.lru_cache(maxsize=32)
+def _weight_curve(name: str, alpha: float) -> go.Figure:
+    r = np.logspace(-3, 3, 400)
+    member = divergences.get(name, alpha if name == "alpha" else None)
+    data = [
+        {"type": "scatter", "x": r, "y": divergences.get(ref).h(r).numpy(),
+         "name": short_label(ref), "line": {"color": REFERENCE_COLOUR, "dash": dash}}
+        for ref, dash in (("forward_kl", "dot"), ("reverse_kl", "dash")) if ref != name
+    ]
+    h = member.h(r).numpy()
+    data.append({"type": "scatter", "x": r, "y": h, "name": member.label,
+                 "line": {"color": CHOSEN_COLOUR, "width": 3}})
+    title = f"gradient weight h(r) = f''(r) r² — {member.label}"
+    if not np.any(h > 0):
+        title = "h(r) = 0 away from r = 1: TV's curvature sits at the kink r = 1"
+        yaxis = {"type": "linear", "title": {"text": "h(r)"}}
+    else:
+        yaxis = {"type": "log", "title": {"text": "h(r) (log scale)"}}
+    return go.Figure(data=data, layout={
+        **BASE_LAYOUT, "title": {"text": title, "font": {"size": 13}},
+        "xaxis": {"type": "log", "title": {"text": "r = p/q (log scale)"}}, "yaxis": yaxis})
 
 
 def weight_curve(name: str, alpha: float) -> go.Figure:
@@ -75,36 +103,11 @@ def weight_curve(name: str, alpha: float) -> go.Figure:
 
     f-distill (Xu, Nie, Vahdat 2025): the gradient of D_f weighs a point by h(r), r = p/q. Reverse KL
     weighs all r alike (h = 1); forward KL weighs regions where p > q (h = r), i.e. the modes q misses.
-    """
-    r = np.logspace(-3, 3, 400)
-    member = divergences.get(name, alpha if name == "alpha" else None)
-    fig = go.Figure()
-    for ref, dash in (("forward_kl", "dot"), ("reverse_kl", "dash")):
-        if ref != name:
-            fig.add_scatter(
-                x=r,
-                y=divergences.get(ref).h(r).numpy(),
-                name=short_label(ref),
-                line={"color": REFERENCE_COLOUR, "dash": dash},
-            )
-    h = member.h(r).numpy()
-    fig.add_scatter(x=r, y=h, name=member.label, line={"color": CHOSEN_COLOUR, "width": 3})
-    title = f"gradient weight h(r) = f''(r) r² — {member.label}"
-    if not np.any(h > 0):
-        title = "h(r) = 0 away from r = 1: TV's curvature sits at the kink r = 1"
-        fig.update_yaxes(type="linear", title="h(r)")
-    else:
-        fig.update_yaxes(type="log", title="h(r) (log scale)")
-    fig.update_xaxes(type="log", title="r = p/q (log scale)")
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title, "font": {"size": 13}},
-        height=320,
-        width=520,
-        margin={"t": 40, "b": 40, "l": 50, "r": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    return fig
+
+    It depends on the divergence alone, so the figure of each (name, alpha) is made once and the
+    same object returned after (the app then skips its redraw when p or q moves); it must not be
+    changed in place."""
+    return _weight_curve(name, float(alpha) if name == "alpha" else 0.0)
 
 
 def table(result: CalculatorResult) -> HTMLView:
