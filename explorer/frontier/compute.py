@@ -27,6 +27,7 @@ from .exact import (
     entropy,
     expected,
     f_regularized_log,
+    f_regularized_log_many,
     inference_win_rate,
     kl_from_log,
     kl_frontier,
@@ -195,11 +196,9 @@ def f_curve(key, divergence: str, alpha) -> Curve:
     s = cached_scenario(*key)
     log_ref = np.log(s.pi_ref)
     rows, betas = [], []
-    for beta in F_BETAS:
-        try:
-            log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, divergence, alpha)
-        except ValueError:
-            continue  # a beta whose root cannot be bracketed is left out of the curve
+    # every beta's root at once; a beta whose root cannot be bracketed is left out of the curve
+    log_pis, solved = f_regularized_log_many(s.pi_ref, s.proxy, F_BETAS, divergence, alpha)
+    for beta, log_pi in zip(F_BETAS[solved], log_pis[solved], strict=True):
         pi = np.exp(log_pi)
         betas.append(beta)
         rows.append((kl_from_log(log_pi, log_ref), pi @ s.proxy, pi @ s.gold, entropy(pi),

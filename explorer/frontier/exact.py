@@ -692,6 +692,113 @@ def f_regularized_log(pi_ref, r, beta, divergence: str, alpha=None) -> np.ndarra
     return log_pi - logsumexp(log_pi)
 
 
+#: d log t / du of the inverse links with a closed form, given u and log t (forward KL's
+#: log t = -log(-u) has slope -1/u; chi-PO's z + log z = u has d log z/du = 1/(1 + z)), and
+#: their links u = g'(t) from log t.
+_LOG_RATIO_SLOPES = {
+    "forward_kl": lambda u, log_t: -1.0 / u,
+    "chi_po": lambda u, log_t: 1.0 / (1.0 + np.exp(log_t)),
+}
+_LINKS_FROM_LOG = {
+    "forward_kl": lambda log_t: -np.exp(-log_t),
+    "chi_po": lambda log_t: np.exp(log_t) + log_t,
+}
+
+
+def f_regularized_log_many(pi_ref, r, betas, divergence: str, alpha=None):
+    """:func:`f_regularized_log` for every beta at once: (log pi as a (betas, responses) array,
+    a mask of the betas solved). A beta whose normalising constant cannot be bracketed is left
+    unsolved (its row -inf), as :func:`f_regularized_log` would raise for it.
+
+    For forward KL and chi-PO the top response's link values v of all betas are found together
+    by one array Newton iteration on log sum pi(v) (its derivative is the pi-mean of
+    d log t/du, :data:`_LOG_RATIO_SLOPES`), kept inside a bracket [g'(1), min(g'(1) - min gap,
+    sup g')] that shrinks with every evaluation, bisecting wherever a Newton step leaves it. A
+    beta it does not settle to a few ulps falls back to Brent's method, as do the other
+    divergences."""
+    p = check_policy(pi_ref)
+    values = check_reward(r, p.size)
+    bs = check_beta(betas)
+    log_pi = np.full((bs.size, p.size), -math.inf)
+    solved = np.zeros(bs.size, dtype=bool)
+    settled = np.zeros(bs.size, dtype=bool)
+    slope = _LOG_RATIO_SLOPES.get(divergence)
+    if slope is not None:
+        support = p > 0
+        logits, settled = _link_roots(p, values, bs, divergence, alpha, slope)
+        log_pi[:, support] = logits - logsumexp(logits, axis=1, keepdims=True)
+        settled &= np.all(np.isfinite(log_pi[:, support]), axis=1)
+        solved |= settled
+    for row in np.flatnonzero(~settled):
+        try:
+            log_pi[row] = f_regularized_log(p, values, float(bs[row]), divergence, alpha)
+            solved[row] = True
+        except ValueError:
+            log_pi[row] = -math.inf
+    return log_pi, solved
+
+
+def _link_roots(p, values, betas, divergence, alpha, slope, max_steps: int = 200):
+    """log pi_ref + log t(v + gap/beta) on pi_ref's support at the top response's link value v
+    solving log sum_i p_i t(v + gap_i/beta) = 0, one row per beta, and which betas settled (to
+    4 ulps of v).
+
+    Newton runs on w = log t of the top response (v = g'(e^w)), where the function is nearly
+    linear (slope 1 once the top response dominates) and the bracket is finite for every
+    divergence: w = 0 (every ratio <= 1, log sum <= 0) to w = -log pi_ref(top) (the top alone
+    sums to 1, log sum >= 0). By the chain rule d log sum/dw = E_pi[d log t/du] / (d log t/du at
+    the top). A step that leaves the bracket, which shrinks with every evaluation, bisects."""
+    log_ratio = _log_inverse_link(divergence, alpha)
+    link = _LINKS_FROM_LOG[divergence]
+    support = p > 0
+    log_ps = np.log(p[support])
+    top = float(values[support].max())
+    gaps = np.stack([_gap_over_beta(values[support], top, float(b)) for b in betas])
+    low = np.zeros(betas.size)
+    high = np.full(betas.size, -float(log_ps[np.argmax(values[support])]))
+    w = 0.5 * (low + high)
+    active = np.ones(betas.size, dtype=bool)
+    settled = np.zeros(betas.size, dtype=bool)
+    logits = np.full(gaps.shape, -math.inf)
+    for _ in range(max_steps):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+            v_rows = link(w[rows])
+            u = v_rows[:, None] + gaps[rows]
+            log_t = log_ratio(u)
+            terms = log_ps + log_t
+            peak = terms.max(axis=1)
+            weights = np.exp(terms - peak[:, None])
+            total = weights.sum(axis=1)
+            value = peak + np.log(total)  # log sum pi at v
+            mean_slope = np.where(weights > 0, weights * slope(u, log_t), 0.0).sum(axis=1) / total
+            step = value / (mean_slope / slope(v_rows, w[rows]))
+        below = value <= 0.0  # -inf too: the sum underflowed, far below one
+        low[rows[below]] = w[rows[below]]
+        high[rows[~below]] = w[rows[~below]]
+        guess = w[rows] - step
+        inside = np.isfinite(guess) & (guess > low[rows]) & (guess < high[rows])
+        new_w = np.where(inside, guess, 0.5 * (low[rows] + high[rows]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            newton_v = link(guess)  # settled when the Newton step itself moves v by <= 4 ulps
+        # settled: the step or the bracket is within 4 ulps of v, or of w (whose own rounding
+        # moves v by |dv/dw| ulp(w): below ulp(v) only where |w| < 1)
+        tolerance = 4.0 * np.finfo(float).eps * np.maximum(np.abs(v_rows), 1e-300)
+        w_tolerance = 4.0 * np.finfo(float).eps * np.maximum(np.abs(w[rows]), 1e-300)
+        span = np.abs(link(high[rows]) - link(low[rows]))  # the bracket, in v
+        done = np.isfinite(value) & (
+            (value == 0.0) | (np.abs(newton_v - v_rows) <= tolerance) | (span <= tolerance)
+            | (np.abs(step) <= w_tolerance) | (high[rows] - low[rows] <= w_tolerance)
+        )
+        w[rows] = np.where(done, w[rows], new_w)
+        logits[rows[done]] = terms[done]  # log pi_ref + log t at the settled v, unnormalised
+        settled[rows[done]] = True
+        active[rows[done]] = False
+    return logits, settled
+
+
 def _below_ceiling(log_total, low: float, ceiling: float) -> float:
     """A link value just below sup g' where log_total is finite and >= 0 (it -> inf there)."""
     gap = ceiling - low

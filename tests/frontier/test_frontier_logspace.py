@@ -13,6 +13,7 @@ from explorer.frontier.exact import (
     bon_frontier,
     f_regularized,
     f_regularized_log,
+    f_regularized_log_many,
     kl_from_log,
     kl_frontier,
     tilted,
@@ -65,6 +66,49 @@ def test_f_optimum_is_stationary_in_log_space_even_where_it_underflows(name, alp
     log_pi = f_regularized_log(p, r, beta, name, alpha)
     assert np.all(np.isfinite(log_pi))  # every such optimum has full support
     _check_stationary(log_pi, p, r, beta, name, alpha)
+
+
+@pytest.mark.parametrize("name", ["forward_kl", "chi_po"])
+def test_array_newton_for_all_betas_is_stationary_in_mpmath(name):
+    """The vectorised root solve (one Newton iteration over every beta) meets the KKT conditions
+    in mpmath, outlier and underflowing ratios included."""
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(9))
+    r = np.r_[rng.standard_normal(8) * 3.0, 25.0]
+    betas = np.array([0.01, 0.2, 3.0, 40.0])
+    log_pis, solved = f_regularized_log_many(p, r, betas, name)
+    assert solved.all()
+    for beta, log_pi in zip(betas, log_pis, strict=True):
+        assert np.all(np.isfinite(log_pi))
+        _check_stationary(log_pi, p, r, beta, name)
+
+
+@pytest.mark.parametrize("name, alpha", DEEP + [("chi_squared", None), ("reverse_kl", None)])
+@pytest.mark.parametrize("scenario", [
+    dict(n_responses=2000, correlation=0.77),
+    dict(n_responses=2000, reward="heavy_tailed", correlation=0.5, n_hackable=20, seed=1),
+    dict(n_responses=500, reference="dirichlet", reward="verifiable", correlation=0.9, seed=2),
+    dict(n_responses=3000, reference="softmax", correlation=-0.3, n_hackable=30, seed=3),
+])
+def test_array_newton_equals_brent_per_beta_to_1e_12(name, alpha, scenario):
+    """f_regularized_log_many (the app's curves) gives what scipy's brentq gives beta by beta
+    (f_regularized_log), to 1e-12 relative in log pi, and leaves out the same betas."""
+    from explorer.frontier.compute import F_BETAS
+    from explorer.frontier.scenario import make_scenario
+
+    s = make_scenario(**scenario)
+    betas = np.r_[F_BETAS, 1e-4, 300.0]
+    log_pis, solved = f_regularized_log_many(s.pi_ref, s.proxy, betas, name, alpha)
+    for beta, log_pi, ok in zip(betas, log_pis, solved, strict=True):
+        try:
+            reference = f_regularized_log(s.pi_ref, s.proxy, beta, name, alpha)
+        except ValueError:
+            assert not ok and np.all(log_pi == -math.inf), beta
+            continue
+        assert ok, beta
+        np.testing.assert_array_equal(np.isfinite(log_pi), np.isfinite(reference))
+        finite = np.isfinite(reference)
+        np.testing.assert_allclose(log_pi[finite], reference[finite], rtol=1e-12, atol=0)
 
 
 def test_js_optimum_at_small_beta_has_no_false_zeros_in_the_heavy_tailed_preset():
