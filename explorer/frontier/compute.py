@@ -375,7 +375,17 @@ def _log_policy(s: Scenario, method: str, value: float, divergence, alpha, t) ->
     if method == "infalign":
         return tilted_log(s.pi_ref, _method_reward(s, "infalign", t)[0], value)
     name, a = (divergence, alpha) if method == "f" else ("chi_po", None)
-    return f_regularized_log(s.pi_ref, s.proxy, value, name, a)
+    return f_optimum_log(s.pi_ref, s.proxy, value, name, a)
+
+
+def f_optimum_log(pi_ref, r, beta, divergence, alpha) -> np.ndarray:
+    """:func:`f_regularized_log` at one beta by the array Newton of the curves
+    (:func:`f_regularized_log_many`: fewer passes than Brent's method); where that beta has no
+    bracketed root, Brent's method raises its error."""
+    log_pis, solved = f_regularized_log_many(pi_ref, r, [beta], divergence, alpha)
+    if not solved[0]:
+        return f_regularized_log(pi_ref, r, beta, divergence, alpha)
+    return log_pis[0]
 
 
 @lru_cache(maxsize=256)
