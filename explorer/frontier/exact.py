@@ -711,11 +711,11 @@ def f_regularized_log_many(pi_ref, r, betas, divergence: str, alpha=None):
     unsolved (its row -inf), as :func:`f_regularized_log` would raise for it.
 
     For forward KL and chi-PO the top response's link values v of all betas are found together
-    by one array Newton iteration on log sum pi(v) (its derivative is the pi-mean of
-    d log t/du, :data:`_LOG_RATIO_SLOPES`), kept inside a bracket [g'(1), min(g'(1) - min gap,
-    sup g')] that shrinks with every evaluation, bisecting wherever a Newton step leaves it. A
-    beta it does not settle to a few ulps falls back to Brent's method, as do the other
-    divergences."""
+    by one safeguarded array Newton iteration on log sum pi (its derivative is the pi-mean of
+    d log t/du, :data:`_LOG_RATIO_SLOPES`; see :func:`_link_roots`), to the same few ulps as
+    Brent's method; a beta it does not settle falls back to Brent's method
+    (:func:`f_regularized_log`), as do the other divergences. The same stationarity as
+    :func:`f_regularized_log` (Wang et al. 2024, Theorem 1)."""
     p = check_policy(pi_ref)
     values = check_reward(r, p.size)
     bs = check_beta(betas)
