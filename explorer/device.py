@@ -25,6 +25,7 @@ import numpy as np
 import threadpoolctl
 
 from ._deferred import deferred_import
+from .checks import check_integer
 
 torch = deferred_import("torch", globals())  # the frontier's default view never needs torch
 
@@ -147,9 +148,7 @@ def generator(seed: int, device: str | torch.device | None = None) -> torch.Gene
 
 def check_seed(seed) -> int:
     """A seed must be a non-negative integer."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_integer(seed, "seed", low=0)
 
 
 def info() -> dict[str, str]:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from explorer.checks import check_integer
 from explorer.device import choose_device
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -132,8 +133,7 @@ def chunk_rows(n_references: int, memory_mb: float) -> int:
 
 def checked_k(k, available: int, leave_one_out: bool) -> None:
     """k must be a positive integer no larger than the references available."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_integer(k, "k", low=1)
     if k > available:
         raise ValueError(
             f"k = {k} neighbours were asked for but only {available} references are available"
