@@ -55,11 +55,73 @@ def _projected_gradient(x, g, low, high):
     return np.where(blocked, 0.0, g)
 
 
+def _binding(x, g, low, high):
+    """The bounds that bind: a parameter at its bound whose gradient pushes it further out."""
+    return ((x <= low) & (g > 0)) | ((x >= high) & (g < 0))
+
+
+def _free_newton(hessian: np.ndarray, g: np.ndarray, binding: np.ndarray):
+    """The (modified) Newton direction on the free parameters only, and the lowest eigenvalue
+    of the reduced Hessian: the bound-constrained (projected) Newton method of Bertsekas (1982),
+    "Projected Newton methods for optimization problems with simple constraints". A parameter
+    held at a binding bound does not move, and the others take Newton's step of the problem
+    restricted to that face of the box; a full-space step, clipped to the box afterwards, can
+    point almost entirely out of it and stall the search on the boundary (issue 12: Neyman's
+    optimum lies on the closed tail boundary of the std)."""
+    reduced = np.where(binding[:, :, None] | binding[:, None, :], 0.0, hessian)
+    diagonal = np.einsum("rii->ri", reduced)
+    diagonal[...] = np.where(binding, 1.0, diagonal)
+    inverse, lowest = _modified_inverse(reduced)
+    free_gradient = np.where(binding, 0.0, g)
+    return inverse, -np.einsum("rij,rj->ri", inverse, free_gradient), lowest
+
+
+def _free_quasi_newton(inverse_hessian: np.ndarray, g: np.ndarray, binding: np.ndarray):
+    """The quasi-Newton direction -P H P g on the free parameters (P drops the binding ones):
+    still a descent direction (H is positive definite), and it moves along the face of the box."""
+    masked = np.where(binding[:, :, None] | binding[:, None, :], 0.0, inverse_hessian)
+    return -np.einsum("rij,rj->ri", masked, np.where(binding, 0.0, g))
+
+
 def _newton_rows(hessian: np.ndarray | None, ready: np.ndarray) -> np.ndarray:
     """The rows (among ``ready``) that have a finite exact Hessian."""
     if hessian is None:
         return np.zeros(ready.shape, dtype=bool)
     return ready & np.all(np.isfinite(hessian), axis=(1, 2))
+
+
+#: The lowest eigenvalue of the reduced Hessian below which a stationary point is a saddle.
+NEGATIVE_CURVATURE = 1e-5
+#: How many times one start may leave a saddle (a guard against cycling on a non-smooth fold).
+MAX_ESCAPES = 3
+
+
+def _curvature_escape(hessian: np.ndarray, g: np.ndarray, binding: np.ndarray) -> np.ndarray:
+    """For each row, a unit direction of negative curvature of the Hessian restricted to the
+    free parameters (the eigenvector of its lowest eigenvalue, signed to go downhill, or
+    towards lower parameters where the gradient is orthogonal to it, to 1e-9), or zeros where that
+    Hessian is positive semi-definite to ``NEGATIVE_CURVATURE`` (relative to its largest
+    eigenvalue in size, or absolute below 1: the objective is log1p D, of order one, in
+    parameters of order one; total variation's folds, flat on one side, show curvatures of
+    -2e-7 that no step can use).
+
+    The second-order condition: a point where the projected gradient vanishes is a local
+    minimum only if the reduced Hessian is positive semi-definite too (Nocedal & Wright 2006,
+    Theorem 2.3; on a face of the box, the Hessian on the free parameters). A start placed
+    exactly on an axis of symmetry (moment matching on a symmetric p) sits at a saddle with a
+    zero gradient, where every Newton-like step is zero: moving along the negative curvature
+    is the only way off it (Moré & Sorensen 1979, "On the use of directions of negative
+    curvature in a modified Newton method")."""
+    reduced = np.where(binding[:, :, None] | binding[:, None, :], 0.0, hessian)
+    values, vectors = np.linalg.eigh(reduced)
+    largest = np.max(np.abs(values), axis=1)
+    negative = values[:, 0] < -NEGATIVE_CURVATURE * np.maximum(largest, 1.0)
+    vector = vectors[:, :, 0]
+    slope = np.einsum("rp,rp->r", vector, g)
+    towards_low = np.where(vector.sum(1) > 0, -1.0, 1.0)  # the left one of mirror images
+    # a slope below the solver's gradient tolerance is rounding (on an axis of symmetry)
+    sign = np.where(slope > 1e-9, -1.0, np.where(slope < -1e-9, 1.0, towards_low))
+    return np.where(negative[:, None], sign[:, None] * vector, 0.0)
 
 
 def _modified_inverse(hessian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +177,15 @@ def minimise_batch(
     quadratic convergence near a minimum), its move limited to one unit per parameter (and
     doubled after a full step that gained over 1.2x what the quadratic model promised, where the
     Hessian is positive definite: Newton creeps on exponential-like slopes);
-    elsewhere BFGS carries on. A start stops when its
+    elsewhere BFGS carries on. Both step only the free parameters where bounds bind
+    (``_free_newton``, ``_free_quasi_newton``: projected Newton, Bertsekas 1982), so a start
+    on a face of the box slides along it to a KKT point instead of stalling. A start stops when its
     projected gradient is below ``gtol``, when a full step gains less than ``ftol`` (relative),
     or after three accepted steps in a row that each gain less than ``stall`` (relative): the
     last guards non-smooth objectives such as total variation, where steps stay short.
+    Where the exact Hessian is known, a start that would stop at a saddle (the Hessian on the
+    free parameters has a negative eigenvalue) leaves it along that direction instead
+    (``_curvature_escape``), so every stop is a second-order KKT point.
     A start that comes within ``merge_radius`` (in every coordinate) of an optimum another
     start has already converged to, at a value no better than it, stops: it is in that
     optimum's basin, and following it to the end would only find the same point again.
@@ -133,7 +200,8 @@ def minimise_batch(
     inverse_hessian = np.repeat(np.eye(size)[None], count, axis=0)
     first_step = np.ones(count, dtype=bool)
     slow_steps = np.zeros(count, dtype=int)
-    direction = -g.copy()
+    escapes = np.zeros(count, dtype=int)
+    direction = np.where(_binding(x, g, low, high), 0.0, -g)
     direction[~finite] = 0.0
     step = np.ones(count)
     # keep the first step modest: at most a unit move in any parameter
@@ -141,8 +209,8 @@ def minimise_batch(
     step = np.where(largest > 1.0, 1.0 / np.maximum(largest, 1e-300), 1.0)
     newton = _newton_rows(hessian, active)
     if newton.any():  # (modified) Newton's direction where the exact Hessian is known
-        inverse_hessian[newton] = _modified_inverse(hessian[newton])[0]
-        direction[newton] = -np.einsum("rij,rj->ri", inverse_hessian[newton], g[newton])
+        inverse_hessian[newton], direction[newton], _ = _free_newton(
+            hessian[newton], g[newton], _binding(x[newton], g[newton], low, high))
         first_step[newton] = False
         step[newton] = _unit_limited(direction[newton])
     paths = [[row.copy()] for row in x]
@@ -195,12 +263,14 @@ def minimise_batch(
         for index in np.flatnonzero(ok):
             paths[index].append(x[index].copy())
         if update.any():
-            direction[update] = -np.einsum("rij,rj->ri", h, g[update])
+            direction[update] = _free_quasi_newton(
+                h, g[update], _binding(x[update], g[update], low, high))
             # a direction that does not descend (a poor estimate): restart from steepest descent
             uphill = np.einsum("rp,rp->r", direction[update], g[update]) >= 0
             if uphill.any():
                 rows = np.flatnonzero(update)[uphill]
-                direction[rows] = -g[rows]
+                direction[rows] = np.where(_binding(x[rows], g[rows], low, high), 0.0,
+                                           -g[rows])
                 inverse_hessian[rows] = np.eye(size)
                 first_step[rows] = True
             # no curvature seen (s'y <= 0: the function bends down along the step): the model
@@ -211,9 +281,9 @@ def minimise_batch(
             step[update] = 1.0
             step[grown] = np.minimum(2.0 * accepted_step[grown], 1e8)
         if newton.any():
-            inverse, lowest = _modified_inverse(h_trial[newton])
+            inverse, direction[newton], lowest = _free_newton(
+                h_trial[newton], g[newton], _binding(x[newton], g[newton], low, high))
             inverse_hessian[newton] = inverse
-            direction[newton] = -np.einsum("rij,rj->ri", inverse, g[newton])
             first_step[newton] = False
             step[newton] = np.minimum(_unit_limited(direction[newton]), _trust_limited(
                 lowest, direction[newton], np.max(np.abs(moved[newton]), axis=1)))
@@ -233,6 +303,16 @@ def minimise_batch(
         small_change = full_step & (relative_gain <= ftol)
         slow_steps[ok] = np.where(relative_gain <= stall, slow_steps[ok] + 1, 0)
         done = small_gradient | small_change | (slow_steps[ok] >= 3)
+        if newton.any():  # not done at a saddle: leave it along the negative curvature
+            candidates = np.flatnonzero(ok)[done & newton[ok]]
+            if candidates.size:
+                escape = _curvature_escape(h_trial[candidates], g[candidates],
+                                           _binding(x[candidates], g[candidates], low, high))
+                leave = np.any(escape != 0.0, axis=1) & (escapes[candidates] < MAX_ESCAPES)
+                rows = candidates[leave]
+                direction[rows], step[rows], slow_steps[rows] = escape[leave], 1.0, 0
+                escapes[rows] += 1
+                done[np.isin(np.flatnonzero(ok), rows)] = False
         rows = np.flatnonzero(ok)[done]
         converged[rows] = True
         active[rows] = False
