@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from scipy import special
 
-from explorer import divergences as registry
+from explorer import divergences
+from explorer.checks import check_integer
 from explorer.device import DEVICE_VARIABLE, choose_device
 
 from .bfgs import MAX_ESCAPES, _binding, _curvature_escape, _projected_gradient, minimise_batch
@@ -89,7 +90,7 @@ class Objective:
 
     target: object
     family: Family
-    divergence: registry.Divergence
+    divergence: divergences.Divergence
     grid: object
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -244,7 +245,7 @@ class Objective:
 # ---------------------------------------------------------------------------------------------
 
 
-def tail_exponent(divergence: registry.Divergence) -> float | None:
+def tail_exponent(divergence: divergences.Divergence) -> float | None:
     """The a with D ∝ ∫ p^a q^(1-a) + finite terms, for the members whose tails can diverge
     between Gaussians (a > 1 or a < 0): Pearson a = 2, Neyman a = -1, the alpha family a.
     Cichocki & Amari (2010) eq. 3; the KLs, JS, Hellinger, TV and Jeffreys are always finite."""
@@ -301,7 +302,7 @@ def _tail_diverges_1d(a: float, target: Mixture1D, model: Mixture1D) -> bool:
     return False
 
 
-def tail_bounds(divergence: registry.Divergence, target, family: Family) -> tuple | None:
+def tail_bounds(divergence: divergences.Divergence, target, family: Family) -> tuple | None:
     """The closed interval of log std in which every component of a 1D Gaussian (mixture) q
     keeps ∫ p^a q^(1-a) finite, as (low, high) with None for no limit; None where the tails
     impose no box (other divergences, tokens, 2D, and K > 1 for a > 1, where only the widest
@@ -323,7 +324,7 @@ def tail_bounds(divergence: registry.Divergence, target, family: Family) -> tupl
     return None
 
 
-def tail_reason(divergence: registry.Divergence, target, model) -> str | None:
+def tail_reason(divergence: divergences.Divergence, target, model) -> str | None:
     """Why D(p || q) is infinite between two Gaussian mixtures although every grid sum is finite.
 
     Along a direction u the integrand p^a q^(1-a) behaves like exp(-t^2 c(u) / 2) with
@@ -657,7 +658,7 @@ def _mixture_log_density_rows(means: np.ndarray, stds: np.ndarray, weights: np.n
     return torch.log(sum(torch.exp(part - top) for part in parts)) + top
 
 
-def continuum_values(divergence: registry.Divergence, target: Mixture1D, models: list,
+def continuum_values(divergence: divergences.Divergence, target: Mixture1D, models: list,
                      bracket: BracketPoints | None = None) -> np.ndarray:
     """D(p || q) over the whole line for each of ``models`` (1D Gaussian mixtures with the same
     number of components), against the 1D mixture p: the values a fit reports.
@@ -724,12 +725,12 @@ def continuum_values(divergence: registry.Divergence, target: Mixture1D, models:
     return np.where(np.isfinite(values), np.maximum(values, 0.0), np.inf)
 
 
-def infinite_reason(divergence: registry.Divergence, target, model, log_p=None, log_q=None):
+def infinite_reason(divergence: divergences.Divergence, target, model, log_p=None, log_q=None):
     """The reason D(p || q) is infinite, or None: support (zeros) first, then the tails."""
     if log_p is not None and log_q is not None:
         q_outside = bool(torch.any(torch.isneginf(log_p) & ~torch.isneginf(log_q)))
         p_missed = bool(torch.any(torch.isneginf(log_q) & ~torch.isneginf(log_p)))
-        reason = registry.support_reason(divergence, q_outside=q_outside, p_missed=p_missed)
+        reason = divergences.support_reason(divergence, q_outside=q_outside, p_missed=p_missed)
         if reason:
             return reason
     return tail_reason(divergence, target, model)
@@ -809,7 +810,7 @@ def starts(target, family: Family, grid, seed: int = 0, limit: int = 6) -> list[
     return unique[:limit]
 
 
-def bounds(family: Family, grid, divergence: registry.Divergence | None = None,
+def bounds(family: Family, grid, divergence: divergences.Divergence | None = None,
            target=None) -> list[tuple[float | None, float | None]]:
     """Keep means on the grid and stds between two grid cells and the grid's width, and (given
     the divergence and the target) inside the closed region where D is finite in the
@@ -863,7 +864,7 @@ class FitResult:
 
     target: object
     family: Family
-    divergence: registry.Divergence
+    divergence: divergences.Divergence
     best: Optimum
     optima: list[Optimum]
     grid: object
@@ -922,9 +923,9 @@ class FitResult:
         return self.model.weights
 
 
-def check_divergence(divergence: str, alpha) -> registry.Divergence:
+def check_divergence(divergence: str, alpha) -> divergences.Divergence:
     """The registry member; ``alpha`` is required by, and only allowed for, 'alpha'."""
-    return registry.get(divergence, alpha)
+    return divergences.get(divergence, alpha)
 
 
 def make_objective(target, family="gaussian", divergence="reverse_kl", alpha=None, components=1,
@@ -1254,20 +1255,19 @@ def monte_carlo_value(target, model, divergence: str = "reverse_kl", alpha=None,
     for the KLs: reverse KL = KL(q||p) from x ~ q; forward KL = KL(p||q) from x ~ p (roles of p
     and q swapped).
     """
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 2:
-        raise ValueError(f"batch_size must be a whole number of at least 2, got {batch_size!r}")
+    check_integer(batch_size, "batch_size", low=2)
     div = check_divergence(divergence, alpha)
     generator = torch.Generator().manual_seed(int(seed))
     if estimator is None:
         x = model.sample(int(batch_size), generator)
-        return registry.monte_carlo(div.name, target.log_prob(x), model.log_prob(x), div.alpha)
+        return divergences.monte_carlo(div.name, target.log_prob(x), model.log_prob(x), div.alpha)
     if div.name not in ("reverse_kl", "forward_kl"):
         raise ValueError(f"the k1/k2/k3 estimators are for the KLs only, not {div.name!r}")
     if div.name == "reverse_kl":
         x = model.sample(int(batch_size), generator)
-        return registry.kl_estimate(target.log_prob(x), model.log_prob(x), estimator)
+        return divergences.kl_estimate(target.log_prob(x), model.log_prob(x), estimator)
     x = target.sample(int(batch_size), generator)
-    return registry.kl_estimate(model.log_prob(x), target.log_prob(x), estimator)
+    return divergences.kl_estimate(model.log_prob(x), target.log_prob(x), estimator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1277,7 +1277,7 @@ def monte_carlo_value(target, model, divergence: str = "reverse_kl", alpha=None,
 
 @dataclass
 class AdamPath:
-    """Every iterate of Adam: thetas (steps + 1, P), exact objective values, rejected steps."""
+    """Every iterate of Adam: thetas (iters + 1, P), exact objective values, rejected iterations."""
 
     family: Family
     thetas: np.ndarray
@@ -1302,7 +1302,7 @@ class AdamPath:
         return self.thetas[:, self.family.components]
 
 
-def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: int = 200,
+def adam_path(objective: Objective, start, learning_rate: float = 0.05, iters: int = 200,
               evaluation: str = "exact", batch_size: int = 256, seed: int = 0,
               betas=(0.9, 0.999), eps: float = 1e-8) -> AdamPath:
     """Adam (Kingma & Ba 2015, Algorithm 1) on D(p || q_theta) from ``start``.
@@ -1316,8 +1316,7 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     """
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning rate must be positive, got {learning_rate!r}")
-    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= 5000:
-        raise ValueError(f"steps must be a whole number between 1 and 5000, got {steps!r}")
+    check_integer(iters, "iters", 1, 5000)
     if evaluation not in ("exact", "monte_carlo"):
         raise ValueError(f"evaluation must be 'exact' or 'monte_carlo', got {evaluation!r}")
     family = objective.family
@@ -1335,7 +1334,7 @@ def adam_path(objective: Objective, start, learning_rate: float = 0.05, steps: i
     generator = torch.Generator().manual_seed(int(seed))
     thetas, values, skipped = [theta.clone()], [], []
     last_good, stopped, t_adam = None, None, 0
-    for step in range(int(steps)):
+    for step in range(int(iters)):
         leaf = theta.clone().requires_grad_(True)
         exact = objective.value(leaf)
         if evaluation == "exact":

@@ -48,7 +48,7 @@ def test_answer_2_switch_separations(app, divergence, switch):
 
 def test_answer_2_both_limits_finite():
     for name, value in (("js", 0.5 * math.log(2)), ("hellinger", 1.0), ("tv", 0.5)):
-        member = modes.fitting.registry.get(name)
+        member = modes.fitting.divergences.get(name)
         assert member.f_at_zero == pytest.approx(value) and member.slope_at_infinity == value
 
 

@@ -147,7 +147,7 @@ def test_adam_rejects_a_non_finite_step_and_keeps_going():
             return torch.where(theta[0] > 1.0, torch.full_like(value, math.inf), value)
 
     wall = Wall(base.target, base.family, base.divergence, base.grid)
-    path = adam_path(wall, [0.5, 0.0], learning_rate=0.2, steps=100)
+    path = adam_path(wall, [0.5, 0.0], learning_rate=0.2, iters=100)
     assert path.skipped and path.stopped is None
     assert np.all(np.isfinite(path.thetas))
     assert np.all(path.thetas[:, 0] <= 1.2)
@@ -157,7 +157,7 @@ def test_adam_rejects_a_non_finite_step_and_keeps_going():
 
 def test_adam_stops_with_a_reason_when_the_start_is_infinite():
     objective = make_objective(TWO_MODES, divergence="pearson")
-    path = adam_path(objective, [8.0, math.log(0.1)], steps=50)
+    path = adam_path(objective, [8.0, math.log(0.1)], iters=50)
     assert path.stopped and "start" in path.stopped
     assert np.all(np.isfinite(path.thetas))
 

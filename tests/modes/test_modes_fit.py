@@ -114,7 +114,7 @@ def test_a_gaussian_target_is_fitted_exactly_by_every_divergence(mean, std, name
 def test_objective_matches_adaptive_quadrature(name):
     """The grid objective at the optimum against scipy.integrate.quad on the true densities."""
     q = modes.fit(TWO_MODES, divergence=name)
-    f = modes.fitting.registry.get(name)
+    f = modes.fitting.divergences.get(name)
     import torch
 
     def integrand(x):
@@ -129,7 +129,7 @@ def test_objective_matches_adaptive_quadrature(name):
 def test_exact_solver_beats_or_equals_adam():
     objective = make_objective(TWO_MODES, divergence="reverse_kl")
     exact = modes.fit(TWO_MODES, divergence="reverse_kl")
-    path = modes.adam_path(objective, [0.5, 0.0], learning_rate=0.05, steps=400)
+    path = modes.adam_path(objective, [0.5, 0.0], learning_rate=0.05, iters=400)
     assert np.all(np.isfinite(path.values))
     assert path.values[-1] < path.values[0]
     assert exact.value <= path.values[-1] + 1e-12
