@@ -28,7 +28,7 @@ def test_bench_runs_the_welcome_benchmark_quickly(tmp_path):
         check=True,
         cwd=tmp_path,
     )
-    assert "welcome: slider move" in out.stdout
+    assert "welcome: q scale move" in out.stdout
 
 
 def test_benchmarks_run_as_modules_without_path_hacks():
