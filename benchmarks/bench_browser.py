@@ -6,7 +6,10 @@
 Prints issue 16's table, one column per notebook and the budget beside each row (headless
 Chromium at 1440x900, /usr/bin/chromium):
 
-* Lab first figure: page load (``goto``) to the first drawn plotly figure, Run All included;
+* Lab first figure after Run All: from the moment Run All is asked (the page's clock) to the
+  first drawn plotly figure (the page's clock, a MutationObserver): the budget's measure;
+* Lab page load to first figure: from ``goto`` (JupyterLab's start and the kernel's start
+  included; only the page and the kernel being ready are waited for, never a time);
 * Voila first figure: page load to the first drawn plotly figure;
 * keydown to first / last figure change: median over ``--repeats`` key presses on the default
   view's slider, from the ``keydown`` event to the first and to the last change that the move
@@ -102,6 +105,19 @@ def first_figure_js() -> str:
     return "document.querySelector('.js-plotly-plot .main-svg') !== null"
 
 
+#: Runs all cells and notes, on the page's clock, when that was asked and when the first
+#: plotly figure is drawn.
+RUN_ALL_JS = """() => {
+  const marks = window.__firstFigure = { runAll: performance.now(), drawn: null };
+  const drawn = () => document.querySelector('.js-plotly-plot .main-svg') !== null;
+  const observer = new MutationObserver(() => {
+    if (marks.drawn === null && drawn()) { marks.drawn = performance.now(); observer.disconnect(); }
+  });
+  observer.observe(document.body, { subtree: true, childList: true });
+  window.jupyterapp.commands.execute('notebook:run-all-cells');
+}"""
+
+
 def key_latencies(page, slider: str, repeats: int, traffic) -> dict:
     """Median ms from keydown to the first and to the last change of any plotly figure, and the
     websocket messages per changed figure per move (to the page, and back)."""
@@ -141,16 +157,19 @@ def measure_lab(notebook: str, root: Path, tmp: Path, repeats: int) -> dict:
         counter = browser.ByteCounter(page)
         traffic = browser.CommTraffic(page)
         start = time.monotonic()
-        browser.run_all_cells(page, base, token, notebook, timeout_ms=300_000,
-                              wait_for_cells=False)
-        page.wait_for_function(first_figure_js(), timeout=300_000, polling=50)
+        browser.open_notebook(page, base, token, notebook)
+        page.evaluate(RUN_ALL_JS)
+        page.wait_for_function("window.__firstFigure.drawn !== null", timeout=300_000,
+                               polling=50)
         first_figure = time.monotonic() - start
+        marks = page.evaluate("window.__firstFigure")
+        after_run_all = (marks["drawn"] - marks["runAll"]) / 1000
         browser.wait_for_cells_to_finish(page, timeout_ms=300_000)
         browser.wait_until_settled(page)
         keys = key_latencies(page, SLIDERS[notebook], repeats, traffic)
         rss = kernel_rss_mb(tmp / "runtime")
         return {
-            "lab_first_s": first_figure, **keys,
+            "run_all_first_s": after_run_all, "lab_first_s": first_figure, **keys,
             "ws_MB": counter.websocket / 1e6, "http_uncacheable_MB": counter.uncacheable / 1e6,
             "lab_uncacheable_MB": (counter.websocket + counter.uncacheable) / 1e6,
             "cacheable_MB": counter.cacheable / 1e6, "own_static_MB": counter.own_static / 1e6,
@@ -213,7 +232,9 @@ def main() -> int:
 
 #: The table's rows: title, key, format, budget (text) and whether a value meets it.
 ROWS = [
-    ("Lab: page load to first figure (s)", "lab_first_s", "{:.1f}", "<= 5", lambda v: v <= 5),
+    ("Lab: Run All to first figure (s)", "run_all_first_s", "{:.1f}", "<= 5",
+     lambda v: v <= 5),
+    ("Lab: page load to first figure (s)", "lab_first_s", "{:.1f}", "", None),
     ("Voila: first figure (s)", "voila_first_s", "{:.1f}", "<= 5", lambda v: v <= 5),
     ("keydown to first figure change (ms, median)", "first_ms", "{:.0f}", "", None),
     ("keydown to last figure change (ms, median)", "last_ms", "{:.0f}", "<= 150",

@@ -209,6 +209,14 @@ def assert_no_kernel_tracebacks(page) -> None:
 def run_all_cells(
     page, base: str, token: str, notebook: str, timeout_ms: int = 180_000, wait_for_cells=True
 ) -> None:
+    open_notebook(page, base, token, notebook)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    if wait_for_cells:
+        wait_for_cells_to_finish(page, timeout_ms)
+
+
+def open_notebook(page, base: str, token: str, notebook: str) -> None:
+    """Open ``notebook`` in JupyterLab and wait until its kernel is idle (nothing run yet)."""
     page.goto(f"{base}/lab/tree/{notebook}?token={token}")
     page.wait_for_function(
         "window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=90_000
@@ -224,9 +232,6 @@ def run_all_cells(
         timeout=90_000,
     )
     dismiss_news_popup(page)
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    if wait_for_cells:
-        wait_for_cells_to_finish(page, timeout_ms)
 
 
 def wait_for_cells_to_finish(page, timeout_ms: int = 180_000) -> None:
@@ -240,10 +245,13 @@ def wait_for_cells_to_finish(page, timeout_ms: int = 180_000) -> None:
 
 
 def dismiss_news_popup(page) -> None:
-    """JupyterLab asks once whether to fetch news; answer no (nothing may reach the network)."""
+    """JupyterLab asks once whether to fetch news; answer no (nothing may reach the network).
+    :func:`jupyterlab_server` switches the question off, so this only answers one already
+    shown, without waiting for it."""
     button = page.locator(".jp-Notification-Toast-Content button", has_text="No")
     with contextlib.suppress(Exception):
-        button.first.click(timeout=3000)
+        if button.count():
+            button.first.click(timeout=3000)
 
 
 def error_outputs(page) -> list[str]:

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import anywidget
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import pytest
@@ -505,15 +506,59 @@ def test_every_install_path_publishes_plotlys_bundle(tmp_path, monkeypatch, caps
     assert published.read_bytes() == plotly_widget.BUNDLE_SOURCE.read_bytes()
 
 
-def test_a_view_sends_plotlys_bundle_when_the_page_asks_for_it(monkeypatch):
+@pytest.mark.parametrize("kind", ["figure", "preload"])
+def test_a_view_sends_plotlys_bundle_when_the_page_asks_for_it(monkeypatch, kind):
     """The fallback where no Jupyter server serves the static file (see the browser test)."""
-    from explorer.ui.plotly_widget import BUNDLE_REQUEST, BUNDLE_SOURCE
+    from explorer.ui.plotly_widget import BUNDLE_REQUEST, BUNDLE_SOURCE, BundlePreload
     from explorer.ui.views import make_view
 
-    view = make_view(go.Figure(go.Scatter(x=[0], y=[0])))
+    view = make_view(go.Figure(go.Scatter(x=[0], y=[0]))) if kind == "figure" else BundlePreload()
     sent = []
     monkeypatch.setattr(view, "send", sent.append)
-    view._send_bundle_on_request(view, {"type": "something else"}, [])
+    view._handle_custom_msg({"type": "something else"}, [])
     assert sent == []
-    view._send_bundle_on_request(view, {"type": BUNDLE_REQUEST}, [])
+    view._handle_custom_msg({"type": BUNDLE_REQUEST}, [])
     assert sent == [{"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")}]
+
+
+def test_the_bundle_preload_is_made_only_in_a_kernel_and_once(monkeypatch):
+    from explorer.ui import plotly_widget
+
+    monkeypatch.setattr(plotly_widget, "_PRELOADS", [])
+    assert plotly_widget.preload_bundle() is None  # pytest is no kernel: no browser to tell
+    monkeypatch.setattr(plotly_widget, "_in_kernel", lambda: True)
+    first = plotly_widget.preload_bundle()
+    assert isinstance(first, plotly_widget.BundlePreload)
+    assert plotly_widget.preload_bundle() is first
+    # the same loader as the figures': one global promise per page, the same cacheable URL
+    loader = plotly_widget.WIDGET_ESM.split("//@WIDGET@")[0]
+    assert first._esm.startswith(loader) and plotly_widget.BUNDLE_PATH in loader
+    assert "plotlyWidgetModule(model)" in first._esm.split("//@WIDGET@")[-1]
+
+
+def test_an_app_starts_the_bundle_loading_before_it_computes(monkeypatch):
+    from explorer.ui import plotly_widget
+
+    monkeypatch.setattr(plotly_widget, "_PRELOADS", [])
+    monkeypatch.setattr(plotly_widget, "_in_kernel", lambda: True)
+    seen = []
+
+    class Recording(SquareApp):
+        def compute(self, params):
+            seen.append(len(plotly_widget._PRELOADS))
+            return super().compute(params)
+
+    Recording()
+    assert seen == [1]
+
+
+def test_the_bundle_preload_publishes_the_bundle_before_the_browser_hears_of_it(monkeypatch):
+    """Else the page's first request for the static URL misses, and the 5 MB bundle travels
+    over the websocket (as measured by benchmarks/bench_browser.py before this was fixed)."""
+    from explorer.ui import plotly_widget
+
+    order = []
+    monkeypatch.setattr(plotly_widget, "publish_bundle", lambda: order.append("published"))
+    monkeypatch.setattr(anywidget.AnyWidget, "open", lambda self: order.append("opened"))
+    plotly_widget.BundlePreload()
+    assert order[:2] == ["published", "opened"]

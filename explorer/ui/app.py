@@ -47,6 +47,7 @@ from explorer.checks import check_integer
 from ..device import ensure_threads, release_free_memory
 from .a11y import APP_CLASS, KeyboardAccess, name_controls
 from .picker import DivergencePicker
+from .plotly_widget import preload_bundle
 from .runner import Runner
 from .schema import field_types, format_value, inputs_of, make_control, parse_value, settings
 from .status import StatusLine
@@ -72,6 +73,7 @@ class App:
 
     def __init__(self, **params: Any) -> None:
         ensure_threads()  # torch/BLAS threads: set when an app starts, never at import
+        preload_bundle()  # in a notebook, the browser loads plotly while the app computes
         self.status = StatusLine()
         self.runner = Runner(on_error=self.status.report_exception)
         self._lock = threading.RLock()

@@ -44,6 +44,7 @@ import os
 import sys
 from pathlib import Path
 
+import anywidget
 import plotly
 import plotly.graph_objects as go
 import traitlets
@@ -97,6 +98,7 @@ function plotlyWidgetModule(model) {
   return globalThis[BUNDLE];
 }
 
+//@WIDGET@
 export default () => {
   let plotlyWidget;
   let ready;
@@ -137,6 +139,16 @@ WIDGET_ESM = (
     .replace("@PATH@", BUNDLE_PATH)
     .replace("@REQUEST@", BUNDLE_REQUEST)
 )
+#: The module of :class:`BundlePreload`: the same loader (one evaluation per page, shared
+#: through the same global), and a widget that only starts it.
+PRELOAD_ESM = WIDGET_ESM.split("//@WIDGET@")[0] + """\
+export default () => ({
+  initialize({ model }) {
+    // start loading now; the figures that come later find the promise (and its module) ready
+    plotlyWidgetModule(model).catch(() => {});
+  },
+});
+"""
 
 
 def labextension_folders() -> list[Path]:
@@ -175,18 +187,69 @@ def publish_bundle(folder: str | Path | None = None) -> Path:
     raise OSError(f"cannot write plotly's widget bundle into any of {candidates}")
 
 
+class BundlePreload(anywidget.AnyWidget):
+    """A widget with no view whose only work, in the browser, is to start loading plotly's
+    bundle (see :func:`preload_bundle`)."""
+
+    _esm = traitlets.Unicode(PRELOAD_ESM).tag(sync=True)
+
+    def __init__(self, **kwargs) -> None:
+        _publish_if_possible()  # before the browser hears of the widget and asks the URL
+        super().__init__(**kwargs)
+        self.on_msg(_send_bundle_on_request)
+
+
+#: the one :class:`BundlePreload` of this kernel (kept: a widget that is collected closes)
+_PRELOADS: list[BundlePreload] = []
+
+
+def preload_bundle() -> BundlePreload | None:
+    """In a notebook kernel, have the browser start loading plotly's bundle now; once per kernel.
+
+    The browser fetches and evaluates plotly's bundle (about 5 MB, 1.3 s of a page's main
+    thread on this project's 2-core machine, ``benchmarks/bench_browser.py``) when the first
+    plotly widget arrives, which an app makes only after its first computation. An app calls
+    this first (:class:`explorer.ui.App`), so the bundle loads while the kernel computes:
+    a widget model reaches the browser the moment it is made, while its cell still runs.
+    Outside a kernel (scripts, tests) there is no browser to tell: nothing is made."""
+    if _PRELOADS:
+        return _PRELOADS[0]
+    if not _in_kernel():
+        return None
+    _PRELOADS.append(BundlePreload())
+    return _PRELOADS[0]
+
+
+def _in_kernel() -> bool:
+    """Whether this Python runs an IPython kernel (a browser can be told about widgets)."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return getattr(shell, "kernel", None) is not None
+
+
+def _publish_if_possible() -> None:
+    """:func:`publish_bundle`, where it can write; otherwise the page asks the kernel for the
+    bundle (see :data:`WIDGET_ESM`)."""
+    try:
+        publish_bundle()
+    except OSError:
+        pass
+
+
+def _send_bundle_on_request(widget, content, _buffers) -> None:
+    """Answer a page that has no static URL for the bundle (see :data:`WIDGET_ESM`)."""
+    if isinstance(content, dict) and content.get("type") == BUNDLE_REQUEST:
+        widget.send({"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")})
+
+
 class FigureWidget(go.FigureWidget):
     """plotly's ``FigureWidget``: bundle from a static URL, current state on every connect."""
 
     _esm = WIDGET_ESM
 
     def __init__(self, *args, **kwargs) -> None:
-        try:
-            publish_bundle()
-        except OSError:  # nowhere to write: the page will ask the kernel (see WIDGET_ESM)
-            pass
+        _publish_if_possible()
         super().__init__(*args, **kwargs)
-        self.on_msg(self._send_bundle_on_request)
+        self.on_msg(_send_bundle_on_request)
 
     def get_state(self, key=None, drop_defaults=False):
         """The widget's state, with the figure's *current* traces and layout: what a browser
@@ -260,10 +323,6 @@ class FigureWidget(go.FigureWidget):
             while self._waiting_edit_callbacks:
                 self._waiting_edit_callbacks.pop()()
         setattr(self, change["name"], None)
-
-    def _send_bundle_on_request(self, _widget, content, _buffers) -> None:
-        if isinstance(content, dict) and content.get("type") == BUNDLE_REQUEST:
-            self.send({"type": BUNDLE_REQUEST, "code": BUNDLE_SOURCE.read_text(encoding="utf-8")})
 
 
 def main() -> None:

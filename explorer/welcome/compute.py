@@ -13,11 +13,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import optimize, special
 
 from .. import divergences
+from .._deferred import deferred_import
 from ..device import ensure_threads
+
+# imported by the first calculation, not with the app: a notebook's kernel then makes its app
+# (and tells the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
 
 GRID = np.linspace(-20.0, 20.0, 8001)  # for drawing the densities
 CELL = float(GRID[1] - GRID[0])
