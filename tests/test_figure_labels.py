@@ -228,3 +228,17 @@ def test_the_apps_prose_shows_words_not_registry_ids(name):
     app = build_app(name)
     raw = sorted({found for text in _widget_texts(app.widget) for found in RAW_ID.findall(text)})
     assert not raw, f"{name}: code ids in the app's text: {raw}"
+
+
+def test_every_figure_passes_plotlys_validation(states):
+    """The explorers build figures without plotly's per-property validation (``_validate=False``,
+    ten times faster: a slider move's budget); every figure of every preset is validated here
+    once, so a misspelt or ill-typed property still fails."""
+    name, views = states
+    for label, figures in views:
+        for view, figure in figures.items():
+            if isinstance(figure, go.Figure):
+                try:
+                    go.Figure(figure.to_dict())
+                except ValueError as error:
+                    pytest.fail(f"{name} / {label} / {view}: {str(error)[:400]}")

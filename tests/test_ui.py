@@ -14,6 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from explorer.ui import App, Cancelled, HTMLView, Runner, StatusLine
+from explorer.ui.schema import setting
 
 
 @dataclass
@@ -562,3 +563,85 @@ def test_the_bundle_preload_publishes_the_bundle_before_the_browser_hears_of_it(
     monkeypatch.setattr(anywidget.AnyWidget, "open", lambda self: order.append("opened"))
     plotly_widget.BundlePreload()
     assert order[:2] == ["published", "opened"]
+
+
+@dataclass
+class TabbedParams:
+    x: float = setting(2.0, "x", low=0.0, high=20.0)
+
+
+class TabbedApp(SquareApp):
+    """Two views on two tabs, drawn through the base class's cache (views(), not make_figures)."""
+
+    Params = TabbedParams
+    drawn: list
+
+    def __init__(self, **params):
+        self.drawn = []
+        super().__init__(**params)
+
+    def views(self):
+        def draw(name):
+            def figure(result):
+                self.drawn.append(name)
+                return go.Figure(go.Scatter(x=[0, 1], y=[0, result]), layout={"title": name})
+
+            return figure
+
+        return {"front": draw("front"), "back": draw("back")}
+
+    make_figures = App.make_figures
+
+    def build_controls(self):
+        return [self.control("x")]
+
+    def layout_views(self, views):
+        return self.view_tabs({"front": ["front"], "back": ["back"]}, views)
+
+
+def tab_of(widget):
+    if isinstance(widget, widgets.Tab):
+        return widget
+    return next(filter(None, map(tab_of, getattr(widget, "children", ()))), None)
+
+
+def test_a_view_on_a_tab_not_shown_is_drawn_when_its_tab_is_chosen():
+    app = TabbedApp()
+    app.widget  # noqa: B018
+    app.drawn.clear()
+    app.set(x=3.0)
+    assert app.drawn == ["front"]  # no figure made for the hidden tab
+    assert tuple(app._views["front"].data[0].y) == (0, 9.0)
+    assert tuple(app._views["back"].data[0].y) == (0, 4.0)  # still the last one drawn
+    tab_of(app.widget).selected_index = 1
+    assert app.drawn == ["front", "back"]
+    assert tuple(app._views["back"].data[0].y) == (0, 9.0)  # now the app's state
+    app.set(x=5.0)
+    assert app.drawn[2:] == ["back"] and tuple(app._views["front"].data[0].y) == (0, 9.0)
+    tab_of(app.widget).selected_index = 0
+    assert tuple(app._views["front"].data[0].y) == (0, 25.0)
+
+
+def test_headless_every_view_is_drawn_by_set_so_errors_change_nothing():
+    app = TabbedApp()
+    app.set(x=3.0)
+    assert sorted(app.drawn[-2:]) == ["back", "front"]
+    assert dict(app.figures).keys() == {"front", "back"}
+
+    class Broken(TabbedApp):
+        def views(self):
+            draws = super().views()
+            return {**draws, "back": lambda result: 1 / (result - 16)}
+
+    broken = Broken()
+    with pytest.raises(ZeroDivisionError):
+        broken.set(x=4.0)
+    assert broken.params.x == 2.0
+
+
+def test_a_hidden_view_is_drawn_from_the_result_it_belongs_to():
+    """A lazily drawn figure uses the result and params of its own set(), not later ones."""
+    app = TabbedApp()
+    figures = app.make_figures(9.0, app.Params(x=3.0))
+    app.set(x=4.0)
+    assert tuple(figures["back"].data[0].y) == (0, 9.0)

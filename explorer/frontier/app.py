@@ -235,13 +235,10 @@ class FrontierApp(ReflowingApp, App):
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
         # beside the controls where a figure fits (1440 px with Lab's file browser open), else
-        # under them, filling the line; six one-word titles fit the tab bar at either width
-        tabs = widgets.Tab([
-            widgets.VBox([views["plane"], views["measures"]]),
-            views["overoptimisation"], views["diversity"], views["policy"], views["two_rewards"],
-            views["memoryless"],
-        ], layout=widgets.Layout(flex="1 1 620px"))
-        names = ("frontier", "Goodhart", "diversity", "policy", "two rewards", "memoryless")
-        for i, name in enumerate(names):
-            tabs.set_title(i, name)
-        return tabs
+        # under them, filling the line; six one-word titles fit the tab bar at either width.
+        # A move redraws the tab shown; the others when chosen (App.view_tabs)
+        return self.view_tabs({
+            "frontier": ["plane", "measures"], "Goodhart": ["overoptimisation"],
+            "diversity": ["diversity"], "policy": ["policy"], "two rewards": ["two_rewards"],
+            "memoryless": ["memoryless"],
+        }, views, flex="1 1 620px")

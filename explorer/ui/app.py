@@ -35,7 +35,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -85,6 +85,7 @@ class App:
         self._figure_cache: dict[str, OrderedDict[tuple, Any]] = {}
         self.hidden: set[str] = set()
         self.locked: set[str] = set()
+        self.hidden_views: set[str] = set()  # on tabs not shown (view_tabs): redrawn when shown
         self._marks: dict[str, set[str]] = {}
         self.last_error: BaseException | None = None
         self.params = self._updated_params(self.Params(), params)
@@ -107,27 +108,30 @@ class App:
         rewritten, say); by default nothing. Its value joins the view's cache key."""
         return None
 
-    def make_figures(self, result, params=None) -> dict[str, Any]:
+    def make_figures(self, result, params=None) -> Figures:
         """Every view's figure for ``result`` (computed from ``params``, by default the current
-        ones). A view's figure is kept, the very same object, for the values of the fields that
-        invalidate it (their declaration's ``invalidates``) and its :meth:`view_version`: when
-        they come back (a learner toggling back and forth), so does the figure, and the base
-        class leaves its widget alone. The last ``figure_cache_size`` figures of each view are
-        kept."""
+        ones), each drawn when first asked for (:class:`Figures`): a view on a tab that is not
+        shown costs nothing until its tab is chosen (:meth:`view_tabs`). A view's figure is
+        kept, the very same object, for the values of the fields that invalidate it (their
+        declaration's ``invalidates``) and its :meth:`view_version`: when they come back (a
+        learner toggling back and forth), so does the figure, and the base class leaves its
+        widget alone. The last ``figure_cache_size`` figures of each view are kept."""
         params = self.params if params is None else params
-        drawn = {}
-        for name, draw in self.views().items():
+        draws = self.views()
+
+        def draw_one(name: str):
             key = (tuple(getattr(params, field) for field in self.inputs_of(name)),
                    self.view_version(name, params, result))
             kept = self._figure_cache.setdefault(name, OrderedDict())
             if key in kept:
                 kept.move_to_end(key)
             else:
-                kept[key] = draw(result)
+                kept[key] = draws[name](result)
                 while len(kept) > self.figure_cache_size:
                     kept.popitem(last=False)
-            drawn[name] = kept[key]
-        return drawn
+            return kept[key]
+
+        return Figures(list(draws), draw_one)
 
     def inputs_of(self, view: str) -> tuple[str, ...]:
         """The fields whose change redraws ``view``."""
@@ -139,6 +143,27 @@ class App:
     def notes(self, result) -> list[str]:
         """Warnings about a result worth a learner's attention (shown in the status line)."""
         return []
+
+    def view_tabs(self, pages: dict[str, list[str]], views: dict[str, widgets.Widget],
+                  **layout: Any) -> widgets.Tab:
+        """A tab per title in ``pages``, showing its views (one under the other); for
+        :meth:`layout_views`. The views of the pages not shown are redrawn only when their page
+        is chosen: a slider move then makes no figure and sends nothing for them, and the
+        browser draws nothing hidden (notebook 02: one tab of six drawn per move)."""
+        children = [views[names[0]] if len(names) == 1 else widgets.VBox([views[n] for n in names])
+                    for names in pages.values()]
+        tabs = widgets.Tab(children, titles=list(pages), layout=widgets.Layout(**layout))
+        pages_of_views = [list(names) for names in pages.values()]
+
+        def chosen(change) -> None:
+            shown = set(pages_of_views[change["new"]]) if change["new"] is not None else set()
+            with self._lock:
+                self.hidden_views = {n for names in pages_of_views for n in names} - shown
+                self._refresh_views()
+
+        tabs.observe(self.status.guard(chosen), names="selected_index")
+        chosen({"new": tabs.selected_index})
+        return tabs
 
     def layout_views(self, views: dict[str, widgets.Widget]) -> widgets.Widget:
         """Arrange the figure widgets; the default wraps them in rows."""
@@ -158,6 +183,8 @@ class App:
                 params = self._updated_params(self.params, changes)
                 result = self.compute(params)
                 figures = self._figures_for(result, params)
+                for name in self._shown_views(figures):  # drawn now: an error changes nothing
+                    figures[name]
             except Exception as error:
                 self.last_error = error
                 self.status.report_exception(error)
@@ -470,10 +497,16 @@ class App:
             validate()
         return params
 
+    def _shown_views(self, figures) -> list[str]:
+        """The views a learner can see now: all but those on tabs not shown (:meth:`view_tabs`)."""
+        return [name for name in figures if name not in self.hidden_views]
+
     def _refresh_views(self) -> None:
-        """Redraw each view whose figure changed; an app that returns the very same figure
-        object (e.g. from a cache) for a view that a change did not touch skips its redraw."""
-        for name, figure in self.figures.items():
+        """Redraw each view shown whose figure changed; an app that returns the very same figure
+        object (e.g. from a cache) for a view that a change did not touch skips its redraw. A
+        hidden view keeps its last figure until its tab is chosen (:meth:`view_tabs`)."""
+        for name in self._shown_views(self.figures):
+            figure = self.figures[name]
             view = self._views.get(name)
             if view is not None and self._shown.get(name) is not figure:
                 refresh_view(view, figure)
@@ -495,6 +528,33 @@ class App:
             self.status.warning(" ".join(notes))
         else:
             self.status.ok()
+
+
+class Figures(Mapping):
+    """Every view's figure for one result, each drawn the first time it is asked for (and then
+    kept): a read-only mapping {view name: figure} in display order."""
+
+    def __init__(self, names: list[str], draw_one: Callable[[str], Any]) -> None:
+        self._names = names
+        self._draw_one = draw_one
+        self._drawn: dict[str, Any] = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._drawn:
+            if name not in self._names:
+                raise KeyError(name)
+            self._drawn[name] = self._draw_one(name)
+        return self._drawn[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def drawn(self) -> list[str]:
+        """The views drawn so far."""
+        return list(self._drawn)
 
 
 def _read_state(source: dict | str | Path) -> dict:
