@@ -549,3 +549,66 @@ def test_the_widget_asks_the_kernel_for_plotly_where_no_server_serves_it(tmp_pat
         "requests": [BUNDLE_REQUEST],
         "drawn": ["drawn from the kernel"] * 2,
     }
+
+
+#: an app with a view on each of two tabs, both titled with the slider's k
+TABBED_CODE = (
+    "from dataclasses import dataclass\n"
+    "import plotly.graph_objects as go\n"
+    "from explorer.ui import App\n"
+    "from explorer.ui.schema import setting\n"
+    "@dataclass\n"
+    "class Params:\n"
+    "    k: int = setting(0, 'k', low=0, high=20)\n"
+    "class Tabbed(App):\n"
+    "    Params = Params\n"
+    "    def compute(self, params):\n"
+    "        return params.k\n"
+    "    def views(self):\n"
+    "        return {name: (lambda k, name=name: go.Figure(go.Scatter(x=[0, 1], y=[0, k]),"
+    " layout={'title': f'{name}: k = {k}'})) for name in ('front', 'back')}\n"
+    "    def build_controls(self):\n"
+    "        return [self.control('k')]\n"
+    "    def layout_views(self, views):\n"
+    "        return self.view_tabs({'front': ['front'], 'back': ['back']}, views)\n"
+    "app = Tabbed()\n"
+    "app"
+)
+
+
+def plot_titles(page) -> list[str]:
+    return page.eval_on_selector_all(
+        ".js-plotly-plot", "plots => plots.map(p => p.querySelector('.gtitle')?.textContent)")
+
+
+def test_a_view_on_a_hidden_tab_shows_the_current_state_when_its_tab_is_chosen(tmp_path):
+    """A slider move redraws only the tab shown (one message, to its figure); the other tab's
+    figure is brought to the app's state when the learner chooses that tab."""
+    import nbformat
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(TABBED_CODE)]),
+                   root / "tabbed.ipynb")
+    with (
+        browser.jupyterlab_server(tmp_path, root=root) as (base, token),
+        browser.chromium(tmp_path) as page,
+        browser.screenshot_on_failure(page, "tabbed_jupyterlab_failed"),
+    ):
+        traffic = browser.CommTraffic(page)
+        browser.run_all_cells(page, base, token, "tabbed.ipynb")
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .gtitle').length == 2",
+                               timeout=120_000)
+        browser.wait_until_settled(page)
+        mark = traffic.mark()
+        browser.press_slider(page, "k", times=1)
+        page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                               ".some(t => t.textContent === 'front: k = 1')", timeout=60_000)
+        browser.wait_until_settled(page)
+        assert len(traffic.figure_messages(mark)) == 1  # the hidden tab's figure got nothing
+        assert sorted(plot_titles(page)) == ["back: k = 0", "front: k = 1"]
+        page.locator(".jp-OutputArea-output .lm-TabBar-tab", has_text="back").click()
+        page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                               ".some(t => t.textContent === 'back: k = 1')", timeout=60_000)
+        browser.wait_until_settled(page)
+        assert sorted(plot_titles(page)) == ["back: k = 1", "front: k = 1"]
