@@ -591,12 +591,13 @@ class TabbedApp(SquareApp):
         return {"front": draw("front"), "back": draw("back")}
 
     make_figures = App.make_figures
+    view_pages = {"front": ["front"], "back": ["back"]}
 
     def build_controls(self):
         return [self.control("x")]
 
     def layout_views(self, views):
-        return self.view_tabs({"front": ["front"], "back": ["back"]}, views)
+        return self.view_tabs(views)
 
 
 def tab_of(widget):
@@ -612,7 +613,7 @@ def test_a_view_on_a_tab_not_shown_is_drawn_when_its_tab_is_chosen():
     app.set(x=3.0)
     assert app.drawn == ["front"]  # no figure made for the hidden tab
     assert tuple(app._views["front"].data[0].y) == (0, 9.0)
-    assert tuple(app._views["back"].data[0].y) == (0, 4.0)  # still the last one drawn
+    assert app._views["back"].data == ()  # empty until its tab is first chosen
     tab_of(app.widget).selected_index = 1
     assert app.drawn == ["front", "back"]
     assert tuple(app._views["back"].data[0].y) == (0, 9.0)  # now the app's state

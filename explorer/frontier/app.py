@@ -130,6 +130,12 @@ class FrontierApp(ReflowingApp, App):
             x_axis="kl", y_reward="gold", compare="equal_kl", kl_budget=1.0, n=16),
     }
 
+    view_pages = {
+        "frontier": ["plane", "measures"], "Goodhart": ["overoptimisation"],
+        "diversity": ["diversity"], "policy": ["policy"], "two rewards": ["two_rewards"],
+        "memoryless": ["memoryless"],
+    }
+
     def __init__(self, **params):
         self._trajectories: dict[tuple, list] = {}
         super().__init__(**params)
@@ -237,8 +243,4 @@ class FrontierApp(ReflowingApp, App):
         # beside the controls where a figure fits (1440 px with Lab's file browser open), else
         # under them, filling the line; six one-word titles fit the tab bar at either width.
         # A move redraws the tab shown; the others when chosen (App.view_tabs)
-        return self.view_tabs({
-            "frontier": ["plane", "measures"], "Goodhart": ["overoptimisation"],
-            "diversity": ["diversity"], "policy": ["policy"], "two rewards": ["two_rewards"],
-            "memoryless": ["memoryless"],
-        }, views, flex="1 1 620px")
+        return self.view_tabs(views, flex="1 1 620px")

@@ -51,7 +51,7 @@ from .plotly_widget import preload_bundle
 from .runner import Runner
 from .schema import field_types, format_value, inputs_of, make_control, parse_value, settings
 from .status import StatusLine
-from .views import make_view, refresh_view
+from .views import make_view, placeholder_for, refresh_view
 
 #: Version 2: the glossary's renames (docs/GLOSSARY.md); each app lists its own in ``renames``.
 STATE_VERSION = 2
@@ -70,6 +70,9 @@ class App:
     control_style: ClassVar[dict[str, str]] = {"description_width": "initial"}
     control_layout: ClassVar[dict[str, str]] = {}
     figure_cache_size: ClassVar[int] = 16  # figures kept per view (see make_figures)
+    #: {tab title: the views on it} for an app whose views sit on tabs (see view_tabs); the
+    #: first tab is shown first, the others' views are drawn when their tab is chosen
+    view_pages: ClassVar[dict[str, list[str]]] = {}
 
     def __init__(self, **params: Any) -> None:
         ensure_threads()  # torch/BLAS threads: set when an app starts, never at import
@@ -144,12 +147,13 @@ class App:
         """Warnings about a result worth a learner's attention (shown in the status line)."""
         return []
 
-    def view_tabs(self, pages: dict[str, list[str]], views: dict[str, widgets.Widget],
-                  **layout: Any) -> widgets.Tab:
-        """A tab per title in ``pages``, showing its views (one under the other); for
-        :meth:`layout_views`. The views of the pages not shown are redrawn only when their page
-        is chosen: a slider move then makes no figure and sends nothing for them, and the
-        browser draws nothing hidden (notebook 02: one tab of six drawn per move)."""
+    def view_tabs(self, views: dict[str, widgets.Widget], **layout: Any) -> widgets.Tab:
+        """A tab per title in :attr:`view_pages`, showing its views (one under the other); for
+        :meth:`layout_views`. The views of the pages not shown are drawn only when their page
+        is chosen: the page starts with them empty, a slider move makes no figure and sends
+        nothing for them, and the browser draws nothing hidden (notebook 02: one tab of six
+        drawn per move, and one at the start)."""
+        pages = self.view_pages
         children = [views[names[0]] if len(names) == 1 else widgets.VBox([views[n] for n in names])
                     for names in pages.values()]
         tabs = widgets.Tab(children, titles=list(pages), layout=widgets.Layout(**layout))
@@ -415,8 +419,14 @@ class App:
     def _build_widget(self) -> widgets.Widget:
         header = widgets.HTML(f"<h3 style='margin:4px 0'>{self.title}</h3>{self.description}")
         controls = self.build_controls()
-        self._views = {name: make_view(figure) for name, figure in self.figures.items()}
-        self._shown = dict(self.figures)
+        later = {name for names in list(self.view_pages.values())[1:] for name in names}
+        self._views, self._shown = {}, {}
+        for name in self.figures:
+            if name in later:  # on a tab not shown: drawn when its tab is chosen
+                self._views[name] = make_view(placeholder_for(self.figures[name]))
+            else:
+                self._views[name] = make_view(self.figures[name])
+                self._shown[name] = self.figures[name]
         parts: list[widgets.Widget] = [header]
         if self.presets:
             parts.append(self._preset_menu())

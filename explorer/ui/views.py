@@ -43,6 +43,15 @@ def make_view(figure) -> widgets.Widget:
     raise TypeError(f"cannot show a {type(figure).__name__}; use plotly, matplotlib or HTMLView")
 
 
+def placeholder_for(figure):
+    """An empty figure of ``figure``'s kind: what a view shows until it is first drawn."""
+    if isinstance(figure, go.Figure):
+        return go.Figure()
+    if isinstance(figure, HTMLView):
+        return HTMLView("")
+    return figure  # a picture: no cheaper stand-in
+
+
 def refresh_view(view: widgets.Widget, figure) -> None:
     """Show ``figure`` in the existing widget ``view``."""
     if isinstance(view, go.FigureWidget):
