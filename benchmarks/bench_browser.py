@@ -12,8 +12,10 @@ Chromium at 1440x900, /usr/bin/chromium):
   included; only the page and the kernel being ready are waited for, never a time);
 * Voila first figure: page load to the first drawn plotly figure;
 * keydown to first / last figure change: median over ``--repeats`` key presses on the default
-  view's slider, from the ``keydown`` event to the first and to the last change that the move
-  made to any plotly figure (plotly's toolbar excluded). The last one is read once the page
+  view's slider, each to a value the slider has not had yet (the way a learner drags it: no
+  cache of a value seen before helps; a slider at its end turns back), from the ``keydown``
+  event to the first and to the last change that the move made to any plotly figure (plotly's
+  toolbar excluded). The last one is read once the page
   shows the kernel's state: the kernel went busy and idle again after the key, as the page saw
   it (it handles the kernel's messages in order), and every figure has drawn (no quiet period);
 * websocket messages per changed figure per move (kernel to page, and page to kernel: plotly's
@@ -43,14 +45,17 @@ from tests import browser
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: the slider that the default view of each notebook is moved with
+#: the slider that the default view of each notebook is moved with, the key that moves it to
+#: values not seen yet (a learner's drag: no cache of a value seen before helps), and how many
+#: such values it has before its end (then it turns back)
 SLIDERS = {
-    "00_welcome.ipynb": "q scale",
-    "01_mode_seeking_vs_covering.ipynb": "separation",
-    "02_reward_kl_frontiers.ipynb": "proxy–gold corr.",
-    "03_flow_matching_sources.ipynb": "steps",
-    "04_reasoning_manifold.ipynb": "2-D view layer",
+    "00_welcome.ipynb": ("q scale", "ArrowRight", 14),
+    "01_mode_seeking_vs_covering.ipynb": ("separation", "ArrowRight", 24),
+    "02_reward_kl_frontiers.ipynb": ("proxy–gold corr.", "ArrowLeft", 36),
+    "03_flow_matching_sources.ipynb": ("steps", "ArrowRight", 56),
+    "04_reasoning_manifold.ipynb": ("2-D view layer", "ArrowRight", 5),
 }
+TURN = {"ArrowRight": "ArrowLeft", "ArrowLeft": "ArrowRight"}
 
 #: Records, per key press: the keydown, every change to a plotly figure (its toolbar excluded:
 #: the app's keyboard helper rewrites the toolbar's tabindex after any change) and the page's
@@ -118,15 +123,16 @@ RUN_ALL_JS = """() => {
 }"""
 
 
-def key_latencies(page, slider: str, repeats: int, traffic) -> dict:
+def key_latencies(page, slider: tuple[str, str, int], repeats: int, traffic) -> dict:
     """Median ms from keydown to the first and to the last change of any plotly figure, and the
-    websocket messages per changed figure per move (to the page, and back)."""
+    websocket messages per changed figure per move (to the page, and back). Each key press
+    moves the slider to a value it has not had (until its end, then back)."""
+    label, key, new_values = slider
     first, last, to_page, to_kernel = [], [], [], []
     for repeat in range(repeats):
         page.evaluate(WATCH_JS)
         mark = traffic.mark()
-        browser.press_slider(page, slider, key="ArrowRight" if repeat % 2 == 0 else "ArrowLeft",
-                             times=1)
+        browser.press_slider(page, label, key=key if repeat < new_values else TURN[key], times=1)
         page.wait_for_function(ANSWERED_JS, timeout=120_000, polling=20)
         browser.wait_until_settled(page)
         marks = page.evaluate("window.__bench")
