@@ -467,9 +467,10 @@ def test_figures_show_the_current_state_after_reload_and_reconnect_in_jupyterlab
 
 
 def test_voila_draws_the_state_the_notebook_left_and_loads_plotly_once(tmp_path):
-    """Voila runs the whole notebook before its page connects: the figures must show what the
-    last cell made of them (not what they were when shown), with plotly's bundle once, as a
-    cacheable file, and no request to any host but the server."""
+    """The cells after the app change it while (progressive rendering) or before (without it)
+    Voila's page connects: the figures must show what the last cell made of them (not what they
+    were when shown), with plotly's bundle once, as a cacheable file, and no request to any
+    host but the server."""
     pytest.importorskip("voila")
     root = tmp_path / "nb"
     write_following_notebook(root)

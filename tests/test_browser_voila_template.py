@@ -29,8 +29,10 @@ def test_every_install_gets_the_template_and_the_config_that_selects_it():
     for path in [*template, *configs]:
         assert (ROOT / path).is_file(), path
     for config in configs:  # `voila notebooks/...` reads the first, Lab's /voila/render the second
+        # progressive rendering: each cell's output is shown as it comes, so the app appears
+        # while the cells after it (training, "under the hood") still run
         assert json.loads((ROOT / config).read_text()) == {
-            "VoilaConfiguration": {"template": "explorer"}
+            "VoilaConfiguration": {"template": "explorer", "progressive_rendering": True}
         }
 
 
