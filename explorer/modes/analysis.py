@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from explorer import divergences
 
+from .._deferred import deferred_import
 from .fitting import (
     FitResult,
     Objective,
@@ -24,7 +25,13 @@ from .fitting import (
 )
 from .targets import Discrete, Mixture1D, Mixture2D, preset_1d
 
-Tensor = torch.Tensor
+# imported by the first fit, not with the app: a notebook's kernel then makes its app (and tells
+# the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
 
 
 # ---------------------------------------------------------------------------------------------

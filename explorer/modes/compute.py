@@ -13,11 +13,15 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import torch
 
+from .._deferred import deferred_import
 from . import analysis
 from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
 from .targets import preset_1d, preset_2d, teacher
+
+# imported by the first fit, not with the app: a notebook's kernel then makes its app (and tells
+# the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
 
 
 def _alpha(params, divergence: str | None = None):

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from .._deferred import deferred_import
 from .targets import Discrete, Mixture1D, Mixture2D
 
-Tensor = torch.Tensor
+# imported by the first fit, not with the app: a notebook's kernel then makes its app (and tells
+# the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 #: The largest number of components a model may have.
@@ -73,9 +80,9 @@ class Family:
         if self.kind == "2d":
             comp = theta[: 5 * k].reshape(k, 5)
         else:
-            comp = torch.stack([theta[:k], theta[k : 2 * k]], dim=1) if isinstance(
-                theta, Tensor
-            ) else np.stack([theta[:k], theta[k : 2 * k]], axis=1)
+            comp = np.stack([theta[:k], theta[k : 2 * k]], axis=1) if isinstance(
+                theta, np.ndarray
+            ) else torch.stack([theta[:k], theta[k : 2 * k]], dim=1)
         return comp, theta[self.per_component * k :]
 
     # ----- densities -----------------------------------------------------------------------

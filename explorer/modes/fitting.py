@@ -29,20 +29,27 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import special
 
 from explorer import divergences
 from explorer.checks import check_integer
 from explorer.device import DEVICE_VARIABLE, choose_device
 
+from .._deferred import deferred_import
 from .bfgs import MAX_ESCAPES, _binding, _curvature_escape, _projected_gradient, minimise_batch
 from .families import Family, check_family
 from .targets import MAX_LOST_MASS, Discrete, Mixture1D, Mixture2D
 
-Tensor = torch.Tensor
+# imported by the first fit, not with the app: a notebook's kernel then makes its app (and tells
+# the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
 
 #: Default grid sizes: points on the line, points per axis in the plane.
 GRID_POINTS = {"1d": 512, "2d": 256, "discrete": None}

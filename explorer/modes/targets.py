@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-Tensor = torch.Tensor
+from .._deferred import deferred_import
+
+# imported by the first density, not with the app: a notebook's kernel then makes its app (and
+# tells the browser to load plotly, explorer.ui.plotly_widget.preload_bundle) before it
+torch = deferred_import("torch", globals())
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
