@@ -30,6 +30,29 @@ def test_default_view_has_every_figure(app):
         assert isinstance(figure, HTMLView if name == "measures" else go.Figure)
 
 
+def _check_figures_valid(app):
+    """Every figure passes plotly's validation (skipped when the figures are built)."""
+    for name, figure in app.figures.items():
+        if isinstance(figure, go.Figure):
+            go.Figure(figure.to_dict())
+        else:
+            assert name == "measures" and "<table" in figure.html
+
+
+def test_every_preset_draws_valid_figures():
+    app = FrontierApp(n_responses=500)
+    for preset in FrontierApp.presets:
+        app.use_preset(preset)
+        _check_figures_valid(app)
+
+
+def test_figures_with_trained_trajectories_are_valid():
+    app = FrontierApp(n_responses=100)
+    app.train(wait=True, method="dpo", divergence="forward_kl", iters=20)
+    assert app.result.trajectories
+    _check_figures_valid(app)
+
+
 def test_plane_curve_is_the_public_kl_frontier(app):
     s = cached_scenario(*app.params.scenario_key)
     kls, _, gold = kl_frontier(s.pi_ref, s.proxy, BETAS, extra=[s.gold])
