@@ -108,13 +108,22 @@ class FrontierResult:
     memoryless: MemorylessLimit
     bon_bound: np.ndarray  # log n - (n - 1)/n along NS
     settings: dict
-    two_rewards: TwoRewards | None = None
+    #: the scenario's cache key (:func:`cached_scenario`): what the views of hidden tabs compute
+    #: from when they are first drawn (see :attr:`two_rewards`)
+    scenario_key: tuple = ()
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
     targets: list = field(default_factory=list)  # per trajectory: its population optimum (kl, proxy, gold)
     #: per trajectory: the optimum for the Bradley-Terry reward fitted to its pairs, or None
     finite_targets: list = field(default_factory=list)
+
+    @property
+    def two_rewards(self) -> TwoRewards:
+        """The two-rewards view's curves (:func:`two_rewards`), computed on first use, not on
+        every move: only that view draws them, and its tab is drawn when shown. Cached per
+        scenario."""
+        return two_rewards(self.scenario_key)
 
 
 @lru_cache(maxsize=8)
@@ -158,10 +167,8 @@ def _betas_spanning(key, reward, unit: float) -> np.ndarray:
     KL-RL's smallest: the same stretch of the plane, whatever the reward's scale."""
     s = cached_scenario(*key)
     reference = tilted_curve(key, "proxy").kl
-    kl_at = equal_kl.tilted_kl(s.pi_ref, reward)
     top = min(float(reference.max()), 0.999 * equal_kl.max_kl(s.pi_ref, s.proxy))
-    small = equal_kl.solve_beta(kl_at, top, scale=unit)
-    large = equal_kl.solve_beta(kl_at, float(reference.min()), scale=unit)
+    small, large = equal_kl.solve_tilted_betas(s.pi_ref, reward, [top, float(reference.min())], scale=unit)
     return np.geomspace(small, large, BETAS.size)
 
 
@@ -356,7 +363,7 @@ def explore(
                   "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
                   "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
                   "max_kl": ceiling},
-        two_rewards=two_rewards(key), notes=notes, peaks=peaks,
+        scenario_key=key, notes=notes, peaks=peaks,
     )
 
 
@@ -397,6 +404,10 @@ def solved_parameter(key, method: str, budget: float, divergence, alpha, t) -> f
     bracket = equal_kl.bracket_from_curve(curve.values, curve.kl, budget)
     if method == "bon":
         return equal_kl.solve_n(s.pi_ref, s.proxy, budget, bracket)
+    if method in ("kl_rl", "infalign"):  # tilted policies: every step's slope is exact
+        reward = s.proxy if method == "kl_rl" else _method_reward(s, "infalign", t)[0]
+        return float(equal_kl.solve_tilted_betas(s.pi_ref, reward, [budget], scale=beta_unit_of(s, method, t),
+                                                 brackets=[bracket])[0])
     log_ref = np.log(s.pi_ref)
 
     def kl_at(beta: float) -> float:

@@ -178,3 +178,16 @@ def test_log_sigmoid_sum_asks_for_both_rewards(app):
         plain = np.interp(target, t.kl["sum"][::-1], t.both_good["sum"][::-1])
         transformed = np.interp(target, t.kl["log_sigmoid"][::-1], t.both_good["log_sigmoid"][::-1])
         assert transformed > plain
+
+
+def test_two_rewards_are_computed_when_first_drawn_not_on_every_move():
+    """Only the two-rewards tab draws them: a move computes the plane's and the table's data;
+    ``result.two_rewards`` still gives them (computed then, cached per scenario)."""
+    from explorer.frontier import compute
+
+    before = compute.two_rewards.cache_info()
+    result = explore(n_responses=100, correlation=0.37)
+    assert compute.two_rewards.cache_info().misses == before.misses
+    t = result.two_rewards
+    assert compute.two_rewards.cache_info().misses == before.misses + 1
+    assert t is compute.two_rewards(result.scenario_key) and set(t.kl) == {"sum", "log_sigmoid"}
