@@ -25,11 +25,13 @@ from .exact import (
     distinct_correct,
     divergence_name,
     entropy,
+    entropy_rows,
     expected,
     f_regularized_log,
     f_regularized_log_many,
     inference_win_rate,
     kl_from_log,
+    kl_from_log_rows,
     kl_frontier,
     log_sigmoid_transform,
     pass_at_k,
@@ -202,19 +204,17 @@ def bon_curve(key) -> Curve:
 def f_curve(key, divergence: str, alpha) -> Curve:
     s = cached_scenario(*key)
     log_ref = np.log(s.pi_ref)
-    rows, betas = [], []
     # every beta's root at once; a beta whose root cannot be bracketed is left out of the curve
     log_pis, solved = f_regularized_log_many(s.pi_ref, s.proxy, F_BETAS, divergence, alpha)
-    for beta, log_pi in zip(F_BETAS[solved], log_pis[solved], strict=True):
-        pi = np.exp(log_pi)
-        betas.append(beta)
-        rows.append((kl_from_log(log_pi, log_ref), pi @ s.proxy, pi @ s.gold, entropy(pi),
-                     pi @ s.correct, pi[s.correct], kl_from_log(log_ref, log_pi)))
-    if not rows:
+    if not solved.any():
         raise ValueError(f"no beta in the sweep gives a {divergence} optimum for this scenario")
-    kls, proxy, gold, ent, correct, each, forgotten = (np.array(c) for c in zip(*rows, strict=True))
-    return Curve(_f_label(divergence, alpha), "β", np.array(betas), kls, proxy, gold, ent, correct,
-                 each.reshape(len(rows), -1), forgotten)
+    log_pis = log_pis[solved]
+    with np.errstate(under="ignore"):
+        pis = np.exp(log_pis)
+    # the measures of every policy on the curve in one pass each (rows: betas)
+    return Curve(_f_label(divergence, alpha), "β", F_BETAS[solved], kl_from_log_rows(log_pis, log_ref),
+                 pis @ s.proxy, pis @ s.gold, entropy_rows(pis), pis @ s.correct.astype(float),
+                 pis[:, s.correct], kl_from_log_rows(log_ref, log_pis))
 
 
 def _f_label(divergence, alpha):
