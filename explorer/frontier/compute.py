@@ -316,9 +316,38 @@ def explore(
         "log_sigmoid": tilted_curve(key, "log_sigmoid"),
         "infalign": tilted_curve(key, "infalign", t),
     }
-    names = {"kl_rl": "KL-RL", "f": curves["f"].name, "chi_po": "chi-PO",
-             "infalign": curves["infalign"].name, "bon": "best-of-n"}
-    notes = []
+    selected, policies, unreachable = selected_policies(key, compare, beta, n, k, divergence, alpha, t,
+                                                        budget)
+    fits, peaks, fit_notes = gao_fits(key)
+    notes = [*unreachable, *fit_notes]
+    for m in selected.values():
+        if m.zeros:
+            notes.append(
+                f"{m.name} gives {m.zeros} responses exactly zero probability, so KL(π_ref‖π) = ∞ "
+                f"(π_ref can produce them, the policy never does)."
+            )
+    return FrontierResult(
+        scenario=s, curves=curves, selected=dict(selected), policies=dict(policies), fits=dict(fits),
+        memoryless=cached_memoryless(float(delta)), bon_bound=bon_kl_bound(NS),
+        settings={"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n),
+                  "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
+                  "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
+                  "max_kl": ceiling},
+        scenario_key=key, notes=notes, peaks=dict(peaks),
+    )
+
+
+@lru_cache(maxsize=64)
+def selected_policies(key, compare: str, beta: float, n, k, divergence: str, alpha, t: float,
+                      budget: float) -> tuple[dict[str, Measures], dict[str, np.ndarray], tuple[str, ...]]:
+    """The selected policies of every method (at the selected beta and n, or each solved for
+    KL = ``budget``), their measures, and why a method cannot reach the budget: cached per
+    setting, so that a slider moved back (a learner comparing two values) recomputes nothing.
+    The caller gets its own dicts; the arrays in them are shared and never written."""
+    s = cached_scenario(*key)
+    names = {"kl_rl": "KL-RL", "f": f_curve(key, divergence, alpha).name, "chi_po": "chi-PO",
+             "infalign": tilted_curve(key, "infalign", t).name, "bon": "best-of-n"}
+    unreachable = []
     if compare == "parameter":
         settings = {"kl_rl": beta, "f": beta, "chi_po": beta, "bon": float(n)}
         kl_rl = float(kl_frontier(s.pi_ref, s.proxy, [beta])[0][0])
@@ -329,7 +358,7 @@ def explore(
             try:
                 settings[method] = solved_parameter(key, method, budget, divergence, alpha, t)
             except equal_kl.Unreachable as why:
-                notes.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
+                unreachable.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
     log_policies, labels = {}, {}
     for method, value in settings.items():
         log_policies[names[method]] = _log_policy(s, method, value, divergence, alpha, t)
@@ -338,9 +367,17 @@ def explore(
         name: measures(name, labels[name], lp, s, k, n) for name, lp in log_policies.items()
     }
     policies = {name: np.exp(lp) for name, lp in log_policies.items()}
-    fits, peaks = {}, {}
+    return selected, policies, tuple(unreachable)
+
+
+@lru_cache(maxsize=16)
+def gao_fits(key) -> tuple[dict[str, GaoFit], dict[str, int | None], tuple[str, ...]]:
+    """Gao et al.'s fits of the gold gain along KL-RL's and best-of-n's curves, the curves' gold
+    peaks, and why a fit failed: per scenario (cached)."""
+    s = cached_scenario(*key)
+    fits, peaks, notes = {}, {}, []
     for name, form in (("kl_rl", "rl"), ("bon", "bon")):
-        curve = curves[name]
+        curve = tilted_curve(key, "proxy") if name == "kl_rl" else bon_curve(key)
         gain = curve.gold - float(s.pi_ref @ s.gold)
         peaks[name] = measured_peak(curve.kl, gain)
         try:
@@ -350,21 +387,7 @@ def explore(
             fits[name] = gao_fit(d[inside], gain[inside], form)
         except (ValueError, RuntimeError) as error:
             notes.append(f"no Gao fit for {curve.name}: {error}")
-    for m in selected.values():
-        if m.zeros:
-            notes.append(
-                f"{m.name} gives {m.zeros} responses exactly zero probability, so KL(π_ref‖π) = ∞ "
-                f"(π_ref can produce them, the policy never does)."
-            )
-    return FrontierResult(
-        scenario=s, curves=curves, selected=selected, policies=policies, fits=fits,
-        memoryless=cached_memoryless(float(delta)), bon_bound=bon_kl_bound(NS),
-        settings={"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n),
-                  "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
-                  "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
-                  "max_kl": ceiling},
-        scenario_key=key, notes=notes, peaks=peaks,
-    )
+    return fits, peaks, tuple(notes)
 
 
 def beta_unit_of(s: Scenario, method: str, t: float | None) -> float:

@@ -191,3 +191,23 @@ def test_two_rewards_are_computed_when_first_drawn_not_on_every_move():
     t = result.two_rewards
     assert compute.two_rewards.cache_info().misses == before.misses + 1
     assert t is compute.two_rewards(result.scenario_key) and set(t.kl) == {"sum", "log_sigmoid"}
+
+
+def test_a_slider_moved_back_reuses_the_selected_policies_and_their_measures():
+    """The selected policies and measures are cached per setting (and the Gao fits per
+    scenario): a value moved back to gives the same numbers as computed afresh, and each result
+    owns its dicts (changing one leaves the cache alone)."""
+    from explorer.frontier import compute
+
+    first = explore(n_responses=100, correlation=0.41, beta=0.3)
+    explore(n_responses=100, correlation=0.41, beta=0.5)
+    again = explore(n_responses=100, correlation=0.41, beta=0.3)
+    assert again.selected == first.selected and again.selected is not first.selected
+    again.selected.clear()
+    compute.selected_policies.cache_clear()
+    compute.gao_fits.cache_clear()
+    fresh = explore(n_responses=100, correlation=0.41, beta=0.3)
+    assert fresh.selected == first.selected and fresh.notes == first.notes
+    for name, pi in first.policies.items():
+        np.testing.assert_array_equal(fresh.policies[name], pi)
+    assert fresh.fits.keys() == first.fits.keys() and fresh.peaks == first.peaks
