@@ -25,11 +25,13 @@ from .exact import (
     distinct_correct,
     divergence_name,
     entropy,
+    entropy_rows,
     expected,
     f_regularized_log,
     f_regularized_log_many,
     inference_win_rate,
     kl_from_log,
+    kl_from_log_rows,
     kl_frontier,
     log_sigmoid_transform,
     pass_at_k,
@@ -108,13 +110,22 @@ class FrontierResult:
     memoryless: MemorylessLimit
     bon_bound: np.ndarray  # log n - (n - 1)/n along NS
     settings: dict
-    two_rewards: TwoRewards | None = None
+    #: the scenario's cache key (:func:`cached_scenario`): what the views of hidden tabs compute
+    #: from when they are first drawn (see :attr:`two_rewards`)
+    scenario_key: tuple = ()
     trajectories: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     peaks: dict[str, int | None] = field(default_factory=dict)  # curve index of the gold peak
     targets: list = field(default_factory=list)  # per trajectory: its population optimum (kl, proxy, gold)
     #: per trajectory: the optimum for the Bradley-Terry reward fitted to its pairs, or None
     finite_targets: list = field(default_factory=list)
+
+    @property
+    def two_rewards(self) -> TwoRewards:
+        """The two-rewards view's curves (:func:`two_rewards`), computed on first use, not on
+        every move: only that view draws them, and its tab is drawn when shown. Cached per
+        scenario."""
+        return two_rewards(self.scenario_key)
 
 
 @lru_cache(maxsize=8)
@@ -158,10 +169,8 @@ def _betas_spanning(key, reward, unit: float) -> np.ndarray:
     KL-RL's smallest: the same stretch of the plane, whatever the reward's scale."""
     s = cached_scenario(*key)
     reference = tilted_curve(key, "proxy").kl
-    kl_at = equal_kl.tilted_kl(s.pi_ref, reward)
     top = min(float(reference.max()), 0.999 * equal_kl.max_kl(s.pi_ref, s.proxy))
-    small = equal_kl.solve_beta(kl_at, top, scale=unit)
-    large = equal_kl.solve_beta(kl_at, float(reference.min()), scale=unit)
+    small, large = equal_kl.solve_tilted_betas(s.pi_ref, reward, [top, float(reference.min())], scale=unit)
     return np.geomspace(small, large, BETAS.size)
 
 
@@ -195,19 +204,17 @@ def bon_curve(key) -> Curve:
 def f_curve(key, divergence: str, alpha) -> Curve:
     s = cached_scenario(*key)
     log_ref = np.log(s.pi_ref)
-    rows, betas = [], []
     # every beta's root at once; a beta whose root cannot be bracketed is left out of the curve
     log_pis, solved = f_regularized_log_many(s.pi_ref, s.proxy, F_BETAS, divergence, alpha)
-    for beta, log_pi in zip(F_BETAS[solved], log_pis[solved], strict=True):
-        pi = np.exp(log_pi)
-        betas.append(beta)
-        rows.append((kl_from_log(log_pi, log_ref), pi @ s.proxy, pi @ s.gold, entropy(pi),
-                     pi @ s.correct, pi[s.correct], kl_from_log(log_ref, log_pi)))
-    if not rows:
+    if not solved.any():
         raise ValueError(f"no beta in the sweep gives a {divergence} optimum for this scenario")
-    kls, proxy, gold, ent, correct, each, forgotten = (np.array(c) for c in zip(*rows, strict=True))
-    return Curve(_f_label(divergence, alpha), "β", np.array(betas), kls, proxy, gold, ent, correct,
-                 each.reshape(len(rows), -1), forgotten)
+    log_pis = log_pis[solved]
+    with np.errstate(under="ignore"):
+        pis = np.exp(log_pis)
+    # the measures of every policy on the curve in one pass each (rows: betas)
+    return Curve(_f_label(divergence, alpha), "β", F_BETAS[solved], kl_from_log_rows(log_pis, log_ref),
+                 pis @ s.proxy, pis @ s.gold, entropy_rows(pis), pis @ s.correct.astype(float),
+                 pis[:, s.correct], kl_from_log_rows(log_ref, log_pis))
 
 
 def _f_label(divergence, alpha):
@@ -309,9 +316,38 @@ def explore(
         "log_sigmoid": tilted_curve(key, "log_sigmoid"),
         "infalign": tilted_curve(key, "infalign", t),
     }
-    names = {"kl_rl": "KL-RL", "f": curves["f"].name, "chi_po": "chi-PO",
-             "infalign": curves["infalign"].name, "bon": "best-of-n"}
-    notes = []
+    selected, policies, unreachable = selected_policies(key, compare, beta, n, k, divergence, alpha, t,
+                                                        budget)
+    fits, peaks, fit_notes = gao_fits(key)
+    notes = [*unreachable, *fit_notes]
+    for m in selected.values():
+        if m.zeros:
+            notes.append(
+                f"{m.name} gives {m.zeros} responses exactly zero probability, so KL(π_ref‖π) = ∞ "
+                f"(π_ref can produce them, the policy never does)."
+            )
+    return FrontierResult(
+        scenario=s, curves=curves, selected=dict(selected), policies=dict(policies), fits=dict(fits),
+        memoryless=cached_memoryless(float(delta)), bon_bound=bon_kl_bound(NS),
+        settings={"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n),
+                  "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
+                  "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
+                  "max_kl": ceiling},
+        scenario_key=key, notes=notes, peaks=dict(peaks),
+    )
+
+
+@lru_cache(maxsize=64)
+def selected_policies(key, compare: str, beta: float, n, k, divergence: str, alpha, t: float,
+                      budget: float) -> tuple[dict[str, Measures], dict[str, np.ndarray], tuple[str, ...]]:
+    """The selected policies of every method (at the selected beta and n, or each solved for
+    KL = ``budget``), their measures, and why a method cannot reach the budget: cached per
+    setting, so that a slider moved back (a learner comparing two values) recomputes nothing.
+    The caller gets its own dicts; the arrays in them are shared and never written."""
+    s = cached_scenario(*key)
+    names = {"kl_rl": "KL-RL", "f": f_curve(key, divergence, alpha).name, "chi_po": "chi-PO",
+             "infalign": tilted_curve(key, "infalign", t).name, "bon": "best-of-n"}
+    unreachable = []
     if compare == "parameter":
         settings = {"kl_rl": beta, "f": beta, "chi_po": beta, "bon": float(n)}
         kl_rl = float(kl_frontier(s.pi_ref, s.proxy, [beta])[0][0])
@@ -322,7 +358,7 @@ def explore(
             try:
                 settings[method] = solved_parameter(key, method, budget, divergence, alpha, t)
             except equal_kl.Unreachable as why:
-                notes.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
+                unreachable.append(f"{names[method]} cannot reach KL = {budget:g}: {why}")
     log_policies, labels = {}, {}
     for method, value in settings.items():
         log_policies[names[method]] = _log_policy(s, method, value, divergence, alpha, t)
@@ -331,9 +367,17 @@ def explore(
         name: measures(name, labels[name], lp, s, k, n) for name, lp in log_policies.items()
     }
     policies = {name: np.exp(lp) for name, lp in log_policies.items()}
-    fits, peaks = {}, {}
+    return selected, policies, tuple(unreachable)
+
+
+@lru_cache(maxsize=16)
+def gao_fits(key) -> tuple[dict[str, GaoFit], dict[str, int | None], tuple[str, ...]]:
+    """Gao et al.'s fits of the gold gain along KL-RL's and best-of-n's curves, the curves' gold
+    peaks, and why a fit failed: per scenario (cached)."""
+    s = cached_scenario(*key)
+    fits, peaks, notes = {}, {}, []
     for name, form in (("kl_rl", "rl"), ("bon", "bon")):
-        curve = curves[name]
+        curve = tilted_curve(key, "proxy") if name == "kl_rl" else bon_curve(key)
         gain = curve.gold - float(s.pi_ref @ s.gold)
         peaks[name] = measured_peak(curve.kl, gain)
         try:
@@ -343,21 +387,7 @@ def explore(
             fits[name] = gao_fit(d[inside], gain[inside], form)
         except (ValueError, RuntimeError) as error:
             notes.append(f"no Gao fit for {curve.name}: {error}")
-    for m in selected.values():
-        if m.zeros:
-            notes.append(
-                f"{m.name} gives {m.zeros} responses exactly zero probability, so KL(π_ref‖π) = ∞ "
-                f"(π_ref can produce them, the policy never does)."
-            )
-    return FrontierResult(
-        scenario=s, curves=curves, selected=selected, policies=policies, fits=fits,
-        memoryless=cached_memoryless(float(delta)), bon_bound=bon_kl_bound(NS),
-        settings={"x_axis": x_axis, "y_reward": y_reward, "beta": beta, "n": int(n),
-                  "k": int(k), "divergence": divergence, "alpha": alpha, "compare": compare,
-                  "kl_budget": budget, "infalign_t": t, "infalign_t_auto": infalign_t is None,
-                  "max_kl": ceiling},
-        two_rewards=two_rewards(key), notes=notes, peaks=peaks,
-    )
+    return fits, peaks, tuple(notes)
 
 
 def beta_unit_of(s: Scenario, method: str, t: float | None) -> float:
@@ -397,6 +427,10 @@ def solved_parameter(key, method: str, budget: float, divergence, alpha, t) -> f
     bracket = equal_kl.bracket_from_curve(curve.values, curve.kl, budget)
     if method == "bon":
         return equal_kl.solve_n(s.pi_ref, s.proxy, budget, bracket)
+    if method in ("kl_rl", "infalign"):  # tilted policies: every step's slope is exact
+        reward = s.proxy if method == "kl_rl" else _method_reward(s, "infalign", t)[0]
+        return float(equal_kl.solve_tilted_betas(s.pi_ref, reward, [budget], scale=beta_unit_of(s, method, t),
+                                                 brackets=[bracket])[0])
     log_ref = np.log(s.pi_ref)
 
     def kl_at(beta: float) -> float:

@@ -116,6 +116,69 @@ def solve_n(pi_ref, r, budget: float, bracket: tuple[float, float] | None = None
     return _log_root(kl_at, budget, low, high)
 
 
+def solve_tilted_betas(pi_ref, r, budgets, scale: float = 1.0,
+                       brackets: list[tuple[float, float] | None] | None = None,
+                       xtol: float = 1e-13, max_steps: int = 100) -> np.ndarray:
+    """For each budget, the beta with KL(pi_beta || pi_ref) = budget for the tilted policy
+    pi_beta ∝ pi_ref e^{r/beta} (Korbak et al. 2022, eq. 3): :func:`solve_beta` on
+    :func:`tilted_kl` for many budgets at once, to the same tolerance (``xtol`` on log beta).
+
+    KL falls with x = log beta, with an exact slope: for theta = 1/beta, KL = theta E[r] - log Z
+    (r centred), so dKL/dtheta = theta Var_beta(r) and dKL/dx = -Var_beta(r)/beta^2. One array
+    Newton iteration on x solves every budget together (one :func:`kl_frontier` pass per step),
+    safeguarded by a bracket that every evaluation narrows (a step leaving it bisects). Without
+    a bracket, a log sweep over :data:`BETA_RANGE` x ``scale`` makes one (Unreachable when the
+    budget is outside the sweep's ends, as in :func:`solve_beta`)."""
+    budgets = np.atleast_1d(np.asarray(budgets, dtype=np.float64))
+    brackets = list(brackets) if brackets is not None else [None] * budgets.size
+    values = np.asarray(r, dtype=np.float64)
+    top = float(values.max())
+    low, high = np.empty(budgets.size), np.empty(budgets.size)
+    missing = [i for i, b in enumerate(brackets) if b is None]
+    if missing:
+        sweep = np.geomspace(BETA_RANGE[0] * scale, BETA_RANGE[1] * scale, 57)
+        kls = kl_frontier(pi_ref, values, sweep)[0]
+        for i in missing:
+            if kls[0] < budgets[i]:
+                raise Unreachable(f"reaches at most KL = {kls[0]:.4g} (at β = {sweep[0]:.3g})")
+            if kls[-1] > budgets[i]:
+                raise Unreachable(f"stays above KL = {budgets[i]:g} even at β = {sweep[-1]:.3g}")
+            brackets[i] = bracket_from_curve(sweep, kls, budgets[i]) or (sweep[0], sweep[-1])
+    for i, (a, b) in enumerate(brackets):
+        low[i], high[i] = math.log(min(a, b)), math.log(max(a, b))
+    x = 0.5 * (low + high)
+    done = np.zeros(budgets.size, dtype=bool)
+    root = x.copy()
+    for _ in range(max_steps):
+        rows = np.flatnonzero(~done)
+        if rows.size == 0:
+            return np.exp(root)
+        betas = np.exp(x[rows])
+        kls, mean, around_top = kl_frontier(pi_ref, values, betas, extra=[(values - top) ** 2])
+        # Var = E[(r - top)^2] - (E r - top)^2: taken about the top, where the policy gathers
+        # at small beta, it cancels little (only the step's size depends on it)
+        variance = np.maximum(around_top[:, 0] - (mean - top) ** 2, 0.0)
+        excess = kls - budgets[rows]
+        above = excess >= 0.0  # KL still above the budget: the root is at a larger beta
+        low[rows[above]] = x[rows[above]]
+        high[rows[~above]] = x[rows[~above]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = excess / (-variance / betas**2)
+        guess = x[rows] - step
+        inside = np.isfinite(guess) & (guess > low[rows]) & (guess < high[rows])
+        # Brent's stopping rule with scipy's smallest rtol: a step, or the bracket, within
+        # xtol + 4 eps |x| (a step below an ulp of x leaves x where it is)
+        tolerance = xtol + 4.0 * np.finfo(float).eps * np.abs(x[rows])
+        small_step = np.isfinite(step) & (np.abs(step) <= tolerance)
+        settled = (excess == 0.0) | small_step | (high[rows] - low[rows] <= tolerance)
+        new_x = np.where(inside, guess, 0.5 * (low[rows] + high[rows]))
+        root[rows] = np.where(small_step, np.clip(guess, low[rows], high[rows]),
+                              np.where(excess == 0.0, x[rows], new_x))
+        x[rows] = new_x
+        done[rows[settled]] = True
+    raise RuntimeError("the equal-KL Newton iteration did not settle; this is a bug, please report it")
+
+
 def tilted_kl(pi_ref, r) -> Callable[[float], float]:
     """beta -> KL(pi_beta || pi_ref) of the tilted policy pi_ref e^{r/beta}/Z, exactly."""
     return lambda beta: float(kl_frontier(pi_ref, r, [beta])[0][0])

@@ -236,6 +236,27 @@ def kl_from_log(log_pi, log_ref) -> float:
     return max(value, 0.0)
 
 
+def kl_from_log_rows(log_p, log_q) -> np.ndarray:
+    """:func:`kl_from_log` of every row of ``log_p`` against ``log_q`` (rows broadcast against
+    each other): KL(P || Q) per row from log-probabilities, +inf for a row that puts mass where
+    Q has none, 0 log 0 = 0. One pass over the (rows x responses) block instead of a loop."""
+    log_p, log_q = np.broadcast_arrays(np.asarray(log_p, dtype=np.float64),
+                                       np.asarray(log_q, dtype=np.float64))
+    inside = np.isfinite(log_p)
+    outside_q = np.any(inside & ~np.isfinite(log_q), axis=1)
+    with np.errstate(invalid="ignore", under="ignore"):
+        terms = np.where(inside, np.exp(log_p) * (log_p - log_q), 0.0)
+    return np.where(outside_q, math.inf, np.maximum(terms.sum(axis=1), 0.0))
+
+
+def entropy_rows(pi) -> np.ndarray:
+    """:func:`entropy` of every row of ``pi`` (each renormalised to sum to one, as there)."""
+    p = np.asarray(pi, dtype=np.float64)
+    p = p / p.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+
+
 def kl_frontier(pi_ref, r, betas, extra=None):
     """The exact KL-RL frontier: for each beta, (KL(pi_beta || pi_ref), E_{pi_beta}[r]).
 

@@ -68,8 +68,9 @@ def _y(result, curve_or_obj):
 
 def _figure(traces: list[dict], title: str, xaxis: dict | None = None, yaxis: dict | None = None,
             **extra) -> go.Figure:
-    """One figure from plain trace and layout dicts: plotly validates them once, which is several
-    times faster than adding traces and updating the layout step by step (slider moves)."""
+    """One figure from plain trace and layout dicts, built without plotly's per-property
+    validation (about 12 ms a figure here, most of a slider move's figure time; 0.4 ms without).
+    The tests validate every figure once (``go.Figure(figure.to_dict())``)."""
     layout = {"title": {"text": title, "font": {"size": 14}},
               "legend": {"font": {"size": 10}}, "margin": {"t": 40, "b": 40, "l": 55, "r": 10},
               **SIZE, **extra}
@@ -77,7 +78,7 @@ def _figure(traces: list[dict], title: str, xaxis: dict | None = None, yaxis: di
         layout["xaxis"] = xaxis
     if yaxis is not None:
         layout["yaxis"] = yaxis
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 @functools.lru_cache(maxsize=4)

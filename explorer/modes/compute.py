@@ -231,12 +231,14 @@ def compute_modes(params) -> ModesResult:
     if params.compare != "none":
         compare_fit = _fit(target_key, params.family, components, params.compare,
                            _alpha(params, params.compare))
-    view = _display_view(target, model, result.model if params.solver == "animated" else None,
-                         compare_fit.model if compare_fit else None, grid, kind)
-    scores = analysis.score_table(target, model, grid, params.alpha)
-    coverage = analysis.mode_coverage(target, model, grid)
-    weights = (analysis.gradient_weights(target, model, grid, params.divergence, alpha)
-               if kind != "2d" else None)
+    if params.solver == "animated":  # Adam's iterate at the chosen step: drawn afresh
+        view, scores, coverage, weights, entropy_q, entropy_p = _measures_of(
+            target, model, result.model, compare_fit, grid, kind, params.divergence, alpha,
+            params.alpha)
+    else:  # the exact optimum: the same fit gives the same measures (a slider moved back)
+        compare = (params.compare, _alpha(params, params.compare)) if compare_fit else None
+        view, scores, coverage, weights, entropy_q, entropy_p = _exact_measures(
+            target_key, params.family, components, params.divergence, alpha, params.alpha, compare)
     landscape = _landscape(target_key, params.divergence, alpha) if two_parameters else None
     monte_carlo = None
     if params.evaluation == "monte_carlo":
@@ -260,10 +262,37 @@ def compute_modes(params) -> ModesResult:
                      f"{compare_fit.reason}.")
     return ModesResult(
         params=params, target=target, fit=result, model=model, view=view, scores=scores,
-        coverage=coverage, entropy_q=analysis.entropy(model, grid),
-        entropy_p=analysis.entropy(target, grid), weights=weights, landscape=landscape, path=path,
+        coverage=coverage, entropy_q=entropy_q, entropy_p=entropy_p,
+        weights=weights, landscape=landscape, path=path,
         path_points=path_points, optima_points=optima_points, sweep=sweep, monte_carlo=monte_carlo,
         compare_fit=compare_fit, notes=notes)
+
+
+def _measures_of(target, model, optimum_model, compare_fit, grid, kind, divergence, alpha,
+                 score_alpha):
+    """What the figures draw of one q: the densities, its scores under every divergence (the
+    alpha family's at ``score_alpha``), mode coverage, the weights h(r), its entropy and p's."""
+    view = _display_view(target, model, optimum_model,
+                         compare_fit.model if compare_fit else None, grid, kind)
+    scores = analysis.score_table(target, model, grid, score_alpha)
+    coverage = analysis.mode_coverage(target, model, grid)
+    weights = (analysis.gradient_weights(target, model, grid, divergence, alpha)
+               if kind != "2d" else None)
+    return (view, scores, coverage, weights, analysis.entropy(model, grid),
+            analysis.entropy(target, grid))
+
+
+@lru_cache(maxsize=64)
+def _exact_measures(target_key, family: str, components: int, divergence: str, alpha,
+                    score_alpha, compare):
+    """:func:`_measures_of` the cached exact optimum (and the compared divergence's, ``compare``
+    = (name, alpha) or None): cached with the fits, so that a slider moved back to a value (a
+    learner comparing two settings) redraws without scoring the fit again. The cached objects
+    are shared between results; nothing mutates them."""
+    result = _fit(target_key, family, components, divergence, alpha)
+    compare_fit = _fit(target_key, family, components, *compare) if compare else None
+    return _measures_of(_target(*target_key), result.model, None, compare_fit, result.grid,
+                        result.family.kind, divergence, alpha, score_alpha)
 
 
 def _k3_note(target, model, grid, params) -> str:

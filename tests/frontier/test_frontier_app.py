@@ -30,6 +30,29 @@ def test_default_view_has_every_figure(app):
         assert isinstance(figure, HTMLView if name == "measures" else go.Figure)
 
 
+def _check_figures_valid(app):
+    """Every figure passes plotly's validation (skipped when the figures are built)."""
+    for name, figure in app.figures.items():
+        if isinstance(figure, go.Figure):
+            go.Figure(figure.to_dict())
+        else:
+            assert name == "measures" and "<table" in figure.html
+
+
+def test_every_preset_draws_valid_figures():
+    app = FrontierApp(n_responses=500)
+    for preset in FrontierApp.presets:
+        app.use_preset(preset)
+        _check_figures_valid(app)
+
+
+def test_figures_with_trained_trajectories_are_valid():
+    app = FrontierApp(n_responses=100)
+    app.train(wait=True, method="dpo", divergence="forward_kl", iters=20)
+    assert app.result.trajectories
+    _check_figures_valid(app)
+
+
 def test_plane_curve_is_the_public_kl_frontier(app):
     s = cached_scenario(*app.params.scenario_key)
     kls, _, gold = kl_frontier(s.pi_ref, s.proxy, BETAS, extra=[s.gold])
@@ -155,3 +178,36 @@ def test_log_sigmoid_sum_asks_for_both_rewards(app):
         plain = np.interp(target, t.kl["sum"][::-1], t.both_good["sum"][::-1])
         transformed = np.interp(target, t.kl["log_sigmoid"][::-1], t.both_good["log_sigmoid"][::-1])
         assert transformed > plain
+
+
+def test_two_rewards_are_computed_when_first_drawn_not_on_every_move():
+    """Only the two-rewards tab draws them: a move computes the plane's and the table's data;
+    ``result.two_rewards`` still gives them (computed then, cached per scenario)."""
+    from explorer.frontier import compute
+
+    before = compute.two_rewards.cache_info()
+    result = explore(n_responses=100, correlation=0.37)
+    assert compute.two_rewards.cache_info().misses == before.misses
+    t = result.two_rewards
+    assert compute.two_rewards.cache_info().misses == before.misses + 1
+    assert t is compute.two_rewards(result.scenario_key) and set(t.kl) == {"sum", "log_sigmoid"}
+
+
+def test_a_slider_moved_back_reuses_the_selected_policies_and_their_measures():
+    """The selected policies and measures are cached per setting (and the Gao fits per
+    scenario): a value moved back to gives the same numbers as computed afresh, and each result
+    owns its dicts (changing one leaves the cache alone)."""
+    from explorer.frontier import compute
+
+    first = explore(n_responses=100, correlation=0.41, beta=0.3)
+    explore(n_responses=100, correlation=0.41, beta=0.5)
+    again = explore(n_responses=100, correlation=0.41, beta=0.3)
+    assert again.selected == first.selected and again.selected is not first.selected
+    again.selected.clear()
+    compute.selected_policies.cache_clear()
+    compute.gao_fits.cache_clear()
+    fresh = explore(n_responses=100, correlation=0.41, beta=0.3)
+    assert fresh.selected == first.selected and fresh.notes == first.notes
+    for name, pi in first.policies.items():
+        np.testing.assert_array_equal(fresh.policies[name], pi)
+    assert fresh.fits.keys() == first.fits.keys() and fresh.peaks == first.peaks

@@ -116,3 +116,59 @@ def test_a_budget_beyond_reach_is_a_sentence_and_changes_nothing(app):
     # as beta -> 0 KL-RL approaches that ceiling from below
     assert kl_frontier(s.pi_ref, s.proxy, [BETAS[0] / 100])[0][0] == pytest.approx(ceiling, rel=1e-6)
     app.use_preset("default: Gaussian gold, proxy correlation 0.8")
+
+
+def _kl_of_tilted_direct(p, r, beta):
+    """KL(pi_beta || p) one beta at a time, straight from the definition (no shared code with
+    kl_frontier's sums): logits, logsumexp, then sum pi (log pi - log p)."""
+    from scipy.special import logsumexp
+
+    logits = np.log(p) + (r - r.max()) / beta
+    log_pi = logits - logsumexp(logits)
+    return float(np.exp(log_pi) @ (log_pi - np.log(p)))
+
+
+@pytest.mark.parametrize("key", [
+    (2000, "zipf", "gaussian", 0.8, 0, 0), (2000, "zipf", "gaussian", -0.5, 3, 0),
+    (500, "zipf", "heavy_tailed", 0.5, 0, 1), (100, "zipf", "verifiable", 0.9, 0, 0),
+])
+def test_tilted_betas_solve_many_budgets_as_brents_method_does_one(key):
+    """The array Newton of solve_tilted_betas against scipy's brentq, run to the last ulps on
+    the direct per-beta KL, for the proxy and for InfAlign's e^{t c} (a reward of 1e5 scale,
+    betas near 1e4 of the proxy's): every beta within 1e-12."""
+    from scipy.optimize import brentq
+
+    from explorer.frontier.compute import beta_unit
+    from explorer.frontier.equal_kl import solve_tilted_betas
+
+    s = cached_scenario(*key)
+    ceiling = max_kl(s.pi_ref, s.proxy)
+    budgets = np.array([1e-3, 0.05, 0.5, 1.0, 0.5 * ceiling, 0.9 * ceiling])
+    for reward in (s.proxy, np.exp(12.0 * calibrate(s.pi_ref, s.proxy))):
+        unit = beta_unit(s, reward)
+        ours = solve_tilted_betas(s.pi_ref, reward, budgets, scale=unit)
+        for budget, beta in zip(budgets, ours, strict=True):
+            reference = math.exp(brentq(
+                lambda x, b=budget, r=reward: _kl_of_tilted_direct(s.pi_ref, r, math.exp(x)) - b,
+                math.log(beta) - 1e-3, math.log(beta) + 1e-3, xtol=1e-300, rtol=8.9e-16))
+            assert beta == pytest.approx(reference, rel=1e-12), (key, budget)
+        # with brackets from a curve (as the app gives them), the same betas
+        sweep = np.geomspace(1e-3, 1e3, 40) * unit
+        kls = kl_frontier(s.pi_ref, reward, sweep)[0]
+        from explorer.frontier.equal_kl import bracket_from_curve
+
+        brackets = [bracket_from_curve(sweep, kls, b) for b in budgets]
+        if all(brackets):
+            bracketed = solve_tilted_betas(s.pi_ref, reward, budgets, scale=unit, brackets=brackets)
+            np.testing.assert_allclose(bracketed, ours, rtol=1e-12)
+
+
+def test_tilted_betas_say_when_a_budget_is_out_of_reach():
+    from explorer.frontier.equal_kl import Unreachable, solve_tilted_betas
+
+    s = cached_scenario(500, "zipf", "gaussian", 0.8, 0, 0)
+    ceiling = max_kl(s.pi_ref, s.proxy)
+    with pytest.raises(Unreachable, match="reaches at most KL"):
+        solve_tilted_betas(s.pi_ref, s.proxy, [ceiling * 1.01])
+    with pytest.raises(Unreachable, match="stays above KL"):
+        solve_tilted_betas(s.pi_ref, s.proxy, [1e-30])

@@ -219,3 +219,54 @@ def test_f_optima_and_best_of_n_at_huge_rewards():
     np.testing.assert_allclose(kls, base_kls, rtol=1e-12)
     np.testing.assert_allclose(rewards / 1.7e308, base_rewards, rtol=1e-9, atol=1e-15)
     assert best_of_n(p, r * 1.7e308, 4) == pytest.approx(best_of_n(p, r, 4), rel=1e-12)
+
+
+def test_row_measures_equal_the_one_policy_measures():
+    """kl_from_log_rows and entropy_rows (the f-curves' measures, one pass over all betas) give
+    kl_from_log and entropy row by row: exact zeros, an infinite KL(pi_ref || pi) and a row that
+    underflows included; and mpmath's sums of the same terms."""
+    from explorer.frontier.exact import entropy, entropy_rows, kl_from_log_rows
+
+    rng = np.random.default_rng(11)
+    p = rng.dirichlet(np.ones(50))
+    log_ref = np.log(p)
+    rows = np.stack([
+        np.log(rng.dirichlet(np.ones(50))),
+        log_ref,  # KL 0
+        np.r_[-np.inf, -np.inf, np.log(rng.dirichlet(np.ones(48)))],  # zeros: KL(ref||pi) = inf
+        np.r_[-2000.0 - np.arange(49.0), 0.0],  # all the mass on the last one, the rest underflow
+    ])
+    ours = kl_from_log_rows(rows, log_ref)
+    back = kl_from_log_rows(log_ref, rows)
+    ent = entropy_rows(np.exp(rows))
+    for i, row in enumerate(rows):
+        assert ours[i] == pytest.approx(kl_from_log(row, log_ref), rel=1e-13, abs=1e-300)
+        assert back[i] == pytest.approx(kl_from_log(log_ref, row), rel=1e-13, abs=1e-300)
+        assert ent[i] == pytest.approx(entropy(np.exp(row)), rel=1e-13, abs=1e-300)
+        inside = np.isfinite(row)
+        reference = mpmath.fsum(mpmath.exp(mpmath.mpf(a)) * (mpmath.mpf(a) - mpmath.mpf(b))
+                                for a, b in zip(row[inside], log_ref[inside], strict=True))
+        assert ours[i] == pytest.approx(float(reference), rel=1e-12, abs=1e-15)
+    assert back[2] == math.inf and ours[1] == 0.0
+
+
+@pytest.mark.parametrize("name", ["forward_kl", "chi_po", "js"])
+def test_f_curve_measures_are_each_policys_measures(name):
+    """Every point of an f-regularised curve carries its policy's KL both ways, proxy, gold,
+    entropy and correct mass, as the one-policy functions compute them from Brent's optimum."""
+    from explorer.frontier.compute import F_BETAS, cached_scenario, f_curve
+    from explorer.frontier.exact import entropy
+
+    key = (500, "zipf", "verifiable", 0.9, 0, 0)
+    s = cached_scenario(*key)
+    curve = f_curve(key, name, None)
+    for i, beta in enumerate(curve.values):
+        assert beta in F_BETAS
+        log_pi = f_regularized_log(s.pi_ref, s.proxy, beta, name)
+        pi = np.exp(log_pi)
+        expected = [kl_from_log(log_pi, np.log(s.pi_ref)), pi @ s.proxy, pi @ s.gold, entropy(pi),
+                    pi @ s.correct, kl_from_log(np.log(s.pi_ref), log_pi)]
+        got = [curve.kl[i], curve.proxy[i], curve.gold[i], curve.entropy[i], curve.p_correct[i],
+               curve.forgotten[i]]
+        np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-15)
+        np.testing.assert_allclose(curve.p_each_correct[i], pi[s.correct], rtol=1e-11, atol=1e-300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -161,3 +162,31 @@ def test_a_state_from_before_the_glossary_loads():
     app = ModesApp().load_state(old)
     assert (app.params.iters, app.params.shown_iter) == (120, 60)
     assert ModesApp.from_link("?app=ModesApp&v=1&solver=animated&steps=50&step=5").params.iters == 50
+
+
+def test_a_slider_moved_back_reuses_the_exact_fits_measures():
+    """The exact optimum's densities, scores, coverage, weights and entropies are cached with the
+    fit: moving a slider back gives the very same objects, equal to those drawn afresh from the
+    fit (compute._measures_of), compared divergence included."""
+    from explorer.modes import compute
+
+    app = ModesApp(compare="forward_kl")
+    first = app.result
+    app.set(separation=4.4)
+    app.set(separation=4.0)
+    again = app.result
+    assert again.scores is first.scores and again.view is first.view
+    fit = compute._fit(("1D", "two equal modes", 4.0, 0.5), "gaussian", 1, "reverse_kl", None)
+    compare = compute._fit(("1D", "two equal modes", 4.0, 0.5), "gaussian", 1, "forward_kl", None)
+    view, scores, coverage, weights, entropy_q, entropy_p = compute._measures_of(
+        again.target, fit.model, None, compare, fit.grid, "1d", "reverse_kl", None, 0.5)
+    np.testing.assert_array_equal(again.view.q, view.q)
+    np.testing.assert_array_equal(again.view.q_compare, view.q_compare)
+    assert [(s.name, s.value) for s in again.scores] == [(s.name, s.value) for s in scores]
+    np.testing.assert_array_equal(again.coverage.q_mass, coverage.q_mass)
+    np.testing.assert_array_equal(again.weights.h, weights.h)
+    assert (again.entropy_q, again.entropy_p) == (entropy_q, entropy_p)
+    # the animated solver draws Adam's iterate, not the cached optimum
+    app.set(solver="animated", shown_iter=3)
+    assert app.result.scores is not first.scores
+    assert app.result.entropy_p == entropy_p
