@@ -43,8 +43,9 @@ def figure(traces: list[dict], title: str, result: RemaResult | None = None,
                                y0=0, y1=1, fillcolor="#eeeeee", line_width=0, layer="below"))
             annotations.append(dict(x=last, y=1, xref="x", yref="paper", text="final norm",
                                     showarrow=False, font=dict(size=9), yanchor="bottom"))
+    # unvalidated: ~10x faster to build; tests/test_apps.py validates every view at the presets
     return go.Figure(data=traces, layout=dict(BASE_LAYOUT, title=title, shapes=shapes,
-                                              annotations=annotations, **layout))
+                                              annotations=annotations, **layout), _validate=False)
 
 
 def hline(y: float, colour: str, dash: str = "dot", width: float = 1.5) -> dict:
@@ -174,12 +175,18 @@ def separability(result: RemaResult) -> go.Figure:
     if result.matched_auroc is not None:
         traces.append(dict(type="scatter", x=x, y=result.matched_auroc, mode="lines+markers",
                            name="AUROC matched by input type", line=dict(color=ERROR, dash="dot")))
-    if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
-        traces.append(dict(type="scatter", x=x, y=result.geometry.svm_accuracy,
+    annotations = [label(0.5, "chance")]
+    svm = None if result.geometry is None else result.geometry.svm_accuracy_if_ready()
+    if svm is not None and np.isfinite(svm).any():
+        traces.append(dict(type="scatter", x=x, y=svm,
                            mode="lines+markers", name="RBF-SVM balanced accuracy (5-fold)",
                            line=dict(color=palette.SKY_BLUE, dash="dash")))
+    elif result.geometry is not None and not result.geometry.svm_ready:
+        annotations.append(dict(text="RBF-SVM: computing…", showarrow=False, x=0.02, y=0.06,
+                                xref="paper", yref="paper", xanchor="left",
+                                font=dict(color=palette.SKY_BLUE)))
     return figure(traces, "Can a layer tell right from wrong?", result,
-                  shapes=[hline(0.5, NULL)], annotations=[label(0.5, "chance")],
+                  shapes=[hline(0.5, NULL)], annotations=annotations,
                   yaxis=dict(range=[0.0, 1.02], title_text="score"))
 
 
@@ -189,7 +196,7 @@ GEOMETRY_COLUMNS = ("TwoNN dim", "PCA-90% dim", "SVM balanced acc.", "duplicates
 
 def statistics_table(result: RemaResult) -> HTMLView:
     """The per-layer statistics as an HTML table (the final normalised layer marked)."""
-    rows = result.table()
+    rows = result.table(wait=False)  # a deferred SVM column shows "computing…" until it arrives
     if not rows:
         return HTMLView("<p>no layers</p>")
     columns = list(rows[0])
