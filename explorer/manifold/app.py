@@ -126,7 +126,8 @@ class ManifoldApp(ReflowingApp, App):
         background, and its arrival redraws the separability view and the table with no action
         from the learner. Headless, reading ``result.result.geometry.svm_accuracy`` computes it
         (``app.figures`` then follow too)."""
-        geometry = self.result.result.geometry
+        shown = getattr(self, "result", None)  # None: a widget built before the first result
+        geometry = None if shown is None else shown.result.geometry
         if geometry is None or geometry.svm_ready:
             return
         if geometry.svm is not self._followed_svm:
