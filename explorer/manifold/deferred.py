@@ -16,7 +16,7 @@ from typing import Any
 
 
 class Deferred:
-    """``compute()``'s value, computed once: by :meth:`start` in a daemon thread, or by the first
+    """``compute()``'s value, computed once: by :meth:`start` in a background thread, or by the first
     :meth:`result` (which waits while another thread is computing it). A failure is kept and
     raised to every reader. ``on_done`` callbacks run once it is settled."""
 
@@ -43,7 +43,10 @@ class Deferred:
             if self._started or self._done:
                 return False
             self._started = True
-        threading.Thread(target=self._settle, daemon=True, name="explorer-deferred").start()
+        # not a daemon: Python waits for it at exit (a daemon thread stopped inside torch or
+        # libsvm at interpreter shutdown aborted the process: "terminate called without an
+        # active exception", exit status 134)
+        threading.Thread(target=self._settle, daemon=False, name="explorer-deferred").start()
         return True
 
     def result(self) -> Any:

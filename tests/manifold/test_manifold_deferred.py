@@ -84,3 +84,19 @@ def test_a_callback_may_take_a_lock_that_a_waiting_reader_holds():
     with app_lock:
         assert deferred.result() == 42
     assert deferred.wait(10) and redrawn == [True]
+
+
+def test_a_python_that_exits_while_the_column_is_computed_waits_for_it():
+    """Python waits for the background computation at exit (atexit handlers run after): as a
+    daemon thread it was stopped wherever it was at interpreter shutdown, inside torch or libsvm
+    at times, which aborted the process ("terminate called without an active exception", exit
+    status 134, seen once in a pytest run)."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit\nfrom explorer.manifold import ManifoldApp\n"
+             "app = ManifoldApp(n_correct=300)\napp.widget\n"
+             "atexit.register(lambda: print('done at exit:', app.result.result.geometry.svm.done))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "done at exit: True" in done.stdout
