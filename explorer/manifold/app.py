@@ -24,6 +24,8 @@ POOLING_LABELS = {"mean_generated": "mean over generated", "last_token": "last t
                   "mean_all": "mean over all tokens"}
 #: The views the rule's settings change (the geometry and separability views stay).
 RULE_VIEWS = ("deviation", "divergence layers", "projection", "statistics")
+#: The views that show the RBF-SVM column (computed after the first figures).
+SVM_VIEWS = ("separability", "statistics")
 
 
 @dataclass(kw_only=True)
@@ -104,13 +106,53 @@ class ManifoldApp(ReflowingApp, App):
         self._layer_slider: widgets.IntSlider | None = None
         self._layer_moved: tuple | None = None
         self._layer_asked = "layer" in params
+        self._followed_svm = None  # the deferred SVM column whose arrival redraws the views
+        self._widget_built = False
         super().__init__(**params)
+        self._follow_svm()
 
     def set(self, **changes) -> ManifoldApp:
         """As :meth:`App.set`; a layer asked for must exist, a layer left as it was follows a
         source with fewer layers."""
         self._layer_asked = "layer" in changes
-        return super().set(**changes)
+        super().set(**changes)
+        self._follow_svm()
+        return self
+
+    # ----- the SVM column, after the first figures -------------------------------------------
+    def _follow_svm(self) -> None:
+        """The analyses leave their RBF-SVM column for later (``compute.Analyses``): once the
+        widget is built (the figures are on their way to the browser) it is computed in the
+        background, and its arrival redraws the separability view and the table with no action
+        from the learner. Headless, reading ``result.result.geometry.svm_accuracy`` computes it
+        (``app.figures`` then follow too)."""
+        shown = getattr(self, "result", None)  # None: a widget built before the first result
+        geometry = None if shown is None else shown.result.geometry
+        if geometry is None or geometry.svm_ready:
+            return
+        if geometry.svm is not self._followed_svm:
+            self._followed_svm = geometry.svm
+            geometry.svm.on_done(lambda _: self._svm_arrived(geometry))
+        if self._widget_built:
+            geometry.svm.start()
+
+    def _svm_arrived(self, geometry) -> None:
+        """Redraw the views that show the SVM column, if the app still shows its analysis."""
+        with self._lock:
+            if self.result.result.geometry is not geometry:
+                return  # the app has moved on: a later analysis is shown
+            try:
+                self.show_result(self.result)
+            except Exception as error:  # noqa: BLE001 - shown in the status line, never lost
+                self.status.report_exception(error)
+            if geometry.svm.error is not None:
+                self.status.report_exception(geometry.svm.error)
+
+    def _build_widget(self):
+        widget = super()._build_widget()
+        self._widget_built = True
+        self._follow_svm()
+        return widget
 
     # ----- the science (compute.py) ----------------------------------------------------------
     def compute(self, params: ManifoldParams) -> compute.ManifoldResult:
@@ -132,7 +174,10 @@ class ManifoldApp(ReflowingApp, App):
                 "statistics": lambda view: figures.statistics_table(view.result)}
 
     def view_version(self, name: str, params, result) -> tuple:
-        """A file rewritten at the same path is a new source."""
+        """A file rewritten at the same path is a new source; the views that show the SVM column
+        are redrawn when it arrives."""
+        if name in SVM_VIEWS and result.result.geometry is not None:
+            return compute.source_key(params), result.result.geometry.svm_ready
         return compute.source_key(params)
 
     def make_figures(self, result, params=None) -> dict:

@@ -85,7 +85,10 @@ def load_source(params, progress=None) -> Representations:
 
 
 class Analyses:
-    """The last few sources' hidden states and analyses' neighbour tables, by their settings."""
+    """The last few sources' hidden states and analyses' neighbour tables, by their settings.
+
+    An analysis's RBF-SVM column is deferred (``rema(defer_svm=True)``): the app starts it once
+    its figures are shown; headless, reading ``geometry.svm_accuracy`` computes it."""
 
     def __init__(self) -> None:
         self._sources: OrderedDict = OrderedDict()
@@ -112,7 +115,8 @@ class Analyses:
                 reps.layers, reps.correct, k=min(params.k, max(n_correct - 1, 1)),
                 threshold_sd=params.threshold_sd, k_max=min(K_MAX, max(n_correct - 1, 1)),
                 standardise=params.standardise, null_control=params.null_control,
-                null_splits=params.null_splits, svm=params.svm, layer_names=reps.layer_names,
+                null_splits=params.null_splits, svm=params.svm, defer_svm=True,
+                layer_names=reps.layer_names,
                 final_normalised=reps.final_normalised, strata=reps.details.get("strata"),
                 seed=params.seed,
                 progress=progress and (lambda f, m="": progress(0.3 + 0.7 * f, m)),

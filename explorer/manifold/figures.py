@@ -36,15 +36,16 @@ def figure(traces: list[dict], title: str, result: RemaResult | None = None,
     if result is not None:
         layout.setdefault("xaxis", {}).update(
             tickvals=list(range(result.n_layers)), ticktext=result.layer_names,
-            title_text="layer")
+            title=dict(text="layer"))
         if result.final_normalised:
             last = result.n_layers - 1
             shapes.append(dict(type="rect", xref="x", yref="paper", x0=last - 0.5, x1=last + 0.5,
-                               y0=0, y1=1, fillcolor="#eeeeee", line_width=0, layer="below"))
+                               y0=0, y1=1, fillcolor="#eeeeee", line=dict(width=0), layer="below"))
             annotations.append(dict(x=last, y=1, xref="x", yref="paper", text="final norm",
                                     showarrow=False, font=dict(size=9), yanchor="bottom"))
-    return go.Figure(data=traces, layout=dict(BASE_LAYOUT, title=title, shapes=shapes,
-                                              annotations=annotations, **layout))
+    # unvalidated: ~10x faster to build; tests/test_apps.py validates every view at the presets
+    return go.Figure(data=traces, layout=dict(BASE_LAYOUT, title=dict(text=title), shapes=shapes,
+                                              annotations=annotations, **layout), _validate=False)
 
 
 def hline(y: float, colour: str, dash: str = "dot", width: float = 1.5) -> dict:
@@ -96,7 +97,7 @@ def deviation_curves(result: RemaResult) -> go.Figure:
     ]
     return figure(traces, f"Deviation from the correct manifold (k = {result.k})", result,
                   shapes=[hline(1.0, CORRECT, "solid", 1)],
-                  yaxis=dict(title_text="mean kNN distance / mu (layer)"))
+                  yaxis=dict(title=dict(text="mean kNN distance / mu (layer)")))
 
 
 def divergence_histogram(result: RemaResult) -> go.Figure:
@@ -109,17 +110,17 @@ def divergence_histogram(result: RemaResult) -> go.Figure:
                              minlength=result.n_layers + 1)
         return counts / max(first.size, 1)
 
-    traces = [dict(type="bar", x=labels, y=shares(result.divergence_layer), marker_color=ERROR,
+    traces = [dict(type="bar", x=labels, y=shares(result.divergence_layer), marker=dict(color=ERROR),
                    name=f"errors (n = {result.divergence_layer.size})")]
     if result.null_divergence_layer is not None:
         traces.append(dict(type="bar", x=labels, y=shares(result.null_divergence_layer),
-                           marker_color=NULL,
+                           marker=dict(color=NULL),
                            name=f"null control ({result.null_false_alarm.size} splits, "
                                 f"n = {result.null_divergence_layer.size})"))
     run = f" on {result.persistence} layers in a row" if result.persistence > 1 else ""
     return figure(traces, f"Divergence layer (threshold mu + {result.threshold_sd:g} sigma, k = {result.k}{run})",
-                  barmode="group", yaxis=dict(title_text="share of the group", tickformat=".0%"),
-                  xaxis=dict(title_text=f"first layer with D > mu + {result.threshold_sd:g} sigma{run}"))
+                  barmode="group", yaxis=dict(title=dict(text="share of the group"), tickformat=".0%"),
+                  xaxis=dict(title=dict(text=f"first layer with D > mu + {result.threshold_sd:g} sigma{run}")))
 
 
 def projection(result: RemaResult, layer: int) -> go.Figure:
@@ -143,7 +144,7 @@ def projection(result: RemaResult, layer: int) -> go.Figure:
     final = result.final_normalised and layer == result.n_layers - 1
     note = " (final norm: another scale)" if final else ""
     return figure(traces, f"PCA at {html.escape(result.layer_names[layer])}{note}",
-                  xaxis=dict(title_text="PC 1"), yaxis=dict(title_text="PC 2"))
+                  xaxis=dict(title=dict(text="PC 1")), yaxis=dict(title=dict(text="PC 2")))
 
 
 def intrinsic_dimension(result: RemaResult) -> go.Figure:
@@ -162,7 +163,7 @@ def intrinsic_dimension(result: RemaResult) -> go.Figure:
              name="PCA, 90 % of variance (linear)", line=dict(color=palette.REDDISH_PURPLE, dash="dot")),
     ]
     return figure(traces, "Dimension of the correct manifold", result,
-                  yaxis=dict(title_text="dimension", type="log" if wide else "linear",
+                  yaxis=dict(title=dict(text="dimension"), type="log" if wide else "linear",
                              rangemode="normal" if wide else "tozero"))
 
 
@@ -174,13 +175,19 @@ def separability(result: RemaResult) -> go.Figure:
     if result.matched_auroc is not None:
         traces.append(dict(type="scatter", x=x, y=result.matched_auroc, mode="lines+markers",
                            name="AUROC matched by input type", line=dict(color=ERROR, dash="dot")))
-    if result.geometry is not None and np.isfinite(result.geometry.svm_accuracy).any():
-        traces.append(dict(type="scatter", x=x, y=result.geometry.svm_accuracy,
+    annotations = [label(0.5, "chance")]
+    svm = None if result.geometry is None else result.geometry.svm_accuracy_if_ready()
+    if svm is not None and np.isfinite(svm).any():
+        traces.append(dict(type="scatter", x=x, y=svm,
                            mode="lines+markers", name="RBF-SVM balanced accuracy (5-fold)",
                            line=dict(color=palette.SKY_BLUE, dash="dash")))
+    elif result.geometry is not None and not result.geometry.svm_ready:
+        annotations.append(dict(text="RBF-SVM: computing…", showarrow=False, x=0.02, y=0.06,
+                                xref="paper", yref="paper", xanchor="left",
+                                font=dict(color=palette.SKY_BLUE)))
     return figure(traces, "Can a layer tell right from wrong?", result,
-                  shapes=[hline(0.5, NULL)], annotations=[label(0.5, "chance")],
-                  yaxis=dict(range=[0.0, 1.02], title_text="score"))
+                  shapes=[hline(0.5, NULL)], annotations=annotations,
+                  yaxis=dict(range=[0.0, 1.02], title=dict(text="score")))
 
 
 #: The statistics table's columns about a layer's geometry (the rest are the deviation test).
@@ -189,7 +196,7 @@ GEOMETRY_COLUMNS = ("TwoNN dim", "PCA-90% dim", "SVM balanced acc.", "duplicates
 
 def statistics_table(result: RemaResult) -> HTMLView:
     """The per-layer statistics as an HTML table (the final normalised layer marked)."""
-    rows = result.table()
+    rows = result.table(wait=False)  # a deferred SVM column shows "computing…" until it arrives
     if not rows:
         return HTMLView("<p>no layers</p>")
     columns = list(rows[0])

@@ -150,15 +150,20 @@ def pca_projection(
 
 def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
     """Area under the ROC curve = P(score of a positive > score of a negative), ties counting
-    one half (the Mann-Whitney U statistic divided by n_pos n_neg)."""
-    from scipy.stats import rankdata
+    one half (the Mann-Whitney U statistic divided by n_pos n_neg).
 
+    U is counted directly: for each positive, the negatives below it and half those equal to it
+    (two binary searches in the sorted negatives), the same number as the rank-sum form
+    R_pos - n_pos (n_pos + 1) / 2 with mid-ranks for ties, without ``scipy.stats``.
+    """
     pos = np.asarray(positive_scores, dtype=np.float64)
     neg = np.asarray(negative_scores, dtype=np.float64)
     if pos.size == 0 or neg.size == 0:
         return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]))
-    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
+    neg = np.sort(neg)
+    below = np.searchsorted(neg, pos, side="left")
+    not_above = np.searchsorted(neg, pos, side="right")
+    u = below.sum() + 0.5 * (not_above - below).sum()
     return float(u / (pos.size * neg.size))
 
 

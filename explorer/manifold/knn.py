@@ -411,6 +411,21 @@ def settle_near_ties(squared, nearest, error, k: int, queries, references, memor
 EXACT_STEP_BYTES = 1 << 21
 
 
+#: Below this many coordinates in all (pairs x dim) :func:`exact_squared` gathers the pairs in
+#: NumPy (2 MB temporaries, about a millisecond): loading numba (0.6-0.9 s, once per kernel) pays
+#: only above it. The default synthetic analysis stays under it (at most ~97,000 per call).
+KERNEL_MIN_ENTRIES = 1 << 18
+
+
+def few_exact_squared(queries: np.ndarray, references: np.ndarray, rows: np.ndarray,
+                      cols: np.ndarray) -> torch.Tensor:
+    """:func:`exact_squared` for a few pairs, in NumPy: each coordinate's difference taken in
+    float64 (exact for float32 data and for close float64 points), the squares summed in float64
+    (the same values as the numba kernel's up to the order of that sum, ~d 1e-16 relative)."""
+    difference = queries[rows].astype(np.float64) - references[cols].astype(np.float64)
+    return torch.from_numpy(np.einsum("ij,ij->i", difference, difference))
+
+
 def exact_squared(queries, references, rows, cols, memory_mb: float = 64.0) -> torch.Tensor:
     """||queries[rows] - references[cols]||^2 in float64 from the original (uncentred) data.
 
@@ -418,9 +433,12 @@ def exact_squared(queries, references, rows, cols, memory_mb: float = 64.0) -> t
     sits from the origin; the squares add up in float64. On the CPU a numba kernel reads the two
     rows of each pair once (:func:`explorer.manifold.knn_kernels.pair_squared_distances`; at
     d = 4096, 1234 pairs took 69 ms CPU as torch gathers in 64 MB steps, whose fresh blocks
-    page-faulted). Elsewhere the difference is taken in the data's own precision, in steps
+    page-faulted); fewer than :data:`KERNEL_MIN_ENTRIES` coordinates in all are gathered in
+    NumPy instead (:func:`few_exact_squared`), sparing numba's load. Elsewhere the difference is taken in the data's own precision, in steps
     of at most :data:`EXACT_STEP_BYTES` of temporaries.
     """
+    if queries.device.type == "cpu" and rows.shape[0] * queries.shape[1] < KERNEL_MIN_ENTRIES:
+        return few_exact_squared(queries.numpy(), references.numpy(), rows.numpy(), cols.numpy())
     if queries.device.type == "cpu":
         from .knn_kernels import pair_squared_distances
 

@@ -33,6 +33,7 @@ import torch
 from explorer.checks import is_integer, is_number
 from explorer.device import check_seed
 
+from .deferred import Deferred
 from .geometry import (
     auroc,
     pca_dimension,
@@ -230,10 +231,28 @@ class Geometry:
 
     two_nn: np.ndarray  # (layers,) TwoNN dimension of the correct cloud
     pca_dimension: np.ndarray  # (layers,) components for 90 % of the correct cloud's variance
-    svm_accuracy: np.ndarray  # (layers,) cross-validated RBF-SVM balanced accuracy
+    svm: np.ndarray | Deferred  # svm_accuracy, or its computation still to come (see there)
     svm_chance: float  # 0.5: the balanced accuracy of any guess that ignores the input
     projection: np.ndarray  # (layers, n_samples, 2) PCA coordinates of all samples
     duplicates: np.ndarray  # (layers,) correct samples with a twin up to rounding (TwoNN drops them)
+
+    @property
+    def svm_accuracy(self) -> np.ndarray:
+        """(layers,) cross-validated RBF-SVM balanced accuracy (NaN where the SVM is off). A
+        deferred one (``rema(defer_svm=True)``) is waited for, or computed, on the first read."""
+        return self.svm.result() if isinstance(self.svm, Deferred) else self.svm
+
+    @property
+    def svm_ready(self) -> bool:
+        """Whether :attr:`svm_accuracy` is known (reading it then costs nothing)."""
+        return not isinstance(self.svm, Deferred) or self.svm.done
+
+    def svm_accuracy_if_ready(self) -> np.ndarray | None:
+        """:attr:`svm_accuracy` if it is known, else None (never waits; a failed deferred
+        computation is None too, its error is in ``svm.error``)."""
+        if not self.svm_ready or (isinstance(self.svm, Deferred) and self.svm.error is not None):
+            return None
+        return self.svm_accuracy
 
 
 def layer_geometry(
@@ -242,25 +261,45 @@ def layer_geometry(
     correct_loo: np.ndarray,
     *,
     svm: bool = True,
+    defer_svm: bool = False,
     svm_max_samples: int = 600,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Geometry:
-    """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection."""
-    twonn, pca90, acc, proj, duplicates = [], [], [], [], []
+    """TwoNN (from the leave-one-out tables), PCA-90 %, RBF-SVM accuracy and PCA projection.
+    ``defer_svm``: the SVM column (most of the time, and scikit-learn's import) is a
+    :class:`Deferred`, computed when started or first read."""
+    twonn, pca90, proj, duplicates = [], [], [], []
+    share = 0.2 if svm and not defer_svm else 1.0  # of the progress bar
     for index, layer in enumerate(layers):
         noise = rounding_radius(layer[correct])
         twonn.append(two_nn_or_nan(correct_loo[index, :, 0], correct_loo[index, :, 1], noise)
                      if correct_loo.shape[2] >= 2 else float("nan"))  # one neighbour: no ratio
         duplicates.append(int((correct_loo[index, :, 0] <= noise).sum()))
         pca90.append(pca_dimension(layer[correct], 0.9))
-        acc.append(svm_accuracy(layer, correct, max_samples=svm_max_samples, seed=seed)
-                   if svm else np.nan)
         proj.append(pca_projection(layer, 2, seed=seed))
-        if progress is not None:
-            progress((index + 1) / len(layers), f"geometry: layer {index + 1}/{len(layers)}")
-    return Geometry(np.array(twonn), np.array(pca90), np.array(acc), 0.5, np.stack(proj),
+        if progress is not None:  # the SVM, when computed here, takes most of the time
+            progress(share * (index + 1) / len(layers), f"geometry: layer {index + 1}/{len(layers)}")
+    if not svm:
+        accuracy = np.full(len(layers), np.nan)
+    elif defer_svm:
+        accuracy = Deferred(lambda: svm_accuracies(layers, correct, svm_max_samples, seed))
+    else:
+        accuracy = svm_accuracies(layers, correct, svm_max_samples, seed, progress and (
+            lambda fraction, message="": progress(share + (1 - share) * fraction, message)))
+    return Geometry(np.array(twonn), np.array(pca90), accuracy, 0.5, np.stack(proj),
                     np.array(duplicates))
+
+
+def svm_accuracies(layers: list[np.ndarray], correct: np.ndarray, max_samples: int, seed: int,
+                   progress: Progress | None = None) -> np.ndarray:
+    """:func:`~explorer.manifold.geometry.svm_accuracy` of every layer."""
+    accuracy = []
+    for index, layer in enumerate(layers):
+        accuracy.append(svm_accuracy(layer, correct, max_samples=max_samples, seed=seed))
+        if progress is not None:
+            progress((index + 1) / len(layers), f"RBF-SVM: layer {index + 1}/{len(layers)}")
+    return np.array(accuracy)
 
 
 def two_nn_or_nan(r1: np.ndarray, r2: np.ndarray, duplicate_radius: float) -> float:
@@ -335,8 +374,14 @@ class RemaResult:
         rates = self.null_false_alarm
         return float(rates.mean()), float(rates.min()), float(rates.max())
 
-    def table(self) -> list[dict]:
-        """One row of per-layer statistics per layer (for the statistics table)."""
+    def table(self, wait: bool = True) -> list[dict]:
+        """One row of per-layer statistics per layer (for the statistics table). A deferred SVM
+        column is waited for, or with ``wait=False`` shown as "computing…"."""
+        svm = None
+        if self.geometry is not None:
+            svm = self.geometry.svm_accuracy if wait else self.geometry.svm_accuracy_if_ready()
+            if svm is None:
+                svm = ["computing…" if not self.geometry.svm_ready else "failed"] * self.n_layers
         rows = []
         for index, name in enumerate(self.layer_names):
             row = {
@@ -358,7 +403,7 @@ class RemaResult:
             if self.geometry is not None:
                 row["TwoNN dim"] = self.geometry.two_nn[index]
                 row["PCA-90% dim"] = self.geometry.pca_dimension[index]
-                row["SVM balanced acc."] = self.geometry.svm_accuracy[index]
+                row["SVM balanced acc."] = svm[index]
                 row["duplicates"] = self.geometry.duplicates[index]
             rows.append(row)
         return rows
@@ -396,13 +441,35 @@ def matched_auroc(deviations: np.ndarray, baseline: np.ndarray, error_strata: np
     return total / weight if weight else float("nan")
 
 
+def welch_t_test(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's two-sided t-test of each row of ``a`` against the same row of ``b`` (samples
+    along axis 1): the statistic and its p-value, as ``scipy.stats.ttest_ind(a, b, axis=1,
+    equal_var=False)`` gives them.
+
+    Welch 1947: t = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b) with unbiased variances,
+    on nu = (v_a + v_b)^2 / (v_a^2 / (n_a - 1) + v_b^2 / (n_b - 1)) degrees of freedom (v = s^2 /
+    n; Satterthwaite's approximation); p = 2 P(T_nu > |t|), from the Student t CDF of
+    ``scipy.special`` (``scipy.stats``, ~1 s and ~20 MB to import, is not needed). Where both
+    variances are 0, nu is undefined and taken as 1, as scipy does: t is then +-inf (p = 0) or,
+    for equal means, NaN.
+    """
+    from scipy.special import stdtr
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    n_a, n_b = a.shape[1], b.shape[1]
+    v_a, v_b = a.var(axis=1, ddof=1) / n_a, b.var(axis=1, ddof=1) / n_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nu = (v_a + v_b) ** 2 / (v_a**2 / (n_a - 1) + v_b**2 / (n_b - 1))
+        t = (a.mean(axis=1) - b.mean(axis=1)) / np.sqrt(v_a + v_b)
+    nu = np.where(np.isnan(nu), 1.0, nu)
+    return t, 2.0 * stdtr(nu, -np.abs(t))
+
+
 def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, threshold_sd: float,
                     persistence: int = 1, correction: str = "holm",
                     strata: np.ndarray | None = None) -> dict:
     """The cheap part: deviations, baseline, thresholds, divergence layers, tests at the rule's
     settings (k, threshold_sd, persistence, correction)."""
-    from scipy import stats  # scipy.stats takes ~20 MB: loaded on the first test, not at import
-
     n_layers = tables.correct_loo.shape[0]
     check_rule(k, tables.correct_loo.shape[2], threshold_sd, persistence, n_layers)
     deviations = tables.error_to_correct[:, :, :k].mean(axis=2, dtype=np.float64)
@@ -413,16 +480,15 @@ def rema_statistics(tables: NeighbourTables, correct: np.ndarray, k: int, thresh
     # identical baseline values (sigma = 0) make t infinite or undefined: reported, not warned
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        welch = stats.ttest_ind(deviations, baseline, axis=1, equal_var=False)
+        t_statistic, p_value = welch_t_test(deviations, baseline)
         relative = deviations.mean(axis=1) / mu - 1.0
     out = dict(
         deviations=deviations, baseline=baseline, baseline_mean=mu, baseline_std=sigma,
         threshold=threshold, divergence_layer=first,
         diverged_by_layer=share_diverged_by_layer(first, n_layers),
         relative_deviation=relative,
-        t_statistic=np.asarray(welch.statistic, dtype=np.float64),
-        p_value=np.asarray(welch.pvalue, dtype=np.float64),
-        p_adjusted=adjusted_p_values(welch.pvalue, correction),
+        t_statistic=t_statistic, p_value=p_value,
+        p_adjusted=adjusted_p_values(p_value, correction),
         auroc=np.array([auroc(deviations[i], baseline[i]) for i in range(n_layers)]),
         matched_auroc=None if strata is None else np.array([
             matched_auroc(deviations[i], baseline[i], strata[~correct], strata[correct])
@@ -468,6 +534,7 @@ def rema(
     null_splits: int = 5,
     geometry: bool = True,
     svm: bool = True,
+    defer_svm: bool = False,
     layer_names: Sequence[str] | None = None,
     final_normalised: bool = False,
     strata=None,
@@ -485,6 +552,8 @@ def rema(
     kind of problem) adds the AUROC matched within strata beside the plain one. The null control repeats the rule on
     ``null_splits`` random halvings of the correct samples. Neighbour tables are kept up to ``k_max`` (default max(k, 20), capped by
     the data) so :meth:`RemaResult.with_settings` can change k and threshold_sd without recomputing.
+    ``defer_svm`` leaves the RBF-SVM column (about 1.5 s of the default analysis) to be computed
+    when ``result.geometry.svm`` is started or ``svm_accuracy`` first read (see :class:`Geometry`).
     ``standardise`` z-scores every feature by the correct samples first; distances are always
     computed after centring on the correct mean. ``progress(fraction, message)`` is called as
     layers finish (it may raise to cancel).
@@ -523,7 +592,7 @@ def rema(
         progress=stage(0.0, 0.5 if geometry else 1.0),
     )
     geo = (
-        layer_geometry(arrays, labels, tables.correct_loo, svm=svm, seed=seed,
+        layer_geometry(arrays, labels, tables.correct_loo, svm=svm, defer_svm=defer_svm, seed=seed,
                        progress=stage(0.5, 0.5))
         if geometry else None
     )

@@ -202,3 +202,98 @@ def test_a_saved_state_and_a_link_from_before_the_rename_still_load():
     assert app.load_state(old).params.threshold_sd == 3.0
     linked = ManifoldApp.from_link("?app=ManifoldApp&v=1&alpha=2.5&lock=alpha", **SMALL)
     assert linked.params.threshold_sd == 2.5 and linked.locked == {"threshold_sd"}
+
+
+# ----- the RBF-SVM column arrives after the first figures -----------------------------------------
+WITH_SVM = dict(SMALL, svm=True)
+
+
+def svm_trace(app):
+    return [t for t in app.figures["separability"].data if t.name.startswith("RBF-SVM")]
+
+
+def test_the_first_view_loads_neither_scikit_learn_nor_numba_nor_scipy_stats():
+    """Issue 16 item 4: ``ManifoldApp()`` draws its first figures without scikit-learn (the SVM
+    column comes after them), numba (few exact pairs are gathered in NumPy) or scipy.stats
+    (Welch's test from scipy.special): ~2 s of a fresh kernel's 4 s."""
+    import subprocess
+    import sys
+
+    probe = ("import json, sys\nfrom explorer.manifold import ManifoldApp\napp = ManifoldApp()\n"
+             "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert not loaded & {"sklearn", "numba", "llvmlite", "scipy.stats"}
+
+
+def test_headless_the_svm_column_is_complete_when_read_and_the_figures_follow():
+    from explorer.manifold import rema
+
+    app = ManifoldApp(**WITH_SVM)
+    geometry = app.result.result.geometry
+    assert not geometry.svm_ready and not svm_trace(app)
+    annotations = [a.text for a in app.figures["separability"].layout.annotations]
+    assert "RBF-SVM: computing…" in annotations
+    assert "computing…" in app.figures["statistics"].html
+    pending = app.figures["separability"]
+
+    reps = app.result.representations
+    want = rema(reps.layers, reps.correct, layer_names=reps.layer_names, seed=0).geometry
+    np.testing.assert_array_equal(geometry.svm_accuracy, want.svm_accuracy)  # read: complete
+    assert [row["SVM balanced acc."] for row in app.result.result.table()] == list(want.svm_accuracy)
+    assert app.figures["separability"] is not pending  # the reader's thread redrew it
+    np.testing.assert_array_equal(svm_trace(app)[0].y, want.svm_accuracy)
+    assert "computing…" not in app.figures["statistics"].html
+    go.Figure(app.figures["separability"].to_dict())  # valid
+
+
+def test_in_the_widget_the_svm_column_arrives_with_no_action():
+    app = ManifoldApp(**WITH_SVM)
+    deferred = app.result.result.geometry.svm
+    app.widget  # shown: the column is computed in the background  # noqa: B018
+    app.set(layer=2)  # the learner moves meanwhile
+    assert deferred.wait(120) and deferred.error is None
+    assert app.params.layer == 2 and svm_trace(app)
+    assert app._shown["separability"] is app.figures["separability"]  # the view was redrawn
+    assert app._shown["statistics"] is app.figures["statistics"]
+    assert app.status.level != "error"
+
+
+def test_a_late_svm_column_of_an_analysis_no_longer_shown_changes_nothing():
+    app = ManifoldApp(**WITH_SVM)
+    old = app.result.result.geometry
+    app.set(n_error=40)  # a new analysis (its own column pending)
+    figures = dict(app.figures)
+    old.svm_accuracy  # the old column arrives  # noqa: B018
+    assert app.figures == figures and not svm_trace(app)
+
+
+def as_plotly_js_sees_it(figure: go.Figure) -> dict:
+    """The figure's JSON without empty lists and dicts and without the template (plotly's
+    validation drops the former and adds trace types to the latter)."""
+    def pruned(value):
+        if isinstance(value, dict):
+            kept = {key: pruned(item) for key, item in value.items() if key != "template"}
+            return {key: item for key, item in kept.items() if item not in ({}, [])}
+        if isinstance(value, list):
+            return [pruned(item) for item in value]
+        return value
+
+    return pruned(json.loads(figure.to_json()))
+
+
+def test_every_view_at_every_synthetic_preset_is_what_plotly_validation_makes_of_it():
+    """The figures are built unvalidated (10x faster): plotly then sends what it is given, so a
+    magic-underscore key (``title_text``) or a bare string title would reach plotly.js as is and
+    draw no title. Each view must equal its validated copy, and validate."""
+    app = ManifoldApp(n_correct=150, n_error=50)
+    for preset in app.presets.values():
+        if preset.get("source") != "synthetic":
+            continue
+        app.set(**preset)
+        for _ in ("the SVM column pending", "arrived"):
+            for name, figure in app.figures.items():
+                if isinstance(figure, go.Figure):
+                    validated = go.Figure(figure.to_dict())
+                    assert as_plotly_js_sees_it(figure) == as_plotly_js_sees_it(validated), name
+            app.result.result.geometry.svm_accuracy  # noqa: B018

@@ -129,6 +129,23 @@ def test_auroc_matches_scikit_learn():
     assert auroc(pos, neg) == pytest.approx(want)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auroc_is_the_mann_whitney_u_with_mid_ranks(seed):
+    """The counted U equals scipy's Mann-Whitney U (rank sums, mid-ranks for ties) on data with
+    many ties, one-sided overlaps and a single sample per side."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(seed)
+    for n_pos, n_neg, spread in [(70, 130, 0), (5, 400, 1), (1, 1, 0), (1, 9, 0), (300, 2, 2)]:
+        pos = rng.integers(0, 6 + spread, n_pos).astype(float)
+        neg = rng.integers(-2, 5, n_neg).astype(float)
+        want = mannwhitneyu(pos, neg, alternative="two-sided").statistic / (n_pos * n_neg)
+        assert auroc(pos, neg) == pytest.approx(want, rel=1e-14)
+    assert auroc(np.array([2.0, 3.0]), np.array([1.0])) == 1.0
+    assert auroc(np.array([1.0]), np.array([1.0, 1.0])) == 0.5
+    assert np.isnan(auroc(np.array([]), np.array([1.0])))
+
+
 def test_svm_matches_scikit_learn_rbf_and_sees_chance():
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.svm import SVC

@@ -297,3 +297,31 @@ def test_subsets_refuse_a_leave_one_out_task_of_unequal_sizes():
         nearest_distances_in_subsets(x, x, 2, [(np.arange(4), np.arange(5), True)])
     with pytest.raises(ValueError, match="only 3 references"):
         nearest_distances_in_subsets(x, x, 4, [(np.arange(4), np.arange(3), False)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pairs, dim", [(40, 7), (300, 1000)])  # under and over the threshold
+def test_exact_squared_numpy_and_numba_paths_equal_float64(dtype, pairs, dim):
+    """Few pairs are gathered in NumPy (numba's 0.6-0.9 s load is spared), many go to the numba
+    kernel: both give the float64 squared distances of the original, uncentred data (far from
+    the origin, with an exact duplicate: 0 exactly)."""
+    import torch
+
+    from explorer.manifold.knn import KERNEL_MIN_ENTRIES, exact_squared, few_exact_squared
+    from explorer.manifold.knn_kernels import pair_squared_distances
+
+    rng = np.random.default_rng(pairs)
+    q = (rng.standard_normal((50, dim)) + 1e3).astype(dtype)
+    r = (rng.standard_normal((60, dim)) + 1e3).astype(dtype)
+    r[3] = q[2]
+    rows, cols = rng.integers(0, 50, pairs), rng.integers(0, 60, pairs)
+    rows[0], cols[0] = 2, 3
+    want = ((q[rows].astype(np.float64) - r[cols].astype(np.float64)) ** 2).sum(axis=1)
+    got = exact_squared(torch.from_numpy(q), torch.from_numpy(r), torch.from_numpy(rows),
+                        torch.from_numpy(cols)).numpy()
+    assert (pairs * dim < KERNEL_MIN_ENTRIES) == (pairs == 40)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert got[0] == 0.0
+    kernel = np.empty(pairs)
+    pair_squared_distances(q, r, rows, cols, kernel)
+    np.testing.assert_allclose(few_exact_squared(q, r, rows, cols).numpy(), kernel, rtol=1e-13)

@@ -1,5 +1,7 @@
 """REMA: the planted divergence layer, the leave-one-out baseline, the null control, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -61,6 +63,28 @@ def test_statistics_are_welch_and_with_settings_equals_a_fresh_run():
     np.testing.assert_allclose(changed.deviations, fresh.deviations, rtol=1e-6)
     np.testing.assert_array_equal(changed.divergence_layer, fresh.divergence_layer)
     np.testing.assert_array_equal(changed.null_divergence_layer, fresh.null_divergence_layer)
+
+
+def test_welch_t_test_equals_scipy_stats_including_zero_variances():
+    """Welch's test is computed from scipy.special (scipy.stats, ~1 s to import, stays out of
+    the first view): statistic and p-value equal scipy.stats.ttest_ind's, also where a row has
+    no variance (sigma = 0 on one side, on both with different or equal means)."""
+    from explorer.manifold.rema import welch_t_test
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(0.3, 1.0, (6, 40))
+    b = rng.normal(0.0, 2.0, (6, 75))
+    a[1], b[2] = 1.5, 0.25  # one side constant
+    a[3], b[3] = 2.0, 1.0  # both constant, different means: t = inf
+    a[4], b[4] = 1.0, 1.0  # both constant, equal: t undefined
+    a[5] = b[5, :40]  # equal samples in part
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy: "precision loss" on constant rows
+        want = stats.ttest_ind(a, b, axis=1, equal_var=False)
+    t, p = welch_t_test(a, b)
+    np.testing.assert_allclose(t, want.statistic, rtol=1e-12)
+    np.testing.assert_allclose(p, want.pvalue, rtol=1e-9, atol=1e-300)
+    assert np.isinf(t[3]) and p[3] == 0 and np.isnan(t[4]) and np.isnan(p[4])
 
 
 def test_raising_alpha_never_adds_divergences():
