@@ -186,8 +186,8 @@ MUTATIONS_AFTER_A_CHANGE_JS = """async (code) => {
   const added = document.createElement("a");
   added.className = "modebar-btn";
   plot.querySelector(".modebar").appendChild(added);
+  while (added.getAttribute("tabindex") !== "-1") await frames(1);  // closed when idle
   await frames(4);
-  await new Promise((resolve) => setTimeout(resolve, 50));
   observer.disconnect();
   return seen.filter((r) => !(r.target === plot && r.attributeName === "class"))
              .map((r) => `${r.target.className || r.target.tagName}: ${r.attributeName}`);

@@ -90,12 +90,24 @@ function closeGaps(root) {
   root.querySelectorAll(".modebar-btn").forEach((button) => setAttribute(button, "tabindex", "-1"));
 }
 
+// A figure's drawing (inside plotly's .main-svg) never adds a header, a slider, a Play or a
+// toolbar button: its mutations, most of a slider move's, are not waited on.
+function mayOpenGaps(records) {
+  return records.some((record) => !record.target.closest?.(".main-svg"));
+}
+
+// Gaps are closed when the browser is idle (within 300 ms), after the frames that draw the
+// figures: their queries over the whole app would otherwise delay the next figure's frame.
+const whenIdle = globalThis.requestIdleCallback
+  ? (work) => requestIdleCallback(work, { timeout: 300 })
+  : (work) => requestAnimationFrame(work);
+
 function watch(root) {
   let queued = false;
-  const observer = new MutationObserver(() => {
-    if (queued) return;
+  const observer = new MutationObserver((records) => {
+    if (queued || !mayOpenGaps(records)) return;
     queued = true;
-    requestAnimationFrame(() => { queued = false; closeGaps(root); });
+    whenIdle(() => { queued = false; closeGaps(root); });
   });
   observer.observe(root, { childList: true, subtree: true, attributes: true,
                            attributeFilter: ["class", "title"] });
