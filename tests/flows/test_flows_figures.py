@@ -1,0 +1,79 @@
+"""The figures' drawing helpers against independent references (numpy's histogram2d, geometry),
+and the figures' node budget: point clouds that do not move are images, not markers."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from explorer.flows import FlowsApp, figures
+
+
+def test_a_point_image_marks_exactly_the_histogram_bins_that_hold_points():
+    rng = np.random.default_rng(0)
+    extent, bins = 3.0, 40
+    data = rng.normal(size=(500, 2))
+    samples = rng.normal(1.0, 0.5, size=(200, 2))
+    samples[0] = [np.inf, 0.0]  # a diverged sample is not drawn
+    samples[1] = [10.0, 10.0]  # nor one outside the plot
+    trace = figures._point_image([(data, 0), (samples, 1)], extent, bins, ["grey", "blue"])
+    edges = np.linspace(-extent, extent, bins + 1)
+    finite = samples[np.isfinite(samples).all(1)]
+    has_data = np.histogram2d(data[:, 1], data[:, 0], [edges, edges])[0] > 0
+    has_sample = np.histogram2d(finite[:, 1], finite[:, 0], [edges, edges])[0] > 0
+    z = trace["z"]
+    assert np.array_equal(np.isnan(z), ~(has_data | has_sample))
+    assert np.array_equal(z == 1, has_sample)  # the later layer on top
+    assert np.array_equal(z == 0, has_data & ~has_sample)
+    # bin centres where histogram2d's bins are
+    assert trace["x0"] == pytest.approx((edges[0] + edges[1]) / 2)
+    assert trace["dx"] == pytest.approx(edges[1] - edges[0])
+    go.Figure(data=[trace])  # a valid plotly trace
+
+
+def test_arrows_end_at_their_tips_with_two_symmetric_barbs():
+    starts = np.array([[0.0, 0.0], [1.0, 1.0]])
+    ends = np.array([[1.0, 0.0], [1.0, 3.0]])
+    xs, ys = figures._arrows(starts, ends, head=0.3, angle=0.45)
+    path = np.stack([xs, ys], 1).reshape(2, 6, 2)
+    assert np.array_equal(path[:, 0], starts) and np.array_equal(path[:, 1], ends)
+    assert np.array_equal(path[:, 3], ends) and np.isnan(path[:, 5]).all()
+    for k in range(2):
+        shaft = ends[k] - starts[k]
+        for barb in (path[k, 2], path[k, 4]):
+            back = barb - ends[k]
+            assert np.linalg.norm(back) == pytest.approx(0.3 * np.linalg.norm(shaft))
+            cosine = -back @ shaft / (np.linalg.norm(back) * np.linalg.norm(shaft))
+            assert cosine == pytest.approx(np.cos(0.45))
+        # one barb on each side of the shaft
+        sides = [
+            shaft[0] * (b - starts[k])[1] - shaft[1] * (b - starts[k])[0]
+            for b in (path[k, 2], path[k, 4])
+        ]
+        assert sides[0] * sides[1] < 0
+
+
+@pytest.fixture(scope="module")
+def app():
+    return FlowsApp()
+
+
+def test_the_clouds_that_a_slider_move_does_not_change_are_images(app):
+    """The browser draws each marker as an SVG node and restyles it on every redraw (issue 16):
+    the data cloud and the comparison grid are images; markers remain only for the samples
+    and source draws, which move with the controls."""
+    markers = {}
+    for name in ("trajectories", "velocity", "grid"):
+        figure = app.figures[name]
+        markers[name] = sum(
+            len(t.x)
+            for t in figure.data
+            if t.type == "scatter" and "markers" in (t.mode or "") and t.x[0] is not None
+        )
+        go.Figure(figure.to_dict())  # valid
+    assert markers["grid"] == 0
+    assert len(app.figures["grid"].data) == 12  # one image per cell
+    n = len(app.result.evaluation.landed)
+    assert markers["trajectories"] == figures.N_PATHS + n  # x0 of the paths, and the samples
+    assert markers["velocity"] == n
+    data = [t for t in app.figures["trajectories"].data if t.type == "heatmap"]
+    assert len(data) == 1 and np.nansum(data[0].z == 0) > 100  # the grey data cloud
