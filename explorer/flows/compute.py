@@ -85,7 +85,7 @@ def model_key(target: str, source: str, options: dict, coupling: str,
 # ----- a store of trained models (shipped ones plus those trained in this session) ----------
 
 _STORE: dict[str, FlowModel] = {}
-_LOADED: set[str] = set()
+_LOADED: set[str] = set()  # the targets whose shipped models are in the store
 _STORED = [0]  # how many times models were stored: a view drawn from older ones is stale
 
 
@@ -95,25 +95,39 @@ def store_generation() -> int:
 
 
 def stored(key: str) -> FlowModel | None:
-    _load_shipped()
-    return _STORE.get(key)
+    hit = _STORE.get(key)
+    if hit is None:
+        target = json.loads(key)[0]
+        if target not in _LOADED:
+            _load_shipped(target)
+            hit = _STORE.get(key)
+    return hit
 
 
 def remember(models: list[FlowModel]) -> None:
+    """Store models trained in this session: views drawn before are stale (see
+    :func:`store_generation`)."""
     _STORED[0] += 1
+    _store(models)
+
+
+def _store(models: list[FlowModel]) -> None:
     for m in models:
         _STORE[model_key(m.target, m.source.name, m.source.options, m.coupling,
                          TrainSettings(**m.config))] = m
 
 
-def _load_shipped() -> None:
-    if _LOADED:
-        return
-    _LOADED.add("(scanned)")
+def _load_shipped(target: str) -> None:
+    """Put the shipped models of ``target`` in the store, once. Only this target's: building a
+    model fits its source to its target's data, and a learner may never open the others.
+    Nothing drawn becomes stale (no view of ``target`` was drawn before its models were here),
+    and a model trained in this session is never replaced by a shipped one."""
+    _LOADED.add(target)
     for path in sorted(DATA_DIR.glob("*.npz")):
-        if path.name not in _LOADED:
-            _LOADED.add(path.name)
-            remember(load_models(path))
+        for m in load_models(path, targets=(target,)):
+            key = model_key(m.target, m.source.name, m.source.options, m.coupling,
+                            TrainSettings(**m.config))
+            _STORE.setdefault(key, m)
 
 
 def train_grid(
@@ -157,11 +171,15 @@ def save_models(models: list[FlowModel], path: Path) -> Path:
 RENAMED_SETTINGS = {"batch": "batch_size", "lr": "learning_rate"}
 
 
-def load_models(path: Path) -> list[FlowModel]:
+def load_models(path: Path, targets: tuple[str, ...] | None = None) -> list[FlowModel]:
+    """The models saved in ``path`` (by :func:`save_models`); only those of ``targets`` when
+    given (the others' sources are not fitted)."""
     data = np.load(path, allow_pickle=False)
     meta = json.loads(str(data["meta"]))
     models = []
     for i, info in enumerate(meta):
+        if targets is not None and info["target"] not in targets:
+            continue
         info["config"] = {RENAMED_SETTINGS.get(k, k): v for k, v in info["config"].items()}
         opts = {k: v for k, v in info["options"].items() if k in DEFAULT_OPTIONS[info["source"]]}
         src = make_source(info["source"], info["target"], info["config"]["seed"], **opts)

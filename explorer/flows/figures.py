@@ -78,12 +78,22 @@ def _legend_entry(name: str, colour: str, size: int = 3) -> dict:
                 marker=dict(size=size, color=colour), hoverinfo="skip")  # [] would show no entry
 
 
-def _data_cloud(r: FlowsResult, size: int = 320) -> list[dict]:
-    """The target's evaluation set as a grey image with its legend entry: the same points in
-    every slider move, drawn as one node (see :func:`_point_image`)."""
+def _clouds(r: FlowsResult, samples: np.ndarray | None = None, landed: np.ndarray | None = None,
+            name: str = "samples", size: int = 320) -> list[dict]:
+    """The target's evaluation set (grey) and the samples (green where they land on the data,
+    magenta where they miss) as one image, with their legend entries (see
+    :func:`_point_image`: one node where 1,024 markers were, restyled on every slider move)."""
     bins = max(int(round((size - 50) / IMAGE_PIXEL)), 1)
-    return [_point_image([(r.target_points, 0)], r.extent, bins, [DATA]),
-            _legend_entry("data", DATA)]
+    layers, entries = [(r.target_points, 0)], [_legend_entry("data", DATA)]
+    if samples is not None:
+        layers += [(samples[landed], 1), (samples[~landed], 2)]
+        for mask, colour, suffix in ((landed, LANDED, ""), (~landed, MISSED, " (missing)")):
+            entry = _legend_entry(name + suffix, colour)
+            if not mask.any():  # no such sample: no legend entry (the trace stays, empty)
+                entry.update(x=[], y=[])
+            entries.append(entry)
+    image = _point_image(layers, r.extent, bins, [DATA, LANDED, MISSED])
+    return [image, *entries]
 
 
 def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
@@ -148,13 +158,6 @@ def _wedges(arcs: np.ndarray, radius: float) -> dict:
                                                                dash="dot"), hoverinfo="skip")
 
 
-def _split_markers(points: np.ndarray, landed: np.ndarray, name: str) -> list[dict]:
-    """Points in two traces, green where their sample lands on data, magenta where it misses
-    (one colour per trace: plotly validates per-point colour lists slowly)."""
-    return [_scatter(points[mask], name + suffix, colour)
-            for mask, colour, suffix in ((landed, LANDED, ""), (~landed, MISSED, " (missing)"))]
-
-
 def _title(r: FlowsResult) -> str:
     return f"{SHORT_SOURCE[r.source]} → {TARGETS[r.target].label} ({SHORT_COUPLING[r.coupling]})"
 
@@ -162,10 +165,11 @@ def _title(r: FlowsResult) -> str:
 def trajectories(r: FlowsResult) -> go.Figure:
     """Paths from source draws to samples, green where they land on the data, magenta where
     they miss (farther than real data ever are)."""
-    traces = [*_data_cloud(r), *_caps(r)]
     if r.evaluation is None:
-        traces.append(_scatter(r.source_points, "source draws", SOURCE))
+        traces = [*_clouds(r), *_caps(r), _scatter(r.source_points, "source draws", SOURCE)]
         return _square(traces, r.extent, title="not trained yet: source (blue) and data (grey)")
+    traces = [*_clouds(r, r.evaluation.path.points[-1].numpy(), r.evaluation.landed),
+              *_caps(r)]
     path = r.evaluation.path.points[:, :N_PATHS].numpy()
     landed = r.evaluation.landed[:N_PATHS]
     for mask, colour, name in ((landed, LANDED, "lands on data"), (~landed, MISSED, "misses")):
@@ -177,8 +181,6 @@ def trajectories(r: FlowsResult) -> go.Figure:
                                line=dict(color=colour, width=0.8), opacity=0.6))
     traces.append(dict(_scatter(path[0], "x0", SOURCE, size=4), marker=dict(
         size=4, color=SOURCE, symbol="x")))
-    traces += _split_markers(r.evaluation.path.points[-1].numpy(), r.evaluation.landed,
-                             "samples")
     nfe = r.evaluation.path.nfe
     return _square(traces, r.extent, title=f"{_title(r)}<br><sub>{r.solver}, {r.steps} steps, "
                                            f"{nfe} evaluations of v</sub>")
@@ -186,9 +188,10 @@ def trajectories(r: FlowsResult) -> go.Figure:
 
 def velocity(r: FlowsResult) -> go.Figure:
     """The velocity field v(x, t) at the time slider's t, and the samples at that time."""
-    traces = _data_cloud(r)
     if r.field is None:
-        return _square(traces, r.extent, title="velocity field: train a model first")
+        return _square(_clouds(r), r.extent, title="velocity field: train a model first")
+    points = moving_points(r.evaluation.path.points, r.time)
+    traces = _clouds(r, points, r.evaluation.landed, f"samples at t = {r.time:.2f}")
     xx, yy, u, v = (a.ravel() for a in r.field)
     speed = np.hypot(u, v)
     scale = 0.9 * (2 * r.extent / 17) / max(np.quantile(speed, 0.95), 1e-9)
@@ -196,8 +199,6 @@ def velocity(r: FlowsResult) -> go.Figure:
     xs, ys = _arrows(starts, starts + scale * np.stack([u, v], 1))
     traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name="v(x, t)",
                        line=dict(color="#555555", width=1), hoverinfo="skip"))
-    points = moving_points(r.evaluation.path.points, r.time)
-    traces += _split_markers(points, r.evaluation.landed, f"samples at t = {r.time:.2f}")
     return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 

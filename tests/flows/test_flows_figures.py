@@ -57,10 +57,10 @@ def app():
     return FlowsApp()
 
 
-def test_the_clouds_that_a_slider_move_does_not_change_are_images(app):
-    """The browser draws each marker as an SVG node and restyles it on every redraw (issue 16):
-    the data cloud and the comparison grid are images; markers remain only for the samples
-    and source draws, which move with the controls."""
+def test_point_clouds_are_images_and_markers_remain_only_for_the_path_starts(app):
+    """The browser draws each marker as an SVG node and restyles every one on every redraw
+    (issue 16): the data, the samples and the comparison grid are images; the only markers
+    left are the starts x0 of the drawn paths."""
     markers = {}
     for name in ("trajectories", "velocity", "grid"):
         figure = app.figures[name]
@@ -70,10 +70,22 @@ def test_the_clouds_that_a_slider_move_does_not_change_are_images(app):
             if t.type == "scatter" and "markers" in (t.mode or "") and t.x[0] is not None
         )
         go.Figure(figure.to_dict())  # valid
-    assert markers["grid"] == 0
+    assert markers == {"trajectories": figures.N_PATHS, "velocity": 0, "grid": 0}
     assert len(app.figures["grid"].data) == 12  # one image per cell
-    n = len(app.result.evaluation.landed)
-    assert markers["trajectories"] == figures.N_PATHS + n  # x0 of the paths, and the samples
-    assert markers["velocity"] == n
-    data = [t for t in app.figures["trajectories"].data if t.type == "heatmap"]
-    assert len(data) == 1 and np.nansum(data[0].z == 0) > 100  # the grey data cloud
+
+
+def test_the_image_shows_the_samples_coloured_by_landing_over_the_data(app):
+    r = app.result
+    image = next(t for t in app.figures["trajectories"].data if t.type == "heatmap")
+    samples, landed = r.evaluation.path.points[-1].numpy(), r.evaluation.landed
+    edges = np.linspace(-r.extent, r.extent, image.z.shape[0] + 1)
+
+    def bins_of(points):
+        return np.histogram2d(points[:, 1], points[:, 0], [edges, edges])[0] > 0
+
+    z = np.asarray(image.z, dtype=float)
+    assert np.array_equal(z == 2, bins_of(samples[~landed]))  # misses on top
+    assert np.array_equal(z == 1, bins_of(samples[landed]) & ~bins_of(samples[~landed]))
+    assert np.array_equal(np.isnan(z), ~(bins_of(samples) | bins_of(r.target_points)))
+    legend = [t.name for t in app.figures["trajectories"].data if t.type == "scatter"]
+    assert legend[:3] == ["data", "samples", "samples (missing)"]
