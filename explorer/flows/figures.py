@@ -56,20 +56,23 @@ def _point_image(layers: list[tuple[np.ndarray, int]], extent: float, bins: int,
     A browser draws an image as one node, where it draws every marker of a scatter trace as its
     own SVG node and styles each again on every redraw (issue 16: the comparison grid's 9,216
     markers cost about 140 ms of every slider move). A cell as small as a marker shows what the
-    markers showed: where the points are. ``layers``: (points (n, 2), index into ``colours``)."""
-    z = np.full((bins, bins), np.nan)
+    markers showed: where the points are. ``layers``: (points (n, 2), index into ``colours``).
+
+    The image's values are small integers, 0 where a cell is empty (transparent) and
+    ``index + 1`` where layer ``colours[index]`` is on top: a JSON-safe picture (NaN is not
+    JSON) that the colour scale maps back to the colours."""
+    z = np.zeros((bins, bins), dtype=np.int8)
     width = 2 * extent / bins
-    for points, level in layers:
+    for points, index in layers:
         finite = points[np.isfinite(points).all(1)]
         cell = np.floor((finite + extent) / width).astype(int)
         inside = ((cell >= 0) & (cell < bins)).all(1)
-        z[cell[inside, 1], cell[inside, 0]] = level
-    top = max(len(colours) - 1, 1)
-    scale = [[min(k, top) / top, colour] for k, colour in enumerate(colours)]
+        z[cell[inside, 1], cell[inside, 0]] = index + 1
+    scale = [[0, "rgba(0, 0, 0, 0)"]] + [[(k + 1) / len(colours), colour]
+                                         for k, colour in enumerate(colours)]
     return dict(type="heatmap", z=z, x0=-extent + width / 2, dx=width, y0=-extent + width / 2,
-                dy=width, zmin=0, zmax=top, colorscale=scale if len(colours) > 1
-                else [[0, colours[0]], [1, colours[0]]], showscale=False, hoverinfo="skip",
-                zsmooth=False, **more)
+                dy=width, zmin=0, zmax=len(colours), colorscale=scale, showscale=False,
+                hoverinfo="skip", zsmooth=False, **more)
 
 
 def _legend_entry(name: str, colour: str, size: int = 3) -> dict:
@@ -97,8 +100,10 @@ def _clouds(r: FlowsResult, samples: np.ndarray | None = None, landed: np.ndarra
 
 
 def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
+    """A square figure of the plane (unvalidated, as every figure here: plotly's validation
+    is most of the time of a slider move; the tests validate every figure once)."""
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
-    return go.Figure(data=traces, layout=dict(
+    return go.Figure(_validate=False, data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
         height=size + 70, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.12, font=dict(size=10)),
@@ -207,7 +212,7 @@ GRID_CELL = 100
 #: A grid cell's image: bins of about 2 px, the size of the markers it replaced.
 GRID_BINS = 48
 SELECTED = "#d73027"
-#: Image levels of a grid cell: 0 data (grey), 1 samples (blue), 2 the selected model's (red).
+#: The layers of a grid cell's image: 0 data (grey), 1 samples (blue), 2 the selected model's (red).
 GRID_COLOURS = [DATA, SOURCE, SELECTED]
 
 
@@ -251,7 +256,7 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),
     )
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _curves_layout(title: str, x_title: str, y_axis: dict) -> dict:

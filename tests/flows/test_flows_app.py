@@ -74,7 +74,7 @@ def test_figures_are_rebuilt_only_when_their_inputs_change():
     app.set(coupling="ot")  # another selection: redrawn (its cell is the red one)
     grid_ot = app.figures["grid"]
     assert grid_ot is not first["grid"]
-    assert [np.nanmax(t.z) == 2 for t in grid_ot.data].count(True) == 1  # the red level
+    assert [np.max(t.z) == 3 for t in grid_ot.data].count(True) == 1  # the red layer
     app.set(coupling="independent")  # back again: the earlier figures, unchanged
     assert all(app.figures[k] is first[k] for k in ("grid", "w2_steps", "training"))
     app.set(target="spirals")

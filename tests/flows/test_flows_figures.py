@@ -21,9 +21,10 @@ def test_a_point_image_marks_exactly_the_histogram_bins_that_hold_points():
     has_data = np.histogram2d(data[:, 1], data[:, 0], [edges, edges])[0] > 0
     has_sample = np.histogram2d(finite[:, 1], finite[:, 0], [edges, edges])[0] > 0
     z = trace["z"]
-    assert np.array_equal(np.isnan(z), ~(has_data | has_sample))
-    assert np.array_equal(z == 1, has_sample)  # the later layer on top
-    assert np.array_equal(z == 0, has_data & ~has_sample)
+    assert np.array_equal(z == 0, ~(has_data | has_sample))  # empty: transparent
+    assert np.array_equal(z == 2, has_sample)  # the later layer on top
+    assert np.array_equal(z == 1, has_data & ~has_sample)
+    assert trace["colorscale"][0][1] == "rgba(0, 0, 0, 0)" and trace["zmax"] == 2
     # bin centres where histogram2d's bins are
     assert trace["x0"] == pytest.approx((edges[0] + edges[1]) / 2)
     assert trace["dx"] == pytest.approx(edges[1] - edges[0])
@@ -83,9 +84,31 @@ def test_the_image_shows_the_samples_coloured_by_landing_over_the_data(app):
     def bins_of(points):
         return np.histogram2d(points[:, 1], points[:, 0], [edges, edges])[0] > 0
 
-    z = np.asarray(image.z, dtype=float)
-    assert np.array_equal(z == 2, bins_of(samples[~landed]))  # misses on top
-    assert np.array_equal(z == 1, bins_of(samples[landed]) & ~bins_of(samples[~landed]))
-    assert np.array_equal(np.isnan(z), ~(bins_of(samples) | bins_of(r.target_points)))
+    z = np.asarray(image.z)
+    assert np.array_equal(z == 3, bins_of(samples[~landed]))  # misses on top
+    assert np.array_equal(z == 2, bins_of(samples[landed]) & ~bins_of(samples[~landed]))
+    assert np.array_equal(z == 0, ~(bins_of(samples) | bins_of(r.target_points)))
     legend = [t.name for t in app.figures["trajectories"].data if t.type == "scatter"]
     assert legend[:3] == ["data", "samples", "samples (missing)"]
+
+
+def _json_part(value):
+    """What a figure widget sends as JSON (plotly's serializer sends 1-D numeric arrays as
+    binary buffers, everything else as JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_part(v) for k, v in value.items() if k != "buffer"}
+    if isinstance(value, (list, tuple)):
+        return [_json_part(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("view", ["trajectories", "velocity", "grid"])
+def test_what_the_widget_sends_is_json_without_nan(app, view):
+    """NaN is not JSON: the kernel's message packer would fail and fall back with a warning."""
+    import json
+
+    from plotly.serializers import _py_to_js
+
+    figure = app.figures[view]
+    sent = _py_to_js({"data": [t.to_plotly_json() for t in figure.data]}, None)
+    json.dumps(_json_part(sent), allow_nan=False)
