@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +17,15 @@ import numpy as np
 import torch
 
 from .couplings import COUPLINGS, make_pairing
-from .metrics import Reference, Scores, crossing_fraction, make_reference, score, straightness
+from .metrics import (
+    Reference,
+    Scores,
+    crossing_fraction,
+    make_reference,
+    noise_floor,
+    score,
+    straightness,
+)
 from .sampling import (
     SOLVERS,
     Pruning,
@@ -204,7 +212,16 @@ def load_models(path: Path, targets: tuple[str, ...] | None = None) -> list[Flow
 
 @lru_cache(maxsize=16)
 def reference(target: str) -> Reference:
-    return make_reference(target)
+    """The target's reference set with its noise floor (five exact W2)."""
+    ref = data_reference(target)
+    return replace(ref, noise_floor=noise_floor(target, ref.eval_a))
+
+
+@lru_cache(maxsize=16)
+def data_reference(target: str) -> Reference:
+    """The target's reference set without the noise floor (no W2: what the samples and their
+    landing need)."""
+    return make_reference(target, floor_draws=0)
 
 
 @lru_cache(maxsize=16)
@@ -215,7 +232,7 @@ def pruning_cap(target: str, tau: float) -> Pruning:
 @dataclass
 class Evaluation:
     path: Trajectory
-    scores: Scores
+    scores: Scores | None  # None: not computed yet (see ``explore(scores=False)``)
     landed: np.ndarray  # True where the generated point is within the failure threshold of data
 
 
@@ -236,14 +253,28 @@ def cached(kind: str, model: FlowModel, args: tuple, make: Callable):
 def evaluate(model: FlowModel, steps: int, solver: str, prune_tau: float | None = None,
              n: int = 512) -> Evaluation:
     """Samples (from a fixed source draw), trajectory and scores of one model, cached."""
-    return cached("eval", model, (steps, solver, prune_tau, n),
-                  lambda: _evaluate(model, steps, solver, prune_tau, n))
+
+    def make():
+        sampled = sample_paths(model, steps, solver, prune_tau, n)
+        scores = score(sampled.path.points[-1], reference(model.target),
+                       model_straightness(model))
+        return Evaluation(sampled.path, scores, sampled.landed)
+
+    return cached("eval", model, (steps, solver, prune_tau, n), make)
 
 
-def _evaluate(model, steps, solver, prune_tau, n) -> Evaluation:
+def sample_paths(model: FlowModel, steps: int, solver: str, prune_tau: float | None = None,
+           n: int = 512) -> Evaluation:
+    """The samples and trajectory of :func:`evaluate`, and where they land, without the scores
+    (no W2), cached."""
+    return cached("sample", model, (steps, solver, prune_tau, n),
+                  lambda: _sample(model, steps, solver, prune_tau, n))
+
+
+def _sample(model, steps, solver, prune_tau, n) -> Evaluation:
     from .metrics import nearest_distances
 
-    ref = reference(model.target)
+    ref = data_reference(model.target)
     pruning = None if prune_tau is None else pruning_cap(model.target, prune_tau)
     x0 = draw_source(model, n, EVAL_SEED, pruning)
     path = integrate(model, x0, steps, solver)
@@ -251,7 +282,7 @@ def _evaluate(model, steps, solver, prune_tau, n) -> Evaluation:
     landed = np.isfinite(generated.numpy()).all(1)
     if landed.all():
         landed = nearest_distances(generated, ref.pool) <= ref.threshold
-    return Evaluation(path, score(generated, ref, model_straightness(model)), landed)
+    return Evaluation(path, None, landed)
 
 
 def model_straightness(model: FlowModel) -> float:
@@ -343,13 +374,14 @@ class FlowsResult:
     evaluation: Evaluation | None
     field: tuple | None
     rows: list[GridRow]
-    noise_floor: float
+    noise_floor: float | None  # None while the scores are not computed (``complete`` False)
     extent: float
     caps: np.ndarray | None
     tau: float | None
     pruned_arcs: np.ndarray | None  # (k, 2) angles of the pruned directions
     pruned_mass: tuple[float, bool] | None  # share of source draws pruned, and if exact
     notes: list[str]
+    complete: bool = True  # False: the W2-based numbers are still being computed
 
     @property
     def trained(self) -> bool:
@@ -369,11 +401,15 @@ def missing_models(target: str, options: dict, settings: TrainSettings) -> list[
 
 def explore(target: str, source: str, coupling: str, options: dict, settings: TrainSettings,
             solver: str, steps: int, time: float, prune_tau: float | None,
-            grid_detail: bool = True, preview: list[FlowModel] | None = None) -> FlowsResult:
+            grid_detail: bool = True, preview: list[FlowModel] | None = None,
+            scores: bool = True) -> FlowsResult:
     """The result behind every view: the selected model's evaluation, its velocity field at
     ``time``, and the grid of every source x coupling trained with the same settings.
-    ``preview``: models still in training, shown instead of stored ones (live preview)."""
-    ref = reference(target)
+    ``preview``: models still in training, shown instead of stored ones (live preview).
+    ``scores=False``: samples, paths and landing only, none of the W2-based numbers (scores,
+    W2 curves, noise floor; the result is not ``complete``): what the first view draws while
+    the rest is computed (see the app)."""
+    ref = reference(target) if scores else data_reference(target)
     live = {(m.source.name, m.coupling): m for m in preview or []}
     notes: list[str] = []
     rows, selected = [], None
@@ -383,7 +419,9 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
             model = live.get((name, c)) or stored(model_key(target, name, opts, c, settings))
             row = GridRow(source=name, coupling=c, model=model, samples=None, scores=None,
                           crossings=float("nan"), curve=None)
-            if model is not None and grid_detail:
+            if model is not None and grid_detail and not scores:
+                row.samples = sample_paths(model, *GRID_PROTOCOL).path.points[-1].numpy()
+            elif model is not None and grid_detail:
                 ev = evaluate(model, *GRID_PROTOCOL)
                 row.samples = ev.path.points[-1].numpy()
                 row.scores = ev.scores
@@ -421,7 +459,7 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
 
             pruned_draw(src, pruning, 16, torch.Generator().manual_seed(0))  # checks it
     else:
-        evaluation = evaluate(selected, steps, solver, prune_tau)
+        evaluation = (evaluate if scores else sample_paths)(selected, steps, solver, prune_tau)
     extent = float(np.abs(np.concatenate([ref.eval_a, source_points])).max() * 1.1)
     if selected is not None:
         field = velocity_field(selected, time, extent)
@@ -436,7 +474,7 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
         model=selected, evaluation=evaluation, field=field, rows=rows,
         noise_floor=ref.noise_floor, extent=extent, caps=src.caps, tau=src.tau,
         pruned_arcs=None if pruning is None else pruning.pruned_arcs(), pruned_mass=mass,
-        notes=notes,
+        notes=notes, complete=scores,
     )
 
 

@@ -233,7 +233,8 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
     for i, c in enumerate(couplings):
         for j, s in enumerate(sources):
             row = next(x for x in r.rows if x.source == s and x.coupling == c)
-            score = "not trained" if row.scores is None else f"W2 {row.scores.w2:.2f}"
+            score = ("not trained" if row.model is None else "W2 …" if row.scores is None
+                     else f"W2 {row.scores.w2:.2f}")
             cell = i * len(sources) + j
             layout["annotations"][cell].update(text=f"{SHORT_SOURCE[s]}<br>{SHORT_COUPLING[c]}: {score}", font=dict(size=10))
             axes = dict(xaxis=f"x{cell + 1 if cell else ''}", yaxis=f"y{cell + 1 if cell else ''}")
@@ -283,14 +284,16 @@ def w2_against_steps(r: FlowsResult) -> go.Figure:
             marker=dict(size=7, symbol=symbol),
         ))
     layout = _curves_layout(
-        "W2 against steps (OT solid, independent dashed)",
+        "W2 against steps (OT solid, independent dashed)" if r.complete
+        else "W2 against steps: computing…",
         "steps (Euler)" if r.solver in ("euler", "dopri5") else f"steps ({r.solver})",
         dict(title=dict(text="W2 to the target"), rangemode="tozero"))
     layout["xaxis"].update(type="log", tickvals=list(W2_CURVE_STEPS))
     fig = go.Figure(data=traces, layout=layout)
-    fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),
-                  annotation_text="noise floor (target vs itself)",
-                  annotation_position="bottom left")
+    if r.noise_floor is not None:
+        fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),
+                      annotation_text="noise floor (target vs itself)",
+                      annotation_position="bottom left")
     return fig
 
 
@@ -330,7 +333,7 @@ def score_table(r: FlowsResult) -> HTMLView:
         bold = row.source == r.source and row.coupling == r.coupling
         cells = [SHORT_SOURCE[row.source], SHORT_COUPLING[row.coupling]]
         if s is None:
-            cells += ["not trained"] + [""] * 5
+            cells += ["not trained" if row.model is None else "computing…"] + [""] * 5
         else:
             cells += [_fmt(s.w2), _fmt(s.normalised_w2), _fmt(s.failure_rate),
                       _fmt(s.coverage), _fmt(s.straightness), _fmt(row.crossings)]
@@ -341,9 +344,12 @@ def score_table(r: FlowsResult) -> HTMLView:
              *body, "</table>",
              f"<p style='font-size:11px'>grid scored with {GRID_PROTOCOL[3]} samples, "
              f"{GRID_PROTOCOL[1]}, {GRID_PROTOCOL[0]} steps. W2 noise floor "
-             f"{r.noise_floor:.3f}. Straightness: mean path energy / mean squared displacement "
+             f"{'computing…' if r.noise_floor is None else format(r.noise_floor, '.3f')}. "
+             "Straightness: mean path energy / mean squared displacement "
              "(1 = every path straight); crossings: share of crossing training pairs.</p>"]
-    if r.evaluation is not None:
+    if r.evaluation is not None and r.evaluation.scores is None:
+        parts.insert(0, "<p style='font-size:12px'><b>selected</b>: scores computing…</p>")
+    elif r.evaluation is not None:
         s = r.evaluation.scores
         masses = ", ".join(f"{m:.3f} (target {w:.3f})"
                            for m, w in zip(s.mode_masses, s.target_weights, strict=True))
