@@ -134,6 +134,17 @@ def _arrows(starts: np.ndarray, ends: np.ndarray, head: float = 0.3, angle: floa
     return path[:, :, 0].ravel(), path[:, :, 1].ravel()
 
 
+def _crosses(points: np.ndarray, extent: float, size: int = 320, pixels: float = 2.0) -> dict:
+    """A cross (x) at every point, ``pixels`` from its centre to a tip, drawn as one path (the
+    same look as plotly's "x" markers, without a node per point)."""
+    d = pixels * 2 * extent / (size - 50)  # the plot area is the figure less its margins
+    corners = np.array([[-d, -d], [d, d], [np.nan, np.nan], [-d, d], [d, -d], [np.nan, np.nan]])
+    path = points[:, None, :] + corners[None]  # (n, 6, 2)
+    return dict(type="scatter", x=path[:, :, 0].ravel(), y=path[:, :, 1].ravel(), mode="lines",
+                name="x0", showlegend=False, line=dict(color=SOURCE, width=1.5),
+                hoverinfo="skip")
+
+
 def _caps(r: FlowsResult) -> list[dict]:
     """Rays at the edges of the directional caps and of the pruned arcs of directions."""
     def rays(angles, colour, name):
@@ -184,7 +195,8 @@ def trajectories(r: FlowsResult) -> go.Figure:
             ys = np.concatenate([chunk[:, :, 1], np.full((1, chunk.shape[1]), np.nan)]).T.ravel()
             traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name=name,
                                line=dict(color=colour, width=0.8), opacity=0.6))
-    traces.append(dict(_scatter(path[0], "x0", SOURCE, size=4), marker=dict(
+    traces.append(_crosses(path[0], r.extent))
+    traces.append(dict(_legend_entry("x0", SOURCE, size=4), marker=dict(
         size=4, color=SOURCE, symbol="x")))
     nfe = r.evaluation.path.nfe
     return _square(traces, r.extent, title=f"{_title(r)}<br><sub>{r.solver}, {r.steps} steps, "

@@ -58,10 +58,10 @@ def app():
     return FlowsApp()
 
 
-def test_point_clouds_are_images_and_markers_remain_only_for_the_path_starts(app):
+def test_point_clouds_are_images_and_no_markers_are_left(app):
     """The browser draws each marker as an SVG node and restyles every one on every redraw
-    (issue 16): the data, the samples and the comparison grid are images; the only markers
-    left are the starts x0 of the drawn paths."""
+    (issue 16): the data, the samples and the comparison grid are images, the path starts x0
+    crosses drawn as one path: no markers left."""
     markers = {}
     for name in ("trajectories", "velocity", "grid"):
         figure = app.figures[name]
@@ -71,7 +71,13 @@ def test_point_clouds_are_images_and_markers_remain_only_for_the_path_starts(app
             if t.type == "scatter" and "markers" in (t.mode or "") and t.x[0] is not None
         )
         go.Figure(figure.to_dict())  # valid
-    assert markers == {"trajectories": figures.N_PATHS, "velocity": 0, "grid": 0}
+    assert markers == {"trajectories": 0, "velocity": 0, "grid": 0}
+    crosses = next(
+        t for t in app.figures["trajectories"].data if t.name == "x0" and t.mode == "lines"
+    )
+    starts = app.result.evaluation.path.points[0, : figures.N_PATHS].numpy()
+    centres = np.stack([crosses.x, crosses.y], 1).reshape(-1, 6, 2)[:, [0, 1]].mean(1)
+    np.testing.assert_allclose(centres, starts, atol=1e-6)  # one x per path start
     assert len(app.figures["grid"].data) == 12  # one image per cell
 
 
