@@ -69,3 +69,35 @@ def test_the_scores_without_w2_are_the_same_samples_as_the_evaluation():
     assert sampled.scores is None and evaluated.scores is not None
     assert np.array_equal(sampled.path.points.numpy(), evaluated.path.points.numpy())
     assert np.array_equal(sampled.landed, evaluated.landed)
+
+
+def test_background_work_runs_with_the_apps_torch_threads(monkeypatch):
+    """torch's thread count is per thread: a new thread starts with one per core (on busy
+    shared cores 7x slower training, 20x slower scores, measured) unless it is given the app's.
+    Each piece of the app's background work sets it in its own thread before computing."""
+    import threading
+
+    import torch
+
+    calls = []
+    set_threads = torch.set_num_threads
+
+    def recording(n):
+        calls.append((threading.current_thread() is threading.main_thread(), n))
+        set_threads(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", recording)
+    app = FlowsApp(iters=60, batch_size=64, seed=11)  # nothing trained for these settings
+    count = torch.get_num_threads()
+
+    class Staged(FlowsApp):
+        staged_start = True
+
+    calls.clear()
+    assert Staged().wait_until_complete(120)
+    assert (False, count) in calls  # in the runner's thread, before computing
+    monkeypatch.setattr(compute, "train_grid", lambda *args, **kwargs: [])
+    calls.clear()
+    app.train()
+    app.runner.join(120)
+    assert calls[:1] == [(False, count)]
