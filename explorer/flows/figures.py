@@ -301,6 +301,10 @@ def w2_against_steps(r: FlowsResult) -> go.Figure:
         "steps (Euler)" if r.solver in ("euler", "dopri5") else f"steps ({r.solver})",
         dict(title=dict(text="W2 to the target"), rangemode="tozero"))
     layout["xaxis"].update(type="log", tickvals=list(W2_CURVE_STEPS))
+    if not r.complete:  # the start's first stage: the curves follow in about a second
+        layout["annotations"] = [dict(text="computing the W2 of every model…", x=0.5, y=0.5,
+                                      xref="paper", yref="paper", showarrow=False)]
+        layout["xaxis"].update(range=[0, np.log10(32)])
     fig = go.Figure(data=traces, layout=layout)
     if r.noise_floor is not None:
         fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),

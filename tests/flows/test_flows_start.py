@@ -4,6 +4,7 @@ then those, exact, with no action from the learner."""
 import threading
 
 import numpy as np
+import plotly.graph_objects as go
 
 from explorer.flows import FlowsApp, compute
 
@@ -38,6 +39,8 @@ def test_the_first_view_comes_without_w2_and_the_complete_one_follows_by_itself(
     assert app.runner.busy and "computing" in app.status.text
     assert "computing" in app.figures["scores"].html
     assert "computing" in app.figures["w2_steps"].layout.title.text
+    for name in ("trajectories", "velocity", "grid", "w2_steps", "training"):
+        go.Figure(app.figures[name].to_dict())  # the first stage's figures are valid too
     HeldStart.release.set()
     assert app.wait_until_complete(120)
     done = app.result
