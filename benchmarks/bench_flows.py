@@ -172,8 +172,8 @@ def _forget_selected_samplings() -> None:
     and scores anew); the grid's fixed-protocol scores stay cached, as they do in the app."""
     from explorer.flows import compute
 
-    for key in [k for k in compute._CACHE
-                if k[0] == "eval" and k[2][-1] != compute.GRID_PROTOCOL[3]]:
+    for key in [k for k in compute._CACHE  # the scores ("eval") and the paths ("sample")
+                if k[0] in ("eval", "sample") and k[2][-1] != compute.GRID_PROTOCOL[3]]:
         del compute._CACHE[key]
 
 

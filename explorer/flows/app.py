@@ -11,10 +11,13 @@ Headless::
 
 from __future__ import annotations
 
+import sys
 import time as _time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import ipywidgets as widgets
+import torch
 
 from explorer.ui import App
 from explorer.ui.layout import ReflowingApp
@@ -94,6 +97,13 @@ PRESET_BASE = {k: v for k, v in vars(FlowsParams()).items()
                if k not in ("target", "source", "coupling")}
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (IPython's kernel app is running)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
 class FlowsApp(ReflowingApp, App):
     Params = FlowsParams
     renames = {2: {"lr": "learning_rate", "batch": "batch_size"}}  # GLOSSARY.md
@@ -128,13 +138,50 @@ class FlowsApp(ReflowingApp, App):
             "target": "moons", "source": "learned", "coupling": "independent", "var_reg": 0.0},
     }.items()}
 
+    #: Start in two stages: the first view without its W2-based numbers (scores, W2 curves,
+    #: noise floor: about half of the start, with the assignment solver's load), then those
+    #: computed in a background thread and shown, exact, as soon as they are ready, with no
+    #: action from the learner. None: only inside a Jupyter kernel (a notebook or Voila);
+    #: headless use gets the complete result at once.
+    staged_start: ClassVar[bool | None] = None
+
+    def __init__(self, **params) -> None:
+        self._staging = _in_kernel() if self.staged_start is None else bool(self.staged_start)
+        try:
+            super().__init__(**params)
+        finally:
+            self._staging = False
+        if not self.result.complete:
+            if not self.notes(self.result):
+                self.status.info("computing the scores, W2 curves and noise floor…")
+            threads = torch.get_num_threads()  # the app's count (see explorer.device)
+            self.runner.start(lambda report: self._complete_first_view(threads, report),
+                              on_done=lambda _: self.apply())
+
+    def _complete_first_view(self, threads: int, report) -> None:
+        """The start's second stage, in the runner (progress shown, controls live): compute
+        the current view's W2-based numbers into the caches; the runner then shows the app's
+        current state, complete (``apply``).
+
+        torch's intra-op thread count is per thread (OpenMP's): a new thread starts with one
+        per core, which on busy shared cores made this stage 20x slower (25 s instead of 1.3 s,
+        measured): it gets the app's count first."""
+        torch.set_num_threads(threads)
+        report(0.0, "computing the scores, W2 curves and noise floor…")
+        self.compute(self.params)
+
+    def wait_until_complete(self, timeout: float | None = None) -> bool:
+        """Wait for the start's second stage (scripts, tests); True once the result is complete."""
+        self.runner.join(timeout)
+        return self.result.complete
+
     # ----- science ------------------------------------------------------------------------
     def compute(self, params: FlowsParams, preview=None) -> compute.FlowsResult:
         return compute.explore(
             params.target, params.source, params.coupling, params.options(), params.settings(),
             params.solver, params.steps, params.time,
             params.prune_tau if params.prune else None,
-            grid_detail=preview is None, preview=preview)
+            grid_detail=preview is None, preview=preview, scores=not self._staging)
 
     def views(self) -> dict:
         return {"trajectories": figures.trajectories, "velocity": figures.velocity,
@@ -142,8 +189,9 @@ class FlowsApp(ReflowingApp, App):
                 "training": figures.training_curves, "scores": figures.score_table}
 
     def view_version(self, name: str, params, result) -> tuple:
-        """The trained models behind the views: those stored, and a preview's progress."""
-        return (compute.store_generation(),
+        """The trained models behind the views: those stored, and a preview's progress; and
+        whether the result is complete (the start's first stage is not)."""
+        return (compute.store_generation(), result.complete,
                 tuple(0 if row.model is None else len(row.model.history) for row in result.rows))
 
     def notes(self, result) -> list[str]:
@@ -161,8 +209,10 @@ class FlowsApp(ReflowingApp, App):
                     for name in compute.grid_sources(params.target)]
         last_preview, reached, previewed = [0.0], [0], [0]
         computed: dict[int, int] = {}  # id of a preview result -> its iteration
+        threads = torch.get_num_threads()  # the app's count: the runner's thread gets it too
 
         def work(report):
+            torch.set_num_threads(threads)  # per thread (see _complete_first_view): 7x faster
             def progress(iteration, history, snapshot):
                 reached[0] = iteration
                 fraction = iteration / settings.iters

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +17,15 @@ import numpy as np
 import torch
 
 from .couplings import COUPLINGS, make_pairing
-from .metrics import Reference, Scores, crossing_fraction, make_reference, score, straightness
+from .metrics import (
+    Reference,
+    Scores,
+    crossing_fraction,
+    make_reference,
+    noise_floor,
+    score,
+    straightness,
+)
 from .sampling import (
     SOLVERS,
     Pruning,
@@ -85,7 +93,7 @@ def model_key(target: str, source: str, options: dict, coupling: str,
 # ----- a store of trained models (shipped ones plus those trained in this session) ----------
 
 _STORE: dict[str, FlowModel] = {}
-_LOADED: set[str] = set()
+_LOADED: set[str] = set()  # the targets whose shipped models are in the store
 _STORED = [0]  # how many times models were stored: a view drawn from older ones is stale
 
 
@@ -95,25 +103,39 @@ def store_generation() -> int:
 
 
 def stored(key: str) -> FlowModel | None:
-    _load_shipped()
-    return _STORE.get(key)
+    hit = _STORE.get(key)
+    if hit is None:
+        target = json.loads(key)[0]
+        if target not in _LOADED:
+            _load_shipped(target)
+            hit = _STORE.get(key)
+    return hit
 
 
 def remember(models: list[FlowModel]) -> None:
+    """Store models trained in this session: views drawn before are stale (see
+    :func:`store_generation`)."""
     _STORED[0] += 1
+    _store(models)
+
+
+def _store(models: list[FlowModel]) -> None:
     for m in models:
         _STORE[model_key(m.target, m.source.name, m.source.options, m.coupling,
                          TrainSettings(**m.config))] = m
 
 
-def _load_shipped() -> None:
-    if _LOADED:
-        return
-    _LOADED.add("(scanned)")
+def _load_shipped(target: str) -> None:
+    """Put the shipped models of ``target`` in the store, once. Only this target's: building a
+    model fits its source to its target's data, and a learner may never open the others.
+    Nothing drawn becomes stale (no view of ``target`` was drawn before its models were here),
+    and a model trained in this session is never replaced by a shipped one."""
+    _LOADED.add(target)
     for path in sorted(DATA_DIR.glob("*.npz")):
-        if path.name not in _LOADED:
-            _LOADED.add(path.name)
-            remember(load_models(path))
+        for m in load_models(path, targets=(target,)):
+            key = model_key(m.target, m.source.name, m.source.options, m.coupling,
+                            TrainSettings(**m.config))
+            _STORE.setdefault(key, m)
 
 
 def train_grid(
@@ -157,11 +179,15 @@ def save_models(models: list[FlowModel], path: Path) -> Path:
 RENAMED_SETTINGS = {"batch": "batch_size", "lr": "learning_rate"}
 
 
-def load_models(path: Path) -> list[FlowModel]:
+def load_models(path: Path, targets: tuple[str, ...] | None = None) -> list[FlowModel]:
+    """The models saved in ``path`` (by :func:`save_models`); only those of ``targets`` when
+    given (the others' sources are not fitted)."""
     data = np.load(path, allow_pickle=False)
     meta = json.loads(str(data["meta"]))
     models = []
     for i, info in enumerate(meta):
+        if targets is not None and info["target"] not in targets:
+            continue
         info["config"] = {RENAMED_SETTINGS.get(k, k): v for k, v in info["config"].items()}
         opts = {k: v for k, v in info["options"].items() if k in DEFAULT_OPTIONS[info["source"]]}
         src = make_source(info["source"], info["target"], info["config"]["seed"], **opts)
@@ -186,7 +212,16 @@ def load_models(path: Path) -> list[FlowModel]:
 
 @lru_cache(maxsize=16)
 def reference(target: str) -> Reference:
-    return make_reference(target)
+    """The target's reference set with its noise floor (five exact W2)."""
+    ref = data_reference(target)
+    return replace(ref, noise_floor=noise_floor(target, ref.eval_a))
+
+
+@lru_cache(maxsize=16)
+def data_reference(target: str) -> Reference:
+    """The target's reference set without the noise floor (no W2: what the samples and their
+    landing need)."""
+    return make_reference(target, floor_draws=0)
 
 
 @lru_cache(maxsize=16)
@@ -197,7 +232,7 @@ def pruning_cap(target: str, tau: float) -> Pruning:
 @dataclass
 class Evaluation:
     path: Trajectory
-    scores: Scores
+    scores: Scores | None  # None: not computed yet (see ``explore(scores=False)``)
     landed: np.ndarray  # True where the generated point is within the failure threshold of data
 
 
@@ -218,14 +253,28 @@ def cached(kind: str, model: FlowModel, args: tuple, make: Callable):
 def evaluate(model: FlowModel, steps: int, solver: str, prune_tau: float | None = None,
              n: int = 512) -> Evaluation:
     """Samples (from a fixed source draw), trajectory and scores of one model, cached."""
-    return cached("eval", model, (steps, solver, prune_tau, n),
-                  lambda: _evaluate(model, steps, solver, prune_tau, n))
+
+    def make():
+        sampled = sample_paths(model, steps, solver, prune_tau, n)
+        scores = score(sampled.path.points[-1], reference(model.target),
+                       model_straightness(model))
+        return Evaluation(sampled.path, scores, sampled.landed)
+
+    return cached("eval", model, (steps, solver, prune_tau, n), make)
 
 
-def _evaluate(model, steps, solver, prune_tau, n) -> Evaluation:
+def sample_paths(model: FlowModel, steps: int, solver: str, prune_tau: float | None = None,
+           n: int = 512) -> Evaluation:
+    """The samples and trajectory of :func:`evaluate`, and where they land, without the scores
+    (no W2), cached."""
+    return cached("sample", model, (steps, solver, prune_tau, n),
+                  lambda: _sample(model, steps, solver, prune_tau, n))
+
+
+def _sample(model, steps, solver, prune_tau, n) -> Evaluation:
     from .metrics import nearest_distances
 
-    ref = reference(model.target)
+    ref = data_reference(model.target)
     pruning = None if prune_tau is None else pruning_cap(model.target, prune_tau)
     x0 = draw_source(model, n, EVAL_SEED, pruning)
     path = integrate(model, x0, steps, solver)
@@ -233,7 +282,7 @@ def _evaluate(model, steps, solver, prune_tau, n) -> Evaluation:
     landed = np.isfinite(generated.numpy()).all(1)
     if landed.all():
         landed = nearest_distances(generated, ref.pool) <= ref.threshold
-    return Evaluation(path, score(generated, ref, model_straightness(model)), landed)
+    return Evaluation(path, None, landed)
 
 
 def model_straightness(model: FlowModel) -> float:
@@ -325,13 +374,14 @@ class FlowsResult:
     evaluation: Evaluation | None
     field: tuple | None
     rows: list[GridRow]
-    noise_floor: float
+    noise_floor: float | None  # None while the scores are not computed (``complete`` False)
     extent: float
     caps: np.ndarray | None
     tau: float | None
     pruned_arcs: np.ndarray | None  # (k, 2) angles of the pruned directions
     pruned_mass: tuple[float, bool] | None  # share of source draws pruned, and if exact
     notes: list[str]
+    complete: bool = True  # False: the W2-based numbers are still being computed
 
     @property
     def trained(self) -> bool:
@@ -351,11 +401,15 @@ def missing_models(target: str, options: dict, settings: TrainSettings) -> list[
 
 def explore(target: str, source: str, coupling: str, options: dict, settings: TrainSettings,
             solver: str, steps: int, time: float, prune_tau: float | None,
-            grid_detail: bool = True, preview: list[FlowModel] | None = None) -> FlowsResult:
+            grid_detail: bool = True, preview: list[FlowModel] | None = None,
+            scores: bool = True) -> FlowsResult:
     """The result behind every view: the selected model's evaluation, its velocity field at
     ``time``, and the grid of every source x coupling trained with the same settings.
-    ``preview``: models still in training, shown instead of stored ones (live preview)."""
-    ref = reference(target)
+    ``preview``: models still in training, shown instead of stored ones (live preview).
+    ``scores=False``: samples, paths and landing only, none of the W2-based numbers (scores,
+    W2 curves, noise floor; the result is not ``complete``): what the first view draws while
+    the rest is computed (see the app)."""
+    ref = reference(target) if scores else data_reference(target)
     live = {(m.source.name, m.coupling): m for m in preview or []}
     notes: list[str] = []
     rows, selected = [], None
@@ -365,7 +419,9 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
             model = live.get((name, c)) or stored(model_key(target, name, opts, c, settings))
             row = GridRow(source=name, coupling=c, model=model, samples=None, scores=None,
                           crossings=float("nan"), curve=None)
-            if model is not None and grid_detail:
+            if model is not None and grid_detail and not scores:
+                row.samples = sample_paths(model, *GRID_PROTOCOL).path.points[-1].numpy()
+            elif model is not None and grid_detail:
                 ev = evaluate(model, *GRID_PROTOCOL)
                 row.samples = ev.path.points[-1].numpy()
                 row.scores = ev.scores
@@ -403,7 +459,7 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
 
             pruned_draw(src, pruning, 16, torch.Generator().manual_seed(0))  # checks it
     else:
-        evaluation = evaluate(selected, steps, solver, prune_tau)
+        evaluation = (evaluate if scores else sample_paths)(selected, steps, solver, prune_tau)
     extent = float(np.abs(np.concatenate([ref.eval_a, source_points])).max() * 1.1)
     if selected is not None:
         field = velocity_field(selected, time, extent)
@@ -418,7 +474,7 @@ def explore(target: str, source: str, coupling: str, options: dict, settings: Tr
         model=selected, evaluation=evaluation, field=field, rows=rows,
         noise_floor=ref.noise_floor, extent=extent, caps=src.caps, tau=src.tau,
         pruned_arcs=None if pruning is None else pruning.pruned_arcs(), pruned_mass=mass,
-        notes=notes,
+        notes=notes, complete=scores,
     )
 
 

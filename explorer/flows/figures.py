@@ -42,9 +42,68 @@ def _scatter(points: np.ndarray, name: str, colour: str, size: int = 3, **more) 
                 marker=dict(size=size, color=colour), **more)
 
 
+#: Pixels per bin of a point cloud drawn as an image (see :func:`_point_image`): the size of the
+#: markers it replaces, so the picture is the same.
+IMAGE_PIXEL = 3
+
+
+def _point_image(layers: list[tuple[np.ndarray, int]], extent: float, bins: int,
+                 colours: list[str], **more) -> dict:
+    """Point clouds drawn as one image (a plotly heatmap): each of ``bins`` x ``bins`` cells
+    of [-extent, extent]^2 takes the colour of the last layer with a point in it; empty cells
+    stay transparent.
+
+    A browser draws an image as one node, where it draws every marker of a scatter trace as its
+    own SVG node and styles each again on every redraw (issue 16: the comparison grid's 9,216
+    markers cost about 140 ms of every slider move). A cell as small as a marker shows what the
+    markers showed: where the points are. ``layers``: (points (n, 2), index into ``colours``).
+
+    The image's values are small integers, 0 where a cell is empty (transparent) and
+    ``index + 1`` where layer ``colours[index]`` is on top: a JSON-safe picture (NaN is not
+    JSON) that the colour scale maps back to the colours."""
+    z = np.zeros((bins, bins), dtype=np.int8)
+    width = 2 * extent / bins
+    for points, index in layers:
+        finite = points[np.isfinite(points).all(1)]
+        cell = np.floor((finite + extent) / width).astype(int)
+        inside = ((cell >= 0) & (cell < bins)).all(1)
+        z[cell[inside, 1], cell[inside, 0]] = index + 1
+    scale = [[0, "rgba(0, 0, 0, 0)"]] + [[(k + 1) / len(colours), colour]
+                                         for k, colour in enumerate(colours)]
+    return dict(type="heatmap", z=z, x0=-extent + width / 2, dx=width, y0=-extent + width / 2,
+                dy=width, zmin=0, zmax=len(colours), colorscale=scale, showscale=False,
+                hoverinfo="skip", zsmooth=False, **more)
+
+
+def _legend_entry(name: str, colour: str, size: int = 3) -> dict:
+    """A legend entry without points (for a cloud drawn as an image)."""
+    return dict(type="scatter", x=[None], y=[None], mode="markers", name=name,
+                marker=dict(size=size, color=colour), hoverinfo="skip")  # [] would show no entry
+
+
+def _clouds(r: FlowsResult, samples: np.ndarray | None = None, landed: np.ndarray | None = None,
+            name: str = "samples", size: int = 320) -> list[dict]:
+    """The target's evaluation set (grey) and the samples (green where they land on the data,
+    magenta where they miss) as one image, with their legend entries (see
+    :func:`_point_image`: one node where 1,024 markers were, restyled on every slider move)."""
+    bins = max(int(round((size - 50) / IMAGE_PIXEL)), 1)
+    layers, entries = [(r.target_points, 0)], [_legend_entry("data", DATA)]
+    if samples is not None:
+        layers += [(samples[landed], 1), (samples[~landed], 2)]
+        for mask, colour, suffix in ((landed, LANDED, ""), (~landed, MISSED, " (missing)")):
+            entry = _legend_entry(name + suffix, colour)
+            if not mask.any():  # no such sample: no legend entry (the trace stays, empty)
+                entry.update(x=[], y=[])
+            entries.append(entry)
+    image = _point_image(layers, r.extent, bins, [DATA, LANDED, MISSED])
+    return [image, *entries]
+
+
 def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
+    """A square figure of the plane (unvalidated, as every figure here: plotly's validation
+    is most of the time of a slider move; the tests validate every figure once)."""
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
-    return go.Figure(data=traces, layout=dict(
+    return go.Figure(_validate=False, data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
         height=size + 70, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.12, font=dict(size=10)),
@@ -57,6 +116,33 @@ def _segments(starts: np.ndarray, ends: np.ndarray):
     xs = np.stack([starts[:, 0], ends[:, 0], np.full(len(starts), np.nan)], 1).ravel()
     ys = np.stack([starts[:, 1], ends[:, 1], np.full(len(starts), np.nan)], 1).ravel()
     return xs, ys
+
+
+def _arrows(starts: np.ndarray, ends: np.ndarray, head: float = 0.3, angle: float = 0.45):
+    """x, y arrays drawing an arrow per (start, end) pair as one polyline, start -> end ->
+    barb -> end -> barb, separated by None: a quiver plot in a single SVG path (a marker at
+    every tail would be a node per arrow). The barbs are ``head`` times the arrow's length,
+    ``angle`` radians off its shaft."""
+    back = (starts - ends) * head
+    cos, sin = np.cos(angle), np.sin(angle)
+    left = ends + np.stack([cos * back[:, 0] - sin * back[:, 1],
+                            sin * back[:, 0] + cos * back[:, 1]], 1)
+    right = ends + np.stack([cos * back[:, 0] + sin * back[:, 1],
+                             -sin * back[:, 0] + cos * back[:, 1]], 1)
+    gap = np.full((len(starts), 2), np.nan)
+    path = np.stack([starts, ends, left, ends, right, gap], 1)  # (n, 6, 2)
+    return path[:, :, 0].ravel(), path[:, :, 1].ravel()
+
+
+def _crosses(points: np.ndarray, extent: float, size: int = 320, pixels: float = 2.0) -> dict:
+    """A cross (x) at every point, ``pixels`` from its centre to a tip, drawn as one path (the
+    same look as plotly's "x" markers, without a node per point)."""
+    d = pixels * 2 * extent / (size - 50)  # the plot area is the figure less its margins
+    corners = np.array([[-d, -d], [d, d], [np.nan, np.nan], [-d, d], [d, -d], [np.nan, np.nan]])
+    path = points[:, None, :] + corners[None]  # (n, 6, 2)
+    return dict(type="scatter", x=path[:, :, 0].ravel(), y=path[:, :, 1].ravel(), mode="lines",
+                name="x0", showlegend=False, line=dict(color=SOURCE, width=1.5),
+                hoverinfo="skip")
 
 
 def _caps(r: FlowsResult) -> list[dict]:
@@ -88,13 +174,6 @@ def _wedges(arcs: np.ndarray, radius: float) -> dict:
                                                                dash="dot"), hoverinfo="skip")
 
 
-def _split_markers(points: np.ndarray, landed: np.ndarray, name: str) -> list[dict]:
-    """Points in two traces, green where their sample lands on data, magenta where it misses
-    (one colour per trace: plotly validates per-point colour lists slowly)."""
-    return [_scatter(points[mask], name + suffix, colour)
-            for mask, colour, suffix in ((landed, LANDED, ""), (~landed, MISSED, " (missing)"))]
-
-
 def _title(r: FlowsResult) -> str:
     return f"{SHORT_SOURCE[r.source]} → {TARGETS[r.target].label} ({SHORT_COUPLING[r.coupling]})"
 
@@ -102,10 +181,11 @@ def _title(r: FlowsResult) -> str:
 def trajectories(r: FlowsResult) -> go.Figure:
     """Paths from source draws to samples, green where they land on the data, magenta where
     they miss (farther than real data ever are)."""
-    traces = [_scatter(r.target_points, "data", DATA), *_caps(r)]
     if r.evaluation is None:
-        traces.append(_scatter(r.source_points, "source draws", SOURCE))
+        traces = [*_clouds(r), *_caps(r), _scatter(r.source_points, "source draws", SOURCE)]
         return _square(traces, r.extent, title="not trained yet: source (blue) and data (grey)")
+    traces = [*_clouds(r, r.evaluation.path.points[-1].numpy(), r.evaluation.landed),
+              *_caps(r)]
     path = r.evaluation.path.points[:, :N_PATHS].numpy()
     landed = r.evaluation.landed[:N_PATHS]
     for mask, colour, name in ((landed, LANDED, "lands on data"), (~landed, MISSED, "misses")):
@@ -115,10 +195,9 @@ def trajectories(r: FlowsResult) -> go.Figure:
             ys = np.concatenate([chunk[:, :, 1], np.full((1, chunk.shape[1]), np.nan)]).T.ravel()
             traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name=name,
                                line=dict(color=colour, width=0.8), opacity=0.6))
-    traces.append(dict(_scatter(path[0], "x0", SOURCE, size=4), marker=dict(
+    traces.append(_crosses(path[0], r.extent))
+    traces.append(dict(_legend_entry("x0", SOURCE, size=4), marker=dict(
         size=4, color=SOURCE, symbol="x")))
-    traces += _split_markers(r.evaluation.path.points[-1].numpy(), r.evaluation.landed,
-                             "samples")
     nfe = r.evaluation.path.nfe
     return _square(traces, r.extent, title=f"{_title(r)}<br><sub>{r.solver}, {r.steps} steps, "
                                            f"{nfe} evaluations of v</sub>")
@@ -126,24 +205,27 @@ def trajectories(r: FlowsResult) -> go.Figure:
 
 def velocity(r: FlowsResult) -> go.Figure:
     """The velocity field v(x, t) at the time slider's t, and the samples at that time."""
-    traces = [_scatter(r.target_points, "data", DATA)]
     if r.field is None:
-        return _square(traces, r.extent, title="velocity field: train a model first")
+        return _square(_clouds(r), r.extent, title="velocity field: train a model first")
+    points = moving_points(r.evaluation.path.points, r.time)
+    traces = _clouds(r, points, r.evaluation.landed, f"samples at t = {r.time:.2f}")
     xx, yy, u, v = (a.ravel() for a in r.field)
     speed = np.hypot(u, v)
     scale = 0.9 * (2 * r.extent / 17) / max(np.quantile(speed, 0.95), 1e-9)
     starts = np.stack([xx, yy], 1)
-    xs, ys = _segments(starts, starts + scale * np.stack([u, v], 1))
+    xs, ys = _arrows(starts, starts + scale * np.stack([u, v], 1))
     traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name="v(x, t)",
-                       line=dict(color="#555555", width=1)))
-    traces.append(_scatter(starts, "", "#555555", showlegend=False, hoverinfo="skip"))
-    points = moving_points(r.evaluation.path.points, r.time)
-    traces += _split_markers(points, r.evaluation.landed, f"samples at t = {r.time:.2f}")
+                       line=dict(color="#555555", width=1), hoverinfo="skip"))
     return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
 
 
 #: A grid cell's side in pixels: six sources and two squares fit beside the controls at 1440 px.
 GRID_CELL = 100
+#: A grid cell's image: bins of about 2 px, the size of the markers it replaced.
+GRID_BINS = 48
+SELECTED = "#d73027"
+#: The layers of a grid cell's image: 0 data (grey), 1 samples (blue), 2 the selected model's (red).
+GRID_COLOURS = [DATA, SOURCE, SELECTED]
 
 
 @functools.lru_cache(maxsize=8)
@@ -163,16 +245,18 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
     for i, c in enumerate(couplings):
         for j, s in enumerate(sources):
             row = next(x for x in r.rows if x.source == s and x.coupling == c)
-            score = "not trained" if row.scores is None else f"W2 {row.scores.w2:.2f}"
+            score = ("not trained" if row.model is None else "W2 …" if row.scores is None
+                     else f"W2 {row.scores.w2:.2f}")
             cell = i * len(sources) + j
             layout["annotations"][cell].update(text=f"{SHORT_SOURCE[s]}<br>{SHORT_COUPLING[c]}: {score}", font=dict(size=10))
             axes = dict(xaxis=f"x{cell + 1 if cell else ''}", yaxis=f"y{cell + 1 if cell else ''}")
-            traces.append(dict(_scatter(r.target_points, "", DATA, size=2), showlegend=False,
-                               hoverinfo="skip", **axes))
+            layers = [(r.target_points, 0)]
             if row.samples is not None:
                 selected = s == r.source and c == r.coupling
-                traces.append(dict(_scatter(row.samples, "", "#d73027" if selected else SOURCE,
-                                            size=2), showlegend=False, **axes))
+                layers.append((row.samples, 2 if selected else 1))
+            # data and samples as one image per cell: 12 nodes where 9,216 markers were
+            traces.append(_point_image(layers, r.extent, GRID_BINS, GRID_COLOURS,
+                                       name=f"{SHORT_SOURCE[s]} / {SHORT_COUPLING[c]}", **axes))
     for name in layout:
         if name.startswith(("xaxis", "yaxis")):
             layout[name].update(range=[-r.extent, r.extent], showticklabels=False,
@@ -185,7 +269,7 @@ def comparison_grid(r: FlowsResult) -> go.Figure:
         title=dict(text=f"every source x coupling ({n} samples, {solver}, {steps} steps; "
                         "the selected one in red)", x=0.01, font=dict(size=13)),
     )
-    return go.Figure(data=traces, layout=layout)
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _curves_layout(title: str, x_title: str, y_axis: dict) -> dict:
@@ -212,14 +296,20 @@ def w2_against_steps(r: FlowsResult) -> go.Figure:
             marker=dict(size=7, symbol=symbol),
         ))
     layout = _curves_layout(
-        "W2 against steps (OT solid, independent dashed)",
+        "W2 against steps (OT solid, independent dashed)" if r.complete
+        else "W2 against steps: computing…",
         "steps (Euler)" if r.solver in ("euler", "dopri5") else f"steps ({r.solver})",
         dict(title=dict(text="W2 to the target"), rangemode="tozero"))
     layout["xaxis"].update(type="log", tickvals=list(W2_CURVE_STEPS))
+    if not r.complete:  # the start's first stage: the curves follow in about a second
+        layout["annotations"] = [dict(text="computing the W2 of every model…", x=0.5, y=0.5,
+                                      xref="paper", yref="paper", showarrow=False)]
+        layout["xaxis"].update(range=[0, np.log10(32)])
     fig = go.Figure(data=traces, layout=layout)
-    fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),
-                  annotation_text="noise floor (target vs itself)",
-                  annotation_position="bottom left")
+    if r.noise_floor is not None:
+        fig.add_hline(y=r.noise_floor, line=dict(color="#999999", dash="dot"),
+                      annotation_text="noise floor (target vs itself)",
+                      annotation_position="bottom left")
     return fig
 
 
@@ -259,7 +349,7 @@ def score_table(r: FlowsResult) -> HTMLView:
         bold = row.source == r.source and row.coupling == r.coupling
         cells = [SHORT_SOURCE[row.source], SHORT_COUPLING[row.coupling]]
         if s is None:
-            cells += ["not trained"] + [""] * 5
+            cells += ["not trained" if row.model is None else "computing…"] + [""] * 5
         else:
             cells += [_fmt(s.w2), _fmt(s.normalised_w2), _fmt(s.failure_rate),
                       _fmt(s.coverage), _fmt(s.straightness), _fmt(row.crossings)]
@@ -270,9 +360,12 @@ def score_table(r: FlowsResult) -> HTMLView:
              *body, "</table>",
              f"<p style='font-size:11px'>grid scored with {GRID_PROTOCOL[3]} samples, "
              f"{GRID_PROTOCOL[1]}, {GRID_PROTOCOL[0]} steps. W2 noise floor "
-             f"{r.noise_floor:.3f}. Straightness: mean path energy / mean squared displacement "
+             f"{'computing…' if r.noise_floor is None else format(r.noise_floor, '.3f')}. "
+             "Straightness: mean path energy / mean squared displacement "
              "(1 = every path straight); crossings: share of crossing training pairs.</p>"]
-    if r.evaluation is not None:
+    if r.evaluation is not None and r.evaluation.scores is None:
+        parts.insert(0, "<p style='font-size:12px'><b>selected</b>: scores computing…</p>")
+    elif r.evaluation is not None:
         s = r.evaluation.scores
         masses = ", ".join(f"{m:.3f} (target {w:.3f})"
                            for m, w in zip(s.mode_masses, s.target_weights, strict=True))

@@ -100,7 +100,7 @@ class Reference:
     weights: np.ndarray
     eval_a: np.ndarray
     threshold: float
-    noise_floor: float
+    noise_floor: float | None  # None: not computed (``make_reference(floor_draws=0)``)
     knn_radius: np.ndarray
 
 
@@ -118,6 +118,8 @@ def stratified(points: np.ndarray, labels: np.ndarray, weights, n: int) -> np.nd
 
 def make_reference(target: str, n_eval: int = 512, n_pool: int = 2000, seed: int = 777,
                    k: int = 5, floor_draws: int = 5) -> Reference:
+    """The target's reference; ``floor_draws=0`` leaves the noise floor out (None): everything
+    else needs no W2 (see :func:`noise_floor`)."""
     from .targets import get_target, labelled_target
 
     weights = np.array(get_target(target).weights)
@@ -125,13 +127,21 @@ def make_reference(target: str, n_eval: int = 512, n_pool: int = 2000, seed: int
     held_out = labelled_target(target, n_pool, _seed(seed, 1))[0].numpy()
     big, big_labels = (a.numpy() for a in labelled_target(target, 4 * n_eval, _seed(seed, 2)))
     eval_a = stratified(big, big_labels, weights, n_eval).astype(np.float64)
-    floor = np.median([w2(labelled_target(target, n_eval, _seed(seed, 3, i))[0], eval_a)
-                       for i in range(floor_draws)])
+    floor = noise_floor(target, eval_a, seed, floor_draws) if floor_draws else None
     threshold = float(np.quantile(nearest_distances(held_out, pool), 0.99))
     within = pairwise_distances(eval_a, eval_a)
     knn_radius = within.topk(k + 1, largest=False).values[:, -1].numpy()
-    return Reference(pool.astype(np.float64), labels, weights, eval_a, threshold, float(floor),
+    return Reference(pool.astype(np.float64), labels, weights, eval_a, threshold, floor,
                      knn_radius)
+
+
+def noise_floor(target: str, eval_a: np.ndarray, seed: int = 777, draws: int = 5) -> float:
+    """The median W2 between ``eval_a`` and ``draws`` fresh draws of its size from the target
+    (what a perfect model scores; the draws are seeded, so it is a fixed number)."""
+    from .targets import labelled_target
+
+    return float(np.median([w2(labelled_target(target, len(eval_a), _seed(seed, 3, i))[0],
+                                eval_a) for i in range(draws)]))
 
 
 def mode_masses(points, ref: Reference) -> np.ndarray:

@@ -15,6 +15,7 @@ clusters) are fitted once, from ``FIT_SIZE`` target points drawn with a fixed se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -307,6 +308,27 @@ def restricted(base_draw, keep, what: str):
     return draw
 
 
+@functools.lru_cache(maxsize=64)
+def _fitted(what: str, target, k: int = 0, seed: int = 0, fit_points: int = 0):
+    """A source's fit to the target's data (:func:`fit_data`), made once per target and
+    arguments: a pure function of them, shared by every model built from that source (a
+    comparison grid builds each twice, one per coupling).
+
+    ``mean_norm``: E|x1| of the data; ``mixture``: the Gaussian mixture of ``k`` components on
+    ``fit_points`` data drawn with ``seed``; ``caps``: ``k`` spherical k-means directions and
+    their shares; ``centres``: ``k`` k-means centres and shares."""
+    data, _ = fit_data(target)
+    if what == "mean_norm":
+        return float(np.linalg.norm(data, axis=1).mean())
+    if what == "mixture":
+        rng = np.random.default_rng(seed)
+        subset = data[rng.choice(len(data), size=min(fit_points, len(data)), replace=False)]
+        return fit_gaussian_mixture(subset, k, seed)
+    if what == "caps":
+        return spherical_kmeans(data, k, seed)
+    return kmeans(data, k, seed)
+
+
 def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
     """Build (and fit, where it needs data) the source ``name`` for ``target``."""
     if name not in SOURCE_LABELS:
@@ -330,21 +352,20 @@ def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
         if not half > 0:
             raise ValueError(f"half_width must be positive, got {half!r}")
         return Source(name, opts, _uniform_box(half))
-    data, _ = fit_data(target)
+    fitted = _fitted if isinstance(target, str) else _fitted.__wrapped__
     if name == "norm_aligned":
         base, base_norm = _base(opts)
-        scale = float(np.linalg.norm(data, axis=1).mean()) / base_norm
+        scale = fitted("mean_norm", target) / base_norm
         return Source(name, opts, lambda n, gen: scale * base(n, gen), notes={"scale": scale})
     if name == "density_approx":
         k = check_integer(opts["components"], "components", low=1)
         fit_points = check_integer(opts["fit_points"], "fit_points", low=1)
-        rng = np.random.default_rng(check_seed(seed))
-        subset = data[rng.choice(len(data), size=min(fit_points, len(data)), replace=False)]
-        gmm = fit_gaussian_mixture(subset, k, seed)
+        gmm = fitted("mixture", target, k, check_seed(seed), fit_points)
         return Source(name, opts, _mixture_sampler(gmm), notes={"mixture": gmm})
     if name == "directional":
         tau = check_tau(opts["tau"])
-        caps, shares = spherical_kmeans(data, check_integer(opts["caps"], "caps", low=1), seed)
+        k = check_integer(opts["caps"], "caps", low=1)
+        caps, shares = (a.copy() for a in fitted("caps", target, k, check_seed(seed)))
         base, _ = _base(opts)
         draw = restricted(base, lambda x: in_caps(x, caps, tau), "directional source")
         return Source(name, opts, draw, caps=caps, tau=tau, notes={"shares": shares})
@@ -354,7 +375,7 @@ def make_source(name: str, target="moons", seed: int = 0, **options) -> Source:
     for reg in ("var_reg", "align_reg"):
         if not float(opts[reg]) >= 0:
             raise ValueError(f"{reg} must be zero or positive, got {opts[reg]!r}")
-    centres, shares = kmeans(data, k, seed)
+    centres, shares = fitted("centres", target, k, check_seed(seed))
     learned = LearnedParams(  # starts as N(0, I): tiny means at evenly spread angles, sigma 1
         torch.tensor(centres, dtype=torch.float32),
         torch.tensor(shares, dtype=torch.float32),

@@ -124,3 +124,29 @@ def test_the_density_approximation_source_loses_the_small_mode(seed):
 def test_the_learned_source_starts_as_a_standard_gaussian():
     x = source("learned", 50_000, 0, target="moons")
     assert x.mean(0).abs().max() < 0.02 and (x.std(0) - 1).abs().max() < 0.02
+
+
+def test_a_sources_fit_is_made_once_per_target_and_is_the_direct_fit():
+    """The grid builds every data-fitted source twice (one per coupling): the fit is shared, and
+    it is exactly the fit made directly from the data."""
+    from explorer.flows.sources import (
+        fit_data,
+        fit_gaussian_mixture,
+        kmeans,
+        make_source,
+        spherical_kmeans,
+    )
+
+    one, two = (make_source("density_approx", "moons", 3, components=2) for _ in range(2))
+    assert one.notes["mixture"] is two.notes["mixture"]
+    data, _ = fit_data("moons")
+    rng = np.random.default_rng(3)
+    subset = data[rng.choice(len(data), size=200, replace=False)]
+    direct = fit_gaussian_mixture(subset, 2, 3)
+    np.testing.assert_array_equal(one.notes["mixture"].means, direct.means)
+    np.testing.assert_array_equal(one.notes["mixture"].covariances, direct.covariances)
+    caps = make_source("directional", "moons", 3, tau=0.5)
+    np.testing.assert_array_equal(caps.caps, spherical_kmeans(data, 3, 3)[0])
+    learned = make_source("learned", "moons", 3)
+    np.testing.assert_array_equal(learned.learned.centroids.numpy(),
+                                  kmeans(data, 2, 3)[0].astype(np.float32))
