@@ -109,6 +109,18 @@ def _give_torch_its_threads() -> None:
     _torch_has_threads = True
 
 
+def threads_for_this_thread() -> None:
+    """Give the calling thread the process's torch thread count (when both are set).
+
+    torch keeps its intra-op thread count per OS thread (OpenMP's): a thread an app starts for
+    long work (``ui.Runner``, the manifold's deferred SVM column) begins with one thread per core
+    whatever the process chose, and on a shared machine that made flows' grid training 7x and
+    its deferred scores 20x slower (measured on the 2 shared cores). Such a thread calls this
+    first."""
+    if _threads is not None and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
+
+
 def release_free_memory() -> bool:
     """Hand the C heap's free pages back to the operating system (glibc's ``malloc_trim(0)``);
     True where it was done, False where the C library has no such call (macOS, musl).

@@ -158,3 +158,18 @@ print(json.dumps({"done": done, "released": held - resident_mb()}))
 """
     out = run_fresh(code)
     assert out["done"] and out["released"] > 40, out
+
+
+def test_long_work_in_a_runner_thread_gets_the_processs_torch_threads():
+    """torch's thread count is per OS thread: a new thread starts with one per core."""
+    import torch
+
+    from explorer import device
+    from explorer.ui import Runner
+
+    device.configure_threads(1)
+    runner = Runner(on_error=print)
+    seen = []
+    runner.start(lambda report: seen.append(torch.get_num_threads()))
+    runner._thread.join(30)
+    assert seen == [1]

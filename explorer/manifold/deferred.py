@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..device import threads_for_this_thread
+
 
 class Deferred:
     """``compute()``'s value, computed once: by :meth:`start` in a background thread, or by the first
@@ -46,8 +48,13 @@ class Deferred:
         # not a daemon: Python waits for it at exit (a daemon thread stopped inside torch or
         # libsvm at interpreter shutdown aborted the process: "terminate called without an
         # active exception", exit status 134)
-        threading.Thread(target=self._settle, daemon=False, name="explorer-deferred").start()
+        threading.Thread(target=self._settle_in_background, daemon=False,
+                         name="explorer-deferred").start()
         return True
+
+    def _settle_in_background(self) -> None:
+        threads_for_this_thread()  # a new thread starts with torch's default count
+        self._settle()
 
     def result(self) -> Any:
         """The value: computed here if nothing has started it, waited for if a thread is at it."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from ..device import release_free_memory
+from ..device import release_free_memory, threads_for_this_thread
 
 
 class Cancelled(Exception):
@@ -85,6 +85,7 @@ class Runner:
             self._thread.start()
 
     def _run(self, work, on_update, on_done) -> None:
+        threads_for_this_thread()  # a new thread starts with torch's default count
         last_update = [0.0]
 
         def report(fraction: float, message: str = "", partial=None) -> None:
