@@ -74,18 +74,27 @@ WATCH_JS = """() => {
   document.addEventListener('keydown', () => marks.keydowns.push(performance.now()),
                             { capture: true, once: true });
   const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const status = (_, state) => marks.statuses.push([performance.now(), state]);
+  // resolved once the kernel went busy and idle again after the key press: awaited, never
+  // polled (polling the page every few ms would take main-thread time from the figures)
+  let answered;
+  marks.answered = new Promise((resolve) => { answered = resolve; });
+  let busy = false;
+  const status = (_, state) => {
+    marks.statuses.push([performance.now(), state]);
+    if (!marks.keydowns.length) return;
+    if (state === 'busy') busy = true;
+    if (state === 'idle' && busy) answered(true);
+  };
   window.__benchKernel?.statusChanged.disconnect(window.__benchStatus);
   kernel.statusChanged.connect(status);
   window.__benchKernel = kernel;
   window.__benchStatus = status;
 }"""
 
-#: Whether the kernel has answered the key press: busy after the keydown, then idle.
-ANSWERED_JS = """() => { const m = window.__bench; if (!m.keydowns.length) return false;
-  const after = m.statuses.filter(([t]) => t >= m.keydowns[0]).map(([, s]) => s);
-  const busy = after.indexOf('busy');
-  return busy >= 0 && after.indexOf('idle', busy) > busy; }"""
+
+#: Wait in the page (no polling) until the kernel has answered the key press, for at most 2 min.
+AWAIT_ANSWER_JS = """() => Promise.race([window.__bench.answered, new Promise((_, reject) =>
+  setTimeout(() => reject(new Error('the kernel did not answer the key press')), 120000))])"""
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -133,9 +142,9 @@ def key_latencies(page, slider: tuple[str, str, int], repeats: int, traffic) -> 
         page.evaluate(WATCH_JS)
         mark = traffic.mark()
         browser.press_slider(page, label, key=key if repeat < new_values else TURN[key], times=1)
-        page.wait_for_function(ANSWERED_JS, timeout=120_000, polling=20)
+        page.evaluate(AWAIT_ANSWER_JS)
         browser.wait_until_settled(page)
-        marks = page.evaluate("window.__bench")
+        marks = page.evaluate("(({answered, ...rest}) => rest)(window.__bench)")
         start = marks["keydowns"][0]
         after = [t - start for t in marks["changes"] if t >= start]
         if after:

@@ -646,3 +646,35 @@ def test_a_hidden_view_is_drawn_from_the_result_it_belongs_to():
     figures = app.make_figures(9.0, app.Params(x=3.0))
     app.set(x=4.0)
     assert tuple(figures["back"].data[0].y) == (0, 9.0)
+
+
+def test_a_refresh_with_figures_built_unvalidated_shows_what_validation_would():
+    """Apps build figures unvalidated and refresh views with them (plotly's own update path,
+    without validating each property again): the view must end up as the validated figure,
+    traces that did not change must not be sent, and a property dropped must be removed."""
+    import numpy as np
+
+    from explorer.ui.views import make_view, refresh_view
+
+    def figure(k: int, validate: bool = False) -> go.Figure:
+        dots = dict(type="scatter", x=np.arange(3.0), y=np.arange(3.0) * k, mode="markers",
+                    marker=dict(size=4, color="red" if k % 2 else "blue"))
+        if k == 2:
+            dots["name"] = "two"  # set once, dropped again at k = 3
+        line = dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines")
+        return go.Figure(data=[line, dots], layout=dict(title=dict(text=f"k = {k}")),
+                         _validate=validate)
+
+    view = make_view(figure(1, validate=True))
+    sent = updates_sent(view)
+    for k in (2, 3, 4):
+        refresh_view(view, figure(k))
+        shown = plotly_json(view)
+        expected = plotly_json(figure(k, validate=True))
+        assert [{key: v for key, v in trace.items() if key != "uid"} for trace in shown["data"]] \
+            == expected["data"]
+        assert shown["layout"]["title"] == expected["layout"]["title"]
+        (name, update), = sent[-1:]
+        assert update["style_traces"] == [1]  # the line did not change: not sent
+    assert "name" not in view.data[1] or view.data[1].name is None
+    assert len(sent) == 3
