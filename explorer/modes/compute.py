@@ -8,6 +8,7 @@ Pure: params in, a :class:`ModesResult` out; no widget and no figure here (the s
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._deferred import deferred_import
+from ..device import threads_for_this_thread
 from . import analysis
 from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
 from .targets import preset_1d, preset_2d, teacher
@@ -191,17 +193,32 @@ def _display_view(target, model, optimum_model, compare_model, grid, kind) -> Vi
                 density(compare_model), (lo, hi))
 
 
+_BESIDE: list[ThreadPoolExecutor] = []
+
+
+def _beside() -> ThreadPoolExecutor:
+    """One worker thread for work that runs beside a computation (made on first use; it gets
+    the process's torch thread count)."""
+    if not _BESIDE:
+        _BESIDE.append(ThreadPoolExecutor(1, "explorer-modes", threads_for_this_thread))
+    return _BESIDE[0]
+
+
 def compute_modes(params) -> ModesResult:
     """Pure: the params in, every number the figures need out (heavy parts cached)."""
     target_key = (params.space, params.target, float(params.separation), float(params.weight))
     target = _target(*target_key)
     components = params.components if params.family == "mixture" else 1
     alpha = _alpha(params)
+    two_parameters = params.space != "2D" and components == 1
+    # the landscape does not depend on the fit: computed beside it, in a second thread (torch
+    # releases Python's lock in its array work), a slider move's two largest parts at once
+    landscape_job = (_beside().submit(_landscape, target_key, params.divergence, alpha)
+                     if two_parameters else None)
     result = _fit(target_key, params.family, components, params.divergence, alpha)
     kind = result.family.kind
     grid = result.grid
     notes = list(result.warnings)  # e.g. the mass of p that the grid cuts off
-    two_parameters = kind != "2d" and components == 1
     path = None
     model = result.model
     path_points = None
@@ -239,7 +256,7 @@ def compute_modes(params) -> ModesResult:
         compare = (params.compare, _alpha(params, params.compare)) if compare_fit else None
         view, scores, coverage, weights, entropy_q, entropy_p = _exact_measures(
             target_key, params.family, components, params.divergence, alpha, params.alpha, compare)
-    landscape = _landscape(target_key, params.divergence, alpha) if two_parameters else None
+    landscape = landscape_job.result() if landscape_job is not None else None
     monte_carlo = None
     if params.evaluation == "monte_carlo":
         estimator = None if params.estimator == "f" else params.estimator
