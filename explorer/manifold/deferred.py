@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..device import threads_for_this_thread
+from ..device import release_free_memory, threads_for_this_thread
 
 
 class Deferred:
@@ -55,6 +55,7 @@ class Deferred:
     def _settle_in_background(self) -> None:
         threads_for_this_thread()  # a new thread starts with torch's default count
         self._settle()
+        release_free_memory()  # the SVM's kernel matrices: back to the system, not kept
 
     def result(self) -> Any:
         """The value: computed here if nothing has started it, waited for if a thread is at it."""
