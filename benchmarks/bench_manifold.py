@@ -165,12 +165,7 @@ def knn_rows(dim: int, repeats: int) -> list[dict]:
 def median_cpu_time(function, repeats: int) -> float:
     """Median CPU time of this thread over ``repeats`` calls: on a loaded machine the wall time
     also counts the waits for a core (everything here runs on this one thread)."""
-    times = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        function()
-        times.append(time.thread_time() - start)
-    return statistics.median(times)
+    return median_time(function, repeats=repeats, warmup=0, clock=time.thread_time)
 
 
 def analysis_rows(repeats: int) -> list[dict]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import ipywidgets as widgets
-import torch
 
 from explorer.ui import App
 from explorer.ui.layout import ReflowingApp
@@ -154,19 +153,13 @@ class FlowsApp(ReflowingApp, App):
         if not self.result.complete:
             if not self.notes(self.result):
                 self.status.info("computing the scores, W2 curves and noise floor…")
-            threads = torch.get_num_threads()  # the app's count (see explorer.device)
-            self.runner.start(lambda report: self._complete_first_view(threads, report),
-                              on_done=lambda _: self.apply())
+            self.runner.start(self._complete_first_view, on_done=lambda _: self.apply())
 
-    def _complete_first_view(self, threads: int, report) -> None:
+    def _complete_first_view(self, report) -> None:
         """The start's second stage, in the runner (progress shown, controls live): compute
         the current view's W2-based numbers into the caches; the runner then shows the app's
-        current state, complete (``apply``).
-
-        torch's intra-op thread count is per thread (OpenMP's): a new thread starts with one
-        per core, which on busy shared cores made this stage 20x slower (25 s instead of 1.3 s,
-        measured): it gets the app's count first."""
-        torch.set_num_threads(threads)
+        current state, complete (``apply``). (The runner's thread gets the app's torch thread
+        count first: ``explorer.device.threads_for_this_thread``.)"""
         report(0.0, "computing the scores, W2 curves and noise floor…")
         self.compute(self.params)
 
@@ -209,10 +202,8 @@ class FlowsApp(ReflowingApp, App):
                     for name in compute.grid_sources(params.target)]
         last_preview, reached, previewed = [0.0], [0], [0]
         computed: dict[int, int] = {}  # id of a preview result -> its iteration
-        threads = torch.get_num_threads()  # the app's count: the runner's thread gets it too
 
-        def work(report):
-            torch.set_num_threads(threads)  # per thread (see _complete_first_view): 7x faster
+        def work(report):  # in the runner's thread, with the app's torch threads (ui.Runner)
             def progress(iteration, history, snapshot):
                 reached[0] = iteration
                 fraction = iteration / settings.iters

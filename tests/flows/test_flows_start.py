@@ -15,9 +15,9 @@ class HeldStart(FlowsApp):
     staged_start = True
     release = threading.Event()
 
-    def _complete_first_view(self, threads, report):
+    def _complete_first_view(self, report):
         assert self.release.wait(120)
-        super()._complete_first_view(threads, report)
+        super()._complete_first_view(report)
 
 
 def test_the_first_view_comes_without_w2_and_the_complete_one_follows_by_itself():
