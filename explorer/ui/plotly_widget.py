@@ -245,6 +245,9 @@ class FigureWidget(go.FigureWidget):
     """plotly's ``FigureWidget``: bundle from a static URL, current state on every connect."""
 
     _esm = WIDGET_ESM
+    #: the figure this widget was last given (``ui.views``), as given: an app's figures are built
+    #: unvalidated, and what changed is found by comparing the next one with this one
+    given_figure: go.Figure | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         _publish_if_possible()

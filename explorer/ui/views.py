@@ -36,7 +36,9 @@ class HTMLView:
 def make_view(figure) -> widgets.Widget:
     """A new widget that shows ``figure``."""
     if isinstance(figure, go.Figure):
-        return FigureWidget(figure)
+        view = FigureWidget(figure)
+        view.given_figure = figure
+        return view
     if is_matplotlib_figure(figure):
         return widgets.Image(value=matplotlib_png(figure), format="png")
     if isinstance(figure, HTMLView):
@@ -83,32 +85,44 @@ def refresh_plotly(view: go.FigureWidget, figure: go.Figure) -> None:
     """Make ``view`` show ``figure`` with one message to the browser that carries only what
     changed.
 
+    What changed is found by comparing ``figure`` with the figure the view was last *given*
+    (``view.given_figure``), as given: apps build figures unvalidated, and the widget holds
+    them validated (plotly adds a trace type to every template entry, spells a named colour
+    scale out), so a comparison with the widget's copy would find such properties changed on
+    every slider move and send them again (the template, on every figure: plotly then restyles
+    the whole figure). The widget's copy is the given figure validated, so the two agree.
+
     When the figure keeps its structure (same number and types of traces: the common case of a
     slider move), the changed properties of the traces and the layout, found by
     :func:`property_changes`, go out in one batched ``update`` (a property the new figure no
     longer sets is sent as ``None``, which removes it). Otherwise the traces are replaced and
     the layout updated the same way."""
+    given = getattr(view, "given_figure", None)
+    if given is None:  # a widget made elsewhere: its own copy is all there is to compare with
+        given = go.Figure(data=[trace._props for trace in view.data], layout=view._layout,
+                          _validate=False)
     same_structure = len(view.data) == len(figure.data) and all(
         old.type == new.type for old, new in zip(view.data, figure.data)
     )
     if not same_structure:
         view.data = ()
         view.add_traces(list(figure.data))
-    restyle, traces = restyle_changes(view, figure) if same_structure else ({}, None)
-    relayout = property_changes(view._layout, figure._layout)
+    restyle, traces = restyle_changes(given, figure) if same_structure else ({}, None)
+    relayout = property_changes(given._layout, figure._layout)
     if restyle or relayout:
         # plotly's own update path (the one the browser's edits take): the values are set as
         # given, not validated property by property again (a third of a slider move's kernel
         # time in notebook 01); every figure an app draws is validated by the tests
         view.plotly_update(restyle_data=restyle, relayout_data=relayout, trace_indexes=traces)
+    if isinstance(view, FigureWidget):
+        view.given_figure = figure
 
 
-def restyle_changes(view: go.FigureWidget, figure: go.Figure) -> tuple[dict, list[int]]:
-    """What changed in the traces of ``view`` (same number and types as ``figure``'s) as plotly's
-    restyle data, ``{path: [value per trace]}`` (``Undefined`` where a trace keeps its value),
-    and the indexes of those traces."""
-    changes = [property_changes(old._props, new._props)
-               for old, new in zip(view.data, figure.data)]
+def restyle_changes(given: go.Figure, figure: go.Figure) -> tuple[dict, list[int]]:
+    """What changed in the traces from ``given`` to ``figure`` (same number and types of
+    traces) as plotly's restyle data, ``{path: [value per trace]}`` (``Undefined`` where a trace
+    keeps its value), and the indexes of those traces."""
+    changes = [property_changes(old, new) for old, new in zip(given._data, figure._data)]
     traces = [i for i, changed in enumerate(changes) if changed]
     restyle: dict[str, list] = {}
     for position, i in enumerate(traces):
