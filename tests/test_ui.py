@@ -678,3 +678,77 @@ def test_a_refresh_with_figures_built_unvalidated_shows_what_validation_would():
         assert update["style_traces"] == [1]  # the line did not change: not sent
     assert "name" not in view.data[1] or view.data[1].name is None
     assert len(sent) == 3
+
+
+APP_CLASSES = ("explorer.welcome:CalculatorApp", "explorer.modes:ModesApp",
+               "explorer.frontier:FrontierApp", "explorer.flows:FlowsApp",
+               "explorer.manifold:ManifoldApp")
+
+
+@pytest.mark.parametrize("app_class", APP_CLASSES)
+def test_a_figure_drawn_again_unchanged_sends_nothing(app_class):
+    """A view refreshed with a figure equal to the one it shows sends nothing to the browser.
+    The figures are built unvalidated; the widget holds them validated (plotly adds a trace
+    type to each template entry, expands a named colour scale): comparing the new figure with
+    the widget's copy found such properties changed on every slider move and re-sent them (the
+    template on every figure of every app, which makes plotly restyle the whole figure)."""
+    import importlib
+
+    from explorer.ui.views import make_view, refresh_view
+
+    module, name = app_class.split(":")
+    app = getattr(importlib.import_module(module), name)()
+    checked = 0
+    for view_name, draw in app.views().items():
+        figure = draw(app.result)
+        if not isinstance(figure, go.Figure):
+            continue
+        view = make_view(figure)
+        sent = updates_sent(view)
+        refresh_view(view, draw(app.result))
+        assert sent == [], (view_name, sent)
+        checked += 1
+    assert checked
+
+
+def test_a_figure_that_fails_half_way_through_a_change_leaves_every_view_as_it_was():
+    """``set`` draws and sends each view's figure in turn (the browser draws the first while the
+    kernel draws the next): should a later figure fail, the views already sent go back to the
+    figures before, and the app keeps its params, result and figures."""
+
+    class HalfDrawnApp(App):
+        Params = TabbedParams
+        title = "half drawn"
+
+        def compute(self, params):
+            return params.x
+
+        def views(self):
+            def first(result):
+                return go.Figure(go.Scatter(x=[0, 1], y=[0, result]),
+                                 layout={"title": f"first {result}"})
+
+            def second(result):
+                if result == 7:
+                    raise RuntimeError("the second figure cannot be drawn at 7")
+                return go.Figure(go.Bar(x=["a"], y=[result]), layout={"title": f"second {result}"})
+
+            return {"first": first, "second": second}
+
+        def build_controls(self):
+            return [self.control("x")]
+
+    app = HalfDrawnApp()
+    app.widget  # noqa: B018 - the views exist from here on
+    first, second = app._views["first"], app._views["second"]
+    app.set(x=3.0)
+    sent = updates_sent(first)
+    with pytest.raises(RuntimeError, match="cannot be drawn at 7"):
+        app.set(x=7.0)
+    assert [update["layout_data"].get("title.text") for _, update in sent] == ["first 7.0",
+                                                                               "first 3.0"]
+    assert first.layout.title.text == "first 3.0" and second.layout.title.text == "second 3.0"
+    assert app.params.x == 3.0 and app.result == 3.0
+    assert "cannot be drawn at 7" in app.status.text
+    app.set(x=4.0)  # and it goes on from there
+    assert first.layout.title.text == "first 4.0" and second.layout.title.text == "second 4.0"
