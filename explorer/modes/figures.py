@@ -19,6 +19,7 @@ from explorer.ui.formatting import format_number, light_template
 #: vermillion, log r bluish green and dotted: the colour-blind-safe pairs of ``ui.palette``, and
 #: every pair that shares a plot also differs in dash or marker.
 P_COLOUR, Q_COLOUR, COMPARE_COLOUR = "#555555", palette.BLUE, palette.ORANGE
+P_BAR_COLOUR = "#bbbbbb"  # p's bars and token bars: a light grey that q's lines stand out from
 PATH_COLOUR, LOG_RATIO_COLOUR = palette.VERMILLION, palette.BLUISH_GREEN
 _FONT = dict(size=11)
 #: the small look every explorer shares (ui.formatting.light_template: white, a light grid, powers
@@ -81,7 +82,7 @@ def densities(result) -> go.Figure:
         return _densities_2d(result, title)
     x = view.x
     if view.kind == "discrete":
-        data = [dict(type="bar", x=x, y=view.p, name="teacher p", marker=dict(color="#bbbbbb")),
+        data = [dict(type="bar", x=x, y=view.p, name="teacher p", marker=dict(color=P_BAR_COLOUR)),
                 _line(x, view.q, f"student q ({result.short})", Q_COLOUR)]
         data[-1].update(mode="lines+markers", marker=dict(size=4))
         if view.q_compare is not None:
@@ -288,8 +289,9 @@ def sweep(result) -> go.Figure | HTMLView:
 # ---------------------------------------------------------------------------------------------
 
 
-def coverage(result) -> go.Figure:
-    """Mass of p and of q near each mode of p."""
+def coverage(result) -> HTMLView:
+    """Mass of p and of q near each mode of p: a table with a bar beside each number (a few
+    numbers read better, and redraw in a fraction of a plot's time, as HTML)."""
     c = result.coverage
     if result.view.kind == "2d":
         labels = [f"({m[0]:.1f}, {m[1]:.1f})" for m in c.modes]
@@ -297,12 +299,23 @@ def coverage(result) -> go.Figure:
         labels = [f"token {int(m)}" for m in c.modes]
     else:
         labels = [f"{m:.2f}" for m in c.modes]
-    data = [dict(type="bar", x=labels, y=c.p_mass, name="p", marker=dict(color="#bbbbbb")),
-            dict(type="bar", x=labels, y=c.q_mass, name=f"q ({result.short})",
-                 marker=dict(color=Q_COLOUR))]
-    return _figure(data, f"mode coverage: mass {c.radius}", barmode="group",
-                   yaxis=dict(range=[0, 1], title=dict(text="mass")),
-                   xaxis=dict(title=dict(text="mode of p"), type="category"))
+
+    def bar(mass: float, colour: str) -> str:
+        mass = min(max(float(mass), 0.0), 1.0)  # a mass: float64 residue outside [0, 1] is 0 or 1
+        return (f"<td style='white-space:nowrap;padding-right:10px'><span style='display:"
+                f"inline-block;width:{round(110 * mass)}px;height:10px;background:{colour};"
+                f"vertical-align:middle'></span> {mass:.2f}</td>")
+
+    rows = "".join(f"<tr><td style='text-align:right;padding-right:8px'>{html.escape(label)}</td>"
+                   f"{bar(p, P_BAR_COLOUR)}{bar(q, Q_COLOUR)}</tr>"
+                   for label, p, q in zip(labels, c.p_mass, c.q_mass))
+    return HTMLView(
+        f"<div style='width:450px;font-size:12px;margin:8px 0 0 10px'>"
+        f"<b style='font-size:13px'>mode coverage: mass {html.escape(c.radius)}</b>"
+        "<table style='border-collapse:collapse;margin-top:6px'>"
+        "<tr><th style='text-align:right;padding-right:8px'>mode of p</th>"
+        f"<th style='text-align:left'>p</th><th style='text-align:left'>"
+        f"q ({html.escape(result.short)})</th></tr>{rows}</table></div>")
 
 
 def score_table(result) -> HTMLView:

@@ -182,7 +182,8 @@ def test_a_slider_moved_back_reuses_the_exact_fits_measures():
         again.target, fit.model, None, compare, fit.grid, "1d", "reverse_kl", None, 0.5)
     np.testing.assert_array_equal(again.view.q, view.q)
     np.testing.assert_array_equal(again.view.q_compare, view.q_compare)
-    assert [(s.name, s.value) for s in again.scores] == [(s.name, s.value) for s in scores]
+    assert [(s.name, s.value) for s in again.scores] == [(s.name, s.value)
+                                                         for s in scores.result()]
     np.testing.assert_array_equal(again.coverage.q_mass, coverage.q_mass)
     np.testing.assert_array_equal(again.weights.h, weights.h)
     assert (again.entropy_q, again.entropy_p) == (entropy_q, entropy_p)
@@ -190,3 +191,20 @@ def test_a_slider_moved_back_reuses_the_exact_fits_measures():
     app.set(solver="animated", shown_iter=3)
     assert app.result.scores is not first.scores
     assert app.result.entropy_p == entropy_p
+
+
+@pytest.mark.parametrize("space, target", [("1D", "three modes"), ("2D", "ring of 8"),
+                                           ("tokens", "two peaks")])
+def test_the_coverage_table_shows_each_modes_masses_with_bars_to_scale(space, target):
+    """The coverage view is an HTML table (a few numbers; it redraws in a fraction of a plot's
+    time): a row per mode of p, p's and q's mass to two decimals, each beside a bar of width
+    110 px x mass."""
+    import re
+
+    app = ModesApp(space=space, target=target)
+    html = app.figures["coverage"].html
+    cells = re.findall(r"width:(\d+)px;[^>]*></span> ([0-9.]+)</td>", html)
+    c = app.result.coverage
+    wanted = [(round(110 * m), f"{m:.2f}") for pair in zip(c.p_mass, c.q_mass) for m in pair]
+    assert [(int(w), text) for w, text in cells] == wanted
+    assert len(c.modes) == html.count("<tr>") - 1 and c.radius in html
