@@ -4,6 +4,8 @@ first reader.
 The manifold app draws its first figures before the slowest column of the analysis (the RBF-SVM
 probe: scikit-learn's import and twelve cross-validated fits, about 1.5 s) is known; the app
 starts that column in the background once the widget is shown and redraws when it arrives.
+The modes app scores its fit under every divergence only when the score table is drawn, after
+the figures a slider move shows first have gone to the browser (see ``ui.App.set``).
 Headless code never sees a gap: reading the value waits for it, or computes it right there if
 nothing started it.
 """
@@ -14,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..device import release_free_memory, threads_for_this_thread
+from .device import release_free_memory, threads_for_this_thread
 
 
 class Deferred:

@@ -33,7 +33,7 @@ import torch
 from explorer.checks import is_integer, is_number
 from explorer.device import check_seed
 
-from .deferred import Deferred
+from ..deferred import Deferred
 from .geometry import (
     auroc,
     pca_dimension,

@@ -238,16 +238,16 @@ class ModesApp(ReflowingApp, App):
 
     def _refresh_views(self) -> None:
         # Send only the figures that changed (a figure reused from the memo is the same object):
-        # playing Adam's path leaves the sweep panel untouched.
-        previous = getattr(self, "_shown", {})
+        # playing Adam's path leaves the sweep panel untouched. Each is drawn, sent and noted
+        # in turn (see App.set).
         for name, figure in self.figures.items():
             view = self._views.get(name)
-            if view is None or previous.get(name) is figure:
+            if view is None or self._shown.get(name) is figure:
                 continue
             if name == "sweep":
                 view = self._sweep_view_for(figure)
             refresh_view(view, figure)
-        self._shown = dict(self.figures)
+            self._shown[name] = figure
 
     def _sweep_view_for(self, figure) -> widgets.Widget:
         """The widget that shows ``figure`` in the sweep slot: the sentence's HTML widget or

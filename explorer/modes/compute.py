@@ -8,7 +8,6 @@ Pure: params in, a :class:`ModesResult` out; no widget and no figure here (the s
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._deferred import deferred_import
-from ..device import threads_for_this_thread
+from ..deferred import Deferred
 from . import analysis
 from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
 from .targets import preset_1d, preset_2d, teacher
@@ -94,12 +93,15 @@ class ModesResult:
     fit: FitResult
     model: object  # the q shown: the exact optimum, or Adam's iterate at the chosen step
     view: View
-    scores: list
+    #: the fitted q scored under every divergence (:attr:`scores`), computed when first read
+    scores_later: Deferred
     coverage: analysis.Coverage
     entropy_q: float
     entropy_p: float
     weights: analysis.Weights | None
-    landscape: analysis.Landscape | None
+    #: what the landscape is computed from (the target's key, the divergence, alpha); None where
+    #: it is not drawn (2D, mixtures)
+    landscape_inputs: tuple | None
     path: AdamPath | None
     path_points: np.ndarray | None
     optima_points: np.ndarray | None
@@ -111,6 +113,19 @@ class ModesResult:
     @property
     def divergence(self) -> str:
         return self.params.divergence
+
+    @property
+    def scores(self) -> list:
+        """The fitted q under every divergence: computed when first read (by the score table,
+        the last view drawn), then kept with the fit."""
+        return self.scores_later.result()
+
+    @property
+    def landscape(self) -> analysis.Landscape | None:
+        """The objective over a grid of (mean, log std): computed when first read (by its figure,
+        drawn after the densities and the weights have gone to the browser, which draws them
+        meanwhile), then kept per target and divergence."""
+        return None if self.landscape_inputs is None else _landscape(*self.landscape_inputs)
 
     @property
     def seed(self) -> int:
@@ -193,17 +208,6 @@ def _display_view(target, model, optimum_model, compare_model, grid, kind) -> Vi
                 density(compare_model), (lo, hi))
 
 
-_BESIDE: list[ThreadPoolExecutor] = []
-
-
-def _beside() -> ThreadPoolExecutor:
-    """One worker thread for work that runs beside a computation (made on first use; it gets
-    the process's torch thread count)."""
-    if not _BESIDE:
-        _BESIDE.append(ThreadPoolExecutor(1, "explorer-modes", threads_for_this_thread))
-    return _BESIDE[0]
-
-
 def compute_modes(params) -> ModesResult:
     """Pure: the params in, every number the figures need out (heavy parts cached)."""
     target_key = (params.space, params.target, float(params.separation), float(params.weight))
@@ -211,10 +215,6 @@ def compute_modes(params) -> ModesResult:
     components = params.components if params.family == "mixture" else 1
     alpha = _alpha(params)
     two_parameters = params.space != "2D" and components == 1
-    # the landscape does not depend on the fit: computed beside it, in a second thread (torch
-    # releases Python's lock in its array work), a slider move's two largest parts at once
-    landscape_job = (_beside().submit(_landscape, target_key, params.divergence, alpha)
-                     if two_parameters else None)
     result = _fit(target_key, params.family, components, params.divergence, alpha)
     kind = result.family.kind
     grid = result.grid
@@ -249,14 +249,13 @@ def compute_modes(params) -> ModesResult:
         compare_fit = _fit(target_key, params.family, components, params.compare,
                            _alpha(params, params.compare))
     if params.solver == "animated":  # Adam's iterate at the chosen step: drawn afresh
-        view, scores, coverage, weights, entropy_q, entropy_p = _measures_of(
+        view, scores_later, coverage, weights, entropy_q, entropy_p = _measures_of(
             target, model, result.model, compare_fit, grid, kind, params.divergence, alpha,
             params.alpha)
     else:  # the exact optimum: the same fit gives the same measures (a slider moved back)
         compare = (params.compare, _alpha(params, params.compare)) if compare_fit else None
-        view, scores, coverage, weights, entropy_q, entropy_p = _exact_measures(
+        view, scores_later, coverage, weights, entropy_q, entropy_p = _exact_measures(
             target_key, params.family, components, params.divergence, alpha, params.alpha, compare)
-    landscape = landscape_job.result() if landscape_job is not None else None
     monte_carlo = None
     if params.evaluation == "monte_carlo":
         estimator = None if params.estimator == "f" else params.estimator
@@ -278,9 +277,11 @@ def compute_modes(params) -> ModesResult:
         notes.append(f"the compared {compare_fit.divergence.label} is infinite at its best q: "
                      f"{compare_fit.reason}.")
     return ModesResult(
-        params=params, target=target, fit=result, model=model, view=view, scores=scores,
+        params=params, target=target, fit=result, model=model, view=view,
+        scores_later=scores_later,
         coverage=coverage, entropy_q=entropy_q, entropy_p=entropy_p,
-        weights=weights, landscape=landscape, path=path,
+        weights=weights, path=path,
+        landscape_inputs=(target_key, params.divergence, alpha) if two_parameters else None,
         path_points=path_points, optima_points=optima_points, sweep=sweep, monte_carlo=monte_carlo,
         compare_fit=compare_fit, notes=notes)
 
@@ -291,7 +292,7 @@ def _measures_of(target, model, optimum_model, compare_fit, grid, kind, divergen
     alpha family's at ``score_alpha``), mode coverage, the weights h(r), its entropy and p's."""
     view = _display_view(target, model, optimum_model,
                          compare_fit.model if compare_fit else None, grid, kind)
-    scores = analysis.score_table(target, model, grid, score_alpha)
+    scores = Deferred(lambda: analysis.score_table(target, model, grid, score_alpha))
     coverage = analysis.mode_coverage(target, model, grid)
     weights = (analysis.gradient_weights(target, model, grid, divergence, alpha)
                if kind != "2d" else None)

@@ -187,19 +187,31 @@ class App:
                 params = self._updated_params(self.params, changes)
                 result = self.compute(params)
                 figures = self._figures_for(result, params)
-                for name in self._shown_views(figures):  # drawn now: an error changes nothing
-                    figures[name]
             except Exception as error:
-                self.last_error = error
-                self.status.report_exception(error)
-                self._sync_controls()
+                self._refuse(error)
                 raise
+            before = self.params, self.result, self.figures
             self.params, self.result, self.figures = params, result, figures
+            try:
+                # each view's figure is drawn and sent in turn: the browser draws the first
+                # while the kernel draws the next (a part of a result that only a later figure
+                # needs can be computed then); should one fail, the views go back
+                self._refresh_views()
+            except Exception as error:
+                self.params, self.result, self.figures = before
+                self._refresh_views()
+                self._refuse(error)
+                raise
             self.last_error = None
-            self._refresh_views()
             self._sync_controls()
             self._show_notes()
         return self
+
+    def _refuse(self, error: Exception) -> None:
+        """A change that failed: the status line says why; the controls show the app's state."""
+        self.last_error = error
+        self.status.report_exception(error)
+        self._sync_controls()
 
     def show_result(self, result) -> None:
         """Display a result computed elsewhere (by long work in the runner, say)."""

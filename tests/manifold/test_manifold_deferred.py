@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from explorer.manifold.deferred import Deferred
+from explorer.deferred import Deferred
 
 
 def counting(value=42, delay=0.0):
