@@ -431,27 +431,37 @@ def parse_kernel_frame(payload: bytes | str, sender: str) -> KernelMessage | Non
 
 class CommTraffic:
     """Every Jupyter message on the page's kernel websockets, in order (what the kernel sent the
-    page and what the page sent the kernel), to count what a control move costs per figure."""
+    page and what the page sent the kernel), to count what a control move costs per figure.
+
+    A frame is kept as it came and parsed when the messages are read: parsing while a control
+    move is timed would take the machine's time from the kernel and the browser measured."""
 
     def __init__(self, page) -> None:
-        self.messages: list[KernelMessage] = []
+        self._frames: list[tuple[bytes | str, str]] = []
+        self._parsed: list[KernelMessage | None] = []
         page.on("websocket", self._watch)
 
     def _watch(self, websocket) -> None:
         for event, sender in (("framereceived", "kernel"), ("framesent", "page")):
-            websocket.on(event, lambda payload, sender=sender: self._record(payload, sender))
+            websocket.on(event, lambda payload, sender=sender: self._frames.append((payload,
+                                                                                    sender)))
 
-    def _record(self, payload, sender: str) -> None:
-        message = parse_kernel_frame(payload, sender)
-        if message is not None:
-            self.messages.append(message)
+    def _parse(self, end: int) -> list[KernelMessage | None]:
+        for payload, sender in self._frames[len(self._parsed):end]:
+            self._parsed.append(parse_kernel_frame(payload, sender))
+        return self._parsed
+
+    @property
+    def messages(self) -> list[KernelMessage]:
+        """The messages so far (frames that are not Jupyter messages left out)."""
+        return [m for m in self._parse(len(self._frames)) if m is not None]
 
     def mark(self) -> int:
         """A position in the traffic: :meth:`since` returns what came after it."""
-        return len(self.messages)
+        return len(self._frames)
 
     def since(self, mark: int) -> list[KernelMessage]:
-        return self.messages[mark:]
+        return [m for m in self._parse(len(self._frames))[mark:] if m is not None]
 
     def plotly_comms(self) -> set[str]:
         """The comms of plotly figure widgets: opened with a figure, or sent a figure update."""
