@@ -32,11 +32,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m explorer compile
 	# explorer's offline Voila template and the config that selects it: data files of the package
 	# (pyproject), which an editable install does not copy; linked so that edits show at once
-	mkdir -p $(VENV)/share/jupyter/voila/templates $(VENV)/etc/jupyter/jupyter_server_config.d
+	mkdir -p $(VENV)/share/jupyter/voila/templates $(VENV)/etc/jupyter/jupyter_server_config.d \
+		$(VENV)/etc/ipython
 	ln -sfn $(CURDIR)/share/jupyter/voila/templates/explorer $(VENV)/share/jupyter/voila/templates/explorer
 	ln -sf $(CURDIR)/jupyter-config/voila.json $(VENV)/etc/jupyter/voila.json
 	ln -sf $(CURDIR)/jupyter-config/jupyter_server_config.d/explorer-voila.json \
 		$(VENV)/etc/jupyter/jupyter_server_config.d/explorer-voila.json
+	# kernels import their notebook's modules while they wait for the first cell (explorer/warm.py)
+	ln -sf $(CURDIR)/ipython-config/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $(STAMP)
 
 clean:

@@ -109,6 +109,7 @@ class FlowsApp(ReflowingApp, App):
     control_style = {"description_width": "90px"}
     control_layout = {"width": "300px"}
     title = "Flow matching: which source distribution?"
+    first_view_imports = ("scipy.linalg",)  # see App.first_view_imports
     description = (
         "Conditional flow matching carries a <i>source</i> distribution to the data along "
         "straight-line pairs. Pick a source and a coupling, watch the trajectories, and compare "

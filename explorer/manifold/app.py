@@ -84,6 +84,7 @@ class ManifoldApp(ReflowingApp, App):
     Params = ManifoldParams
     renames = {2: {"alpha": "threshold_sd"}}  # alpha names the alpha-divergence (GLOSSARY.md)
     title = "Reasoning manifold explorer (REMA)"
+    first_view_imports = ("scipy.special",)  # see App.first_view_imports
     description = (
         "At each layer the correct answers' hidden states form a cloud (the manifold). An error's "
         "deviation is its mean distance to its k nearest correct samples; it <i>diverges</i> at "

@@ -121,6 +121,7 @@ class ModesApp(ReflowingApp, App):
     #: GLOSSARY.md: Adam's iterations are iters (steps are an ODE solver's, in flows)
     renames = {2: {"steps": "iters", "step": "shown_iter"}}
     title = "Mode-seeking vs mass-covering"
+    first_view_imports = ("torch",)  # see App.first_view_imports
     description = (
         "Fit q to the target p by minimising D(p‖q). Reverse KL (f(0) = ∞) forbids q to put mass "
         "where p has none, so it picks a mode; forward KL (f(t)/t → ∞) forbids q to miss p's "

@@ -73,6 +73,10 @@ class App:
     #: {tab title: the views on it} for an app whose views sit on tabs (see view_tabs); the
     #: first tab is shown first, the others' views are drawn when their tab is chosen
     view_pages: ClassVar[dict[str, list[str]]] = {}
+    #: the heavy modules that making the app and its first view imports beyond its own package
+    #: (e.g. torch, where the package defers it): a kernel imports them in the background
+    #: while it waits for its first cell (``explorer.warm``); tests check each is imported
+    first_view_imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         ensure_threads()  # torch/BLAS threads: set when an app starts, never at import

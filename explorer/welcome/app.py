@@ -58,6 +58,7 @@ class CalculatorApp(ReflowingApp, App):
 
     Params = CalculatorParams
     title = "Divergence calculator"
+    first_view_imports = ("torch",)  # see App.first_view_imports
     description = (
         "Pick a target p and a model q. The table gives every registered divergence D(p‖q); "
         "the curve shows how the chosen one weighs regions by the ratio r = p/q."
