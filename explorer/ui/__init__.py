@@ -7,8 +7,10 @@ defer_nbformat_for_plotly()  # before plotly loads: its renderers import nbforma
 
 from .app import App  # noqa: E402
 from .picker import DivergencePicker  # noqa: E402
+from .plotly_widget import FigureWidget  # noqa: E402
 from .runner import Cancelled, Runner  # noqa: E402
 from .status import StatusLine  # noqa: E402
 from .views import HTMLView  # noqa: E402
 
-__all__ = ["App", "Cancelled", "DivergencePicker", "HTMLView", "Runner", "StatusLine"]
+__all__ = ["App", "Cancelled", "DivergencePicker", "FigureWidget", "HTMLView", "Runner",
+           "StatusLine"]

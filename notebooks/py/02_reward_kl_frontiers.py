@@ -105,7 +105,11 @@ app.set(compare="equal_kl", kl_budget=2.0)    # every method at KL = 2 nats
 for name, row in app.result.selected.items():
     print(f"{name:45s} {row.setting:32s} gold {row.gold:.4f}")
 app.set(compare="parameter", kl_budget=1.0)
-app.figures["overoptimisation"]
+# a figure shown as explorer's widget uses the plotly JavaScript the page already has (a plain
+# plotly figure would load and run a second copy, about 5 MB)
+from explorer.ui import FigureWidget
+
+FigureWidget(app.figures["overoptimisation"])
 
 # %% [markdown]
 # ## References
