@@ -30,9 +30,15 @@ def test_every_install_gets_the_template_and_the_config_that_selects_it():
         assert (ROOT / path).is_file(), path
     for config in configs:  # `voila notebooks/...` reads the first, Lab's /voila/render the second
         # progressive rendering: each cell's output is shown as it comes, so the app appears
-        # while the cells after it (training, "under the hood") still run
+        # while the cells after it (training, "under the hood") still run; a dashboard loads
+        # no JupyterLab extension it cannot use: plotly's renderer of plain figures (the apps
+        # show figure widgets; its 4.8 MB chunk was fetched on every page), ipympl and jupytext
         assert json.loads((ROOT / config).read_text()) == {
-            "VoilaConfiguration": {"template": "explorer", "progressive_rendering": True}
+            "VoilaConfiguration": {
+                "template": "explorer", "progressive_rendering": True,
+                "extension_denylist": ["jupyterlab-plotly", "jupyter-matplotlib",
+                                       "jupyterlab-jupytext"],
+            }
         }
 
 
