@@ -90,6 +90,15 @@ function withoutReports(module) {
   return module;
 }
 
+function nextTask() {
+  // a new task, now (a message to ourselves: not throttled as a timer is in a hidden tab)
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
 function plotlyWidgetModule(model) {
   const url = bundleUrl();
   globalThis[BUNDLE] ??= (url ? import(url) : Promise.reject(new Error("no static URL")))
@@ -129,6 +138,9 @@ export default () => {
     },
     async render(context) {
       await ready;
+      // each figure is drawn in a task of its own: a page that shows several at once (Voila,
+      // Run All) paints the first as soon as it is drawn, not after the last
+      await nextTask();
       return plotlyWidget.render(context);
     },
   };
