@@ -121,6 +121,14 @@ def deferred_import(name: str, namespace: dict, binding: str | None = None):
     is already imported, else a :class:`DeferredModule` bound as ``binding`` (default: the last
     part of ``name``) in ``namespace`` (the caller's ``globals()``)."""
     binding = binding or name.rpartition(".")[2]
-    if name in sys.modules:
+    if is_imported(name):
         return sys.modules[name]
     return DeferredModule(name, namespace, binding)
+
+
+def is_imported(name: str) -> bool:
+    """Whether module ``name`` is imported *and done*: one that another thread is still
+    importing (``explorer.warm``'s) is in ``sys.modules`` already, without its names yet."""
+    module = sys.modules.get(name)
+    return module is not None and not getattr(getattr(module, "__spec__", None),
+                                              "_initializing", False)

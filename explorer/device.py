@@ -24,7 +24,7 @@ import sys
 import numpy as np
 import threadpoolctl
 
-from ._deferred import deferred_import
+from ._deferred import deferred_import, is_imported
 from .checks import check_integer
 
 torch = deferred_import("torch", globals())  # the frontier's default view never needs torch
@@ -91,7 +91,11 @@ def ensure_threads() -> None:
     """:func:`configure_threads` with its defaults, unless this process has already configured
     them (by this function or by an explicit call, whose choice it keeps); torch, if it was
     imported since, gets the chosen count now. Cheap after the first call: the apps and compute
-    entry points call it every time they start."""
+    entry points call it every time they start. In a kernel still importing what its notebook
+    needs in the background (:mod:`explorer.warm`), it first waits for that to finish."""
+    from . import warm
+
+    warm.wait()
     if _threads is None:
         configure_threads()
     elif not _torch_has_threads:
@@ -101,7 +105,7 @@ def ensure_threads() -> None:
 def _give_torch_its_threads() -> None:
     """torch.set_num_threads(the chosen count), once torch is imported (never imports it)."""
     global _torch_has_threads
-    if _threads is None or "torch" not in sys.modules:
+    if _threads is None or not is_imported("torch"):
         return
     real_torch = sys.modules["torch"]
     if real_torch.get_num_threads() != _threads:
@@ -117,7 +121,7 @@ def threads_for_this_thread() -> None:
     whatever the process chose, and on a shared machine that made flows' grid training 7x and
     its deferred scores 20x slower (measured on the 2 shared cores). Such a thread calls this
     first."""
-    if _threads is not None and "torch" in sys.modules:
+    if _threads is not None and is_imported("torch"):
         sys.modules["torch"].set_num_threads(_threads)
 
 

@@ -33,6 +33,7 @@ APP_IMPORT = re.compile(r"^from (explorer(?:\.\w+)+) import (\w+)", re.MULTILINE
 SHARED = ("numpy", "plotly.graph_objects", "ipywidgets", "anywidget")
 
 failure: BaseException | None = None
+_thread: threading.Thread | None = None
 
 
 def load_ipython_extension(ipython) -> None:
@@ -46,10 +47,21 @@ def start() -> threading.Thread | None:
     notebook = notebook_of_this_kernel()
     if notebook is None:
         return None
+    global _thread
     # not a daemon: Python waits for it at exit rather than stopping it inside torch's import
-    thread = threading.Thread(target=_warm_quietly, args=(notebook,), name="explorer-warm")
-    thread.start()
-    return thread
+    _thread = threading.Thread(target=_warm_quietly, args=(notebook,), name="explorer-warm")
+    _thread.start()
+    return _thread
+
+
+def wait() -> None:
+    """Wait until the warm-up, if one runs, is done (``device.ensure_threads`` calls this: every
+    app and compute entry point). A module that the warm-up is still importing is already in
+    ``sys.modules`` without its names; what looks there before using a module (torch's thread
+    count, say) must not see it half made."""
+    thread = _thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout=120)  # a warm-up that never ended must not stop the app for good
 
 
 def notebook_of_this_kernel(environ=os.environ, cwd: Path | None = None,
@@ -100,12 +112,11 @@ def app_import(notebook: Path) -> tuple[str, str] | None:
 def warm(notebook: Path) -> list[str]:
     """Import what ``notebook``'s first view imports (see the module docstring); the modules
     imported, in order."""
-    from .device import ensure_threads
-
     found = app_import(notebook)
     if found is None:
         return []
-    ensure_threads()  # as an app does first: BLAS pools loaded from here on get one thread
+    # the thread counts are left to the app (device.ensure_threads, in the app's own thread:
+    # torch keeps its count per thread; the BLAS pools loaded here are limited then)
     module_name, app_name = found
     done = []
     for name in SHARED:

@@ -95,7 +95,64 @@ def test_a_failed_warm_up_is_kept_and_never_raised(tmp_path, monkeypatch):
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code",
                                                "source": "from explorer.nowhere import App"}]}))
     monkeypatch.setattr(warm, "failure", None)
+    monkeypatch.setattr(warm, "_thread", None)
     monkeypatch.setattr(warm, "notebook_of_this_kernel", lambda: notebook)
     thread = warm.start()
     thread.join(60)
     assert isinstance(warm.failure, ModuleNotFoundError)
+
+
+@pytest.mark.parametrize("number", ["00", "01"])
+def test_a_cell_run_while_the_kernel_still_warms_up_makes_its_app(tmp_path, number):
+    """Run All at once after the notebook opens: the first cell runs while the warm-up is still
+    importing torch. A module being imported is in ``sys.modules`` before it has its names;
+    torch's thread count was read from it there ("partially initialized module 'torch' has no
+    attribute 'get_num_threads'", the app never made). Now an app waits for the warm-up."""
+    import os
+    import time
+
+    import jupyter_client
+
+    module, name = APPS[number]
+    code = f"from {module} import {name}\napp = {name}()\nprint('made', flush=True)"
+    notebook = tmp_path / "app.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": code,
+                                               "metadata": {}, "outputs": [],
+                                               "execution_count": None}],
+                                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env={**os.environ, "JPY_SESSION_NAME": str(notebook)}, cwd=str(tmp_path),
+                         extra_arguments=["--InteractiveShellApp.extensions=['explorer.warm']"])
+    try:
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        asked = client.execute(code)
+        seen, deadline = [], time.monotonic() + 240
+        while time.monotonic() < deadline:
+            message = client.get_iopub_msg(timeout=240)
+            if message["parent_header"].get("msg_id") != asked:
+                continue
+            if message["msg_type"] in ("stream", "error"):
+                seen.append(message["content"].get("text") or message["content"].get("evalue"))
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        assert seen == ["made\n"], seen
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+def test_a_module_still_being_imported_is_not_taken_for_an_imported_one(monkeypatch):
+    import types
+    from importlib.machinery import ModuleSpec
+
+    from explorer._deferred import DeferredModule, deferred_import, is_imported
+
+    half = types.ModuleType("half_made")
+    half.__spec__ = ModuleSpec("half_made", None)
+    half.__spec__._initializing = True  # what importlib marks while the module's code runs
+    monkeypatch.setitem(sys.modules, "half_made", half)
+    assert not is_imported("half_made")
+    assert isinstance(deferred_import("half_made", {}), DeferredModule)
+    half.__spec__._initializing = False
+    assert is_imported("half_made") and deferred_import("half_made", {}) is half
