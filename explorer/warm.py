@@ -14,7 +14,10 @@ only what the notebook's first cell imports itself (the ``from explorer... impor
 and what that app declares its first view imports (``App.first_view_imports``), so a kernel
 holds no module its notebook would not load: the memory budget is unchanged. A kernel that
 cannot tell its notebook imports nothing. Nothing it does is ever shown: a failure is kept in
-:data:`failure` and the cell's own import meets it again.
+:data:`failure` and the cell's own import meets it again. An app waits for the warm-up before it
+starts (``device.ensure_threads`` calls :func:`wait`): a module still being imported is in
+``sys.modules`` before it has its names, and what looks there (``_deferred.is_imported``) must
+not take it for a finished one.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from pathlib import Path
 
 #: the app import of a notebook's first cell that imports one: ``from explorer.modes import ModesApp``
 APP_IMPORT = re.compile(r"^from (explorer(?:\.\w+)+) import (\w+)", re.MULTILINE)
-#: the modules every explorer's first cell imports, before its own package (in that order, the
-#: order of the cell's own imports, so the two threads never wait for each other's locks)
+#: the modules every explorer's first cell imports, before its own package (in the order the
+#: cell's own imports take them)
 SHARED = ("numpy", "plotly.graph_objects", "ipywidgets", "anywidget")
 
 failure: BaseException | None = None

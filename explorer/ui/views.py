@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.basedatatypes import Undefined
 
+from .._deferred import is_imported
 from .plotly_widget import FigureWidget
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ def refresh_view(view: widgets.Widget, figure) -> None:
 def is_matplotlib_figure(figure) -> bool:
     """Whether ``figure`` is a matplotlib ``Figure``, without importing matplotlib (about 23 MB per
     kernel) when no app has made one: a figure of a module that was never imported cannot exist."""
-    module = sys.modules.get("matplotlib.figure")
-    return module is not None and isinstance(figure, module.Figure)
+    if not is_imported("matplotlib.figure"):  # never imported, or half (another thread's)
+        return False
+    return isinstance(figure, sys.modules["matplotlib.figure"].Figure)
 
 
 def matplotlib_png(figure: MatplotlibFigure, dpi: int = 100) -> bytes:
