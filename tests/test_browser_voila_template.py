@@ -112,3 +112,57 @@ def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
     foreign = [u for u in requested if not u.startswith((server, "data:", "blob:"))]
     assert foreign == []
     assert "Font Awesome" in icon_font  # the icons come from Voila's own bundle
+
+
+@pytest.mark.browser
+def test_a_dashboard_starts_plotlys_bundle_before_the_kernel_makes_a_figure(tmp_path):
+    """Item 3 of the template: the page asks for plotly's bundle (through its pointer) as soon
+    as it has asked the server to run the notebook; here the kernel sleeps 3 s before it makes
+    its figure, and the bundle is requested before the figure's widget reaches the page. The
+    figure imports the same URL: the page fetches the bundle once, and draws the figure."""
+    pytest.importorskip("voila")
+    pytest.importorskip("playwright.sync_api")
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    import nbformat
+
+    from explorer.ui.plotly_widget import BUNDLE_PATH, POINTER_PATH, publish_bundle
+    from tests import browser
+
+    publish_bundle()  # what `make install` and Binder's postBuild do
+    root = tmp_path / "nb"
+    root.mkdir()
+    cells = [
+        nbformat.v4.new_code_cell("import time\ntime.sleep(3)"),
+        nbformat.v4.new_code_cell(
+            "from explorer.ui import FigureWidget\n"
+            "FigureWidget({'data': [{'type': 'scatter', 'y': [1, 3, 2]}]})"
+        ),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "page.ipynb")
+    port = browser.free_port()
+    command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", str(root / "page.ipynb")]
+    server = f"http://127.0.0.1:{port}"
+    events = []
+
+    def watch(websocket):
+        def received(payload):
+            data = payload if isinstance(payload, bytes) else payload.encode()
+            if b"comm_open" in data and b"plotly-widget-bundle" in data:
+                events.append("figure's widget")
+        websocket.on("framereceived", received)
+
+    with (
+        browser._serving(command, offline_env(tmp_path), tmp_path / "voila.log",
+                         f"{server}/voila/static/favicon.ico", cwd=root, timeout=120),
+        browser.chromium(tmp_path) as page,
+    ):
+        page.on("websocket", watch)
+        page.on("request", lambda request: events.extend(
+            [name for name in (POINTER_PATH, BUNDLE_PATH) if name in request.url]))
+        page.goto(server + "/", timeout=240_000)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=240_000)
+    assert events.count(BUNDLE_PATH) == 1, events
+    assert events.index(POINTER_PATH) < events.index(BUNDLE_PATH) < events.index(
+        "figure's widget"), events

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import anywidget
 import ipywidgets as widgets
@@ -15,6 +16,8 @@ from matplotlib.figure import Figure
 
 from explorer.ui import App, Cancelled, HTMLView, Runner, StatusLine
 from explorer.ui.schema import setting
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -277,7 +280,50 @@ def test_publish_bundle_writes_plotlys_bundle_once_into_the_given_folder(tmp_pat
     bundle = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_bytes()
     assert target.read_bytes() == bundle
     assert publish_bundle(tmp_path) == target
-    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no partial files left
+    # no partial files left: the bundle and its pointer only
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [target.name, "plotly-widget.js"])
+
+
+def test_the_bundles_pointer_names_the_url_the_figures_import(tmp_path):
+    """Voila's template imports the pointer at its fixed address and then the URL it names;
+    the figures import ``<labextensions URL>/BUNDLE_PATH?v=DIGEST``. The two must be one URL
+    (one URL, one evaluation of plotly's 5 MB in the page), resolved as the browser resolves
+    a module's ``new URL(relative, import.meta.url)``."""
+    import re
+    from urllib.parse import urljoin
+
+    from explorer.ui.plotly_widget import (
+        BUNDLE_DIGEST,
+        BUNDLE_PATH,
+        POINTER_PATH,
+        WIDGET_ESM,
+        publish_bundle,
+    )
+
+    publish_bundle(tmp_path)
+    pointer = (tmp_path / POINTER_PATH).read_text()
+    relative = re.search(r'new URL\("([^"]+)", import\.meta\.url\)', pointer).group(1)
+    base = "http://127.0.0.1:8866/voila/labextensions"
+    assert urljoin(f"{base}/{POINTER_PATH}", relative) == f"{base}/{BUNDLE_PATH}?v={BUNDLE_DIGEST}"
+    assert "${base}/" + f"{BUNDLE_PATH}?v={BUNDLE_DIGEST}" in WIDGET_ESM
+    template = (ROOT / "share/jupyter/voila/templates/explorer/index.html.j2").read_text()
+    assert f"${{base}}/{POINTER_PATH}" in template
+
+
+def test_publishing_again_mends_a_pointer_left_by_another_plotly(tmp_path, monkeypatch):
+    """A served folder with this bundle but a stale pointer (a plotly upgraded in place) gets
+    the pointer rewritten, without the bundle being written again."""
+    from explorer.ui import plotly_widget
+
+    target = plotly_widget.publish_bundle(tmp_path)
+    pointer = tmp_path / plotly_widget.POINTER_PATH
+    pointer.write_text('export const bundle = "an older plotly";\n')
+    written = target.stat().st_mtime_ns
+    monkeypatch.setattr(plotly_widget, "labextension_folders", lambda: [tmp_path])
+    assert plotly_widget.publish_bundle() == target
+    assert pointer.read_text() == plotly_widget.POINTER_SOURCE
+    assert target.stat().st_mtime_ns == written
 
 
 def decoded(value):

@@ -55,6 +55,16 @@ BUNDLE_DIGEST = hashlib.sha256(BUNDLE_SOURCE.read_bytes()).hexdigest()[:16]
 #: where the bundle lives below a ``labextensions`` folder (and below the served URL)
 BUNDLE_PATH = f"explorer-plotly/static/plotly-widget-{plotly.__version__}-{BUNDLE_DIGEST}.js"
 BUNDLE_REQUEST = "explorer-plotly-bundle"
+#: a tiny module at a fixed address, beside the bundle, that names the bundle of this plotly:
+#: explorer's Voila template imports it to start plotly's bundle before the first figure arrives
+#: (``share/jupyter/voila/templates/explorer/index.html.j2``). The URL it names resolves to
+#: exactly the one :data:`WIDGET_ESM` imports, so the page evaluates the bundle once.
+POINTER_PATH = "explorer-plotly/static/plotly-widget.js"
+POINTER_SOURCE = (
+    "// written by explorer.ui.plotly_widget.publish_bundle: the bundle of this plotly\n"
+    f'export const bundle = new URL("./{Path(BUNDLE_PATH).name}?v={BUNDLE_DIGEST}", '
+    "import.meta.url).href;\n"
+)
 
 WIDGET_ESM = """\
 // explorer.ui.plotly_widget: plotly's widget bundle, once per page, from a cacheable URL.
@@ -170,15 +180,21 @@ def labextension_folders() -> list[Path]:
 
 
 def publish_bundle(folder: str | Path | None = None) -> Path:
-    """Put plotly's widget bundle where the Jupyter server serves it; return its path.
+    """Put plotly's widget bundle, and the pointer to it (:data:`POINTER_PATH`), where the
+    Jupyter server serves them; return the bundle's path.
 
-    Without ``folder``: nothing is written when a served folder already has this bundle
-    (its name carries plotly's version and the bundle's digest); otherwise it goes into the
-    first writable one of the Jupyter data folder and the environment's
-    ``share/jupyter/labextensions``. The write is atomic, so concurrent kernels are safe."""
+    Without ``folder``: nothing is written when a served folder already has this bundle and
+    its pointer (the bundle's name carries plotly's version and the bundle's digest);
+    otherwise they go into the first writable one of the Jupyter data folder and the
+    environment's ``share/jupyter/labextensions``. The writes are atomic, so concurrent
+    kernels are safe."""
     if folder is None:
         for served in labextension_folders():
             if (served / BUNDLE_PATH).is_file():
+                try:
+                    _write_if_changed(served / POINTER_PATH, POINTER_SOURCE.encode())
+                except OSError:
+                    pass  # the figures still load the bundle themselves
                 return served / BUNDLE_PATH
         candidates = [
             Path(jupyter_data_dir()) / "labextensions",
@@ -189,14 +205,22 @@ def publish_bundle(folder: str | Path | None = None) -> Path:
     for candidate in candidates:
         target = candidate / BUNDLE_PATH
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-            partial.write_bytes(BUNDLE_SOURCE.read_bytes())
-            os.replace(partial, target)
+            _write_if_changed(target, BUNDLE_SOURCE.read_bytes())
+            _write_if_changed(candidate / POINTER_PATH, POINTER_SOURCE.encode())
             return target
         except OSError:
             continue
     raise OSError(f"cannot write plotly's widget bundle into any of {candidates}")
+
+
+def _write_if_changed(target: Path, content: bytes) -> None:
+    """Write ``content`` to ``target`` atomically, unless it holds exactly that already."""
+    if target.is_file() and target.read_bytes() == content:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, target)
 
 
 class BundlePreload(anywidget.AnyWidget):
