@@ -8,6 +8,7 @@ Pure: params in, a :class:`ModesResult` out; no widget and no figure here (the s
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from .._deferred import deferred_import
 from ..deferred import Deferred
+from ..device import threads_for_this_thread
 from . import analysis
 from .fitting import AdamPath, FitResult, adam_path, fit, make_objective
 from .targets import preset_1d, preset_2d, teacher
@@ -51,6 +53,20 @@ def _fit(target_key, family: str, components: int, divergence: str, alpha) -> Fi
 @lru_cache(maxsize=32)
 def _landscape(target_key, divergence: str, alpha) -> analysis.Landscape:
     return analysis.landscape(_target(*target_key), divergence, alpha)
+
+
+#: One thread beside the kernel's: it computes a result's landscape while the kernel's thread
+#: fits (the landscape depends on the target and the divergence only). On a slider move of
+#: notebook 01 the two take about 20 and 25 ms, and torch leaves Python's lock while it computes,
+#: so the landscape's figure goes to the browser right after the densities and the weights
+#: (``benchmarks/bench_browser.py``). Not a daemon: Python waits for it at exit.
+_BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-landscape",
+                             initializer=threads_for_this_thread)
+
+
+def _landscape_beside(landscape_inputs: tuple) -> Future:
+    """:func:`_landscape` of ``landscape_inputs``, started in :data:`_BESIDE`."""
+    return _BESIDE.submit(_landscape, *landscape_inputs)
 
 
 @lru_cache(maxsize=16)
@@ -102,6 +118,9 @@ class ModesResult:
     #: what the landscape is computed from (the target's key, the divergence, alpha); None where
     #: it is not drawn (2D, mixtures)
     landscape_inputs: tuple | None
+    #: the landscape being computed beside the fit (:func:`_landscape_beside`); None: computed
+    #: when first read
+    landscape_later: Future | None = field(default=None, compare=False, repr=False)
     path: AdamPath | None
     path_points: np.ndarray | None
     optima_points: np.ndarray | None
@@ -122,10 +141,14 @@ class ModesResult:
 
     @property
     def landscape(self) -> analysis.Landscape | None:
-        """The objective over a grid of (mean, log std): computed when first read (by its figure,
-        drawn after the densities and the weights have gone to the browser, which draws them
-        meanwhile), then kept per target and divergence."""
-        return None if self.landscape_inputs is None else _landscape(*self.landscape_inputs)
+        """The objective over a grid of (mean, log std): computed beside the fit (see
+        :data:`_BESIDE`) and kept per target and divergence; its figure is drawn after the
+        densities and the weights have gone to the browser."""
+        if self.landscape_inputs is None:
+            return None
+        if self.landscape_later is not None:
+            return self.landscape_later.result()
+        return _landscape(*self.landscape_inputs)
 
     @property
     def seed(self) -> int:
@@ -215,6 +238,8 @@ def compute_modes(params) -> ModesResult:
     components = params.components if params.family == "mixture" else 1
     alpha = _alpha(params)
     two_parameters = params.space != "2D" and components == 1
+    landscape_inputs = (target_key, params.divergence, alpha) if two_parameters else None
+    landscape_later = None if landscape_inputs is None else _landscape_beside(landscape_inputs)
     result = _fit(target_key, params.family, components, params.divergence, alpha)
     kind = result.family.kind
     grid = result.grid
@@ -281,7 +306,7 @@ def compute_modes(params) -> ModesResult:
         scores_later=scores_later,
         coverage=coverage, entropy_q=entropy_q, entropy_p=entropy_p,
         weights=weights, path=path,
-        landscape_inputs=(target_key, params.divergence, alpha) if two_parameters else None,
+        landscape_inputs=landscape_inputs, landscape_later=landscape_later,
         path_points=path_points, optima_points=optima_points, sweep=sweep, monte_carlo=monte_carlo,
         compare_fit=compare_fit, notes=notes)
 

@@ -208,3 +208,34 @@ def test_the_coverage_table_shows_each_modes_masses_with_bars_to_scale(space, ta
     wanted = [(round(110 * m), f"{m:.2f}") for pair in zip(c.p_mass, c.q_mass) for m in pair]
     assert [(int(w), text) for w, text in cells] == wanted
     assert len(c.modes) == html.count("<tr>") - 1 and c.radius in html
+
+
+def test_the_landscape_is_computed_beside_the_fit_and_equals_the_direct_one(monkeypatch):
+    """A slider move computes the landscape in a thread of its own while the kernel's thread
+    fits (``compute._BESIDE``), and reads the very same values as a direct computation."""
+    import threading
+
+    import numpy as np
+
+    from explorer.modes import analysis, compute
+    from explorer.modes.app import ModesParams
+
+    threads = []
+    direct = analysis.landscape
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return direct(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "landscape", recorded)
+    params = ModesParams(separation=4.37)  # a target no other test has cached
+    result = compute.compute_modes(params)
+    assert result.landscape_later is not None
+    land = result.landscape
+    assert threads == [threads[0]] and threads[0].startswith("explorer-landscape")
+    reference = direct(compute._target("1D", params.target, 4.37, params.weight), "reverse_kl")
+    np.testing.assert_array_equal(land.values, reference.values)
+    assert land.reasons == reference.reasons
+    # where no landscape is drawn (a mixture), none is computed
+    assert compute.compute_modes(ModesParams(separation=4.37, family="mixture",
+                                             components=2)).landscape_later is None
