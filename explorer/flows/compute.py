@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..deferred import Deferred
 from .couplings import COUPLINGS, make_pairing
 from .metrics import (
     Reference,
@@ -232,8 +233,18 @@ def pruning_cap(target: str, tau: float) -> Pruning:
 @dataclass
 class Evaluation:
     path: Trajectory
-    scores: Scores | None  # None: not computed yet (see ``explore(scores=False)``)
+    #: the scores, computed when first read (:attr:`scores`); None: not asked for (see
+    #: ``explore(scores=False)``)
+    scores_later: Deferred | None
     landed: np.ndarray  # True where the generated point is within the failure threshold of data
+
+    @property
+    def scores(self) -> Scores | None:
+        """The samples' scores (W2 and the rest), computed when first read: on a slider move
+        by the score table, the last view drawn, after the trajectories and the velocity field
+        have gone to the browser, which draws them meanwhile (see ``ui.App.set``); None where
+        they were not asked for."""
+        return None if self.scores_later is None else self.scores_later.result()
 
 
 _CACHE: dict = {}
@@ -252,12 +263,13 @@ def cached(kind: str, model: FlowModel, args: tuple, make: Callable):
 
 def evaluate(model: FlowModel, steps: int, solver: str, prune_tau: float | None = None,
              n: int = 512) -> Evaluation:
-    """Samples (from a fixed source draw), trajectory and scores of one model, cached."""
+    """Samples (from a fixed source draw), trajectory and scores of one model, cached (the
+    scores are computed when first read: :attr:`Evaluation.scores`)."""
 
     def make():
         sampled = sample_paths(model, steps, solver, prune_tau, n)
-        scores = score(sampled.path.points[-1], reference(model.target),
-                       model_straightness(model))
+        scores = Deferred(lambda: score(sampled.path.points[-1], reference(model.target),
+                                        model_straightness(model)))
         return Evaluation(sampled.path, scores, sampled.landed)
 
     return cached("eval", model, (steps, solver, prune_tau, n), make)

@@ -104,3 +104,35 @@ def test_background_work_runs_with_the_apps_torch_threads(monkeypatch):
     app.train()
     app.runner.join(120)
     assert calls[:1] == [(False, count)]
+
+
+def test_a_slider_move_sends_the_trajectories_before_it_scores_the_samples(monkeypatch):
+    """The selected model's scores (W2 and the rest, about a third of a steps move's compute)
+    are computed when the score table, the last view, is drawn: the trajectories and the
+    velocity field have gone to the browser by then. The scores are those of a direct call."""
+    import explorer.ui.app as ui_app
+
+    order = []
+    real_score, real_refresh = compute.score, ui_app.refresh_view
+
+    def recorded_score(*args, **kwargs):
+        order.append("score")
+        return real_score(*args, **kwargs)
+
+    app = FlowsApp()
+    app.widget  # noqa: B018 - makes the views
+    names = {id(view): name for name, view in app._views.items()}
+
+    def recorded_refresh(view, figure):
+        order.append(names[id(view)])
+        real_refresh(view, figure)
+
+    monkeypatch.setattr(compute, "score", recorded_score)
+    monkeypatch.setattr(ui_app, "refresh_view", recorded_refresh)
+    app.set(steps=app.params.steps + 3)
+    assert order.index("trajectories") < order.index("velocity") < order.index("score")
+    assert order.index("score") < order.index("scores")
+    evaluation, model = app.result.evaluation, app.result.model
+    direct = real_score(evaluation.path.points[-1], compute.reference(model.target),
+                        compute.model_straightness(model))
+    assert evaluation.scores.w2 == direct.w2 and evaluation.scores.nearest == direct.nearest
