@@ -798,3 +798,26 @@ def test_a_figure_that_fails_half_way_through_a_change_leaves_every_view_as_it_w
     assert "cannot be drawn at 7" in app.status.text
     app.set(x=4.0)  # and it goes on from there
     assert first.layout.title.text == "first 4.0" and second.layout.title.text == "second 4.0"
+
+
+def test_an_apps_display_is_its_widget_view_without_the_repr_of_every_child(monkeypatch):
+    """What a notebook shows for ``app``: ipywidgets' widget-view mimebundle (the same model),
+    with a one-line text, never ``repr`` of the widget tree (every child's, plotly's figure
+    data included, for a line no browser shows)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    app = SquareApp()
+    expected = app.widget._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]
+
+    def no_repr(widget):
+        raise AssertionError("the widget tree's repr was asked for")
+
+    monkeypatch.setattr(widgets.Widget, "__repr__", no_repr)
+    with capture_output() as captured:
+        display(app)
+    [output] = captured.outputs
+    assert output.data["application/vnd.jupyter.widget-view+json"] == expected
+    assert output.data["text/plain"] == "SquareApp: " + app.title + " (an interactive widget)"
