@@ -151,10 +151,23 @@ class FlowsApp(ReflowingApp, App):
             super().__init__(**params)
         finally:
             self._staging = False
-        if not self.result.complete:
-            if not self.notes(self.result):
-                self.status.info("computing the scores, W2 curves and noise floor…")
+        # the second stage starts once the widget is built (its views sent to the browser),
+        # or when a script waits for it: a kernel that computed it meanwhile would hold the
+        # first view back, about a third of notebook 03's first cell (2 shared cores)
+        self._second_stage_due = not self.result.complete
+        if self._second_stage_due and not self.notes(self.result):
+            self.status.info("computing the scores, W2 curves and noise floor…")
+
+    def _start_second_stage(self) -> None:
+        """Start the second stage (see :attr:`staged_start`), once."""
+        if self._second_stage_due:
+            self._second_stage_due = False
             self.runner.start(self._complete_first_view, on_done=lambda _: self.apply())
+
+    def _build_widget(self):
+        widget = super()._build_widget()
+        self._start_second_stage()
+        return widget
 
     def _complete_first_view(self, report) -> None:
         """The start's second stage, in the runner (progress shown, controls live): compute
@@ -165,7 +178,9 @@ class FlowsApp(ReflowingApp, App):
         self.compute(self.params)
 
     def wait_until_complete(self, timeout: float | None = None) -> bool:
-        """Wait for the start's second stage (scripts, tests); True once the result is complete."""
+        """Wait for the start's second stage (scripts, tests), starting it if the widget has not
+        been built; True once the result is complete."""
+        self._start_second_stage()
         self.runner.join(timeout)
         return self.result.complete
 

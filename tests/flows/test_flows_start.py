@@ -26,6 +26,10 @@ def test_the_first_view_comes_without_w2_and_the_complete_one_follows_by_itself(
     HeldStart.release.clear()
     app = HeldStart()
     first = app.result
+    # nothing computes beside the first view while its widgets are made and sent: the second
+    # stage starts once the widget is built
+    assert not app.runner.busy and "computing" in app.status.text
+    app.widget  # noqa: B018 - builds it
     assert not first.complete and first.noise_floor is None
     assert first.evaluation.scores is None and all(row.scores is None for row in first.rows)
     assert all(row.curve is None for row in first.rows)
