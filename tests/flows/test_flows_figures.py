@@ -118,3 +118,31 @@ def test_what_the_widget_sends_is_json_without_nan(app, view):
     figure = app.figures[view]
     sent = _py_to_js({"data": [t.to_plotly_json() for t in figure.data]}, None)
     json.dumps(_json_part(sent), allow_nan=False)
+
+
+@pytest.mark.parametrize("rows, cols", [(2, 6), (3, 4), (1, 1), (2, 5)])
+def test_the_grid_layout_is_make_subplots_without_its_validation(rows, cols):
+    """The comparison grid's axes and title annotations, made by hand, are plotly's
+    make_subplots' (the reference) to rounding."""
+    from plotly.subplots import make_subplots
+
+    from explorer.flows.figures import _figure, _grid_layout
+
+    reference = make_subplots(rows, cols, subplot_titles=["."] * (rows * cols),
+                              horizontal_spacing=0.02, vertical_spacing=0.12,
+                              figure=_figure()).layout.to_plotly_json()
+    mine = _grid_layout(rows, cols)
+    assert set(mine) == set(reference)
+
+    def same(a, b):
+        if isinstance(a, dict):
+            return isinstance(b, dict) and set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        if isinstance(a, float):
+            return abs(a - b) <= 1e-12
+        return a == b
+
+    for name, value in reference.items():
+        if name != "template":
+            assert same(mine[name], value), name
