@@ -98,16 +98,47 @@ def _clouds(r: FlowsResult, samples: np.ndarray | None = None, landed: np.ndarra
     return [image, *entries]
 
 
-def _square(traces: list[dict], extent: float, size: int = 320, title: str = "") -> go.Figure:
+def _square(traces: list[dict], extent: float, size: int = 320, title: str = "",
+            shapes: list[dict] | None = None) -> go.Figure:
     """A square figure of the plane (unvalidated, as every figure here: plotly's validation
     is most of the time of a slider move; the tests validate every figure once)."""
     axis = dict(range=[-extent, extent], showgrid=False, zeroline=False)
     return go.Figure(_validate=False, data=traces, layout=dict(
         template=TEMPLATE, title=dict(text=title, x=0.02, font=dict(size=13)), width=size,
+        shapes=shapes or [],
         height=size + 70, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.12, font=dict(size=10)),
         xaxis=dict(axis, title=dict(text="x₁", standoff=2)),
         yaxis=dict(axis, title=dict(text="x₂", standoff=2), scaleanchor="x", scaleratio=1)))
+
+
+def svg_path(xs: np.ndarray, ys: np.ndarray) -> str:
+    """The polylines of ``xs``, ``ys`` (separated by NaN, as :func:`_segments`, :func:`_arrows`
+    and :func:`_crosses` make them) as one SVG path in data coordinates, ``M x,y L x,y ...``,
+    to 6 significant digits (a thousandth of a pixel of these figures)."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    drawn = np.isfinite(xs) & np.isfinite(ys)
+    starts = drawn & ~np.concatenate([[False], drawn[:-1]])  # a point after a gap, or the first
+    return "".join(f"{'M' if start else 'L'}{x:.6g},{y:.6g}"
+                   for x, y, start in zip(xs[drawn], ys[drawn], starts[drawn], strict=True))
+
+
+def _lines(xs: np.ndarray, ys: np.ndarray, colour: str, width: float, opacity: float = 1.0,
+           name: str | None = None) -> tuple[dict, dict | None]:
+    """Many polylines (separated by NaN) as one layout shape, and a legend entry for it where
+    ``name`` is given.
+
+    plotly draws a line trace as one SVG node per gap-separated piece, and styles each again
+    on every redraw: the trajectories (160 paths and 160 crosses, 482 nodes) and the velocity
+    field (289 arrows) cost a third of their figures' redraw on every slider move (issue 16
+    item 5, measured in Chromium, ``benchmarks/bench_browser.py``). A path shape is one node,
+    and a move that changes other traces does not redraw it."""
+    shape = dict(type="path", path=svg_path(xs, ys), xref="x", yref="y", layer="above",
+                 line=dict(color=colour, width=width), opacity=opacity)
+    entry = None if name is None else dict(
+        type="scatter", x=[None], y=[None], mode="lines", name=name, hoverinfo="skip",
+        line=dict(color=colour, width=max(width, 1.5)))
+    return shape, entry
 
 
 def _segments(starts: np.ndarray, ends: np.ndarray):
@@ -133,15 +164,15 @@ def _arrows(starts: np.ndarray, ends: np.ndarray, head: float = 0.3, angle: floa
     return path[:, :, 0].ravel(), path[:, :, 1].ravel()
 
 
-def _crosses(points: np.ndarray, extent: float, size: int = 320, pixels: float = 2.0) -> dict:
-    """A cross (x) at every point, ``pixels`` from its centre to a tip, drawn as one path (the
-    same look as plotly's "x" markers, without a node per point)."""
+def _crosses(points: np.ndarray, extent: float, size: int = 320,
+             pixels: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """x, y arrays drawing a cross (x) at every point, ``pixels`` from its centre to a tip, as
+    strokes separated by NaN (the same look as plotly's "x" markers, without a node per
+    point)."""
     d = pixels * 2 * extent / (size - 50)  # the plot area is the figure less its margins
     corners = np.array([[-d, -d], [d, d], [np.nan, np.nan], [-d, d], [d, -d], [np.nan, np.nan]])
     path = points[:, None, :] + corners[None]  # (n, 6, 2)
-    return dict(type="scatter", x=path[:, :, 0].ravel(), y=path[:, :, 1].ravel(), mode="lines",
-                name="x0", showlegend=False, line=dict(color=SOURCE, width=1.5),
-                hoverinfo="skip")
+    return path[:, :, 0].ravel(), path[:, :, 1].ravel()
 
 
 def _caps(r: FlowsResult) -> list[dict]:
@@ -187,19 +218,21 @@ def trajectories(r: FlowsResult) -> go.Figure:
               *_caps(r)]
     path = r.evaluation.path.points[:, :N_PATHS].numpy()
     landed = r.evaluation.landed[:N_PATHS]
+    shapes = []  # the paths and the crosses: one SVG node each (see _lines)
     for mask, colour, name in ((landed, LANDED, "lands on data"), (~landed, MISSED, "misses")):
         if mask.any():
             chunk = path[:, mask]
             xs = np.concatenate([chunk[:, :, 0], np.full((1, chunk.shape[1]), np.nan)]).T.ravel()
             ys = np.concatenate([chunk[:, :, 1], np.full((1, chunk.shape[1]), np.nan)]).T.ravel()
-            traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name=name,
-                               line=dict(color=colour, width=0.8), opacity=0.6))
-    traces.append(_crosses(path[0], r.extent))
+            shape, entry = _lines(xs, ys, colour, 0.8, opacity=0.6, name=name)
+            shapes.append(shape)
+            traces.append(entry)
+    shapes.append(_lines(*_crosses(path[0], r.extent), SOURCE, 1.5)[0])
     traces.append(dict(_legend_entry("x0", SOURCE, size=4), marker=dict(
         size=4, color=SOURCE, symbol="x")))
     nfe = r.evaluation.path.nfe
     return _square(traces, r.extent, title=f"{_title(r)}<br><sub>{r.solver}, {r.steps} steps, "
-                                           f"{nfe} evaluations of v</sub>")
+                                           f"{nfe} evaluations of v</sub>", shapes=shapes)
 
 
 def velocity(r: FlowsResult) -> go.Figure:
@@ -213,9 +246,10 @@ def velocity(r: FlowsResult) -> go.Figure:
     scale = 0.9 * (2 * r.extent / 17) / max(np.quantile(speed, 0.95), 1e-9)
     starts = np.stack([xx, yy], 1)
     xs, ys = _arrows(starts, starts + scale * np.stack([u, v], 1))
-    traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name="v(x, t)",
-                       line=dict(color="#555555", width=1), hoverinfo="skip"))
-    return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}")
+    arrows, entry = _lines(xs, ys, "#555555", 1, name="v(x, t)")  # one SVG node (see _lines)
+    traces.append(entry)
+    return _square(traces, r.extent, title=f"velocity field and samples at t = {r.time:.2f}",
+                   shapes=[arrows])
 
 
 #: A grid cell's side in pixels: six sources and two squares fit beside the controls at 1440 px.

@@ -72,12 +72,10 @@ def test_point_clouds_are_images_and_no_markers_are_left(app):
         )
         go.Figure(figure.to_dict())  # valid
     assert markers == {"trajectories": 0, "velocity": 0, "grid": 0}
-    crosses = next(
-        t for t in app.figures["trajectories"].data if t.name == "x0" and t.mode == "lines"
-    )
+    crosses = polylines(app.figures["trajectories"].layout.shapes[-1].path)
     starts = app.result.evaluation.path.points[0, : figures.N_PATHS].numpy()
-    centres = np.stack([crosses.x, crosses.y], 1).reshape(-1, 6, 2)[:, [0, 1]].mean(1)
-    np.testing.assert_allclose(centres, starts, atol=1e-6)  # one x per path start
+    centres = np.array(crosses).reshape(-1, 2, 2, 2)[:, 0].mean(1)  # each cross: two strokes
+    np.testing.assert_allclose(centres, starts, rtol=1e-5, atol=1e-5)  # one x per path start
     assert len(app.figures["grid"].data) == 12  # one image per cell
 
 
@@ -146,3 +144,52 @@ def test_the_grid_layout_is_make_subplots_without_its_validation(rows, cols):
     for name, value in reference.items():
         if name != "template":
             assert same(mine[name], value), name
+
+
+def polylines(path: str) -> list[np.ndarray]:
+    """An SVG path of M and L commands (``figures.svg_path``) read back: its polylines, each
+    an (n, 2) array; an independent parser (a regular expression)."""
+    import re
+
+    pieces = []
+    for command, x, y in re.findall(r"([ML])([-+0-9.eE]+),([-+0-9.eE]+)", path):
+        if command == "M":
+            pieces.append([])
+        pieces[-1].append((float(x), float(y)))
+    assert "".join(re.findall(r"[ML][-+0-9.eE]+,[-+0-9.eE]+", path)) == path  # nothing else
+    return [np.array(piece) for piece in pieces]
+
+
+def test_the_trajectories_and_the_velocity_field_are_one_svg_path_per_line_collection(app):
+    """plotly draws a line trace as one SVG node per NaN-separated piece (482 nodes in the
+    trajectories, 289 in the velocity field, restyled on every slider move): the paths, the
+    crosses and the arrows are layout shapes, one path each, that read back to the very
+    polylines (to 6 significant digits), with a legend entry for each kind of line."""
+    r = app.result
+    trajectories, velocity = app.figures["trajectories"], app.figures["velocity"]
+    for figure in (trajectories, velocity):
+        assert not [t for t in figure.data if t.type == "scatter" and t.x is not None
+                    and len(t.x) > 20]  # no line trace of many pieces is left
+        go.Figure(figure.to_dict())  # valid
+    path = r.evaluation.path.points[:, : figures.N_PATHS].numpy()
+    landed = r.evaluation.landed[: figures.N_PATHS]
+    shapes = trajectories.layout.shapes
+    drawn = {shape.line.color: polylines(shape.path) for shape in shapes[:-1]}
+    for mask, colour in ((landed, figures.LANDED), (~landed, figures.MISSED)):
+        expected = [path[:, i] for i in np.flatnonzero(mask)]
+        assert len(drawn.get(colour, [])) == len(expected)
+        for mine, theirs in zip(drawn.get(colour, []), expected, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-5)
+    legend = [t.name for t in trajectories.data if t.type == "scatter" and t.mode == "lines"]
+    assert legend == [name for name, mask in (("lands on data", landed), ("misses", ~landed))
+                      if mask.any()]
+    [arrows] = velocity.layout.shapes
+    xx, yy, u, v = (a.ravel() for a in r.field)
+    starts = np.stack([xx, yy], 1)
+    speed = np.hypot(u, v)
+    scale = 0.9 * (2 * r.extent / 17) / max(np.quantile(speed, 0.95), 1e-9)
+    xs, ys = figures._arrows(starts, starts + scale * np.stack([u, v], 1))
+    expected = np.stack([xs, ys], 1).reshape(-1, 6, 2)[:, :5]  # tail, tip, barb, tip, barb
+    np.testing.assert_allclose(np.array(polylines(arrows.path)), expected, rtol=1e-5, atol=1e-5)
+    assert [t.name for t in velocity.data if t.type == "scatter" and t.mode == "lines"] == [
+        "v(x, t)"]
