@@ -394,10 +394,14 @@ def wait_for_titles(page, k: int, count: int = 3, timeout_ms: int = 120_000) -> 
 
 def assert_plotly_arrives_once_as_a_cacheable_file(counter) -> None:
     """plotly's bundle came over HTTP at most once, cacheable, and no websocket frame (nor
-    all of them together) came near its 5 MB."""
-    bundles = [r for r in counter.responses if "explorer-plotly/static/" in r["url"]]
+    all of them together) came near its 5 MB; the pointer to it (Voila's template asks for it
+    to start the bundle early) at most once."""
+    from explorer.ui.plotly_widget import BUNDLE_PATH, POINTER_PATH
+
+    bundles = [r for r in counter.responses if BUNDLE_PATH in r["url"]]
     assert len(bundles) <= 1, [r["url"] for r in bundles]
     assert all(r["kind"] == "cacheable" for r in bundles), bundles
+    assert len([r for r in counter.responses if POINTER_PATH in r["url"]]) <= 1
     assert max(counter.frames, default=0) < 1_000_000, "a websocket frame carried over 1 MB"
     assert counter.websocket + counter.uncacheable < 3_000_000, (
         f"{counter.websocket} websocket + {counter.uncacheable} uncacheable HTTP bytes"
