@@ -263,7 +263,11 @@ ROWS = [
     ("Lab: Run All to first figure (s)", "run_all_first_s", "{:.1f}", "<= 5",
      lambda v: v <= 5),
     ("Lab: page load to first figure (s)", "lab_first_s", "{:.1f}", "", None),
-    ("Voila: first figure (s)", "voila_first_s", "{:.1f}", "<= 5", lambda v: v <= 5),
+    # issue 16 sets the first-figure budget on Lab's Run All (the row above); a dashboard's
+    # page has no Run All: from navigation start it also carries Voila's own page load, and
+    # 5 s is this project's target for it
+    ("Voila: navigation start to first figure (s)", "voila_first_s", "{:.1f}", "target <= 5",
+     lambda v: v <= 5),
     ("keydown to first figure change (ms, median)", "first_ms", "{:.0f}", "", None),
     ("keydown to last figure change (ms, median)", "last_ms", "{:.0f}", "<= 150",
      lambda v: v <= 150),
