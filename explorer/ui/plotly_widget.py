@@ -12,7 +12,9 @@ Three things differ from plotly's own ``FigureWidget``:
    (``/voila/labextensions/``) both serve as static files, and the widget's small module
    :data:`WIDGET_ESM` imports it from that URL: the browser fetches it once per page (module
    imports of one URL share one evaluation) and keeps it in its HTTP cache. Where no Jupyter
-   server serves that folder, the module asks the kernel for the bundle once per page.
+   server serves that folder, the module asks the kernel for the bundle once per page. Beside
+   the bundle, a tiny module at a fixed address names it (:data:`POINTER_PATH`): explorer's
+   Voila template imports it to start the bundle before the kernel has made a figure.
 2. **A view that connects late sees the current figure.** plotly syncs the figure's full state
    (``_widget_data``, ``_widget_layout``) only when the widget is made; later changes travel as
    one-off messages. A browser that connects afterwards (a reload, Lab after save and reload,
