@@ -5,6 +5,7 @@ JUPYTER_PATH / JUPYTER_CONFIG_PATH pointing at the repository, the same layout."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -62,8 +63,10 @@ def offline_env(tmp_home: Path) -> dict:
     )
 
 
-@pytest.mark.browser
-def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
+@contextlib.contextmanager
+def dashboard(tmp_path: Path, cells: list):
+    """Voila serving a notebook of ``cells`` offline, with this repository's template and
+    config, and a Chromium page (not yet opened on it); yields (page, the server's URL)."""
     pytest.importorskip("voila")
     pytest.importorskip("playwright.sync_api")
     if not os.path.exists("/usr/bin/chromium"):
@@ -74,15 +77,6 @@ def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
 
     root = tmp_path / "nb"
     root.mkdir()
-    lab_only = {"tags": ["lab-only"]}
-    cells = [
-        nbformat.v4.new_markdown_cell("# shown in both"),
-        nbformat.v4.new_markdown_cell("run the cell below (Shift+Enter)", metadata=lab_only),
-        nbformat.v4.new_code_cell("print('printed under the hood')", metadata=lab_only),
-        nbformat.v4.new_code_cell(
-            "import ipywidgets as w\nw.Button(description='an icon button', icon='play')"
-        ),
-    ]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "page.ipynb")
     port = browser.free_port()
     command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
@@ -93,6 +87,25 @@ def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
                          f"{server}/voila/static/favicon.ico", cwd=root, timeout=120),
         browser.chromium(tmp_path) as page,
     ):
+        yield page, server
+
+
+@pytest.mark.browser
+def test_a_dashboard_asks_no_other_host_and_hides_lab_only_cells(tmp_path):
+    import nbformat
+
+    from tests import browser
+
+    lab_only = {"tags": ["lab-only"]}
+    cells = [
+        nbformat.v4.new_markdown_cell("# shown in both"),
+        nbformat.v4.new_markdown_cell("run the cell below (Shift+Enter)", metadata=lab_only),
+        nbformat.v4.new_code_cell("print('printed under the hood')", metadata=lab_only),
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w\nw.Button(description='an icon button', icon='play')"
+        ),
+    ]
+    with dashboard(tmp_path, cells) as (page, server):
         requested = []
         page.on("request", lambda request: requested.append(request.url))
         page.goto(server + "/", timeout=240_000)
@@ -120,18 +133,11 @@ def test_a_dashboard_starts_plotlys_bundle_before_the_kernel_makes_a_figure(tmp_
     as it has asked the server to run the notebook; here the kernel sleeps 3 s before it makes
     its figure, and the bundle is requested before the figure's widget reaches the page. The
     figure imports the same URL: the page fetches the bundle once, and draws the figure."""
-    pytest.importorskip("voila")
-    pytest.importorskip("playwright.sync_api")
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("Debian's chromium is not installed")
     import nbformat
 
     from explorer.ui.plotly_widget import BUNDLE_PATH, POINTER_PATH, publish_bundle
-    from tests import browser
 
     publish_bundle()  # what `make install` and Binder's postBuild do
-    root = tmp_path / "nb"
-    root.mkdir()
     cells = [
         nbformat.v4.new_code_cell("import time\ntime.sleep(3)"),
         nbformat.v4.new_code_cell(
@@ -139,11 +145,6 @@ def test_a_dashboard_starts_plotlys_bundle_before_the_kernel_makes_a_figure(tmp_
             "FigureWidget({'data': [{'type': 'scatter', 'y': [1, 3, 2]}]})"
         ),
     ]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), root / "page.ipynb")
-    port = browser.free_port()
-    command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
-               "--Voila.ip=127.0.0.1", str(root / "page.ipynb")]
-    server = f"http://127.0.0.1:{port}"
     events = []
 
     def watch(websocket):
@@ -153,11 +154,7 @@ def test_a_dashboard_starts_plotlys_bundle_before_the_kernel_makes_a_figure(tmp_
                 events.append("figure's widget")
         websocket.on("framereceived", received)
 
-    with (
-        browser._serving(command, offline_env(tmp_path), tmp_path / "voila.log",
-                         f"{server}/voila/static/favicon.ico", cwd=root, timeout=120),
-        browser.chromium(tmp_path) as page,
-    ):
+    with dashboard(tmp_path, cells) as (page, server):
         page.on("websocket", watch)
         page.on("request", lambda request: events.extend(
             [name for name in (POINTER_PATH, BUNDLE_PATH) if name in request.url]))
