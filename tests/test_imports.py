@@ -92,6 +92,18 @@ def test_default_flows_view_needs_neither_pot_nor_scikit_learn():
     assert not loaded & {"ot", "sklearn", "scipy.optimize"}
 
 
+@pytest.mark.slow
+def test_the_flows_first_view_loads_no_numba_and_the_complete_one_does():
+    """A notebook's first flows view shows no W2 (the app's two-stage start): it is made before
+    numba and llvmlite are loaded (about 0.2 s of a kernel's start, on the Voila page's critical
+    path); the first W2, in the second stage, loads them."""
+    first = modules_loaded_by(
+        "from explorer.flows import FlowsApp\nFlowsApp.staged_start = True\napp = FlowsApp()\n"
+        "assert not app.result.complete\nfigures = [app.figures[name] for name in app.figures]")
+    assert not first & {"numba", "llvmlite"}
+    assert "numba" in modules_loaded_by("from explorer.flows import FlowsApp\nFlowsApp()")
+
+
 def test_the_apps_load_matplotlib_only_when_a_figure_needs_it():
     """No app draws with matplotlib today, so its ~23 MB stay out of every kernel; the view layer
     still shows a matplotlib figure made elsewhere (checked in test_ui)."""

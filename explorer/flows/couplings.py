@@ -16,8 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .assignment import solve_inner_product_assignment
+from .._deferred import deferred_import
 from .metrics import pairwise_distances
+
+assignment = deferred_import("explorer.flows.assignment", globals())  # numba: at first use
 
 COUPLINGS = {
     "independent": "independent (I-CFM)",
@@ -67,7 +69,7 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, solver: str = "shortest_p
     if solver == "shortest_path":
         x = x0.detach().cpu().double().numpy()
         y = x1.detach().cpu().double().numpy()
-        return solve_inner_product_assignment(x, y).permutation
+        return assignment.solve_inner_product_assignment(x, y).permutation
     from scipy.optimize import linear_sum_assignment  # scipy.optimize: ~13 MB, rarely used
 
     cost = pairing_cost(x0, x1)

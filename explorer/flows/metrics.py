@@ -26,7 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .assignment import power_of_two_scale, solve_inner_product_assignment
+from .._deferred import deferred_import
+
+# numba compiles (or loads from its disk cache) the assignment solver's kernels: imported at the
+# first W2, not with the package, so a notebook's first view (which shows no W2, see the app's
+# two-stage start) is made before numba and llvmlite are loaded (about 0.2 s of a kernel's start)
+assignment = deferred_import("explorer.flows.assignment", globals())
 
 
 def _array(x) -> np.ndarray:
@@ -47,7 +52,7 @@ def w2(x, y) -> float:
     x, y = _array(x), _array(y)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("inf")
-    scale = power_of_two_scale(max(float(np.abs(x).max()), float(np.abs(y).max())))
+    scale = assignment.power_of_two_scale(max(float(np.abs(x).max()), float(np.abs(y).max())))
     return float(scale * _w2_of_moderate_points(x / scale, y / scale))
 
 
@@ -61,7 +66,7 @@ def _w2_of_moderate_points(x: np.ndarray, y: np.ndarray) -> float:
     if len(y) % len(x) == 0 or len(x) % len(y) == 0:
         x = np.repeat(x, max(len(y) // len(x), 1), axis=0)
         y = np.repeat(y, max(len(x) // len(y), 1), axis=0)
-        partner = solve_inner_product_assignment(x, y).permutation
+        partner = assignment.solve_inner_product_assignment(x, y).permutation
         return float(np.sqrt(((x - y[partner]) ** 2).sum(1).mean()))
     import ot  # POT pulls in scikit-learn and scipy.stats: loaded only when used
 
