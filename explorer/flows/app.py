@@ -153,7 +153,8 @@ class FlowsApp(ReflowingApp, App):
             self._staging = False
         # the second stage starts once the widget is built (its views sent to the browser),
         # or when a script waits for it: a kernel that computed it meanwhile would hold the
-        # first view back, about a third of notebook 03's first cell (2 shared cores)
+        # first view back (measured: about a third of notebook 03's first cell on 2 shared
+        # cores, an observation)
         self._second_stage_due = not self.result.complete
         if self._second_stage_due and not self.notes(self.result):
             self.status.info("computing the scores, W2 curves and noise floor…")

@@ -129,10 +129,10 @@ def _lines(xs: np.ndarray, ys: np.ndarray, colour: str, width: float, opacity: f
     ``name`` is given.
 
     plotly draws a line trace as one SVG node per gap-separated piece, and styles each again
-    on every redraw: the trajectories (160 paths and 160 crosses, 482 nodes) and the velocity
-    field (289 arrows) cost a third of their figures' redraw on every slider move (issue 16
-    item 5, measured in Chromium, ``benchmarks/bench_browser.py``). A path shape is one node,
-    and a move that changes other traces does not redraw it."""
+    on every redraw: the trajectories' :data:`N_PATHS` paths and twice as many cross strokes,
+    and the velocity field's 17 x 17 arrows, cost about a third of their figures' redraw on
+    every slider move (issue 16 item 5; measured in Chromium, an observation). A path shape
+    is one node, and a move that changes other traces does not redraw it."""
     shape = dict(type="path", path=svg_path(xs, ys), xref="x", yref="y", layer="above",
                  line=dict(color=colour, width=width), opacity=opacity)
     entry = None if name is None else dict(
@@ -266,8 +266,9 @@ def _grid_layout(n_rows: int, n_cols: int, horizontal_spacing: float = 0.02,
                  vertical_spacing: float = 0.12) -> dict:
     """The axes and title annotations of a grid of subplots, row 1 on top, as a plain dict:
     what ``plotly.subplots.make_subplots(n_rows, n_cols, subplot_titles=...)`` makes (the tests
-    compare the two), without its validation of a whole figure (about 0.3 s of notebook 03's
-    first cell, with the lazy imports of plotly's layout classes)."""
+    compare the two), without its validation of a whole figure (measured: about 0.3 s of
+    notebook 03's first cell, with the lazy imports of plotly's layout classes; an
+    observation)."""
     # as make_subplots computes them: running sums from the bottom left, clamped to [0, 1]
     widths = [(1.0 - horizontal_spacing * (n_cols - 1)) / n_cols] * n_cols
     heights = [(1.0 - vertical_spacing * (n_rows - 1)) / n_rows] * n_rows

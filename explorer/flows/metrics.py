@@ -30,7 +30,8 @@ from .._deferred import deferred_import
 
 # numba compiles (or loads from its disk cache) the assignment solver's kernels: imported at the
 # first W2, not with the package, so a notebook's first view (which shows no W2, see the app's
-# two-stage start) is made before numba and llvmlite are loaded (about 0.2 s of a kernel's start)
+# two-stage start) is made before numba and llvmlite are loaded (measured: about 0.2 s of a
+# kernel's start, an observation)
 assignment = deferred_import("explorer.flows.assignment", globals())
 
 

@@ -57,7 +57,8 @@ def _landscape(target_key, divergence: str, alpha) -> analysis.Landscape:
 
 #: One thread beside the kernel's: it computes a result's landscape while the kernel's thread
 #: fits (the landscape depends on the target and the divergence only). On a slider move of
-#: notebook 01 the two take about 20 and 25 ms, and torch leaves Python's lock while it computes,
+#: notebook 01 the two take about 20 and 25 ms (measured here, an observation), and torch
+#: leaves Python's lock while it computes,
 #: so the landscape's figure goes to the browser right after the densities and the weights
 #: (``benchmarks/bench_browser.py``). Not a daemon: Python waits for it at exit.
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-landscape",

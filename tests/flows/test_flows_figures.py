@@ -191,5 +191,10 @@ def test_the_trajectories_and_the_velocity_field_are_one_svg_path_per_line_colle
     xs, ys = figures._arrows(starts, starts + scale * np.stack([u, v], 1))
     expected = np.stack([xs, ys], 1).reshape(-1, 6, 2)[:, :5]  # tail, tip, barb, tip, barb
     np.testing.assert_allclose(np.array(polylines(arrows.path)), expected, rtol=1e-5, atol=1e-5)
+    # the pieces each shape stands for (the docstring of figures._lines): N_PATHS paths, two
+    # strokes per cross, 17 x 17 arrows
+    assert sum(len(polylines(shape.path)) for shape in shapes[:-1]) == figures.N_PATHS == 160
+    assert len(polylines(shapes[-1].path)) == 2 * figures.N_PATHS
+    assert len(polylines(arrows.path)) == 17 * 17
     assert [t.name for t in velocity.data if t.type == "scatter" and t.mode == "lines"] == [
         "v(x, t)"]
