@@ -473,11 +473,16 @@ class CommTraffic:
         return comms
 
     def figure_messages(self, mark: int) -> dict[str, list[KernelMessage]]:
-        """The comm messages to or from plotly figure widgets after ``mark``, per comm."""
+        """The comm messages to or from plotly figure widgets after ``mark``, per comm; not
+        ipywidgets' count of a widget's views (``_view_count``: the page reports a view it has
+        made, the kernel echoes it), which carries nothing of the figure and whose timing is
+        the page's: under load, a view made before ``mark`` may report after it (CI, issue 16)."""
         figures = self.plotly_comms()
         found: dict[str, list[KernelMessage]] = {}
         for message in self.since(mark):
             if message.msg_type == "comm_msg" and message.comm_id in figures:
+                if set(message.state) == {"_view_count"}:
+                    continue
                 found.setdefault(message.comm_id, []).append(message)
         return found
 
