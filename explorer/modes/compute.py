@@ -58,9 +58,11 @@ def _landscape(target_key, divergence: str, alpha) -> analysis.Landscape:
 #: One thread beside the kernel's: it computes a result's landscape while the kernel's thread
 #: fits (the landscape depends on the target and the divergence only). On a slider move of
 #: notebook 01 the two take about 20 and 25 ms (measured here, an observation), and torch
-#: leaves Python's lock while it computes,
-#: so the landscape's figure goes to the browser right after the densities and the weights
-#: (``benchmarks/bench_browser.py``). Not a daemon: Python waits for it at exit.
+#: leaves Python's lock while it computes, so the landscape's figure goes to the browser right
+#: after the densities and the weights (``benchmarks/bench_browser.py``). One kept thread, not a
+#: :class:`explorer.deferred.Deferred` per move: that starts a thread each time and hands the
+#: heap back afterwards (3-6 ms), right for long work, not for every slider move. Not a daemon:
+#: Python waits for it at exit.
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-landscape",
                              initializer=threads_for_this_thread)
 
